@@ -1,0 +1,21 @@
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store;
+
+/// The process is up and answering.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ready to serve: the database answers.
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    store::ping(&state.pool).await.map_err(|error| {
+        tracing::warn!(error = %error, "readiness: database unreachable");
+        ApiError::unavailable("database_unavailable", "the database is not reachable")
+            .retry_after(5)
+    })?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })))
+}

@@ -1,0 +1,51 @@
+//! The HTTP layer: routes, and the JSON shape of every error.
+
+mod health;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz));
+}
+
+/// JSON bodies: size limit, and a coded 4xx for anything that does not parse.
+#[must_use]
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|error, _req| json_error(&error).into())
+}
+
+fn json_error(error: &JsonPayloadError) -> ApiError {
+    match error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                error.to_string(),
+            )
+        }
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ),
+        JsonPayloadError::Deserialize(inner) if inner.is_data() => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", inner.to_string())
+        }
+        other => ApiError::bad_request("malformed_json", other.to_string()),
+    }
+}
+
+/// Every path no route claims.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(
+        "route_not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
+}

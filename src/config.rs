@@ -1,0 +1,188 @@
+//! Layered settings: the embedded `config/default.toml`, then an optional file, then
+//! `HALLMARK__SECTION__KEY` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sqlx::postgres::PgConnectOptions;
+
+/// The defaults ship inside the binary so `hallmark` runs from any directory.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub storage: StorageSettings,
+    pub model: ModelSettings,
+    pub limits: LimitSettings,
+    pub log: LogSettings,
+    #[serde(default)]
+    pub provenance: ProvenanceSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub shutdown_timeout_s: u64,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// May carry a password; `SecretString` keeps it out of `Debug` output and logs.
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_s: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StorageSettings {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelSettings {
+    pub dir: PathBuf,
+    pub name: String,
+    pub device: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub max_request_bytes: usize,
+    pub max_image_pixels: u64,
+    pub queue_depth: usize,
+    pub max_batch: usize,
+    pub batch_delay_ms: u64,
+    pub request_timeout_ms: u64,
+}
+
+/// Content Credentials signing and verification (see `src/provenance/`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ProvenanceSettings {
+    /// PEM certificate chain (leaf first) of an operator-supplied signing identity; empty means
+    /// the chain `hallmark init` creates in the keys directory.
+    pub cert_chain: Option<PathBuf>,
+    /// PKCS#8 PEM Ed25519 private key matching `cert_chain`; empty means the generated one.
+    pub private_key: Option<PathBuf>,
+    /// Extra trust anchors (PEM bundle) for verification, besides our own root CA.
+    pub trust_anchors: Option<PathBuf>,
+    /// RFC 3161 time-stamp authority (plain `http://` URL); empty means no time-stamp.
+    pub tsa_url: Option<String>,
+    /// Days a newly issued signing certificate is valid; 0 means the default (397).
+    pub signing_cert_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Settings {
+    /// Loads the layered settings.
+    ///
+    /// # Errors
+    /// When the file given is missing or unreadable, or a value has the wrong type.
+    pub fn load(file: Option<&Path>) -> Result<Self, config::ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        builder
+            .add_source(
+                config::Environment::with_prefix("HALLMARK")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()
+    }
+}
+
+impl ServerSettings {
+    #[must_use]
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Parsed listen address, when `host` is an IP literal.
+    #[must_use]
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.address().parse().ok()
+    }
+}
+
+impl DatabaseSettings {
+    /// Connection options parsed from the URL.
+    ///
+    /// # Errors
+    /// When the URL is not a valid PostgreSQL URL.
+    pub fn connect_options(&self) -> Result<PgConnectOptions, sqlx::Error> {
+        self.url.expose_secret().parse()
+    }
+
+    #[must_use]
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.acquire_timeout_s)
+    }
+}
+
+impl StorageSettings {
+    #[must_use]
+    pub fn keys_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+
+    #[must_use]
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_hide_the_database_url() {
+        let settings = Settings::load(None).expect("embedded defaults parse");
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(settings.log.format, LogFormat::Pretty);
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("postgres://"), "database URL leaked: {printed}");
+    }
+
+    #[test]
+    fn a_file_overrides_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("hallmark-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("override.toml");
+        std::fs::write(&file, "[server]\nport = 9123\n[log]\nformat = \"json\"\n").unwrap();
+        let settings = Settings::load(Some(&file)).unwrap();
+        assert_eq!(settings.server.port, 9123);
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert_eq!(settings.server.host, "127.0.0.1", "untouched keys keep their default");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        assert!(Settings::load(Some(Path::new("/nonexistent/hallmark.toml"))).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! Hallmark: GAN image generation with signed C2PA Content Credentials, a tamper-evident
+//! registry in PostgreSQL, and checks of uploaded images for AI origin.
+
+pub mod api;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod gan;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use startup::Application;

@@ -1,0 +1,82 @@
+//! Builds the running service: the bound listener, the shared state and the routes.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use sqlx::PgPool;
+use tracing_actix_web::TracingLogger;
+
+use crate::api;
+use crate::config::Settings;
+use crate::store;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Settings,
+}
+
+/// A service bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds the listener and builds the server with a lazily connecting database pool.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the database URL is malformed.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = store::lazy_pool(&settings.database)?;
+        Self::build_with_pool(settings, pool)
+    }
+
+    /// As [`Application::build`], on a pool the caller made (tests use a fresh database).
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.server.address())?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.server.workers;
+        let shutdown_timeout = settings.server.shutdown_timeout_s;
+        let max_body = settings.limits.max_request_bytes;
+        let state = web::Data::new(AppState { pool, settings });
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(api::json_config(max_body))
+                .app_data(web::PayloadConfig::new(max_body))
+                .configure(api::routes)
+                .default_service(web::to(api::not_found))
+        })
+        .shutdown_timeout(shutdown_timeout)
+        .client_request_timeout(Duration::from_secs(30))
+        .listen(listener)?;
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
+    }
+
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests (actix handles the signals).
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

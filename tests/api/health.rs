@@ -1,0 +1,120 @@
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hallmark::store;
+use reqwest::StatusCode;
+use sqlx::PgPool;
+
+use crate::helpers::{error_code, spawn_app, spawn_with, test_settings};
+
+#[sqlx::test]
+async fn healthz_answers_ok(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+}
+
+#[sqlx::test]
+async fn readyz_is_ready_with_a_database(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_database_is_unreachable() {
+    // Port 1 on loopback: nothing listens there, so connections are refused at once.
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(data_dir.path());
+    settings.database.url = "postgres://postgres@127.0.0.1:1/hallmark".to_owned().into();
+    settings.database.acquire_timeout_s = 1;
+    let pool = store::lazy_pool(&settings.database).unwrap();
+    let app = spawn_with(settings, pool, data_dir);
+
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(error_code(response).await, "database_unavailable");
+
+    // The process is still up and answering.
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[sqlx::test]
+async fn unknown_routes_get_the_json_error_shape(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let response = app.client.get(app.url("/no/such/route")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(response).await, "route_not_found");
+}
+
+#[sqlx::test]
+async fn migrations_apply_twice_without_harm(pool: PgPool) {
+    // #[sqlx::test] already applied them once.
+    store::migrate(&pool).await.expect("second run is a no-op");
+    store::migrate(&pool).await.expect("third run is a no-op");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, ["api_keys", "checks", "records", "signing_keys"]);
+}
+
+/// The binary serves, then on SIGTERM drains and exits cleanly.
+#[sqlx::test]
+async fn serve_stops_gracefully_on_sigterm(pool: PgPool) {
+    let options = pool.connect_options();
+    let database = options.get_database().expect("test database name");
+    let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        .arg("serve")
+        .env("HALLMARK__SERVER__PORT", "0")
+        .env("HALLMARK__DATABASE__URL", &url)
+        .env("HALLMARK__STORAGE__DATA_DIR", data_dir.path())
+        .env("HALLMARK__LOG__FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hallmark starts");
+    let stdout = child.stdout.take().unwrap();
+    let port = tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.ok()?;
+            let event: serde_json::Value = serde_json::from_str(&line).ok()?;
+            if event["message"] == "hallmark listening" {
+                return event["port"].as_u64();
+            }
+        }
+        None
+    });
+    let port = tokio::time::timeout(Duration::from_secs(120), port)
+        .await
+        .expect("service starts in time")
+        .unwrap()
+        .expect("service logs its port");
+
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
