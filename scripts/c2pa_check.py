@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Independent check of a Hallmark-signed image with c2pa-python (the C2PA SDK's Python binding).
+
+Usage: c2pa_check.py FILE [--anchors PEM]
+
+Prints one JSON object: the validation state, the failure codes, the claim generator, the
+digital source type of the c2pa.created action and Hallmark's org.hallmark.generation assertion.
+With --anchors, that PEM bundle (Hallmark's root CA) is trusted, so a good file is "Trusted".
+Exits 3 with a message when c2pa-python is not installed (scripts/setup.sh installs it).
+"""
+import argparse
+import json
+import sys
+
+try:
+    import c2pa
+except ImportError as error:  # pragma: no cover - the message is the point
+    print(
+        f"c2pa-python is not importable by {sys.executable}: {error}. "
+        "Run scripts/setup.sh (pip install c2pa-python==0.38.1).",
+        file=sys.stderr,
+    )
+    sys.exit(3)
+
+MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("file")
+    parser.add_argument("--anchors")
+    args = parser.parse_args()
+    settings = {"verify": {"remote_manifest_fetch": False}}
+    if args.anchors:
+        with open(args.anchors, encoding="ascii") as f:
+            settings["trust"] = {"user_anchors": f.read()}
+    context = c2pa.Context.from_dict(settings)
+    mime = next((m for ext, m in MIME.items() if args.file.lower().endswith(ext)), None)
+    with open(args.file, "rb") as stream:
+        reader = c2pa.Reader(mime, stream, None, context)
+        store = json.loads(reader.json())
+        state = reader.get_validation_state()
+    active = store["manifests"][store["active_manifest"]]
+    results = store.get("validation_results", {}).get("activeManifest", {})
+    out = {
+        "c2pa_sdk": c2pa.sdk_version(),
+        "validation_state": state,
+        "failures": [s.get("code") for s in results.get("failure", [])],
+        "active_manifest": store["active_manifest"],
+        "title": active.get("title"),
+        "claim_generator": " ".join(
+            f"{g.get('name')}/{g.get('version')}" for g in active.get("claim_generator_info", [])
+        ),
+        "digital_source_type": None,
+        "hallmark": None,
+        "signature_alg": active.get("signature_info", {}).get("alg"),
+    }
+    for assertion in active.get("assertions", []):
+        label = assertion.get("label", "")
+        if label.startswith("c2pa.actions"):
+            for action in assertion.get("data", {}).get("actions", []):
+                if action.get("action") == "c2pa.created":
+                    out["digital_source_type"] = action.get("digitalSourceType")
+        elif label == "org.hallmark.generation":
+            out["hallmark"] = assertion.get("data")
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

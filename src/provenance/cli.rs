@@ -1,0 +1,220 @@
+//! The provenance subcommands: `verify`, `verify-record`, `rotate-key`, and the PKI part of
+//! `init`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use ed25519_dalek::VerifyingKey;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::pki::{self, key_id, SigningIdentity};
+use super::record::{verify_record, Record, RECORD_COLUMNS};
+use super::{ProvenanceVerifier, ValidationState};
+use crate::config::Settings;
+use crate::store;
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Image files to check.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON report per file (a JSON array) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyRecordArgs {
+    /// Id of the record to check.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub id: Option<Uuid>,
+    /// Check every record.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `hallmark verify FILE...`: prints each file's report. Fails when a file cannot be read or a
+/// manifest is invalid.
+///
+/// # Errors
+/// As above, or when the verifier cannot be built from the settings.
+pub fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()> {
+    let verifier = ProvenanceVerifier::from_settings(settings)?;
+    let mut reports = Vec::new();
+    let mut bad = 0;
+    for path in &args.files {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let report = verifier.verify(&bytes);
+        if report.state == ValidationState::Invalid {
+            bad += 1;
+        }
+        if !args.json {
+            println!("== {}\n{}", path.display(), report.to_text());
+        }
+        reports.push(serde_json::json!({ "file": path, "report": report }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    anyhow::ensure!(bad == 0, "{bad} of {} files have invalid credentials", args.files.len());
+    Ok(())
+}
+
+/// The PKI part of `hallmark init`: creates the CA and signing key unless an operator-supplied
+/// identity is configured; then checks the identity loads. Returns it.
+///
+/// # Errors
+/// When the keys cannot be created or loaded.
+pub fn init_keys(settings: &Settings) -> anyhow::Result<SigningIdentity> {
+    let custom = settings
+        .provenance
+        .cert_chain
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty());
+    if custom {
+        println!("provenance: using the configured certificate chain and key");
+    } else {
+        let outcome = pki::init_pki(&settings.storage.keys_dir(), pki::signing_cert_days(settings))?;
+        println!(
+            "provenance: {} CA, {} signing key {} in {}",
+            if outcome.created_ca { "created" } else { "kept" },
+            if outcome.created_signing_key { "created" } else { "kept" },
+            outcome.key_id,
+            outcome.keys_dir.display()
+        );
+    }
+    Ok(SigningIdentity::load(settings)?)
+}
+
+/// Records the identity's public key in `signing_keys` (the last step of `init`).
+///
+/// # Errors
+/// When the database is unreachable.
+pub async fn register_key(pool: &PgPool, identity: &SigningIdentity) -> anyhow::Result<()> {
+    pki::register_signing_key(pool, identity)
+        .await
+        .context("cannot record the signing key in signing_keys")?;
+    Ok(())
+}
+
+/// `hallmark rotate-key`: a new signing key and certificate from our CA; the old certificate is
+/// kept under `keys/retired/` and in `signing_keys`, so older images and records still verify.
+///
+/// # Errors
+/// When the keys cannot be written or the database is unreachable.
+pub async fn rotate_key(settings: &Settings) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        settings
+            .provenance
+            .cert_chain
+            .as_ref()
+            .is_none_or(|p| p.as_os_str().is_empty()),
+        "the signing identity is operator-supplied (provenance.cert_chain): rotate it at its CA"
+    );
+    let pool = store::lazy_pool(&settings.database)?;
+    // The old key must be in signing_keys before it is retired, so its records keep verifying.
+    if let Ok(old) = SigningIdentity::load(settings) {
+        register_key(&pool, &old).await?;
+    }
+    let rotation =
+        pki::rotate_signing_key(&settings.storage.keys_dir(), pki::signing_cert_days(settings))?;
+    let identity = SigningIdentity::load(settings)?;
+    register_key(&pool, &identity).await?;
+    println!(
+        "signing key rotated: {} -> {} (restart `hallmark serve` to use it)",
+        rotation.old_key_id.as_deref().unwrap_or("none"),
+        rotation.new_key_id
+    );
+    Ok(())
+}
+
+/// `hallmark verify-record ID|--all`: checks each record's signature with the key its
+/// `signing_key_id` names, and prints `OK` or `TAMPERED` per record. Fails when any is tampered.
+///
+/// Keys come from the keys directory (current and retired) and from `signing_keys`; a key row
+/// whose id is not the hash of its public key is ignored, and one unknown to the keys directory
+/// is reported.
+///
+/// # Errors
+/// When the database is unreachable, or a record is tampered with.
+pub async fn verify_records(settings: &Settings, args: &VerifyRecordArgs) -> anyhow::Result<()> {
+    let mut keys: HashMap<String, VerifyingKey> = pki::service_public_keys(settings)?
+        .into_iter()
+        .map(|key| (key_id(&key), key))
+        .collect();
+    let local = keys.len();
+    let pool = store::lazy_pool(&settings.database)?;
+    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT id, public_key FROM signing_keys")
+        .fetch_all(&pool)
+        .await
+        .context("cannot read signing_keys")?;
+    for (id, public) in rows {
+        let key = <[u8; 32]>::try_from(public.as_slice())
+            .ok()
+            .and_then(|raw| VerifyingKey::from_bytes(&raw).ok());
+        match key {
+            Some(key) if key_id(&key) == id => {
+                if keys.insert(id.clone(), key).is_none() && local > 0 {
+                    eprintln!(
+                        "warning: signing key {id} is in the database but not in {}",
+                        settings.storage.keys_dir().display()
+                    );
+                }
+            }
+            _ => eprintln!("warning: signing_keys row {id} does not match its public key; ignored"),
+        }
+    }
+    let (mut ok, mut tampered) = (0u64, 0u64);
+    let mut check = |record: &Record| {
+        let verdict = match keys.get(&record.fields.signing_key_id) {
+            Some(key) => verify_record(record, key).map_err(|e| e.to_string()),
+            None => Err(format!(
+                "unknown signing key {:?}",
+                record.fields.signing_key_id
+            )),
+        };
+        match verdict {
+            Ok(()) => {
+                ok += 1;
+                println!("OK {}", record.fields.id);
+            }
+            Err(why) => {
+                tampered += 1;
+                println!("TAMPERED {}: {why}", record.fields.id);
+            }
+        }
+    };
+    if let Some(id) = args.id {
+        let record: Option<Record> =
+            sqlx::query_as(&format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&pool)
+                .await?;
+        let record = record.with_context(|| format!("no record {id}"))?;
+        check(&record);
+    } else {
+        // Keyset pages, so a large registry is neither held in memory nor in one long query.
+        let query = format!(
+            "SELECT {RECORD_COLUMNS} FROM records \
+             WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2) \
+             ORDER BY created_at, id LIMIT 1000"
+        );
+        let mut after: (Option<chrono::DateTime<chrono::Utc>>, Option<Uuid>) = (None, None);
+        loop {
+            let page: Vec<Record> = sqlx::query_as(&query)
+                .bind(after.0)
+                .bind(after.1)
+                .fetch_all(&pool)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = (Some(last.fields.created_at), Some(last.fields.id));
+            page.iter().for_each(&mut check);
+        }
+    }
+    eprintln!("{ok} OK, {tampered} TAMPERED");
+    anyhow::ensure!(tampered == 0, "{tampered} records failed verification");
+    Ok(())
+}

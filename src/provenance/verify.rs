@@ -1,0 +1,384 @@
+//! Reading and validating Content Credentials in any image.
+//!
+//! [`ProvenanceVerifier`] is built once and shared. [`ProvenanceVerifier::verify`] never fails:
+//! every outcome is a [`ProvenanceReport`]. Only PNG, JPEG and WebP (by magic bytes) reach the
+//! C2PA parser; remote manifests are never fetched; a panic inside the parser is caught and
+//! reported as unreadable.
+
+use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use c2pa::{Context, Reader};
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::pki::{self, certificate_public_key, key_id, parse_pem_certificates};
+use super::sign::GenerationAssertion;
+use super::{ImageFormat, ProvenanceError, HALLMARK_ASSERTION};
+use crate::config::Settings;
+
+/// The outcome of validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationState {
+    /// Valid, and the signer chains to a trust anchor (our CA or a configured one).
+    Trusted,
+    /// Cryptographically valid, but the signer is not trusted here (`signingCredential.untrusted`).
+    ValidUntrusted,
+    /// A manifest is present but fails validation (see `failures`).
+    Invalid,
+    /// No embedded manifest (a remote reference, if any, is reported, not fetched).
+    NoManifest,
+    /// Not PNG, JPEG or WebP: not parsed at all.
+    Unsupported,
+    /// A manifest-bearing file the reader could not process (see `error`).
+    Unreadable,
+}
+
+impl ValidationState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trusted => "trusted",
+            Self::ValidUntrusted => "valid_untrusted",
+            Self::Invalid => "invalid",
+            Self::NoManifest => "no_manifest",
+            Self::Unsupported => "unsupported",
+            Self::Unreadable => "unreadable",
+        }
+    }
+}
+
+impl std::fmt::Display for ValidationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who signed the active manifest, from its certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignerInfo {
+    pub issuer: Option<String>,
+    pub common_name: Option<String>,
+    pub algorithm: Option<String>,
+    /// Time of a trusted time-stamp, when there is one.
+    pub time: Option<String>,
+}
+
+/// Hallmark's claims, reported only when the manifest is valid and signed by one of this
+/// service's keys (current or retired).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HallmarkClaims {
+    pub record_id: Uuid,
+    pub model: String,
+    pub model_version: String,
+    pub seed: i64,
+    /// Perceptual hash, 16 hex digits.
+    pub phash: String,
+    /// Id of the key that signed (`signing_keys.id`).
+    pub signing_key_id: String,
+}
+
+/// What the Content Credentials of a file say. Serialised as the API's JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvenanceReport {
+    pub state: ValidationState,
+    /// The format named by the magic bytes, when accepted.
+    pub format: Option<ImageFormat>,
+    /// Label of the active manifest (`urn:c2pa:...`).
+    pub manifest_id: Option<String>,
+    pub title: Option<String>,
+    /// `name/version` of each claim generator, space-separated (e.g. `hallmark/0.1.0`).
+    pub claim_generator: Option<String>,
+    /// IPTC digital source type of the creating action, when stated.
+    pub digital_source_type: Option<String>,
+    pub signer: Option<SignerInfo>,
+    pub hallmark: Option<HallmarkClaims>,
+    /// Validation status codes of the active manifest and its ingredients.
+    pub failures: Vec<String>,
+    pub successes: Vec<String>,
+    pub informational: Vec<String>,
+    /// A remote manifest the file points at; never fetched.
+    pub remote_manifest_url: Option<String>,
+    /// Why the file could not be read, for `unsupported` and `unreadable`.
+    pub error: Option<String>,
+}
+
+impl ProvenanceReport {
+    fn empty(state: ValidationState, format: Option<ImageFormat>) -> Self {
+        Self {
+            state,
+            format,
+            manifest_id: None,
+            title: None,
+            claim_generator: None,
+            digital_source_type: None,
+            signer: None,
+            hallmark: None,
+            failures: Vec::new(),
+            successes: Vec::new(),
+            informational: Vec::new(),
+            remote_manifest_url: None,
+            error: None,
+        }
+    }
+
+    /// Whether the manifest states the image was made by a generative model.
+    #[must_use]
+    pub fn declares_ai_origin(&self) -> bool {
+        matches!(self.state, ValidationState::Trusted | ValidationState::ValidUntrusted)
+            && self.digital_source_type.as_deref().is_some_and(|t| {
+                t.ends_with("/trainedAlgorithmicMedia")
+                    || t.ends_with("/compositeWithTrainedAlgorithmicMedia")
+            })
+    }
+
+    /// A few lines for people.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        fn line(out: &mut String, name: &str, value: Option<&str>) {
+            if let Some(value) = value {
+                let _ = writeln!(out, "{name}: {value}");
+            }
+        }
+        let mut out = format!("state: {}\n", self.state);
+        line(&mut out, "format", self.format.map(ImageFormat::as_str));
+        line(&mut out, "manifest", self.manifest_id.as_deref());
+        line(&mut out, "title", self.title.as_deref());
+        line(&mut out, "claim generator", self.claim_generator.as_deref());
+        line(&mut out, "digital source type", self.digital_source_type.as_deref());
+        if let Some(signer) = &self.signer {
+            line(&mut out, "signer", signer.common_name.as_deref());
+            line(&mut out, "issuer", signer.issuer.as_deref());
+            line(&mut out, "algorithm", signer.algorithm.as_deref());
+            line(&mut out, "time-stamp", signer.time.as_deref());
+        }
+        if let Some(h) = &self.hallmark {
+            let _ = writeln!(
+                out,
+                "hallmark record: {} (model {} {}, seed {}, phash {}, key {})",
+                h.record_id, h.model, h.model_version, h.seed, h.phash, h.signing_key_id
+            );
+        }
+        line(
+            &mut out,
+            "remote manifest (not fetched)",
+            self.remote_manifest_url.as_deref(),
+        );
+        line(&mut out, "error", self.error.as_deref());
+        if !self.failures.is_empty() {
+            let _ = writeln!(out, "failures: {}", self.failures.join(", "));
+        }
+        if !self.successes.is_empty() {
+            let _ = writeln!(out, "successes: {}", self.successes.join(", "));
+        }
+        out
+    }
+}
+
+/// Validates Content Credentials. Build once and share; `Send + Sync`.
+pub struct ProvenanceVerifier {
+    context: Arc<Context>,
+    own_keys: Vec<VerifyingKey>,
+}
+
+impl std::fmt::Debug for ProvenanceVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProvenanceVerifier")
+            .field("own_keys", &self.own_keys.iter().map(key_id).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProvenanceVerifier {
+    /// Trust anchors from [`pki::trust_anchors_pem`]; our keys from [`pki::service_public_keys`].
+    ///
+    /// # Errors
+    /// When a configured file cannot be read or parsed.
+    pub fn from_settings(settings: &Settings) -> Result<Self, ProvenanceError> {
+        Self::new(
+            &pki::trust_anchors_pem(settings)?,
+            pki::service_public_keys(settings)?,
+        )
+    }
+
+    /// `anchors_pem`: PEM bundle of trusted roots (may be empty). `own_keys`: the public keys
+    /// whose manifests are Hallmark's own.
+    ///
+    /// # Errors
+    /// When the anchors cannot be parsed.
+    pub fn new(anchors_pem: &str, own_keys: Vec<VerifyingKey>) -> Result<Self, ProvenanceError> {
+        let mut settings = serde_json::json!({
+            "verify": {
+                "verify_after_reading": true,
+                "remote_manifest_fetch": false,
+                "ocsp_fetch": false,
+            },
+            "core": { "allowed_network_hosts": [] },
+        });
+        if !anchors_pem.trim().is_empty() {
+            if parse_pem_certificates(anchors_pem.as_bytes())?.is_empty() {
+                return Err(ProvenanceError::Config("no certificate in the trust anchors".into()));
+            }
+            settings["trust"] = serde_json::json!({ "user_anchors": anchors_pem });
+        }
+        let context = Context::new().with_settings(settings)?.into_shared();
+        Ok(Self { context, own_keys })
+    }
+
+    /// Reads and validates the manifest embedded in `bytes`.
+    #[must_use]
+    pub fn verify(&self, bytes: &[u8]) -> ProvenanceReport {
+        let Some(format) = ImageFormat::sniff(bytes) else {
+            let mut report = ProvenanceReport::empty(ValidationState::Unsupported, None);
+            report.error = Some("not a PNG, JPEG or WebP file".into());
+            return report;
+        };
+        let read = catch_unwind(AssertUnwindSafe(|| {
+            Reader::from_shared_context(&self.context).with_stream(format.mime(), Cursor::new(bytes))
+        }));
+        match read {
+            Ok(Ok(reader)) => self.report(&reader, format),
+            Ok(Err(error)) => error_report(error, format),
+            Err(_) => {
+                let mut report = ProvenanceReport::empty(ValidationState::Unreadable, Some(format));
+                report.error = Some("the C2PA reader failed on this file".into());
+                report
+            }
+        }
+    }
+
+    fn report(&self, reader: &Reader, format: ImageFormat) -> ProvenanceReport {
+        let Some(manifest) = reader.active_manifest() else {
+            return ProvenanceReport::empty(ValidationState::NoManifest, Some(format));
+        };
+        let state = match reader.validation_state() {
+            c2pa::ValidationState::Trusted => ValidationState::Trusted,
+            c2pa::ValidationState::Valid => ValidationState::ValidUntrusted,
+            c2pa::ValidationState::Invalid => ValidationState::Invalid,
+        };
+        let mut report = ProvenanceReport::empty(state, Some(format));
+        report.manifest_id = manifest.label().map(str::to_owned);
+        report.title = manifest.title().map(str::to_owned);
+        report.claim_generator = claim_generator(manifest);
+        report.digital_source_type = digital_source_type(manifest);
+        if let Some(results) = reader.validation_results() {
+            fn codes(list: &[c2pa::validation_status::ValidationStatus], out: &mut Vec<String>) {
+                for status in list {
+                    if !out.iter().any(|c| c == status.code()) {
+                        out.push(status.code().to_owned());
+                    }
+                }
+            }
+            if let Some(active) = results.active_manifest() {
+                codes(active.failure(), &mut report.failures);
+                codes(active.success(), &mut report.successes);
+                codes(active.informational(), &mut report.informational);
+            }
+            for delta in results.ingredient_deltas().into_iter().flatten() {
+                let d = delta.validation_deltas();
+                codes(d.failure(), &mut report.failures);
+                codes(d.success(), &mut report.successes);
+                codes(d.informational(), &mut report.informational);
+            }
+        }
+        let signing_key = manifest.signature_info().and_then(|info| {
+            report.signer = Some(SignerInfo {
+                issuer: info.issuer.clone(),
+                common_name: info.common_name.clone(),
+                algorithm: info.alg.map(|alg| alg.to_string()),
+                time: info.time.clone(),
+            });
+            let chain = parse_pem_certificates(info.cert_chain().as_bytes()).ok()?;
+            certificate_public_key(chain.first()?).ok()
+        });
+        let ours = signing_key.filter(|key| self.own_keys.contains(key));
+        if let (Some(key), ValidationState::Trusted | ValidationState::ValidUntrusted) = (ours, state)
+        {
+            if let Ok(claims) = manifest.find_assertion::<GenerationAssertion>(HALLMARK_ASSERTION) {
+                report.hallmark = Some(HallmarkClaims {
+                    record_id: claims.record_id,
+                    model: claims.model,
+                    model_version: claims.model_version,
+                    seed: claims.seed,
+                    phash: claims.phash,
+                    signing_key_id: key_id(&key),
+                });
+            }
+        }
+        report
+    }
+}
+
+fn error_report(error: c2pa::Error, format: ImageFormat) -> ProvenanceReport {
+    use c2pa::Error as E;
+    let (state, remote) = match &error {
+        E::JumbfNotFound | E::ProvenanceMissing | E::ClaimMissing { .. } => {
+            (ValidationState::NoManifest, None)
+        }
+        E::RemoteManifestUrl(url) | E::RemoteManifestFetch(url) => {
+            (ValidationState::NoManifest, Some(url.clone()))
+        }
+        E::UnsupportedType => (ValidationState::Unsupported, None),
+        _ => (ValidationState::Unreadable, None),
+    };
+    let mut report = ProvenanceReport::empty(state, Some(format));
+    if state != ValidationState::NoManifest || remote.is_some() {
+        report.error = Some(match &error {
+            E::PrereleaseError => "pre-release (draft) C2PA content, not supported".to_owned(),
+            E::RemoteManifestUrl(_) | E::RemoteManifestFetch(_) => {
+                "the manifest is remote; Hallmark never fetches remote manifests".to_owned()
+            }
+            other => other.to_string(),
+        });
+    }
+    report.remote_manifest_url = remote;
+    report
+}
+
+fn claim_generator(manifest: &c2pa::Manifest) -> Option<String> {
+    if let Some(infos) = manifest.claim_generator_info.as_deref() {
+        let names: Vec<String> = infos
+            .iter()
+            .map(|info| match info.version.as_deref() {
+                Some(version) => format!("{}/{version}", info.name),
+                None => info.name.clone(),
+            })
+            .collect();
+        if !names.is_empty() {
+            return Some(names.join(" "));
+        }
+    }
+    manifest.claim_generator().map(str::to_owned)
+}
+
+/// The digital source type of the `c2pa.created` action (else of any action) in the manifest's
+/// actions assertions.
+fn digital_source_type(manifest: &c2pa::Manifest) -> Option<String> {
+    let mut any = None;
+    for assertion in manifest.assertions() {
+        if !assertion.label().starts_with("c2pa.actions") {
+            continue;
+        }
+        let Ok(value) = assertion.value() else {
+            continue;
+        };
+        let Some(actions) = value.get("actions").and_then(Value::as_array) else {
+            continue;
+        };
+        for action in actions {
+            let Some(source) = action.get("digitalSourceType").and_then(Value::as_str) else {
+                continue;
+            };
+            if action.get("action").and_then(Value::as_str) == Some("c2pa.created") {
+                return Some(source.to_owned());
+            }
+            any.get_or_insert_with(|| source.to_owned());
+        }
+    }
+    any
+}
