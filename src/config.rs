@@ -19,6 +19,7 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub model: ModelSettings,
     pub limits: LimitSettings,
+    pub api: ApiSettings,
     pub log: LogSettings,
     #[serde(default)]
     pub provenance: ProvenanceSettings,
@@ -44,6 +45,31 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct StorageSettings {
     pub data_dir: PathBuf,
+    pub blob_backend: BlobBackend,
+    pub s3: S3Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobBackend {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: String,
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    pub allow_http: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiSettings {
+    pub public_rate_per_s: u32,
+    pub public_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,7 +192,10 @@ mod tests {
         assert_eq!(settings.server.port, 8080);
         assert_eq!(settings.log.format, LogFormat::Pretty);
         let printed = format!("{settings:?}");
-        assert!(!printed.contains("postgres://"), "database URL leaked: {printed}");
+        assert!(
+            !printed.contains("postgres://"),
+            "database URL leaked: {printed}"
+        );
     }
 
     #[test]
@@ -178,7 +207,10 @@ mod tests {
         let settings = Settings::load(Some(&file)).unwrap();
         assert_eq!(settings.server.port, 9123);
         assert_eq!(settings.log.format, LogFormat::Json);
-        assert_eq!(settings.server.host, "127.0.0.1", "untouched keys keep their default");
+        assert_eq!(
+            settings.server.host, "127.0.0.1",
+            "untouched keys keep their default"
+        );
     }
 
     #[test]

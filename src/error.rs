@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub code: &'static str,
     pub message: String,
@@ -75,7 +75,11 @@ impl ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.status, self.body.code, self.body.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status, self.body.code, self.body.message
+        )
     }
 }
 
@@ -98,14 +102,30 @@ impl ResponseError for ApiError {
 /// Database failures: an unreachable database is the client's 503, anything else a 500.
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %error, "database unavailable");
-                Self::unavailable("database_unavailable", "the database is not reachable")
-                    .retry_after(5)
-            }
-            other => Self::internal(&other),
+        if database_unreachable(&error) {
+            tracing::warn!(error = %error, "database unavailable");
+            Self::unavailable("database_unavailable", "the database is not reachable").retry_after(5)
+        } else {
+            Self::internal(&error)
         }
+    }
+}
+
+/// Errors that mean "no working connection" rather than a bad query: I/O, pool time-outs, and
+/// PostgreSQL's connection-exception (08), shutdown (57P0x) and too-many-connections codes.
+#[must_use]
+pub fn database_unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+        }),
+        _ => false,
     }
 }
 

@@ -2,10 +2,15 @@
 //! registry in PostgreSQL, and checks of uploaded images for AI origin.
 
 pub mod api;
+pub mod blocking;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod fingerprint;
 pub mod gan;
+pub mod generation;
+pub mod inference;
+pub mod provenance;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hallmark::config::Settings;
-use hallmark::device::{DeviceChoice, DeviceName};
+use hallmark::store::api_keys::{self, Role};
 use hallmark::{store, telemetry, Application};
 use secrecy::ExposeSecret;
 use sqlx::migrate::MigrateDatabase;
@@ -21,12 +21,49 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Manage API keys: create (prints the key once), list, revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run the HTTP service (applies migrations first unless database.migrate_on_start is false).
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Prepare a first start: data directory, database, migrations. Safe to run again.
     Init,
+    /// Train a GAN on Fashion-MNIST or a folder of images into a model directory.
+    Train(hallmark::gan::cli::TrainArgs),
+    /// Generate images with a model and write them as PNG files.
+    Generate(hallmark::gan::cli::GenerateArgs),
+    /// Measure a model: `--quality` gives the Fréchet distance and mode coverage.
+    Evaluate(hallmark::gan::cli::EvaluateArgs),
+    /// Train the small Fashion-MNIST classifier that `evaluate --quality` uses.
+    TrainClassifier(hallmark::gan::cli::TrainClassifierArgs),
+    /// Read and validate the Content Credentials (C2PA) of image files.
+    Verify(hallmark::provenance::cli::VerifyArgs),
+    /// Check registry records' signatures; reports OK or TAMPERED per record.
+    VerifyRecord(hallmark::provenance::cli::VerifyRecordArgs),
+    /// Issue a new signing key and certificate; older images and records still verify.
+    RotateKey,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; it is printed once and only its hash is stored.
+    Create {
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Who or what the key is for.
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke a key by id or by its shown prefix (e.g. hm_1a2b3c4d).
+    Revoke { key: String },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse()
 }
 
 fn main() -> ExitCode {
@@ -39,7 +76,10 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(&settings.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -60,17 +100,28 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings).await,
         Command::Init => init(&settings).await,
+        Command::Train(args) => hallmark::gan::cli::train(&settings, args),
+        Command::Generate(args) => hallmark::gan::cli::generate(&settings, args),
+        Command::Evaluate(args) => hallmark::gan::cli::evaluate(&settings, args),
+        Command::TrainClassifier(args) => hallmark::gan::cli::train_classifier(&settings, args),
+        Command::Verify(args) => hallmark::provenance::cli::verify(&settings, &args),
+        Command::VerifyRecord(args) => {
+            hallmark::provenance::cli::verify_records(&settings, &args).await
+        }
+        Command::RotateKey => hallmark::provenance::cli::rotate_key(&settings).await,
+        Command::Keys(command) => keys(&settings, command).await,
     }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let choice: DeviceChoice = settings.model.device.parse()?;
-    let device = choice.resolve()?;
-    tracing::info!(device = %DeviceName(device), cuda = tch::Cuda::is_available(), "torch device");
     if settings.database.migrate_on_start {
         migrate(&settings).await?;
     }
-    let app = Application::build(settings.clone())?;
+    // Records name the key that signed them, so the current key must be registered first.
+    let identity = hallmark::provenance::SigningIdentity::load(&settings)?;
+    let pool = store::lazy_pool(&settings.database)?;
+    hallmark::provenance::pki::register_signing_key(&pool, &identity).await?;
+    let app = Application::build_with_pool(settings.clone(), pool)?;
     tracing::info!(
         address = %settings.server.host,
         port = app.port(),
@@ -78,6 +129,48 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     app.run_until_stopped().await?;
     tracing::info!("hallmark stopped");
+    Ok(())
+}
+
+async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    let pool = store::lazy_pool(&settings.database)?;
+    match command {
+        KeysCommand::Create { role, name } => {
+            let name = name.trim();
+            anyhow::ensure!(
+                (1..=200).contains(&name.len()),
+                "--name must be 1 to 200 characters"
+            );
+            let key = api_keys::create(&pool, name, role).await?;
+            eprintln!(
+                "created {} key {:?} (id {}); it is shown only now:",
+                key.info.role.0, key.info.name, key.info.id
+            );
+            println!("{}", key.secret.expose_secret());
+        }
+        KeysCommand::List => {
+            println!("{:<36}  {:<11}  {:<9}  {:<25}  {:<8}  name", "id", "prefix", "role", "created", "state");
+            for key in api_keys::list(&pool).await? {
+                let state = if key.revoked_at.is_some() { "revoked" } else { "active" };
+                println!(
+                    "{:<36}  {:<11}  {:<9}  {:<25}  {:<8}  {}",
+                    key.id,
+                    key.prefix,
+                    key.role.0,
+                    key.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    state,
+                    key.name
+                );
+            }
+        }
+        KeysCommand::Revoke { key } => {
+            anyhow::ensure!(
+                api_keys::revoke(&pool, key.trim()).await?,
+                "no active key {key:?} (give its id, or a prefix that names exactly one key)"
+            );
+            println!("revoked {key}");
+        }
+    }
     Ok(())
 }
 
@@ -99,12 +192,15 @@ async fn init(settings: &Settings) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)
             .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
     }
+    let identity = hallmark::provenance::cli::init_keys(settings)?;
     let url = settings.database.url.expose_secret();
     if !sqlx::Postgres::database_exists(url).await? {
         sqlx::Postgres::create_database(url).await?;
         tracing::info!("database created");
     }
     migrate(settings).await?;
+    let pool = store::lazy_pool(&settings.database)?;
+    hallmark::provenance::cli::register_key(&pool, &identity).await?;
     println!(
         "hallmark is initialised: data in {}",
         settings.storage.data_dir.display()

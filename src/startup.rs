@@ -1,21 +1,34 @@
 //! Builds the running service: the bound listener, the shared state and the routes.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tracing_actix_web::TracingLogger;
 
-use crate::api;
+use crate::api::{self, limits::PublicLimiter};
 use crate::config::Settings;
-use crate::store;
+use crate::device::{DeviceChoice, DeviceName};
+use crate::fingerprint::Fingerprinter;
+use crate::gan::load_model;
+use crate::generation::GenerationService;
+use crate::inference::Inference;
+use crate::provenance::ProvenanceSigner;
+use crate::store::{self, blobs::Blobs};
 
 /// What every handler can reach.
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Settings,
+    pub generation: GenerationService,
+    pub public_limiter: PublicLimiter,
+    pub metrics: PrometheusHandle,
 }
 
 /// A service bound to its port, not yet running.
@@ -25,10 +38,12 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the listener and builds the server with a lazily connecting database pool.
+    /// Loads the model and the signing identity, binds the listener and builds the server with a
+    /// lazily connecting database pool (so `/readyz` can report a database that is down).
     ///
     /// # Errors
-    /// When the address cannot be bound or the database URL is malformed.
+    /// When the model or the signing key cannot be loaded, the address cannot be bound or the
+    /// database URL is malformed; each message says which.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = store::lazy_pool(&settings.database)?;
         Self::build_with_pool(settings, pool)
@@ -37,17 +52,40 @@ impl Application {
     /// As [`Application::build`], on a pool the caller made (tests use a fresh database).
     ///
     /// # Errors
-    /// When the address cannot be bound.
+    /// As [`Application::build`].
     pub fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.server.address())?;
+        let device = settings.model.device.parse::<DeviceChoice>()?.resolve()?;
+        tracing::info!(device = %DeviceName(device), cuda = tch::Cuda::is_available(), "torch device");
+        let (models_dir, name) = (settings.model.dir.clone(), settings.model.name.clone());
+        let inference = Inference::start(&settings.limits, move || load_model(&models_dir, &name, device))
+            .with_context(|| format!("cannot load model {:?} from {}", settings.model.name, settings.model.dir.display()))?;
+        let signer = ProvenanceSigner::from_settings(&settings).context("cannot load the signing identity")?;
+        let blobs = Blobs::from_settings(&settings.storage).context("cannot open the blob store")?;
+        let generation = GenerationService {
+            inference,
+            signer: Arc::new(signer),
+            fingerprinter: Arc::new(Fingerprinter::new()),
+            blobs,
+            pool: pool.clone(),
+        };
+
+        let listener = TcpListener::bind(settings.server.address())
+            .with_context(|| format!("cannot listen on {}", settings.server.address()))?;
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
         let shutdown_timeout = settings.server.shutdown_timeout_s;
         let max_body = settings.limits.max_request_bytes;
-        let state = web::Data::new(AppState { pool, settings });
+        let state = web::Data::new(AppState {
+            pool,
+            public_limiter: PublicLimiter::new(&settings.api),
+            settings,
+            generation,
+            metrics: api::metrics::handle(),
+        });
 
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(api::metrics::track))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(api::json_config(max_body))

@@ -1,6 +1,14 @@
 //! The HTTP layer: routes, and the JSON shape of every error.
 
+mod auth;
+mod generations;
 mod health;
+pub mod limits;
+pub mod metrics;
+mod openapi;
+mod records;
+
+pub use openapi::ApiDoc;
 
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
@@ -10,7 +18,17 @@ use crate::error::ApiError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz));
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::render))
+        .route("/openapi.json", web::get().to(openapi::document))
+        .route("/docs", web::get().to(openapi::page))
+        .service(
+            web::scope("/v1")
+                .route("/generations", web::post().to(generations::create))
+                .route("/images/{id}", web::get().to(records::image))
+                .route("/records", web::get().to(records::find))
+                .route("/records/{id}", web::get().to(records::get)),
+        );
 }
 
 /// JSON bodies: size limit, and a coded 4xx for anything that does not parse.
@@ -36,7 +54,7 @@ fn json_error(error: &JsonPayloadError) -> ApiError {
             "expected Content-Type: application/json",
         ),
         JsonPayloadError::Deserialize(inner) if inner.is_data() => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", inner.to_string())
+            ApiError::bad_request("invalid_body", inner.to_string())
         }
         other => ApiError::bad_request("malformed_json", other.to_string()),
     }

@@ -253,6 +253,7 @@ impl Worker {
             model.generator.generate_flat(&latents)
         }));
         self.stats.record_batch(total);
+        metrics::histogram!("hallmark_batch_size").record(total as f64);
         match result {
             Ok(Ok(images)) if images.len() == total => {
                 let mut images = images.into_iter();

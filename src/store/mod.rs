@@ -1,4 +1,8 @@
-//! PostgreSQL: the connection pool and the migrations.
+//! PostgreSQL (the pool, migrations, API keys, records) and the blob store for image bytes.
+
+pub mod api_keys;
+pub mod blobs;
+pub mod records;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;

@@ -49,7 +49,12 @@ async fn readyz_is_503_when_the_database_is_unreachable() {
 #[sqlx::test]
 async fn unknown_routes_get_the_json_error_shape(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let response = app.client.get(app.url("/no/such/route")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/no/such/route"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(response).await, "route_not_found");
 }
@@ -104,7 +109,9 @@ async fn serve_stops_gracefully_on_sigterm(pool: PgPool) {
         .unwrap()
         .expect("service logs its port");
 
-    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.unwrap();
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 
     let kill = Command::new("kill")

@@ -1,44 +1,73 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use hallmark::config::Settings;
+use hallmark::provenance::pki::{init_pki, register_signing_key};
+use hallmark::provenance::SigningIdentity;
+use hallmark::store::api_keys::{self, Role};
 use hallmark::Application;
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    #[allow(dead_code)]
     pub pool: PgPool,
-    #[allow(dead_code)]
-    pub data_dir: tempfile::TempDir,
+    /// Removed with the app.
+    pub _data_dir: tempfile::TempDir,
+    pub settings: Settings,
 }
 
-/// Settings for a test: port 0, a throw-away data directory, logs silenced unless TEST_LOG is set.
-pub fn test_settings(data_dir: &std::path::Path) -> Settings {
+/// The repository's `models/` with the shipped model.
+pub fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// Settings for a test: port 0, a throw-away data directory with a fresh PKI, the shipped model,
+/// logs silenced unless TEST_LOG is set.
+pub fn test_settings(data_dir: &Path) -> Settings {
     let mut settings = Settings::load(None).expect("default settings");
     settings.server.port = 0;
     settings.server.workers = 2;
     settings.storage.data_dir = data_dir.to_path_buf();
+    settings.model.dir = models_dir();
+    settings.model.device = "cpu".into();
     if std::env::var_os("TEST_LOG").is_some() {
         hallmark::telemetry::init(&settings.log);
     }
+    init_pki(&settings.storage.keys_dir(), 30).expect("test PKI");
     settings
 }
 
 /// Starts the app on `pool` (a fresh, migrated database from `#[sqlx::test]`).
 pub async fn spawn_app(pool: PgPool) -> TestApp {
+    spawn_app_with(pool, |_| {}).await
+}
+
+/// As [`spawn_app`], with settings changed by `adjust` first.
+pub async fn spawn_app_with(pool: PgPool, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let settings = test_settings(data_dir.path());
+    let mut settings = test_settings(data_dir.path());
+    adjust(&mut settings);
+    let identity = SigningIdentity::load(&settings).expect("signing identity");
+    register_signing_key(&pool, &identity).await.expect("key registered");
     spawn_with(settings, pool, data_dir)
 }
 
 pub fn spawn_with(settings: Settings, pool: PgPool, data_dir: tempfile::TempDir) -> TestApp {
-    let app = Application::build_with_pool(settings, pool.clone()).expect("app builds");
+    let app = Application::build_with_pool(settings.clone(), pool.clone()).expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::new(),
         pool,
-        data_dir,
+        _data_dir: data_dir,
+        settings,
     }
 }
 
@@ -46,6 +75,43 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
+
+    /// A new API key with `role`, straight through the store.
+    pub async fn key(&self, role: Role) -> String {
+        let key = api_keys::create(&self.pool, "test", role).await.unwrap();
+        key.secret.expose_secret().to_owned()
+    }
+
+    pub async fn generate(&self, key: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/generations"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Files in the blob store.
+    pub fn blob_count(&self) -> usize {
+        walk(&self.settings.storage.blobs_dir())
+    }
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                1
+            }
+        })
+        .sum()
 }
 
 /// Asserts the JSON error shape and returns the code.
@@ -57,4 +123,49 @@ pub async fn error_code(response: reqwest::Response) -> String {
         "error has a message: {body}"
     );
     code
+}
+
+/// A TCP relay in front of PostgreSQL that a test can cut (dropping every connection and
+/// refusing new ones) and restore: the database "goes away" for one app only.
+pub struct DbProxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    cut: Arc<Notify>,
+}
+
+impl DbProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let cut = Arc::new(Notify::new());
+        let (up2, cut2) = (Arc::clone(&up), Arc::clone(&cut));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let cut = Arc::clone(&cut2);
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = cut.notified() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up, cut }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.notify_waiters();
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
 }

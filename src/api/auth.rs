@@ -1,0 +1,77 @@
+//! `Authorization: Bearer hm_...` → the calling key, or a coded 401/403.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest};
+use secrecy::SecretString;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::api_keys::{self, Caller, Role};
+
+/// A request made with a live API key. Handlers then ask for a role with [`Authenticated::require`].
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated(pub Caller);
+
+impl Authenticated {
+    /// # Errors
+    /// 403 `forbidden` when the key's role does not allow the route.
+    pub fn require(self, needed: Role) -> Result<Caller, ApiError> {
+        if self.0.role.allows(needed) {
+            Ok(self.0)
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this route needs a {needed} key; yours is a {} key", self.0.role),
+            ))
+        }
+    }
+}
+
+fn unauthorized(code: &'static str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+fn bearer(req: &HttpRequest) -> Result<SecretString, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("missing_api_key", "send Authorization: Bearer <api key>"))?;
+    let text = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            unauthorized("malformed_authorization", "expected Authorization: Bearer <api key>")
+        })?;
+    Ok(SecretString::from(text.to_owned()))
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let presented = bearer(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let presented = presented?;
+            let state = state.ok_or_else(|| {
+                ApiError::internal(&std::io::Error::other("application state missing"))
+            })?;
+            match api_keys::authenticate(&state.pool, &presented).await? {
+                Some(caller) => Ok(Self(caller)),
+                None => Err(unauthorized(
+                    "invalid_api_key",
+                    "the API key is unknown or has been revoked",
+                )),
+            }
+        })
+    }
+}

@@ -1,0 +1,75 @@
+//! Prometheus metrics: every name is described here, in one place.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::startup::AppState;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide recorder, installed on first use.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let seconds = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ];
+            let sizes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("hallmark_batch_size".into()), &sizes))
+                .expect("bucket lists are non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_ok() {
+                describe();
+            }
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("hallmark_http_requests_total", "HTTP requests by method, route and status");
+    describe_histogram!("hallmark_http_request_duration_seconds", Unit::Seconds, "HTTP request latency by method and route");
+    describe_histogram!("hallmark_generation_stage_seconds", Unit::Seconds, "Time per generation request in each stage (inference, encode, fingerprint, sign, store)");
+    describe_histogram!("hallmark_batch_size", Unit::Count, "Images per forward pass of the generator");
+    describe_counter!("hallmark_images_generated_total", "Signed and registered images");
+    describe_gauge!("hallmark_queue_depth", Unit::Count, "Images waiting for or in the model");
+    describe_gauge!("hallmark_largest_batch", Unit::Count, "Largest forward pass since start");
+}
+
+/// Counts and times every request by its route pattern (not its raw path, to bound cardinality).
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.call(req).await?;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("hallmark_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("hallmark_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    Ok(response)
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn render(state: web::Data<AppState>) -> HttpResponse {
+    let inference = &state.generation.inference;
+    metrics::gauge!("hallmark_queue_depth").set(inference.queued() as f64);
+    let largest = inference.stats().largest_batch.load(std::sync::atomic::Ordering::Relaxed);
+    metrics::gauge!("hallmark_largest_batch").set(largest as f64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

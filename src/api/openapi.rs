@@ -1,0 +1,48 @@
+//! The OpenAPI document, generated from the handlers' annotations, and a small browsable page
+//! for it (embedded: no CDN, no network at run time).
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{generations, records};
+use crate::generation::{GenerationRequest, OutputFormat};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hallmark", description = "GAN images with signed C2PA Content Credentials and a tamper-evident registry"),
+    paths(generations::create, records::get, records::find, records::image),
+    components(schemas(
+        GenerationRequest, OutputFormat, generations::GenerationResponse, generations::GeneratedImage,
+        records::RecordView, records::SigningKeyView, records::RecordList, crate::error::ErrorBody
+    )),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key made with `hallmark keys create`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+pub async fn page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(include_str!("docs.html"))
+}

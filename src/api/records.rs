@@ -1,0 +1,211 @@
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::auth::Authenticated;
+use super::generations::etag;
+use crate::error::ApiError;
+use crate::fingerprint::phash_from_db;
+use crate::provenance::{verify_record, Record};
+use crate::startup::AppState;
+use crate::store::api_keys::Role;
+use crate::store::records;
+
+/// A record with what is needed to check it offline.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordView {
+    pub id: Uuid,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub model: String,
+    pub model_version: String,
+    /// The generation seed (the signed value is this number's two's-complement i64).
+    pub seed: u64,
+    pub format: String,
+    pub width: i32,
+    pub height: i32,
+    pub file_sha256: String,
+    pub pixel_sha256: String,
+    pub phash: String,
+    pub manifest_id: String,
+    pub signing_key_id: String,
+    pub api_key_id: Option<Uuid>,
+    /// Ed25519 signature over the canonical encoding `hallmark-record-v1`, hex.
+    pub signature: String,
+    /// Whether the signature verifies against `signing_key` right now, on the server.
+    pub signature_valid: bool,
+    pub signing_key: Option<SigningKeyView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SigningKeyView {
+    pub id: String,
+    pub algorithm: &'static str,
+    /// Raw 32-byte Ed25519 public key, hex.
+    pub public_key: String,
+    /// The signing certificate chain, leaf first, PEM.
+    pub cert_chain_pem: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordList {
+    pub records: Vec<RecordView>,
+}
+
+async fn view(state: &AppState, record: Record) -> Result<RecordView, ApiError> {
+    let key = records::signing_key(&state.pool, &record.fields.signing_key_id).await?;
+    let signing_key = key.map(|(public_key, cert_chain_pem)| (public_key, cert_chain_pem));
+    let signature_valid = signing_key
+        .as_ref()
+        .and_then(|(public, _)| <[u8; 32]>::try_from(public.as_slice()).ok())
+        .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
+        .is_some_and(|key| verify_record(&record, &key).is_ok());
+    let f = record.fields;
+    Ok(RecordView {
+        id: f.id,
+        created_at: f.created_at,
+        model: f.model,
+        model_version: f.model_version,
+        seed: u64::from_ne_bytes(f.seed.to_ne_bytes()),
+        format: f.format,
+        width: f.width,
+        height: f.height,
+        file_sha256: hex::encode(&f.file_sha256),
+        pixel_sha256: hex::encode(&f.pixel_sha256),
+        phash: format!("{:016x}", phash_from_db(f.phash)),
+        manifest_id: f.manifest_id,
+        signing_key: signing_key.map(|(public_key, cert_chain_pem)| SigningKeyView {
+            id: f.signing_key_id.clone(),
+            algorithm: "Ed25519",
+            public_key: hex::encode(public_key),
+            cert_chain_pem,
+        }),
+        signing_key_id: f.signing_key_id,
+        api_key_id: f.api_key_id,
+        signature: hex::encode(&record.signature),
+        signature_valid,
+    })
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::bad_request("invalid_id", format!("{raw:?} is not a record id (a UUID)")))
+}
+
+fn record_not_found(id: Uuid) -> ApiError {
+    ApiError::not_found("record_not_found", format!("no record {id}"))
+}
+
+/// A record by id: public, rate-limited per client address.
+#[utoipa::path(get, path = "/v1/records/{id}",
+    params(("id" = Uuid, Path, description = "Record id")),
+    responses(
+        (status = 200, body = RecordView),
+        (status = 400, description = "invalid_id"),
+        (status = 404, description = "record_not_found"),
+        (status = 429, description = "rate_limited"),
+    ))]
+pub async fn get(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.public_limiter.check(&req)?;
+    let id = parse_id(&path)?;
+    let record = records::by_id(&state.pool, id)
+        .await?
+        .ok_or_else(|| record_not_found(id))?;
+    Ok(HttpResponse::Ok().json(view(&state, record).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct RecordQuery {
+    /// SHA-256 of the signed file, 64 hex digits.
+    pub sha256: Option<String>,
+}
+
+/// Records by the SHA-256 of the file: public, rate-limited.
+#[utoipa::path(get, path = "/v1/records",
+    params(RecordQuery),
+    responses(
+        (status = 200, body = RecordList),
+        (status = 400, description = "invalid_sha256"),
+        (status = 429, description = "rate_limited"),
+    ))]
+pub async fn find(
+    req: HttpRequest,
+    query: web::Query<RecordQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.public_limiter.check(&req)?;
+    let raw = query.sha256.as_deref().unwrap_or_default();
+    let sha = hex::decode(raw.trim())
+        .ok()
+        .filter(|bytes| bytes.len() == 32)
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_sha256", "sha256 must be 64 hex digits")
+        })?;
+    let mut views = Vec::new();
+    for record in records::by_file_sha256(&state.pool, &sha).await? {
+        views.push(view(&state, record).await?);
+    }
+    Ok(HttpResponse::Ok().json(RecordList { records: views }))
+}
+
+/// The exact signed bytes of an image: its owner's generator key, or an admin key.
+#[utoipa::path(get, path = "/v1/images/{id}",
+    params(("id" = Uuid, Path, description = "Record id")),
+    responses(
+        (status = 200, description = "The signed image", content_type = "image/png"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 401, description = "Missing, unknown or revoked key"),
+        (status = 403, description = "Not a generator or admin key"),
+        (status = 404, description = "image_not_found (also for other keys' images)"),
+    ),
+    security(("api_key" = [])))]
+pub async fn image(
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.require(Role::Generator)?;
+    let id = parse_id(&path)?;
+    let not_found = || ApiError::not_found("image_not_found", format!("no image {id}"));
+    let record = records::by_id(&state.pool, id).await?.ok_or_else(not_found)?;
+    if caller.role != Role::Admin && record.fields.api_key_id != Some(caller.key_id) {
+        return Err(not_found());
+    }
+    let tag = etag(&record.fields.file_sha256);
+    let cached = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+    if cached {
+        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, tag)).finish());
+    }
+    let mut sha = [0u8; 32];
+    sha.copy_from_slice(&record.fields.file_sha256);
+    let bytes = state
+        .generation
+        .blobs
+        .get(&sha)
+        .await
+        .map_err(|error| ApiError::internal(&error))?
+        .ok_or_else(|| {
+            tracing::error!(%id, "record without its blob");
+            ApiError::internal(&std::io::Error::other("image bytes missing from the blob store"))
+        })?;
+    let mime = match record.fields.format.as_str() {
+        "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        _ => "image/png",
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(mime)
+        .insert_header((header::ETAG, tag))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=31536000, immutable"))
+        .body(bytes))
+}

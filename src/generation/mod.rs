@@ -1,0 +1,361 @@
+//! The generation pipeline: model → encode → fingerprint → C2PA sign → SHA-256 of the signed
+//! file → blob store + signed records committed in one transaction. No image is handed back
+//! unless its record is committed; on any failure the blobs just written are removed again, and
+//! since blobs are only reachable through a record, none is ever seen half-made.
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
+use image::DynamicImage;
+use serde::Deserialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::blocking;
+use crate::error::ApiError;
+use crate::fingerprint::{self, Fingerprinter};
+use crate::inference::{Inference, InferenceError};
+use crate::provenance::record::now_micros;
+use crate::provenance::{ImageClaim, ImageFormat, ProvenanceSigner, Record, RecordFields};
+use crate::store::{blobs::Blobs, records};
+
+/// Most images one request may ask for.
+pub const MAX_COUNT: u32 = 64;
+/// Random seeds stay below 2^53 so JavaScript clients read them exactly.
+const RANDOM_SEED_BITS: u64 = (1 << 53) - 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Png,
+    Jpeg,
+}
+
+/// `POST /v1/generations` body.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationRequest {
+    /// Model name; the served model when absent.
+    pub model: Option<String>,
+    /// Images to make, 1 to 64.
+    pub count: u32,
+    /// Seed; image `i` of a request is fully determined by (model, seed, i). Random when absent.
+    pub seed: Option<u64>,
+    #[serde(default = "default_format")]
+    pub format: OutputFormat,
+    /// JPEG quality 1..=100 (default 90); not allowed for PNG.
+    pub quality: Option<u8>,
+}
+
+fn default_format() -> OutputFormat {
+    OutputFormat::Png
+}
+
+/// A checked request.
+#[derive(Debug, Clone, Copy)]
+pub struct GenerationSpec {
+    pub count: usize,
+    pub seed: u64,
+    pub format: OutputFormat,
+    pub jpeg_quality: u8,
+}
+
+impl OutputFormat {
+    #[must_use]
+    pub fn image_format(self) -> ImageFormat {
+        match self {
+            Self::Png => ImageFormat::Png,
+            Self::Jpeg => ImageFormat::Jpeg,
+        }
+    }
+}
+
+impl GenerationRequest {
+    /// Parses the request against the served model.
+    ///
+    /// # Errors
+    /// 400 with a code for a bad count, format or quality; 404 `unknown_model` for a model not served.
+    pub fn validate(&self, served_model: &str) -> Result<GenerationSpec, ApiError> {
+        if let Some(model) = &self.model {
+            if model != served_model {
+                return Err(ApiError::not_found(
+                    "unknown_model",
+                    format!("model {model:?} is not served here; this service serves {served_model:?}"),
+                ));
+            }
+        }
+        if !(1..=MAX_COUNT).contains(&self.count) {
+            return Err(ApiError::bad_request(
+                "invalid_count",
+                format!("count must be between 1 and {MAX_COUNT}, got {}", self.count),
+            ));
+        }
+        let (format, jpeg_quality) = match (self.format, self.quality) {
+            (OutputFormat::Png, None) => (OutputFormat::Png, 0),
+            (OutputFormat::Png, Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "invalid_quality",
+                    "quality applies to JPEG only",
+                ))
+            }
+            (OutputFormat::Jpeg, quality) => {
+                let quality = quality.unwrap_or(90);
+                if !(1..=100).contains(&quality) {
+                    return Err(ApiError::bad_request(
+                        "invalid_quality",
+                        format!("JPEG quality must be between 1 and 100, got {quality}"),
+                    ));
+                }
+                (OutputFormat::Jpeg, quality)
+            }
+        };
+        Ok(GenerationSpec {
+            count: self.count as usize,
+            seed: self.seed.unwrap_or_else(|| rand::random::<u64>() & RANDOM_SEED_BITS),
+            format,
+            jpeg_quality,
+        })
+    }
+}
+
+/// One finished image: its committed record and the exact bytes served.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub record: Record,
+    pub bytes: Bytes,
+    pub format: ImageFormat,
+}
+
+/// Time spent in each stage, summed over a request's images.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    pub inference: Duration,
+    pub encode: Duration,
+    pub fingerprint: Duration,
+    pub sign: Duration,
+    pub store: Duration,
+}
+
+impl StageTimes {
+    fn add(&mut self, other: &StageTimes) {
+        self.encode += other.encode;
+        self.fingerprint += other.fingerprint;
+        self.sign += other.sign;
+    }
+
+    fn record_metrics(&self) {
+        for (stage, time) in [
+            ("inference", self.inference),
+            ("encode", self.encode),
+            ("fingerprint", self.fingerprint),
+            ("sign", self.sign),
+            ("store", self.store),
+        ] {
+            metrics::histogram!("hallmark_generation_stage_seconds", "stage" => stage)
+                .record(time.as_secs_f64());
+        }
+    }
+}
+
+/// Everything the pipeline needs, built once at start-up.
+#[derive(Clone)]
+pub struct GenerationService {
+    pub inference: Inference,
+    pub signer: Arc<ProvenanceSigner>,
+    pub fingerprinter: Arc<Fingerprinter>,
+    pub blobs: Blobs,
+    pub pool: PgPool,
+}
+
+impl From<InferenceError> for ApiError {
+    fn from(error: InferenceError) -> Self {
+        match error {
+            InferenceError::QueueFull { .. } => {
+                ApiError::new(actix_web::http::StatusCode::TOO_MANY_REQUESTS, "queue_full", error.to_string())
+                    .retry_after(1)
+            }
+            InferenceError::Timeout(_) => {
+                ApiError::unavailable("model_timeout", error.to_string()).retry_after(1)
+            }
+            InferenceError::Stopped => ApiError::unavailable("model_unavailable", error.to_string()),
+            InferenceError::Model(_) => ApiError::internal(&error),
+        }
+    }
+}
+
+impl GenerationService {
+    /// Runs the whole pipeline for one request.
+    ///
+    /// # Errors
+    /// 429 when the model queue is full, 503 when the model or the database is unavailable, 500
+    /// for anything else; nothing is left behind in either store.
+    pub async fn generate(
+        &self,
+        spec: GenerationSpec,
+        api_key_id: Option<Uuid>,
+    ) -> Result<(Vec<Generated>, StageTimes), ApiError> {
+        let mut times = StageTimes::default();
+        let started = Instant::now();
+        let images = self.inference.generate(spec.seed, spec.count).await?;
+        times.inference = started.elapsed();
+
+        let info = self.inference.info();
+        let mut tasks = Vec::with_capacity(images.len());
+        for (index, image) in images.into_iter().enumerate() {
+            let job = ImageJob {
+                image,
+                index: index as u64,
+                spec,
+                model: info.name.clone(),
+                model_version: info.version.clone(),
+                api_key_id,
+                signer: Arc::clone(&self.signer),
+                fingerprinter: Arc::clone(&self.fingerprinter),
+            };
+            tasks.push(blocking::run(move || job.finish()));
+        }
+        let mut generated = Vec::with_capacity(tasks.len());
+        for task in futures_util::future::join_all(tasks).await {
+            let (image, image_times) = task??;
+            times.add(&image_times);
+            generated.push(image);
+        }
+
+        let started = Instant::now();
+        self.commit(&generated).await?;
+        times.store = started.elapsed();
+        times.record_metrics();
+        metrics::counter!("hallmark_images_generated_total").increment(generated.len() as u64);
+        Ok((generated, times))
+    }
+
+    /// Blobs first, then the records in one transaction; undo the blobs if anything fails.
+    async fn commit(&self, generated: &[Generated]) -> Result<(), ApiError> {
+        let result = self.write(generated).await;
+        if result.is_err() {
+            for image in generated {
+                if let Err(error) = self.blobs.delete(&sha(&image.record.fields.file_sha256)).await {
+                    tracing::warn!(error = %error, "could not remove a blob after a failed commit");
+                }
+            }
+        }
+        result
+    }
+
+    async fn write(&self, generated: &[Generated]) -> Result<(), ApiError> {
+        for image in generated {
+            self.blobs
+                .put(&sha(&image.record.fields.file_sha256), image.bytes.clone())
+                .await
+                .map_err(|error| ApiError::internal(&error))?;
+        }
+        let records: Vec<Record> = generated.iter().map(|g| g.record.clone()).collect();
+        let mut tx = self.pool.begin().await?;
+        records::insert_all(&mut tx, &records).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn sha(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&bytes[..32]);
+    out
+}
+
+/// The blocking part of one image: encode, fingerprint, sign, hash.
+struct ImageJob {
+    image: DynamicImage,
+    index: u64,
+    spec: GenerationSpec,
+    model: String,
+    model_version: String,
+    api_key_id: Option<Uuid>,
+    signer: Arc<ProvenanceSigner>,
+    fingerprinter: Arc<Fingerprinter>,
+}
+
+impl ImageJob {
+    fn finish(self) -> Result<(Generated, StageTimes), ApiError> {
+        let mut times = StageTimes::default();
+        let started = Instant::now();
+        let encoded = encode(&self.image, self.spec.format, self.spec.jpeg_quality)
+            .map_err(|error| ApiError::internal(&error))?;
+        times.encode = started.elapsed();
+
+        let started = Instant::now();
+        let print = self.fingerprinter.fingerprint(&self.image);
+        times.fingerprint = started.elapsed();
+
+        let started = Instant::now();
+        let id = Uuid::now_v7();
+        let seed = i64::from_ne_bytes(self.spec.seed.to_ne_bytes());
+        let claim = ImageClaim {
+            record_id: id,
+            model: self.model.clone(),
+            model_version: self.model_version.clone(),
+            seed,
+            phash: print.phash,
+            title: format!("{} seed {} image {}", self.model, self.spec.seed, self.index),
+            format: self.spec.format.image_format(),
+        };
+        let signed = self
+            .signer
+            .sign_image(&claim, &encoded)
+            .map_err(|error| ApiError::internal(&error))?;
+        let fields = RecordFields {
+            id,
+            created_at: now_micros(),
+            model: self.model,
+            model_version: self.model_version,
+            seed,
+            format: self.spec.format.image_format().as_str().to_owned(),
+            width: i32::try_from(self.image.width()).unwrap_or(i32::MAX),
+            height: i32::try_from(self.image.height()).unwrap_or(i32::MAX),
+            file_sha256: fingerprint::sha256(&signed.bytes).to_vec(),
+            pixel_sha256: print.pixel_sha256.to_vec(),
+            phash: fingerprint::phash_to_db(print.phash),
+            manifest_id: signed.manifest_id,
+            signing_key_id: self.signer.key_id().to_owned(),
+            api_key_id: self.api_key_id,
+        };
+        let signature = self
+            .signer
+            .sign_record(&fields)
+            .map_err(|error| ApiError::internal(&error))?;
+        times.sign = started.elapsed();
+        Ok((
+            Generated {
+                record: Record { fields, signature },
+                bytes: Bytes::from(signed.bytes),
+                format: self.spec.format.image_format(),
+            },
+            times,
+        ))
+    }
+}
+
+/// Encodes pixels as PNG or JPEG (grey images stay one channel).
+///
+/// # Errors
+/// When the encoder fails.
+pub fn encode(
+    image: &DynamicImage,
+    format: OutputFormat,
+    jpeg_quality: u8,
+) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Cursor::new(Vec::new());
+    match (format, image) {
+        (OutputFormat::Png, _) => image.write_with_encoder(PngEncoder::new(&mut out))?,
+        (OutputFormat::Jpeg, DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_)) => {
+            image.write_with_encoder(JpegEncoder::new_with_quality(&mut out, jpeg_quality))?;
+        }
+        (OutputFormat::Jpeg, other) => DynamicImage::ImageRgb8(other.to_rgb8())
+            .write_with_encoder(JpegEncoder::new_with_quality(&mut out, jpeg_quality))?,
+    }
+    Ok(out.into_inner())
+}

@@ -1,0 +1,216 @@
+//! API keys: `hm_` followed by 64 hex digits (256 random bits). Only the SHA-256 of a key is
+//! stored; the key itself is shown once, when it is created.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::fingerprint::sha256;
+
+const KEY_PREFIX: &str = "hm_";
+/// Characters of the key kept in clear for listings: the prefix and 8 hex digits.
+const SHOWN_CHARS: usize = KEY_PREFIX.len() + 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Generator,
+    Moderator,
+    Admin,
+}
+
+impl Role {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generator => "generator",
+            Self::Moderator => "moderator",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Admin may do everything; the other roles only their own work.
+    #[must_use]
+    pub fn allows(self, needed: Role) -> bool {
+        self == Self::Admin || self == needed
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "generator" => Ok(Self::Generator),
+            "moderator" => Ok(Self::Moderator),
+            "admin" => Ok(Self::Admin),
+            other => Err(format!(
+                "unknown role {other:?}: expected generator, moderator or admin"
+            )),
+        }
+    }
+}
+
+/// A key as listed: never the key itself.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ApiKeyInfo {
+    pub id: Uuid,
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    pub role: RoleColumn,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// `role` as read from the database (checked by the table's CHECK constraint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct RoleColumn(pub Role);
+
+impl TryFrom<String> for RoleColumn {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse().map(RoleColumn)
+    }
+}
+
+/// The key that authenticated a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub key_id: Uuid,
+    pub role: Role,
+}
+
+/// A freshly made key, with the secret to hand to its owner once.
+pub struct NewApiKey {
+    pub info: ApiKeyInfo,
+    pub secret: SecretString,
+}
+
+fn hash_key(key: &str) -> Vec<u8> {
+    sha256(key.as_bytes()).to_vec()
+}
+
+/// Makes and stores a new key.
+///
+/// # Errors
+/// When the database fails.
+pub async fn create(pool: &PgPool, name: &str, role: Role) -> Result<NewApiKey, sqlx::Error> {
+    let mut random = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    let key = format!("{KEY_PREFIX}{}", hex::encode(random));
+    let info: ApiKeyInfo = sqlx::query_as(
+        "INSERT INTO api_keys (id, name, role, prefix, key_hash)
+         VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, name, role, prefix, created_at, revoked_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(role.as_str())
+    .bind(&key[..SHOWN_CHARS])
+    .bind(hash_key(&key))
+    .fetch_one(pool)
+    .await?;
+    Ok(NewApiKey {
+        info,
+        secret: SecretString::from(key),
+    })
+}
+
+/// Every key, newest first.
+///
+/// # Errors
+/// When the database fails.
+pub async fn list(pool: &PgPool) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys
+         ORDER BY created_at DESC, id DESC",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Revokes a key by id, or by its shown prefix when that names exactly one key. Returns whether a
+/// live key was revoked.
+///
+/// # Errors
+/// When the database fails.
+pub async fn revoke(pool: &PgPool, id_or_prefix: &str) -> Result<bool, sqlx::Error> {
+    let result = match Uuid::parse_str(id_or_prefix) {
+        Ok(id) => {
+            sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .execute(pool)
+                .await?
+        }
+        Err(_) => {
+            sqlx::query(
+                "UPDATE api_keys SET revoked_at = now()
+                 WHERE prefix = $1 AND revoked_at IS NULL
+                   AND (SELECT count(*) FROM api_keys WHERE prefix = $1) = 1",
+            )
+            .bind(id_or_prefix)
+            .execute(pool)
+            .await?
+        }
+    };
+    Ok(result.rows_affected() == 1)
+}
+
+/// The live key matching a presented secret, if any.
+///
+/// # Errors
+/// When the database fails.
+pub async fn authenticate(pool: &PgPool, presented: &SecretString) -> Result<Option<Caller>, sqlx::Error> {
+    let key = presented.expose_secret();
+    if !key.starts_with(KEY_PREFIX) {
+        return Ok(None);
+    }
+    let row: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(hash_key(key))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|(key_id, role)| {
+        role.parse().ok().map(|role| Caller { key_id, role })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_allows_everything_others_only_their_role() {
+        for needed in [Role::Generator, Role::Moderator, Role::Admin] {
+            assert!(Role::Admin.allows(needed));
+        }
+        assert!(Role::Generator.allows(Role::Generator));
+        assert!(!Role::Generator.allows(Role::Moderator));
+        assert!(!Role::Moderator.allows(Role::Generator));
+        assert!(!Role::Moderator.allows(Role::Admin));
+    }
+
+    #[test]
+    fn roles_parse_back() {
+        for role in [Role::Generator, Role::Moderator, Role::Admin] {
+            assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+}

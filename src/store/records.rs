@@ -1,0 +1,79 @@
+//! The registry of generated images.
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::provenance::record::RECORD_COLUMNS;
+use crate::provenance::Record;
+
+/// Inserts records inside the caller's transaction.
+///
+/// # Errors
+/// When the database fails.
+pub async fn insert_all(
+    tx: &mut Transaction<'_, Postgres>,
+    records: &[Record],
+) -> Result<(), sqlx::Error> {
+    for record in records {
+        let f = &record.fields;
+        sqlx::query(
+            "INSERT INTO records (id, created_at, model, model_version, seed, format, width, height,
+                file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, signature)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(f.id)
+        .bind(f.created_at)
+        .bind(&f.model)
+        .bind(&f.model_version)
+        .bind(f.seed)
+        .bind(&f.format)
+        .bind(f.width)
+        .bind(f.height)
+        .bind(&f.file_sha256)
+        .bind(&f.pixel_sha256)
+        .bind(f.phash)
+        .bind(&f.manifest_id)
+        .bind(&f.signing_key_id)
+        .bind(f.api_key_id)
+        .bind(&record.signature)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// # Errors
+/// When the database fails.
+pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Record>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Records whose signed file has this SHA-256 (normally one).
+///
+/// # Errors
+/// When the database fails.
+pub async fn by_file_sha256(pool: &PgPool, sha256: &[u8]) -> Result<Vec<Record>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE file_sha256 = $1 ORDER BY created_at"
+    ))
+    .bind(sha256)
+    .fetch_all(pool)
+    .await
+}
+
+/// The signing key's public key and certificate chain, to check a record offline.
+///
+/// # Errors
+/// When the database fails.
+pub async fn signing_key(
+    pool: &PgPool,
+    key_id: &str,
+) -> Result<Option<(Vec<u8>, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT public_key, cert_chain_pem FROM signing_keys WHERE id = $1")
+        .bind(key_id)
+        .fetch_optional(pool)
+        .await
+}

@@ -1,0 +1,390 @@
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use hallmark::fingerprint::sha256;
+use hallmark::provenance::{verify_record, ProvenanceVerifier, Record, ValidationState};
+use hallmark::store::api_keys::{self, Role};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+use crate::helpers::{error_code, spawn_app, spawn_app_with, spawn_with, test_settings, DbProxy, TestApp};
+
+/// Every image of a JSON answer: fetched with `key`, its bytes hashed, its manifest read with our
+/// CA as the anchor, and its public record's signature checked against the published key.
+async fn check_images(app: &TestApp, key: &str, answer: &Value) -> Vec<Vec<u8>> {
+    let verifier = ProvenanceVerifier::from_settings(&app.settings).unwrap();
+    let mut all = Vec::new();
+    for image in answer["images"].as_array().unwrap() {
+        let id = image["id"].as_str().unwrap();
+        let bytes = app
+            .client
+            .get(app.url(&format!("/v1/images/{id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bytes.status(), StatusCode::OK);
+        let etag = bytes.headers()["etag"].to_str().unwrap().to_owned();
+        let bytes = bytes.bytes().await.unwrap().to_vec();
+        let sha = hex::encode(sha256(&bytes));
+        assert_eq!(image["sha256"], sha, "served bytes are the registered ones");
+        assert_eq!(etag, format!("\"{sha}\""));
+
+        let report = verifier.verify(&bytes);
+        assert_eq!(report.state, ValidationState::Trusted, "{report:?}");
+        assert_eq!(report.hallmark.as_ref().unwrap().record_id.to_string(), id);
+
+        let record: Value = app
+            .client
+            .get(app.url(&format!("/v1/records/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(record["signature_valid"], true);
+        assert_eq!(record["file_sha256"], sha);
+        // Check it offline too, from the published key alone.
+        let public: [u8; 32] = hex::decode(record["signing_key"]["public_key"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let stored: Record = sqlx::query_as(&format!(
+            "SELECT {} FROM records WHERE id = $1",
+            hallmark::provenance::record::RECORD_COLUMNS
+        ))
+        .bind(uuid::Uuid::parse_str(id).unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        verify_record(&stored, &VerifyingKey::from_bytes(&public).unwrap()).unwrap();
+        all.push(bytes);
+    }
+    all
+}
+
+#[sqlx::test]
+async fn one_png_is_signed_registered_and_served(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Generator).await;
+    let response = app.generate(&key, json!({"count": 1, "seed": 7})).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["seed"], 7);
+    assert_eq!(answer["model"], "fashion-dcgan32");
+    let images = check_images(&app, &key, &answer).await;
+    assert!(images[0].starts_with(b"\x89PNG"));
+    assert_eq!(app.blob_count(), 1);
+}
+
+#[sqlx::test]
+async fn sixty_four_jpegs_in_one_request(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Generator).await;
+    let response = app.generate(&key, json!({"count": 64, "format": "jpeg", "quality": 85})).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let answer: Value = response.json().await.unwrap();
+    let images = check_images(&app, &key, &answer).await;
+    assert_eq!(images.len(), 64);
+    assert!(images.iter().all(|b| b.starts_with(&[0xFF, 0xD8, 0xFF])));
+    let distinct: HashSet<_> = images.iter().map(|b| sha256(b)).collect();
+    assert_eq!(distinct.len(), 64);
+    assert_eq!(app.blob_count(), 64);
+}
+
+#[sqlx::test]
+async fn image_bytes_directly_with_accept(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Generator).await;
+    let response = app
+        .client
+        .post(app.url("/v1/generations"))
+        .bearer_auth(&key)
+        .header("accept", "image/png")
+        .json(&json!({"count": 1, "seed": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    let id = response.headers()["x-hallmark-record-id"].to_str().unwrap().to_owned();
+    let bytes = response.bytes().await.unwrap();
+    let found: Value = app
+        .client
+        .get(app.url(&format!("/v1/records?sha256={}", hex::encode(sha256(&bytes)))))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["records"][0]["id"], id);
+
+    let many = app
+        .client
+        .post(app.url("/v1/generations"))
+        .bearer_auth(&key)
+        .header("accept", "image/png")
+        .json(&json!({"count": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(many.status(), StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(error_code(many).await, "not_acceptable");
+}
+
+#[sqlx::test]
+async fn same_seed_gives_same_pixels(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Generator).await;
+    let mut pixels = Vec::new();
+    for _ in 0..2 {
+        let answer: Value = app.generate(&key, json!({"count": 3, "seed": 1234})).await.json().await.unwrap();
+        let ids: Vec<_> = answer["images"].as_array().unwrap().iter().map(|i| i["pixel_sha256"].clone()).collect();
+        pixels.push(ids);
+    }
+    assert_eq!(pixels[0], pixels[1]);
+    let other: Value = app.generate(&key, json!({"count": 3, "seed": 1235})).await.json().await.unwrap();
+    assert_ne!(other["images"][0]["pixel_sha256"], pixels[0][0]);
+    // Image i does not depend on the count asked for alongside it.
+    let single: Value = app.generate(&key, json!({"count": 1, "seed": 1234})).await.json().await.unwrap();
+    assert_eq!(single["images"][0]["pixel_sha256"], pixels[0][0]);
+}
+
+#[sqlx::test]
+async fn concurrent_requests_share_forward_passes(pool: PgPool) {
+    let app = spawn_app_with(pool, |s| s.limits.batch_delay_ms = 100).await;
+    let key = app.key(Role::Generator).await;
+    let requests = (0..12).map(|seed| app.generate(&key, json!({"count": 2, "seed": seed})));
+    for response in futures_util::future::join_all(requests).await {
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let largest: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("hallmark_largest_batch "))
+        .expect("largest batch gauge")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(largest > 2.0, "requests were batched together: largest batch {largest}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(stored, 24);
+}
+
+#[sqlx::test]
+async fn a_full_queue_answers_429_at_once(pool: PgPool) {
+    // The first request holds the whole queue while the batcher waits for company.
+    let app = spawn_app_with(pool, |s| {
+        s.limits.queue_depth = 4;
+        s.limits.batch_delay_ms = 1500;
+    })
+    .await;
+    let key = app.key(Role::Generator).await;
+    let first = app.generate(&key, json!({"count": 4}));
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        app.generate(&key, json!({"count": 1})).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(second.headers().contains_key("retry-after"));
+    assert_eq!(error_code(second).await, "queue_full");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    // Once the queue drains, requests are admitted again.
+    assert_eq!(app.generate(&key, json!({"count": 1})).await.status(), StatusCode::CREATED);
+}
+
+#[sqlx::test]
+async fn invalid_bodies_get_400_with_codes(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Generator).await;
+    for (body, status, code) in [
+        (json!({"count": 0}), StatusCode::BAD_REQUEST, "invalid_count"),
+        (json!({"count": 65}), StatusCode::BAD_REQUEST, "invalid_count"),
+        (json!({"count": 1, "format": "gif"}), StatusCode::BAD_REQUEST, "invalid_body"),
+        (json!({"count": 1, "quality": 80}), StatusCode::BAD_REQUEST, "invalid_quality"),
+        (json!({"count": 1, "format": "jpeg", "quality": 0}), StatusCode::BAD_REQUEST, "invalid_quality"),
+        (json!({"count": -1}), StatusCode::BAD_REQUEST, "invalid_body"),
+        (json!({"count": 1, "colour": "red"}), StatusCode::BAD_REQUEST, "invalid_body"),
+        (json!({}), StatusCode::BAD_REQUEST, "invalid_body"),
+        (json!({"count": 1, "model": "no-such-model"}), StatusCode::NOT_FOUND, "unknown_model"),
+    ] {
+        let response = app.generate(&key, body.clone()).await;
+        assert_eq!(response.status(), status, "{body}");
+        assert_eq!(error_code(response).await, code, "{body}");
+    }
+    let malformed = app
+        .client
+        .post(app.url("/v1/generations"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{\"count\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(malformed).await, "malformed_json");
+    let no_json = app
+        .client
+        .post(app.url("/v1/generations"))
+        .bearer_auth(&key)
+        .body("count=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(stored, 0, "nothing was stored for bad requests");
+}
+
+#[sqlx::test]
+async fn auth_matrix_for_every_route(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let generator = app.key(Role::Generator).await;
+    let other_generator = app.key(Role::Generator).await;
+    let moderator = app.key(Role::Moderator).await;
+    let admin = app.key(Role::Admin).await;
+    let revoked = api_keys::create(&app.pool, "gone", Role::Admin).await.unwrap();
+    assert!(api_keys::revoke(&app.pool, &revoked.info.id.to_string()).await.unwrap());
+    let revoked = secrecy::ExposeSecret::expose_secret(&revoked.secret).to_owned();
+
+    let answer: Value = app.generate(&generator, json!({"count": 1})).await.json().await.unwrap();
+    let id = answer["images"][0]["id"].as_str().unwrap().to_owned();
+    let sha = answer["images"][0]["sha256"].as_str().unwrap().to_owned();
+
+    // (who, key) → expected status for: generate, own image, record by id, record by hash.
+    let unknown = format!("hm_{}", "0".repeat(64));
+    let cases: [(&str, Option<&str>, [u16; 4]); 7] = [
+        ("no key", None, [401, 401, 200, 200]),
+        ("unknown key", Some(unknown.as_str()), [401, 401, 200, 200]),
+        ("not a key", Some("Basic abc"), [401, 401, 200, 200]),
+        ("revoked", Some(revoked.as_str()), [401, 401, 200, 200]),
+        ("generator (owner)", Some(generator.as_str()), [201, 200, 200, 200]),
+        ("other generator", Some(other_generator.as_str()), [201, 404, 200, 200]),
+        ("moderator", Some(moderator.as_str()), [403, 403, 200, 200]),
+    ];
+    for (who, key, expected) in cases.into_iter().chain([("admin", Some(admin.as_str()), [201, 200, 200, 200])]) {
+        let with_key = |builder: reqwest::RequestBuilder| match key {
+            Some(k) if k.starts_with("Basic") => builder.header("authorization", k),
+            Some(k) => builder.bearer_auth(k),
+            None => builder,
+        };
+        let responses = [
+            with_key(app.client.post(app.url("/v1/generations")).json(&json!({"count": 1}))).send().await.unwrap(),
+            with_key(app.client.get(app.url(&format!("/v1/images/{id}")))).send().await.unwrap(),
+            with_key(app.client.get(app.url(&format!("/v1/records/{id}")))).send().await.unwrap(),
+            with_key(app.client.get(app.url(&format!("/v1/records?sha256={sha}")))).send().await.unwrap(),
+        ];
+        for (route, (response, want)) in responses.into_iter().zip(expected).enumerate() {
+            assert_eq!(response.status().as_u16(), want, "{who}, route {route}");
+            if want >= 400 {
+                let code = error_code(response).await;
+                let expected_code = match want {
+                    401 => ["missing_api_key", "invalid_api_key", "malformed_authorization"].contains(&code.as_str()),
+                    403 => code == "forbidden",
+                    404 => code == "image_not_found",
+                    _ => false,
+                };
+                assert!(expected_code, "{who}, route {route}: code {code}");
+            }
+        }
+    }
+}
+
+#[sqlx::test]
+async fn record_lookups_validate_their_input(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for (path, status, code) in [
+        ("/v1/records/not-a-uuid", 400, "invalid_id"),
+        ("/v1/records/00000000-0000-0000-0000-000000000000", 404, "record_not_found"),
+        ("/v1/records?sha256=xyz", 400, "invalid_sha256"),
+        ("/v1/records", 400, "invalid_sha256"),
+    ] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        assert_eq!(error_code(response).await, code, "{path}");
+    }
+    let none: Value = app
+        .client
+        .get(app.url(&format!("/v1/records?sha256={}", "ab".repeat(32))))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["records"], json!([]));
+}
+
+#[sqlx::test]
+async fn public_lookups_are_rate_limited_per_address(pool: PgPool) {
+    let app = spawn_app_with(pool, |s| {
+        s.api.public_rate_per_s = 1;
+        s.api.public_burst = 3;
+    })
+    .await;
+    let url = app.url("/v1/records/00000000-0000-0000-0000-000000000000");
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(app.client.get(&url).send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(&statuses[..3], &[404, 404, 404]);
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+#[sqlx::test]
+async fn database_outage_gives_503_and_leaves_nothing_behind(pool: PgPool) {
+    let target = "127.0.0.1:5432".parse().unwrap();
+    let proxy = DbProxy::start(target).await;
+    let options = (*pool.connect_options()).clone().host("127.0.0.1").port(proxy.addr.port());
+    let via_proxy = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(options);
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(data_dir.path());
+    // Requests wait in the batcher long enough for the outage to start mid-request.
+    settings.limits.batch_delay_ms = 800;
+    let identity = hallmark::provenance::SigningIdentity::load(&settings).unwrap();
+    hallmark::provenance::pki::register_signing_key(&pool, &identity).await.unwrap();
+    let app = spawn_with(settings, via_proxy, data_dir);
+    let key = crate::helpers::TestApp::key(&app, Role::Generator).await;
+
+    assert_eq!(app.generate(&key, json!({"count": 2})).await.status(), StatusCode::CREATED);
+
+    // The key is checked, the request waits for the model, then the database goes away before
+    // the records are committed.
+    let request = app.generate(&key, json!({"count": 3}));
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proxy.cut();
+    };
+    let (response, ()) = tokio::join!(request, outage);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(response).await, "database_unavailable");
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    proxy.restore();
+    // Checked on the direct pool: only the first request's records and blobs exist.
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 2);
+    assert_eq!(app.blob_count(), 2, "no orphaned blob");
+
+    let mut recovered = false;
+    for _ in 0..20 {
+        if app.generate(&key, json!({"count": 1})).await.status() == StatusCode::CREATED {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "the service recovers when the database is back");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 3);
+}
