@@ -27,7 +27,7 @@ lint: setup
 	cargo clippy --all-targets -- -D warnings
 
 test: lint
-	cargo test --all-targets
+	cargo test
 
 bench: setup
 	cargo bench

@@ -104,7 +104,8 @@ impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         if database_unreachable(&error) {
             tracing::warn!(error = %error, "database unavailable");
-            Self::unavailable("database_unavailable", "the database is not reachable").retry_after(5)
+            Self::unavailable("database_unavailable", "the database is not reachable")
+                .retry_after(5)
         } else {
             Self::internal(&error)
         }

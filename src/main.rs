@@ -149,9 +149,16 @@ async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
             println!("{}", key.secret.expose_secret());
         }
         KeysCommand::List => {
-            println!("{:<36}  {:<11}  {:<9}  {:<25}  {:<8}  name", "id", "prefix", "role", "created", "state");
+            println!(
+                "{:<36}  {:<11}  {:<9}  {:<25}  {:<8}  name",
+                "id", "prefix", "role", "created", "state"
+            );
             for key in api_keys::list(&pool).await? {
-                let state = if key.revoked_at.is_some() { "revoked" } else { "active" };
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
                 println!(
                     "{:<36}  {:<11}  {:<9}  {:<25}  {:<8}  {}",
                     key.id,

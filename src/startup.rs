@@ -57,10 +57,20 @@ impl Application {
         let device = settings.model.device.parse::<DeviceChoice>()?.resolve()?;
         tracing::info!(device = %DeviceName(device), cuda = tch::Cuda::is_available(), "torch device");
         let (models_dir, name) = (settings.model.dir.clone(), settings.model.name.clone());
-        let inference = Inference::start(&settings.limits, move || load_model(&models_dir, &name, device))
-            .with_context(|| format!("cannot load model {:?} from {}", settings.model.name, settings.model.dir.display()))?;
-        let signer = ProvenanceSigner::from_settings(&settings).context("cannot load the signing identity")?;
-        let blobs = Blobs::from_settings(&settings.storage).context("cannot open the blob store")?;
+        let inference = Inference::start(&settings.limits, move || {
+            load_model(&models_dir, &name, device)
+        })
+        .with_context(|| {
+            format!(
+                "cannot load model {:?} from {}",
+                settings.model.name,
+                settings.model.dir.display()
+            )
+        })?;
+        let signer = ProvenanceSigner::from_settings(&settings)
+            .context("cannot load the signing identity")?;
+        let blobs =
+            Blobs::from_settings(&settings.storage).context("cannot open the blob store")?;
         let generation = GenerationService {
             inference,
             signer: Arc::new(signer),

@@ -26,7 +26,10 @@ impl Authenticated {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("this route needs a {needed} key; yours is a {} key", self.0.role),
+                format!(
+                    "this route needs a {needed} key; yours is a {} key",
+                    self.0.role
+                ),
             ))
         }
     }
@@ -48,7 +51,10 @@ fn bearer(req: &HttpRequest) -> Result<SecretString, ApiError> {
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
-            unauthorized("malformed_authorization", "expected Authorization: Bearer <api key>")
+            unauthorized(
+                "malformed_authorization",
+                "expected Authorization: Bearer <api key>",
+            )
         })?;
     Ok(SecretString::from(text.to_owned()))
 }

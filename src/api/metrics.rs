@@ -24,7 +24,9 @@ pub fn handle() -> PrometheusHandle {
             let sizes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("hallmark_batch_size".into()), &sizes))
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full("hallmark_batch_size".into()), &sizes)
+                })
                 .expect("bucket lists are non-empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -38,13 +40,39 @@ pub fn handle() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!("hallmark_http_requests_total", "HTTP requests by method, route and status");
-    describe_histogram!("hallmark_http_request_duration_seconds", Unit::Seconds, "HTTP request latency by method and route");
-    describe_histogram!("hallmark_generation_stage_seconds", Unit::Seconds, "Time per generation request in each stage (inference, encode, fingerprint, sign, store)");
-    describe_histogram!("hallmark_batch_size", Unit::Count, "Images per forward pass of the generator");
-    describe_counter!("hallmark_images_generated_total", "Signed and registered images");
-    describe_gauge!("hallmark_queue_depth", Unit::Count, "Images waiting for or in the model");
-    describe_gauge!("hallmark_largest_batch", Unit::Count, "Largest forward pass since start");
+    describe_counter!(
+        "hallmark_http_requests_total",
+        "HTTP requests by method, route and status"
+    );
+    describe_histogram!(
+        "hallmark_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by method and route"
+    );
+    describe_histogram!(
+        "hallmark_generation_stage_seconds",
+        Unit::Seconds,
+        "Time per generation request in each stage (inference, encode, fingerprint, sign, store)"
+    );
+    describe_histogram!(
+        "hallmark_batch_size",
+        Unit::Count,
+        "Images per forward pass of the generator"
+    );
+    describe_counter!(
+        "hallmark_images_generated_total",
+        "Signed and registered images"
+    );
+    describe_gauge!(
+        "hallmark_queue_depth",
+        Unit::Count,
+        "Images waiting for or in the model"
+    );
+    describe_gauge!(
+        "hallmark_largest_batch",
+        Unit::Count,
+        "Largest forward pass since start"
+    );
 }
 
 /// Counts and times every request by its route pattern (not its raw path, to bound cardinality).
@@ -54,7 +82,9 @@ pub async fn track(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.call(req).await?;
     let status = response.status().as_u16().to_string();
     metrics::counter!("hallmark_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
@@ -67,7 +97,10 @@ pub async fn track(
 pub async fn render(state: web::Data<AppState>) -> HttpResponse {
     let inference = &state.generation.inference;
     metrics::gauge!("hallmark_queue_depth").set(inference.queued() as f64);
-    let largest = inference.stats().largest_batch.load(std::sync::atomic::Ordering::Relaxed);
+    let largest = inference
+        .stats()
+        .largest_batch
+        .load(std::sync::atomic::Ordering::Relaxed);
     metrics::gauge!("hallmark_largest_batch").set(largest as f64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -54,8 +54,7 @@ pub struct RecordList {
 }
 
 async fn view(state: &AppState, record: Record) -> Result<RecordView, ApiError> {
-    let key = records::signing_key(&state.pool, &record.fields.signing_key_id).await?;
-    let signing_key = key.map(|(public_key, cert_chain_pem)| (public_key, cert_chain_pem));
+    let signing_key = records::signing_key(&state.pool, &record.fields.signing_key_id).await?;
     let signature_valid = signing_key
         .as_ref()
         .and_then(|(public, _)| <[u8; 32]>::try_from(public.as_slice()).ok())
@@ -89,8 +88,9 @@ async fn view(state: &AppState, record: Record) -> Result<RecordView, ApiError> 
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| ApiError::bad_request("invalid_id", format!("{raw:?} is not a record id (a UUID)")))
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::bad_request("invalid_id", format!("{raw:?} is not a record id (a UUID)"))
+    })
 }
 
 fn record_not_found(id: Uuid) -> ApiError {
@@ -143,9 +143,7 @@ pub async fn find(
     let sha = hex::decode(raw.trim())
         .ok()
         .filter(|bytes| bytes.len() == 32)
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_sha256", "sha256 must be 64 hex digits")
-        })?;
+        .ok_or_else(|| ApiError::bad_request("invalid_sha256", "sha256 must be 64 hex digits"))?;
     let mut views = Vec::new();
     for record in records::by_file_sha256(&state.pool, &sha).await? {
         views.push(view(&state, record).await?);
@@ -173,7 +171,9 @@ pub async fn image(
     let caller = auth.require(Role::Generator)?;
     let id = parse_id(&path)?;
     let not_found = || ApiError::not_found("image_not_found", format!("no image {id}"));
-    let record = records::by_id(&state.pool, id).await?.ok_or_else(not_found)?;
+    let record = records::by_id(&state.pool, id)
+        .await?
+        .ok_or_else(not_found)?;
     if caller.role != Role::Admin && record.fields.api_key_id != Some(caller.key_id) {
         return Err(not_found());
     }
@@ -184,7 +184,9 @@ pub async fn image(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
     if cached {
-        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, tag)).finish());
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, tag))
+            .finish());
     }
     let mut sha = [0u8; 32];
     sha.copy_from_slice(&record.fields.file_sha256);
@@ -196,7 +198,9 @@ pub async fn image(
         .map_err(|error| ApiError::internal(&error))?
         .ok_or_else(|| {
             tracing::error!(%id, "record without its blob");
-            ApiError::internal(&std::io::Error::other("image bytes missing from the blob store"))
+            ApiError::internal(&std::io::Error::other(
+                "image bytes missing from the blob store",
+            ))
         })?;
     let mime = match record.fields.format.as_str() {
         "jpeg" => "image/jpeg",
@@ -206,6 +210,9 @@ pub async fn image(
     Ok(HttpResponse::Ok()
         .content_type(mime)
         .insert_header((header::ETAG, tag))
-        .insert_header((header::CACHE_CONTROL, "private, max-age=31536000, immutable"))
+        .insert_header((
+            header::CACHE_CONTROL,
+            "private, max-age=31536000, immutable",
+        ))
         .body(bytes))
 }

@@ -134,17 +134,27 @@ mod tests {
         let original = fp.phash(&picture(0));
         let jpeg = fp.phash(&reencode_jpeg(&picture(0), 75));
         let half = fp.phash(&picture(0).resize(16, 16, image::imageops::FilterType::Triangle));
-        assert!(hamming(original, jpeg) <= 4, "jpeg distance {}", hamming(original, jpeg));
-        assert!(hamming(original, half) <= 6, "resize distance {}", hamming(original, half));
+        assert!(
+            hamming(original, jpeg) <= 4,
+            "jpeg distance {}",
+            hamming(original, jpeg)
+        );
+        assert!(
+            hamming(original, half) <= 6,
+            "resize distance {}",
+            hamming(original, half)
+        );
     }
 
     #[test]
     fn phash_tells_different_pictures_apart() {
         let fp = Fingerprinter::new();
         let blob = fp.phash(&picture(0));
-        let stripes = fp.phash(&DynamicImage::ImageLuma8(GrayImage::from_fn(32, 32, |x, _| {
-            Luma([if (x / 4) % 2 == 0 { 255 } else { 0 }])
-        })));
+        let stripes = fp.phash(&DynamicImage::ImageLuma8(GrayImage::from_fn(
+            32,
+            32,
+            |x, _| Luma([if (x / 4) % 2 == 0 { 255 } else { 0 }]),
+        )));
         assert!(hamming(blob, stripes) > 16);
     }
 

@@ -84,14 +84,19 @@ impl GenerationRequest {
             if model != served_model {
                 return Err(ApiError::not_found(
                     "unknown_model",
-                    format!("model {model:?} is not served here; this service serves {served_model:?}"),
+                    format!(
+                        "model {model:?} is not served here; this service serves {served_model:?}"
+                    ),
                 ));
             }
         }
         if !(1..=MAX_COUNT).contains(&self.count) {
             return Err(ApiError::bad_request(
                 "invalid_count",
-                format!("count must be between 1 and {MAX_COUNT}, got {}", self.count),
+                format!(
+                    "count must be between 1 and {MAX_COUNT}, got {}",
+                    self.count
+                ),
             ));
         }
         let (format, jpeg_quality) = match (self.format, self.quality) {
@@ -115,7 +120,9 @@ impl GenerationRequest {
         };
         Ok(GenerationSpec {
             count: self.count as usize,
-            seed: self.seed.unwrap_or_else(|| rand::random::<u64>() & RANDOM_SEED_BITS),
+            seed: self
+                .seed
+                .unwrap_or_else(|| rand::random::<u64>() & RANDOM_SEED_BITS),
             format,
             jpeg_quality,
         })
@@ -174,14 +181,18 @@ pub struct GenerationService {
 impl From<InferenceError> for ApiError {
     fn from(error: InferenceError) -> Self {
         match error {
-            InferenceError::QueueFull { .. } => {
-                ApiError::new(actix_web::http::StatusCode::TOO_MANY_REQUESTS, "queue_full", error.to_string())
-                    .retry_after(1)
-            }
+            InferenceError::QueueFull { .. } => ApiError::new(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "queue_full",
+                error.to_string(),
+            )
+            .retry_after(1),
             InferenceError::Timeout(_) => {
                 ApiError::unavailable("model_timeout", error.to_string()).retry_after(1)
             }
-            InferenceError::Stopped => ApiError::unavailable("model_unavailable", error.to_string()),
+            InferenceError::Stopped => {
+                ApiError::unavailable("model_unavailable", error.to_string())
+            }
             InferenceError::Model(_) => ApiError::internal(&error),
         }
     }
@@ -238,7 +249,11 @@ impl GenerationService {
         let result = self.write(generated).await;
         if result.is_err() {
             for image in generated {
-                if let Err(error) = self.blobs.delete(&sha(&image.record.fields.file_sha256)).await {
+                if let Err(error) = self
+                    .blobs
+                    .delete(&sha(&image.record.fields.file_sha256))
+                    .await
+                {
                     tracing::warn!(error = %error, "could not remove a blob after a failed commit");
                 }
             }
@@ -300,7 +315,10 @@ impl ImageJob {
             model_version: self.model_version.clone(),
             seed,
             phash: print.phash,
-            title: format!("{} seed {} image {}", self.model, self.spec.seed, self.index),
+            title: format!(
+                "{} seed {} image {}",
+                self.model, self.spec.seed, self.index
+            ),
             format: self.spec.format.image_format(),
         };
         let signed = self

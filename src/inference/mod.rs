@@ -246,12 +246,14 @@ impl Worker {
         if live.is_empty() {
             return;
         }
-        let latents: Vec<f32> = live.iter().flat_map(|job| job.latents.iter().copied()).collect();
+        let latents: Vec<f32> = live
+            .iter()
+            .flat_map(|job| job.latents.iter().copied())
+            .collect();
         let total: usize = live.iter().map(|job| job.count).sum();
         // tch reports some failures by panicking; keep the thread alive and answer with an error.
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            model.generator.generate_flat(&latents)
-        }));
+        let result =
+            std::panic::catch_unwind(AssertUnwindSafe(|| model.generator.generate_flat(&latents)));
         self.stats.record_batch(total);
         metrics::histogram!("hallmark_batch_size").record(total as f64);
         match result {
@@ -285,6 +287,8 @@ fn weights_version(model: &LoadedModel) -> String {
 fn fail_all(jobs: Vec<Job>, message: &str) {
     tracing::error!(error = message, "generation batch failed");
     for job in jobs {
-        let _ = job.reply.send(Err(InferenceError::Model(message.to_owned())));
+        let _ = job
+            .reply
+            .send(Err(InferenceError::Model(message.to_owned())));
     }
 }

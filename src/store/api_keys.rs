@@ -152,10 +152,12 @@ pub async fn list(pool: &PgPool) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
 pub async fn revoke(pool: &PgPool, id_or_prefix: &str) -> Result<bool, sqlx::Error> {
     let result = match Uuid::parse_str(id_or_prefix) {
         Ok(id) => {
-            sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .execute(pool)
-                .await?
+            sqlx::query(
+                "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(id)
+            .execute(pool)
+            .await?
         }
         Err(_) => {
             sqlx::query(
@@ -175,20 +177,20 @@ pub async fn revoke(pool: &PgPool, id_or_prefix: &str) -> Result<bool, sqlx::Err
 ///
 /// # Errors
 /// When the database fails.
-pub async fn authenticate(pool: &PgPool, presented: &SecretString) -> Result<Option<Caller>, sqlx::Error> {
+pub async fn authenticate(
+    pool: &PgPool,
+    presented: &SecretString,
+) -> Result<Option<Caller>, sqlx::Error> {
     let key = presented.expose_secret();
     if !key.starts_with(KEY_PREFIX) {
         return Ok(None);
     }
-    let row: Option<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-    )
-    .bind(hash_key(key))
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.and_then(|(key_id, role)| {
-        role.parse().ok().map(|role| Caller { key_id, role })
-    }))
+    let row: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(hash_key(key))
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(|(key_id, role)| role.parse().ok().map(|role| Caller { key_id, role })))
 }
 
 #[cfg(test)]

@@ -45,10 +45,12 @@ pub async fn insert_all(
 /// # Errors
 /// When the database fails.
 pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Record>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Records whose signed file has this SHA-256 (normally one).

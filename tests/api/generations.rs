@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use crate::helpers::{error_code, spawn_app, spawn_app_with, spawn_with, test_settings, DbProxy, TestApp};
+use crate::helpers::{
+    error_code, spawn_app, spawn_app_with, spawn_with, test_settings, DbProxy, TestApp,
+};
 
 /// Every image of a JSON answer: fetched with `key`, its bytes hashed, its manifest read with our
 /// CA as the anchor, and its public record's signature checked against the published key.
@@ -85,7 +87,9 @@ async fn one_png_is_signed_registered_and_served(pool: PgPool) {
 async fn sixty_four_jpegs_in_one_request(pool: PgPool) {
     let app = spawn_app(pool).await;
     let key = app.key(Role::Generator).await;
-    let response = app.generate(&key, json!({"count": 64, "format": "jpeg", "quality": 85})).await;
+    let response = app
+        .generate(&key, json!({"count": 64, "format": "jpeg", "quality": 85}))
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let answer: Value = response.json().await.unwrap();
     let images = check_images(&app, &key, &answer).await;
@@ -111,11 +115,17 @@ async fn image_bytes_directly_with_accept(pool: PgPool) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "image/png");
-    let id = response.headers()["x-hallmark-record-id"].to_str().unwrap().to_owned();
+    let id = response.headers()["x-hallmark-record-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let bytes = response.bytes().await.unwrap();
     let found: Value = app
         .client
-        .get(app.url(&format!("/v1/records?sha256={}", hex::encode(sha256(&bytes)))))
+        .get(app.url(&format!(
+            "/v1/records?sha256={}",
+            hex::encode(sha256(&bytes))
+        )))
         .send()
         .await
         .unwrap()
@@ -143,15 +153,35 @@ async fn same_seed_gives_same_pixels(pool: PgPool) {
     let key = app.key(Role::Generator).await;
     let mut pixels = Vec::new();
     for _ in 0..2 {
-        let answer: Value = app.generate(&key, json!({"count": 3, "seed": 1234})).await.json().await.unwrap();
-        let ids: Vec<_> = answer["images"].as_array().unwrap().iter().map(|i| i["pixel_sha256"].clone()).collect();
+        let answer: Value = app
+            .generate(&key, json!({"count": 3, "seed": 1234}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<_> = answer["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["pixel_sha256"].clone())
+            .collect();
         pixels.push(ids);
     }
     assert_eq!(pixels[0], pixels[1]);
-    let other: Value = app.generate(&key, json!({"count": 3, "seed": 1235})).await.json().await.unwrap();
+    let other: Value = app
+        .generate(&key, json!({"count": 3, "seed": 1235}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_ne!(other["images"][0]["pixel_sha256"], pixels[0][0]);
     // Image i does not depend on the count asked for alongside it.
-    let single: Value = app.generate(&key, json!({"count": 1, "seed": 1234})).await.json().await.unwrap();
+    let single: Value = app
+        .generate(&key, json!({"count": 1, "seed": 1234}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(single["images"][0]["pixel_sha256"], pixels[0][0]);
 }
 
@@ -163,7 +193,15 @@ async fn concurrent_requests_share_forward_passes(pool: PgPool) {
     for response in futures_util::future::join_all(requests).await {
         assert_eq!(response.status(), StatusCode::CREATED);
     }
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let largest: f64 = metrics
         .lines()
         .find_map(|line| line.strip_prefix("hallmark_largest_batch "))
@@ -171,8 +209,14 @@ async fn concurrent_requests_share_forward_passes(pool: PgPool) {
         .trim()
         .parse()
         .unwrap();
-    assert!(largest > 2.0, "requests were batched together: largest batch {largest}");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records").fetch_one(&app.pool).await.unwrap();
+    assert!(
+        largest > 2.0,
+        "requests were batched together: largest batch {largest}"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 24);
 }
 
@@ -196,7 +240,10 @@ async fn a_full_queue_answers_429_at_once(pool: PgPool) {
     assert_eq!(error_code(second).await, "queue_full");
     assert_eq!(first.status(), StatusCode::CREATED);
     // Once the queue drains, requests are admitted again.
-    assert_eq!(app.generate(&key, json!({"count": 1})).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.generate(&key, json!({"count": 1})).await.status(),
+        StatusCode::CREATED
+    );
 }
 
 #[sqlx::test]
@@ -204,15 +251,47 @@ async fn invalid_bodies_get_400_with_codes(pool: PgPool) {
     let app = spawn_app(pool).await;
     let key = app.key(Role::Generator).await;
     for (body, status, code) in [
-        (json!({"count": 0}), StatusCode::BAD_REQUEST, "invalid_count"),
-        (json!({"count": 65}), StatusCode::BAD_REQUEST, "invalid_count"),
-        (json!({"count": 1, "format": "gif"}), StatusCode::BAD_REQUEST, "invalid_body"),
-        (json!({"count": 1, "quality": 80}), StatusCode::BAD_REQUEST, "invalid_quality"),
-        (json!({"count": 1, "format": "jpeg", "quality": 0}), StatusCode::BAD_REQUEST, "invalid_quality"),
-        (json!({"count": -1}), StatusCode::BAD_REQUEST, "invalid_body"),
-        (json!({"count": 1, "colour": "red"}), StatusCode::BAD_REQUEST, "invalid_body"),
+        (
+            json!({"count": 0}),
+            StatusCode::BAD_REQUEST,
+            "invalid_count",
+        ),
+        (
+            json!({"count": 65}),
+            StatusCode::BAD_REQUEST,
+            "invalid_count",
+        ),
+        (
+            json!({"count": 1, "format": "gif"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            json!({"count": 1, "quality": 80}),
+            StatusCode::BAD_REQUEST,
+            "invalid_quality",
+        ),
+        (
+            json!({"count": 1, "format": "jpeg", "quality": 0}),
+            StatusCode::BAD_REQUEST,
+            "invalid_quality",
+        ),
+        (
+            json!({"count": -1}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            json!({"count": 1, "colour": "red"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
         (json!({}), StatusCode::BAD_REQUEST, "invalid_body"),
-        (json!({"count": 1, "model": "no-such-model"}), StatusCode::NOT_FOUND, "unknown_model"),
+        (
+            json!({"count": 1, "model": "no-such-model"}),
+            StatusCode::NOT_FOUND,
+            "unknown_model",
+        ),
     ] {
         let response = app.generate(&key, body.clone()).await;
         assert_eq!(response.status(), status, "{body}");
@@ -238,7 +317,10 @@ async fn invalid_bodies_get_400_with_codes(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(no_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records").fetch_one(&app.pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 0, "nothing was stored for bad requests");
 }
 
@@ -249,11 +331,20 @@ async fn auth_matrix_for_every_route(pool: PgPool) {
     let other_generator = app.key(Role::Generator).await;
     let moderator = app.key(Role::Moderator).await;
     let admin = app.key(Role::Admin).await;
-    let revoked = api_keys::create(&app.pool, "gone", Role::Admin).await.unwrap();
-    assert!(api_keys::revoke(&app.pool, &revoked.info.id.to_string()).await.unwrap());
+    let revoked = api_keys::create(&app.pool, "gone", Role::Admin)
+        .await
+        .unwrap();
+    assert!(api_keys::revoke(&app.pool, &revoked.info.id.to_string())
+        .await
+        .unwrap());
     let revoked = secrecy::ExposeSecret::expose_secret(&revoked.secret).to_owned();
 
-    let answer: Value = app.generate(&generator, json!({"count": 1})).await.json().await.unwrap();
+    let answer: Value = app
+        .generate(&generator, json!({"count": 1}))
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = answer["images"][0]["id"].as_str().unwrap().to_owned();
     let sha = answer["images"][0]["sha256"].as_str().unwrap().to_owned();
 
@@ -264,28 +355,64 @@ async fn auth_matrix_for_every_route(pool: PgPool) {
         ("unknown key", Some(unknown.as_str()), [401, 401, 200, 200]),
         ("not a key", Some("Basic abc"), [401, 401, 200, 200]),
         ("revoked", Some(revoked.as_str()), [401, 401, 200, 200]),
-        ("generator (owner)", Some(generator.as_str()), [201, 200, 200, 200]),
-        ("other generator", Some(other_generator.as_str()), [201, 404, 200, 200]),
+        (
+            "generator (owner)",
+            Some(generator.as_str()),
+            [201, 200, 200, 200],
+        ),
+        (
+            "other generator",
+            Some(other_generator.as_str()),
+            [201, 404, 200, 200],
+        ),
         ("moderator", Some(moderator.as_str()), [403, 403, 200, 200]),
     ];
-    for (who, key, expected) in cases.into_iter().chain([("admin", Some(admin.as_str()), [201, 200, 200, 200])]) {
+    for (who, key, expected) in
+        cases
+            .into_iter()
+            .chain([("admin", Some(admin.as_str()), [201, 200, 200, 200])])
+    {
         let with_key = |builder: reqwest::RequestBuilder| match key {
             Some(k) if k.starts_with("Basic") => builder.header("authorization", k),
             Some(k) => builder.bearer_auth(k),
             None => builder,
         };
         let responses = [
-            with_key(app.client.post(app.url("/v1/generations")).json(&json!({"count": 1}))).send().await.unwrap(),
-            with_key(app.client.get(app.url(&format!("/v1/images/{id}")))).send().await.unwrap(),
-            with_key(app.client.get(app.url(&format!("/v1/records/{id}")))).send().await.unwrap(),
-            with_key(app.client.get(app.url(&format!("/v1/records?sha256={sha}")))).send().await.unwrap(),
+            with_key(
+                app.client
+                    .post(app.url("/v1/generations"))
+                    .json(&json!({"count": 1})),
+            )
+            .send()
+            .await
+            .unwrap(),
+            with_key(app.client.get(app.url(&format!("/v1/images/{id}"))))
+                .send()
+                .await
+                .unwrap(),
+            with_key(app.client.get(app.url(&format!("/v1/records/{id}"))))
+                .send()
+                .await
+                .unwrap(),
+            with_key(
+                app.client
+                    .get(app.url(&format!("/v1/records?sha256={sha}"))),
+            )
+            .send()
+            .await
+            .unwrap(),
         ];
         for (route, (response, want)) in responses.into_iter().zip(expected).enumerate() {
             assert_eq!(response.status().as_u16(), want, "{who}, route {route}");
             if want >= 400 {
                 let code = error_code(response).await;
                 let expected_code = match want {
-                    401 => ["missing_api_key", "invalid_api_key", "malformed_authorization"].contains(&code.as_str()),
+                    401 => [
+                        "missing_api_key",
+                        "invalid_api_key",
+                        "malformed_authorization",
+                    ]
+                    .contains(&code.as_str()),
                     403 => code == "forbidden",
                     404 => code == "image_not_found",
                     _ => false,
@@ -301,7 +428,11 @@ async fn record_lookups_validate_their_input(pool: PgPool) {
     let app = spawn_app(pool).await;
     for (path, status, code) in [
         ("/v1/records/not-a-uuid", 400, "invalid_id"),
-        ("/v1/records/00000000-0000-0000-0000-000000000000", 404, "record_not_found"),
+        (
+            "/v1/records/00000000-0000-0000-0000-000000000000",
+            404,
+            "record_not_found",
+        ),
         ("/v1/records?sha256=xyz", 400, "invalid_sha256"),
         ("/v1/records", 400, "invalid_sha256"),
     ] {
@@ -341,7 +472,10 @@ async fn public_lookups_are_rate_limited_per_address(pool: PgPool) {
 async fn database_outage_gives_503_and_leaves_nothing_behind(pool: PgPool) {
     let target = "127.0.0.1:5432".parse().unwrap();
     let proxy = DbProxy::start(target).await;
-    let options = (*pool.connect_options()).clone().host("127.0.0.1").port(proxy.addr.port());
+    let options = (*pool.connect_options())
+        .clone()
+        .host("127.0.0.1")
+        .port(proxy.addr.port());
     let via_proxy = PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(2))
@@ -351,11 +485,16 @@ async fn database_outage_gives_503_and_leaves_nothing_behind(pool: PgPool) {
     // Requests wait in the batcher long enough for the outage to start mid-request.
     settings.limits.batch_delay_ms = 800;
     let identity = hallmark::provenance::SigningIdentity::load(&settings).unwrap();
-    hallmark::provenance::pki::register_signing_key(&pool, &identity).await.unwrap();
+    hallmark::provenance::pki::register_signing_key(&pool, &identity)
+        .await
+        .unwrap();
     let app = spawn_with(settings, via_proxy, data_dir);
     let key = crate::helpers::TestApp::key(&app, Role::Generator).await;
 
-    assert_eq!(app.generate(&key, json!({"count": 2})).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.generate(&key, json!({"count": 2})).await.status(),
+        StatusCode::CREATED
+    );
 
     // The key is checked, the request waits for the model, then the database goes away before
     // the records are committed.
@@ -372,7 +511,10 @@ async fn database_outage_gives_503_and_leaves_nothing_behind(pool: PgPool) {
 
     proxy.restore();
     // Checked on the direct pool: only the first request's records and blobs exist.
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records").fetch_one(&pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 2);
     assert_eq!(app.blob_count(), 2, "no orphaned blob");
 
@@ -385,6 +527,9 @@ async fn database_outage_gives_503_and_leaves_nothing_behind(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(recovered, "the service recovers when the database is back");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records").fetch_one(&pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 3);
 }

@@ -6,7 +6,7 @@ use hallmark::store;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{error_code, spawn_app, spawn_with, test_settings};
+use crate::helpers::{error_code, models_dir, spawn_app, spawn_with, test_settings};
 
 #[sqlx::test]
 async fn healthz_answers_ok(pool: PgPool) {
@@ -81,11 +81,23 @@ async fn serve_stops_gracefully_on_sigterm(pool: PgPool) {
     let database = options.get_database().expect("test database name");
     let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
     let data_dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hallmark"))
-        .arg("serve")
-        .env("HALLMARK__SERVER__PORT", "0")
-        .env("HALLMARK__DATABASE__URL", &url)
-        .env("HALLMARK__STORAGE__DATA_DIR", data_dir.path())
+    let hallmark = |command: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
+        cmd.arg(command)
+            .env("HALLMARK__SERVER__PORT", "0")
+            .env("HALLMARK__DATABASE__URL", &url)
+            .env("HALLMARK__STORAGE__DATA_DIR", data_dir.path())
+            .env("HALLMARK__MODEL__DIR", models_dir())
+            .env("HALLMARK__MODEL__DEVICE", "cpu");
+        cmd
+    };
+    let init = hallmark("init").output().unwrap();
+    assert!(
+        init.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let mut child = hallmark("serve")
         .env("HALLMARK__LOG__FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())

@@ -54,7 +54,9 @@ pub async fn spawn_app_with(pool: PgPool, adjust: impl FnOnce(&mut Settings)) ->
     let mut settings = test_settings(data_dir.path());
     adjust(&mut settings);
     let identity = SigningIdentity::load(&settings).expect("signing identity");
-    register_signing_key(&pool, &identity).await.expect("key registered");
+    register_signing_key(&pool, &identity)
+        .await
+        .expect("key registered");
     spawn_with(settings, pool, data_dir)
 }
 
@@ -142,14 +144,18 @@ impl DbProxy {
         let (up2, cut2) = (Arc::clone(&up), Arc::clone(&cut));
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
                 if !up2.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
                 let cut = Arc::clone(&cut2);
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         () = cut.notified() => {}
