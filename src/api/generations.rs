@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::auth::Authenticated;
 use crate::error::ApiError;
-use crate::generation::{Generated, GenerationRequest};
+use crate::generation::{Generated, GenerationRequest, StageTimes};
 use crate::startup::AppState;
 use crate::store::api_keys::Role;
 
@@ -106,7 +106,11 @@ pub async fn create(
             "image bytes can be returned for count 1 only; use JSON for more",
         ));
     }
-    let (generated, _times) = service.generate(spec, Some(caller.key_id)).await?;
+    let (generated, times) = service.generate(spec, Some(caller.key_id)).await?;
+    let timing = (
+        "Server-Timing",
+        server_timing(&times),
+    );
     if raw {
         let image = &generated[0];
         let id = image.record.fields.id;
@@ -114,10 +118,12 @@ pub async fn create(
             .content_type(image.format.mime())
             .insert_header((header::ETAG, etag(&image.record.fields.file_sha256)))
             .insert_header(("X-Hallmark-Record-Id", id.to_string()))
+            .insert_header(timing)
             .insert_header((header::LOCATION, format!("/v1/images/{id}")))
             .body(image.bytes.clone()));
     }
     Ok(HttpResponse::Created()
+        .insert_header(timing)
         .content_type(ContentType::json())
         .json(GenerationResponse {
             model: info.name.clone(),
@@ -125,6 +131,22 @@ pub async fn create(
             seed: spec.seed,
             images: generated.iter().map(GeneratedImage::from).collect(),
         }))
+}
+
+/// Per-stage time of the request (W3C Server-Timing, milliseconds; encode, fingerprint and sign
+/// are summed over the request's images).
+fn server_timing(times: &StageTimes) -> String {
+    [
+        ("inference", times.inference),
+        ("encode", times.encode),
+        ("fingerprint", times.fingerprint),
+        ("sign", times.sign),
+        ("store", times.store),
+    ]
+    .iter()
+    .map(|(name, time)| format!("{name};dur={:.3}", time.as_secs_f64() * 1000.0))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 pub fn etag(file_sha256: &[u8]) -> String {
