@@ -74,7 +74,10 @@ fn signed_png_jpeg_and_webp_read_back_trusted_with_our_claims() {
         assert_state(&report, ValidationState::Trusted, &format!("{format}"));
         assert!(report.failures.is_empty(), "{report:#?}");
         assert_eq!(report.format, Some(format));
-        assert_eq!(report.manifest_id.as_deref(), Some(signed.manifest_id.as_str()));
+        assert_eq!(
+            report.manifest_id.as_deref(),
+            Some(signed.manifest_id.as_str())
+        );
         assert_eq!(report.title.as_deref(), Some(claim.title.as_str()));
         assert_eq!(
             report.claim_generator.as_deref(),
@@ -140,7 +143,10 @@ fn tampering_is_caught() {
     let report = verifier.verify(&bytes);
     assert_state(&report, ValidationState::Invalid, "PNG pixel byte");
     assert!(
-        report.failures.iter().any(|c| c == "assertion.dataHash.mismatch"),
+        report
+            .failures
+            .iter()
+            .any(|c| c == "assertion.dataHash.mismatch"),
         "{report:#?}"
     );
     assert!(report.hallmark.is_none());
@@ -155,7 +161,10 @@ fn tampering_is_caught() {
     let report = verifier.verify(&bytes);
     assert_state(&report, ValidationState::Invalid, "JPEG data byte");
     assert!(
-        report.failures.iter().any(|c| c == "assertion.dataHash.mismatch"),
+        report
+            .failures
+            .iter()
+            .any(|c| c == "assertion.dataHash.mismatch"),
         "{report:#?}"
     );
 
@@ -209,10 +218,7 @@ fn records_signed_before_a_rotation_still_read_as_ours() {
     let verifier = ProvenanceVerifier::from_settings(&pki.settings).unwrap();
     let report = verifier.verify(&signed.bytes);
     assert_state(&report, ValidationState::Trusted, "old key");
-    assert_eq!(
-        report.hallmark.unwrap().signing_key_id,
-        old_signer.key_id()
-    );
+    assert_eq!(report.hallmark.unwrap().signing_key_id, old_signer.key_id());
 }
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -241,8 +247,18 @@ fn files_from_other_producers_get_the_expected_reports() {
         ("CA.jpg", Trusted, ValidUntrusted, None),
         ("boxhash.jpg", Trusted, ValidUntrusted, None),
         ("C_with_CAWG_data.jpg", ValidUntrusted, ValidUntrusted, None),
-        ("XCA.jpg", Invalid, Invalid, Some("assertion.dataHash.mismatch")),
-        ("E-sig-CA.jpg", Invalid, Invalid, Some("claimSignature.mismatch")),
+        (
+            "XCA.jpg",
+            Invalid,
+            Invalid,
+            Some("assertion.dataHash.mismatch"),
+        ),
+        (
+            "E-sig-CA.jpg",
+            Invalid,
+            Invalid,
+            Some("claimSignature.mismatch"),
+        ),
         ("prerelease.jpg", Unreadable, Unreadable, None),
         ("no_manifest.jpg", NoManifest, NoManifest, None),
         ("libpng-test.png", NoManifest, NoManifest, None),
@@ -264,7 +280,11 @@ fn files_from_other_producers_get_the_expected_reports() {
                 );
             }
             if expected == ValidUntrusted && name != "C_with_CAWG_data.jpg" {
-                assert_eq!(report.failures, vec!["signingCredential.untrusted"], "{name}");
+                assert_eq!(
+                    report.failures,
+                    vec!["signingCredential.untrusted"],
+                    "{name}"
+                );
             }
             if expected == Trusted {
                 assert!(report.failures.is_empty(), "{name}: {report:#?}");
@@ -279,12 +299,17 @@ fn files_from_other_producers_get_the_expected_reports() {
         .contains("pre-release"));
     let remote = plain.verify(&fixture("libpng-test_with_url.png"));
     assert!(
-        remote.remote_manifest_url.as_deref().is_some_and(|u| u.starts_with("http")),
+        remote
+            .remote_manifest_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("http")),
         "{remote:#?}"
     );
     let cawg = with_roots.verify(&fixture("C_with_CAWG_data.jpg"));
     assert!(
-        cawg.failures.iter().any(|c| c == "signingCredential.untrusted"),
+        cawg.failures
+            .iter()
+            .any(|c| c == "signingCredential.untrusted"),
         "{cawg:#?}"
     );
 }
@@ -298,7 +323,12 @@ fn a_hostile_tiff_is_refused_by_its_magic_bytes_at_once() {
     let report = verifier.verify(&bytes);
     assert!(start.elapsed() < Duration::from_millis(50));
     assert_state(&report, ValidationState::Unsupported, "tiff");
-    for junk in [&b""[..], b"\x89PN", b"RIFF\0\0\0\0WEBP", &[0xFF, 0xD8, 0xFF, 0x00]] {
+    for junk in [
+        &b""[..],
+        b"\x89PN",
+        b"RIFF\0\0\0\0WEBP",
+        &[0xFF, 0xD8, 0xFF, 0x00],
+    ] {
         // Truncated headers of accepted formats must not crash the reader either.
         let _ = verifier.verify(junk);
     }
@@ -344,7 +374,10 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
             let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
             assert_eq!(out["validation_state"], expected, "{format}: {out}");
             if !trust {
-                assert_eq!(out["failures"], serde_json::json!(["signingCredential.untrusted"]));
+                assert_eq!(
+                    out["failures"],
+                    serde_json::json!(["signingCredential.untrusted"])
+                );
             }
             assert_eq!(out["active_manifest"], signed.manifest_id);
             assert_eq!(out["digital_source_type"], TRAINED_ALGORITHMIC_MEDIA);

@@ -59,7 +59,11 @@ pub fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
-    anyhow::ensure!(bad == 0, "{bad} of {} files have invalid credentials", args.files.len());
+    anyhow::ensure!(
+        bad == 0,
+        "{bad} of {} files have invalid credentials",
+        args.files.len()
+    );
     Ok(())
 }
 
@@ -77,11 +81,22 @@ pub fn init_keys(settings: &Settings) -> anyhow::Result<SigningIdentity> {
     if custom {
         println!("provenance: using the configured certificate chain and key");
     } else {
-        let outcome = pki::init_pki(&settings.storage.keys_dir(), pki::signing_cert_days(settings))?;
+        let outcome = pki::init_pki(
+            &settings.storage.keys_dir(),
+            pki::signing_cert_days(settings),
+        )?;
         println!(
             "provenance: {} CA, {} signing key {} in {}",
-            if outcome.created_ca { "created" } else { "kept" },
-            if outcome.created_signing_key { "created" } else { "kept" },
+            if outcome.created_ca {
+                "created"
+            } else {
+                "kept"
+            },
+            if outcome.created_signing_key {
+                "created"
+            } else {
+                "kept"
+            },
             outcome.key_id,
             outcome.keys_dir.display()
         );
@@ -119,8 +134,10 @@ pub async fn rotate_key(settings: &Settings) -> anyhow::Result<()> {
     if let Ok(old) = SigningIdentity::load(settings) {
         register_key(&pool, &old).await?;
     }
-    let rotation =
-        pki::rotate_signing_key(&settings.storage.keys_dir(), pki::signing_cert_days(settings))?;
+    let rotation = pki::rotate_signing_key(
+        &settings.storage.keys_dir(),
+        pki::signing_cert_days(settings),
+    )?;
     let identity = SigningIdentity::load(settings)?;
     register_key(&pool, &identity).await?;
     println!(
@@ -188,11 +205,12 @@ pub async fn verify_records(settings: &Settings, args: &VerifyRecordArgs) -> any
         }
     };
     if let Some(id) = args.id {
-        let record: Option<Record> =
-            sqlx::query_as(&format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&pool)
-                .await?;
+        let record: Option<Record> = sqlx::query_as(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&pool)
+        .await?;
         let record = record.with_context(|| format!("no record {id}"))?;
         check(&record);
     } else {

@@ -121,7 +121,9 @@ impl std::str::FromStr for ImageFormat {
             "png" | "image/png" => Ok(Self::Png),
             "jpeg" | "jpg" | "image/jpeg" => Ok(Self::Jpeg),
             "webp" | "image/webp" => Ok(Self::Webp),
-            other => Err(ProvenanceError::Format(format!("unsupported format {other:?}"))),
+            other => Err(ProvenanceError::Format(format!(
+                "unsupported format {other:?}"
+            ))),
         }
     }
 }
@@ -132,9 +134,18 @@ mod tests {
 
     #[test]
     fn magic_bytes_pick_the_format() {
-        assert_eq!(ImageFormat::sniff(b"\x89PNG\r\n\x1a\nrest"), Some(ImageFormat::Png));
-        assert_eq!(ImageFormat::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(ImageFormat::Jpeg));
-        assert_eq!(ImageFormat::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(ImageFormat::Webp));
+        assert_eq!(
+            ImageFormat::sniff(b"\x89PNG\r\n\x1a\nrest"),
+            Some(ImageFormat::Png)
+        );
+        assert_eq!(
+            ImageFormat::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(ImageFormat::Jpeg)
+        );
+        assert_eq!(
+            ImageFormat::sniff(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some(ImageFormat::Webp)
+        );
         assert_eq!(ImageFormat::sniff(b"II*\0tiff"), None);
         assert_eq!(ImageFormat::sniff(b""), None);
         assert_eq!("JPG".parse::<ImageFormat>().unwrap(), ImageFormat::Jpeg);

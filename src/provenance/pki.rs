@@ -213,9 +213,9 @@ pub fn init_pki(keys_dir: &Path, signing_cert_days: u32) -> Result<PkiInit, Prov
         }
     };
     let leaf = parse_pem_certificates(read_to_string(&cert_path)?.as_bytes())?;
-    let leaf = leaf
-        .first()
-        .ok_or_else(|| ProvenanceError::Key(format!("no certificate in {}", cert_path.display())))?;
+    let leaf = leaf.first().ok_or_else(|| {
+        ProvenanceError::Key(format!("no certificate in {}", cert_path.display()))
+    })?;
     Ok(PkiInit {
         created_ca,
         created_signing_key,
@@ -293,8 +293,8 @@ pub fn service_public_keys(settings: &Settings) -> Result<Vec<VerifyingKey>, Pro
     }
     let retired = dir.join(RETIRED_DIR);
     if retired.is_dir() {
-        let entries =
-            fs::read_dir(&retired).map_err(|e| ProvenanceError::io(retired.display().to_string(), e))?;
+        let entries = fs::read_dir(&retired)
+            .map_err(|e| ProvenanceError::io(retired.display().to_string(), e))?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|entry| entry.path())
@@ -405,7 +405,8 @@ pub fn certificate_public_key(der: &[u8]) -> Result<VerifyingKey, ProvenanceErro
         .as_ref()
         .try_into()
         .map_err(|_| ProvenanceError::Key("bad Ed25519 public key length".into()))?;
-    VerifyingKey::from_bytes(&raw).map_err(|_| ProvenanceError::Key("bad Ed25519 public key".into()))
+    VerifyingKey::from_bytes(&raw)
+        .map_err(|_| ProvenanceError::Key("bad Ed25519 public key".into()))
 }
 
 /// The DER certificates of a PEM bundle, in order (other PEM blocks are skipped).
@@ -506,7 +507,9 @@ fn self_signed_ca(key: &SigningKey) -> Result<String, ProvenanceError> {
     params.not_before = now - Duration::hours(1);
     params.not_after = now + Duration::days(CA_VALIDITY_DAYS);
     params.serial_number = Some(random_serial());
-    let cert = params.self_signed(&RcgenKey::new(key)).map_err(rcgen_error)?;
+    let cert = params
+        .self_signed(&RcgenKey::new(key))
+        .map_err(rcgen_error)?;
     Ok(cert.pem())
 }
 
@@ -595,7 +598,8 @@ fn push_pem(bundle: &mut String, pem: &str) {
 }
 
 fn read_to_string(path: &Path) -> Result<String, ProvenanceError> {
-    fs::read_to_string(path).map_err(|e| ProvenanceError::io(format!("cannot read {}", path.display()), e))
+    fs::read_to_string(path)
+        .map_err(|e| ProvenanceError::io(format!("cannot read {}", path.display()), e))
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), ProvenanceError> {
@@ -663,9 +667,11 @@ mod tests {
 
         let chain = read_to_string(&keys.join(SIGNING_CERT_FILE)).unwrap()
             + &read_to_string(&keys.join(CA_CERT_FILE)).unwrap();
-        let identity =
-            SigningIdentity::from_pem(&chain, &read_to_string(&keys.join(SIGNING_KEY_FILE)).unwrap())
-                .unwrap();
+        let identity = SigningIdentity::from_pem(
+            &chain,
+            &read_to_string(&keys.join(SIGNING_KEY_FILE)).unwrap(),
+        )
+        .unwrap();
         assert_eq!(identity.key_id(), first.key_id);
         assert_eq!(identity.key_id().len(), 32);
         assert!(!format!("{identity:?}").contains("PRIVATE"));

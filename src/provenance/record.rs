@@ -105,7 +105,10 @@ pub fn canonical_bytes(fields: &RecordFields) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + fields.model.len() + fields.manifest_id.len());
     out.extend_from_slice(RECORD_DOMAIN);
     put(&mut out, fields.id.as_bytes());
-    put(&mut out, &fields.created_at.timestamp_micros().to_be_bytes());
+    put(
+        &mut out,
+        &fields.created_at.timestamp_micros().to_be_bytes(),
+    );
     put(&mut out, fields.model.as_bytes());
     put(&mut out, fields.model_version.as_bytes());
     put(&mut out, &fields.seed.to_be_bytes());
@@ -117,7 +120,13 @@ pub fn canonical_bytes(fields: &RecordFields) -> Vec<u8> {
     put(&mut out, &fields.phash.to_be_bytes());
     put(&mut out, fields.manifest_id.as_bytes());
     put(&mut out, fields.signing_key_id.as_bytes());
-    put(&mut out, fields.api_key_id.as_ref().map_or(&[][..], |id| id.as_bytes()));
+    put(
+        &mut out,
+        fields
+            .api_key_id
+            .as_ref()
+            .map_or(&[][..], |id| id.as_bytes()),
+    );
     out
 }
 
@@ -126,7 +135,11 @@ pub fn canonical_bytes(fields: &RecordFields) -> Vec<u8> {
 /// # Errors
 /// When `created_at` has a sub-microsecond part, or `signing_key_id` does not name `key`.
 pub fn sign_record(fields: &RecordFields, key: &SigningKey) -> Result<Vec<u8>, RecordError> {
-    if fields.created_at.timestamp_subsec_nanos() % 1000 != 0 {
+    if !fields
+        .created_at
+        .timestamp_subsec_nanos()
+        .is_multiple_of(1000)
+    {
         return Err(RecordError::SubMicrosecondTime);
     }
     let given = key_id(&key.verifying_key());
@@ -151,8 +164,8 @@ pub fn verify_record(record: &Record, key: &VerifyingKey) -> Result<(), RecordEr
             given,
         });
     }
-    let signature = Signature::from_slice(&record.signature)
-        .map_err(|_| RecordError::MalformedSignature)?;
+    let signature =
+        Signature::from_slice(&record.signature).map_err(|_| RecordError::MalformedSignature)?;
     key.verify_strict(&canonical_bytes(&record.fields), &signature)
         .map_err(|_| RecordError::BadSignature)
 }

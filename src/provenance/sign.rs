@@ -97,7 +97,10 @@ impl ProvenanceSigner {
 
     /// # Errors
     /// When the TSA URL is not plain `http://` or the C2PA context cannot be built.
-    pub fn new(identity: SigningIdentity, tsa_url: Option<String>) -> Result<Self, ProvenanceError> {
+    pub fn new(
+        identity: SigningIdentity,
+        tsa_url: Option<String>,
+    ) -> Result<Self, ProvenanceError> {
         if let Some(url) = &tsa_url {
             parse_http_url(url).map_err(|e| ProvenanceError::Config(format!("tsa_url: {e}")))?;
         }
@@ -267,7 +270,9 @@ impl SyncHttpResolver for PlainHttpResolver {
     ) -> Result<Response<Box<dyn Read>>, HttpResolverError> {
         let other = |msg: String| HttpResolverError::Other(msg.into());
         if request.method() != c2pa::http::http::Method::POST {
-            return Err(other("Hallmark makes no HTTP requests but the TSA's".into()));
+            return Err(other(
+                "Hallmark makes no HTTP requests but the TSA's".into(),
+            ));
         }
         let (host, port, path) = parse_http_url(&request.uri().to_string()).map_err(other)?;
         let addr = (host.as_str(), port)
@@ -334,8 +339,7 @@ fn parse_http_url(url: &str) -> Result<(String, u16, String), String> {
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) => (
             host,
-            port.parse()
-                .map_err(|_| format!("bad port in {url:?}"))?,
+            port.parse().map_err(|_| format!("bad port in {url:?}"))?,
         ),
         None => (authority, 80),
     };

@@ -129,11 +129,13 @@ impl ProvenanceReport {
     /// Whether the manifest states the image was made by a generative model.
     #[must_use]
     pub fn declares_ai_origin(&self) -> bool {
-        matches!(self.state, ValidationState::Trusted | ValidationState::ValidUntrusted)
-            && self.digital_source_type.as_deref().is_some_and(|t| {
-                t.ends_with("/trainedAlgorithmicMedia")
-                    || t.ends_with("/compositeWithTrainedAlgorithmicMedia")
-            })
+        matches!(
+            self.state,
+            ValidationState::Trusted | ValidationState::ValidUntrusted
+        ) && self.digital_source_type.as_deref().is_some_and(|t| {
+            t.ends_with("/trainedAlgorithmicMedia")
+                || t.ends_with("/compositeWithTrainedAlgorithmicMedia")
+        })
     }
 
     /// A few lines for people.
@@ -150,7 +152,11 @@ impl ProvenanceReport {
         line(&mut out, "manifest", self.manifest_id.as_deref());
         line(&mut out, "title", self.title.as_deref());
         line(&mut out, "claim generator", self.claim_generator.as_deref());
-        line(&mut out, "digital source type", self.digital_source_type.as_deref());
+        line(
+            &mut out,
+            "digital source type",
+            self.digital_source_type.as_deref(),
+        );
         if let Some(signer) = &self.signer {
             line(&mut out, "signer", signer.common_name.as_deref());
             line(&mut out, "issuer", signer.issuer.as_deref());
@@ -189,7 +195,10 @@ pub struct ProvenanceVerifier {
 impl std::fmt::Debug for ProvenanceVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProvenanceVerifier")
-            .field("own_keys", &self.own_keys.iter().map(key_id).collect::<Vec<_>>())
+            .field(
+                "own_keys",
+                &self.own_keys.iter().map(key_id).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -222,7 +231,9 @@ impl ProvenanceVerifier {
         });
         if !anchors_pem.trim().is_empty() {
             if parse_pem_certificates(anchors_pem.as_bytes())?.is_empty() {
-                return Err(ProvenanceError::Config("no certificate in the trust anchors".into()));
+                return Err(ProvenanceError::Config(
+                    "no certificate in the trust anchors".into(),
+                ));
             }
             settings["trust"] = serde_json::json!({ "user_anchors": anchors_pem });
         }
@@ -239,7 +250,8 @@ impl ProvenanceVerifier {
             return report;
         };
         let read = catch_unwind(AssertUnwindSafe(|| {
-            Reader::from_shared_context(&self.context).with_stream(format.mime(), Cursor::new(bytes))
+            Reader::from_shared_context(&self.context)
+                .with_stream(format.mime(), Cursor::new(bytes))
         }));
         match read {
             Ok(Ok(reader)) => self.report(&reader, format),
@@ -297,7 +309,8 @@ impl ProvenanceVerifier {
             certificate_public_key(chain.first()?).ok()
         });
         let ours = signing_key.filter(|key| self.own_keys.contains(key));
-        if let (Some(key), ValidationState::Trusted | ValidationState::ValidUntrusted) = (ours, state)
+        if let (Some(key), ValidationState::Trusted | ValidationState::ValidUntrusted) =
+            (ours, state)
         {
             if let Ok(claims) = manifest.find_assertion::<GenerationAssertion>(HALLMARK_ASSERTION) {
                 report.hallmark = Some(HallmarkClaims {

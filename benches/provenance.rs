@@ -1,0 +1,101 @@
+//! Cost of Content Credentials per image: signing + embedding a manifest (32x32 PNG, 512x512
+//! JPEG), reading + validating it, and the raw Ed25519 signature as the floor. Prints the
+//! per-image times and the bytes the manifest adds.
+//!
+//! Run: `cargo bench --bench provenance` (optionally `-- --iters N`).
+
+use std::hint::black_box;
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::Signer as _;
+use hallmark::config::Settings;
+use hallmark::provenance::pki::init_pki;
+use hallmark::provenance::{
+    ImageClaim, ImageFormat, ProvenanceSigner, ProvenanceVerifier, ValidationState,
+};
+
+fn image(format: image::ImageFormat, side: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(side, side, |x, y| {
+        image::Rgb([(x * 7) as u8, (y * 5) as u8, ((x ^ y) * 3) as u8])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).expect("encode");
+    out.into_inner()
+}
+
+/// Median per-call time over `iters` calls, after a short warm-up.
+fn time<T>(iters: usize, mut f: impl FnMut() -> T) -> Duration {
+    for _ in 0..iters.min(20) {
+        black_box(f());
+    }
+    let mut samples: Vec<Duration> = (0..iters)
+        .map(|_| {
+            let start = Instant::now();
+            black_box(f());
+            start.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn main() {
+    let iters = std::env::args()
+        .skip_while(|a| a != "--iters")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300usize);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::load(None).expect("settings");
+    settings.storage.data_dir = dir.path().to_owned();
+    init_pki(&settings.storage.keys_dir(), 30).expect("pki");
+    let signer = ProvenanceSigner::from_settings(&settings).expect("signer");
+    let verifier = ProvenanceVerifier::from_settings(&settings).expect("verifier");
+
+    let key = signer.identity().signing_key().clone();
+    let floor = time(iters * 10, || key.sign(b"a 32-byte claim digest, roughly."));
+    println!("provenance bench, {iters} iterations per case, median per image");
+    println!("raw Ed25519 sign (floor):           {}", us(floor));
+
+    for (name, format, bytes) in [
+        (
+            "32x32 PNG",
+            ImageFormat::Png,
+            image(image::ImageFormat::Png, 32),
+        ),
+        (
+            "512x512 JPEG",
+            ImageFormat::Jpeg,
+            image(image::ImageFormat::Jpeg, 512),
+        ),
+    ] {
+        let claim = ImageClaim {
+            record_id: uuid::Uuid::new_v4(),
+            model: "fashion-dcgan32".into(),
+            model_version: "1".into(),
+            seed: 42,
+            phash: 0x0123_4567_89ab_cdef,
+            title: format!("bench.{format}"),
+            format,
+        };
+        let signed = signer.sign_image(&claim, &bytes).expect("sign");
+        let report = verifier.verify(&signed.bytes);
+        assert_eq!(report.state, ValidationState::Trusted, "{report:#?}");
+        let sign = time(iters, || signer.sign_image(&claim, &bytes).expect("sign"));
+        let verify = time(iters, || verifier.verify(&signed.bytes));
+        println!(
+            "{name:<13} {:>7} B -> {:>7} B: +{} B (manifest store {} B); sign+embed {}, read+validate {}",
+            bytes.len(),
+            signed.bytes.len(),
+            signed.bytes.len() - bytes.len(),
+            signed.manifest_size,
+            us(sign),
+            us(verify),
+        );
+    }
+}
