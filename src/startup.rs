@@ -1,7 +1,6 @@
 //! Builds the running service: the bound listener, the shared state and the routes.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -14,13 +13,8 @@ use tracing_actix_web::TracingLogger;
 
 use crate::api::{self, limits::PublicLimiter};
 use crate::config::Settings;
-use crate::device::{DeviceChoice, DeviceName};
-use crate::fingerprint::Fingerprinter;
-use crate::gan::load_model;
 use crate::generation::GenerationService;
-use crate::inference::Inference;
-use crate::provenance::ProvenanceSigner;
-use crate::store::{self, blobs::Blobs};
+use crate::store;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -54,31 +48,7 @@ impl Application {
     /// # Errors
     /// As [`Application::build`].
     pub fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
-        let device = settings.model.device.parse::<DeviceChoice>()?.resolve()?;
-        tracing::info!(device = %DeviceName(device), cuda = tch::Cuda::is_available(), "torch device");
-        let (models_dir, name) = (settings.model.dir.clone(), settings.model.name.clone());
-        let inference = Inference::start(&settings.limits, move || {
-            load_model(&models_dir, &name, device)
-        })
-        .with_context(|| {
-            format!(
-                "cannot load model {:?} from {}",
-                settings.model.name,
-                settings.model.dir.display()
-            )
-        })?;
-        let signer = ProvenanceSigner::from_settings(&settings)
-            .context("cannot load the signing identity")?;
-        let blobs =
-            Blobs::from_settings(&settings.storage).context("cannot open the blob store")?;
-        let generation = GenerationService {
-            inference,
-            signer: Arc::new(signer),
-            fingerprinter: Arc::new(Fingerprinter::new()),
-            blobs,
-            pool: pool.clone(),
-        };
-
+        let generation = GenerationService::from_settings(&settings, pool.clone())?;
         let listener = TcpListener::bind(settings.server.address())
             .with_context(|| format!("cannot listen on {}", settings.server.address()))?;
         let port = listener.local_addr()?.port();

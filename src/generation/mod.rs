@@ -15,7 +15,12 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use anyhow::Context;
+
 use crate::blocking;
+use crate::config::Settings;
+use crate::device::{DeviceChoice, DeviceName};
+use crate::gan::load_model;
 use crate::error::ApiError;
 use crate::fingerprint::{self, Fingerprinter};
 use crate::inference::{Inference, InferenceError};
@@ -199,6 +204,37 @@ impl From<InferenceError> for ApiError {
 }
 
 impl GenerationService {
+    /// Loads the model named in the settings on its own thread, the signing identity and the
+    /// blob store.
+    ///
+    /// # Errors
+    /// When any of them cannot be loaded; the message says which.
+    pub fn from_settings(settings: &Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let device = settings.model.device.parse::<DeviceChoice>()?.resolve()?;
+        tracing::info!(device = %DeviceName(device), cuda = tch::Cuda::is_available(), "torch device");
+        let (models_dir, name) = (settings.model.dir.clone(), settings.model.name.clone());
+        let inference = Inference::start(&settings.limits, move || {
+            load_model(&models_dir, &name, device)
+        })
+        .with_context(|| {
+            format!(
+                "cannot load model {:?} from {}",
+                settings.model.name,
+                settings.model.dir.display()
+            )
+        })?;
+        let signer =
+            ProvenanceSigner::from_settings(settings).context("cannot load the signing identity")?;
+        let blobs = Blobs::from_settings(&settings.storage).context("cannot open the blob store")?;
+        Ok(Self {
+            inference,
+            signer: Arc::new(signer),
+            fingerprinter: Arc::new(Fingerprinter::new()),
+            blobs,
+            pool,
+        })
+    }
+
     /// Runs the whole pipeline for one request.
     ///
     /// # Errors
