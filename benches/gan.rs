@@ -1,0 +1,151 @@
+//! GAN speed: one training step (D then G, batch 64, 32x32) and generator inference (batch 1,
+//! 64, 256) in Hallmark, next to the same architecture in PyTorch (benches/gan_torch.py), on the
+//! same number of CPU threads.
+//!
+//! Run: `cargo bench --bench gan` (Makefile: `make bench`). Environment:
+//! `HALLMARK_BENCH_THREADS` (default 2), `HALLMARK_BENCH_STEPS` (default 20),
+//! `HALLMARK_PYTHON` (default `python3`).
+
+use std::process::Command;
+use std::time::Instant;
+
+use hallmark::gan::train::{adam, train_step};
+use hallmark::gan::{latents_for, Architecture, GanNets};
+use tch::{Device, Kind, Tensor};
+
+const BATCHES: [usize; 3] = [1, 64, 256];
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn time<F: FnMut()>(iters: usize, mut f: F) -> f64 {
+    f();
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    start.elapsed().as_secs_f64() / iters as f64
+}
+
+fn main() -> anyhow::Result<()> {
+    let threads = env_num("HALLMARK_BENCH_THREADS", 2);
+    let steps = env_num("HALLMARK_BENCH_STEPS", 20);
+    let infer_iters = 10;
+    tch::set_num_threads(threads as i32);
+    tch::manual_seed(0);
+    let arch = Architecture {
+        family: "dcgan".into(),
+        image_size: 32,
+        channels: 1,
+        latent_dim: 64,
+        g_width: 32,
+        d_width: 32,
+        loss: "non-saturating".into(),
+    };
+    let device = Device::Cpu;
+    let nets = GanNets::new(&arch, device)?;
+    let mut opt_d = adam(nets.discriminator.var_store(), 2e-4)?;
+    let mut opt_g = adam(nets.generator.var_store(), 2e-4)?;
+    let real = Tensor::rand([64, 1, 32, 32], (Kind::Float, device)) * 2.0 - 1.0;
+    let z = Tensor::randn([64, 64], (Kind::Float, device));
+    for _ in 0..2 {
+        train_step(&nets, &mut opt_d, &mut opt_g, &real, &z)?;
+    }
+    let step_s = time(steps, || {
+        train_step(&nets, &mut opt_d, &mut opt_g, &real, &z).expect("train step");
+    });
+    let mut generate = Vec::new();
+    let mut forward = Vec::new();
+    for batch in BATCHES {
+        let zb = Tensor::randn([batch as i64, 64], (Kind::Float, device));
+        let raw = time(infer_iters, || {
+            tch::no_grad(|| {
+                let _ = nets.generator.forward_t(&zb, false);
+            });
+        });
+        // The library path: per-image latents from (seed, index), forward, 8-bit images.
+        let full = time(infer_iters, || {
+            let latents: Vec<f32> = (0..batch as u64)
+                .flat_map(|i| latents_for(1, i, 64))
+                .collect();
+            let images = nets.generator.generate_flat(&latents).expect("generate");
+            assert_eq!(images.len(), batch);
+        });
+        forward.push(batch as f64 / raw);
+        generate.push(batch as f64 / full);
+    }
+
+    let python = std::env::var("HALLMARK_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/gan_torch.py");
+    let output = Command::new(&python)
+        .args([
+            script,
+            "--threads",
+            &threads.to_string(),
+            "--steps",
+            &steps.to_string(),
+            "--infer-iters",
+            &infer_iters.to_string(),
+        ])
+        .output();
+    let torch: Option<serde_json::Value> = match output {
+        Ok(out) if out.status.success() => serde_json::from_slice(&out.stdout).ok(),
+        Ok(out) => {
+            eprintln!(
+                "PyTorch baseline failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("cannot run {python}: {e}");
+            None
+        }
+    };
+    let torch_train = torch
+        .as_ref()
+        .and_then(|t| t["train_images_per_s"].as_f64());
+    let torch_infer = |b: usize| {
+        torch
+            .as_ref()
+            .and_then(|t| t["infer_images_per_s"][b.to_string()].as_f64())
+    };
+
+    println!("GAN benchmark: DCGAN 32x32x1, latent 64, widths 32/32, CPU, {threads} thread(s)");
+    println!("| measure | Hallmark (images/s) | PyTorch (images/s) | Hallmark / PyTorch |");
+    println!("|---|---:|---:|---:|");
+    let row = |name: &str, ours: f64, theirs: Option<f64>| {
+        let (t, r) = theirs.map_or(("n/a".to_owned(), "n/a".to_owned()), |t| {
+            (format!("{t:.0}"), format!("{:.2}", ours / t))
+        });
+        println!("| {name} | {ours:.0} | {t} | {r} |");
+    };
+    row(
+        &format!("train step, batch 64 ({:.0} ms/step)", step_s * 1000.0),
+        64.0 / step_s,
+        torch_train,
+    );
+    for (i, batch) in BATCHES.iter().enumerate() {
+        row(
+            &format!("generator forward, batch {batch}"),
+            forward[i],
+            torch_infer(*batch),
+        );
+        row(
+            &format!("generate() to images, batch {batch}"),
+            generate[i],
+            torch_infer(*batch),
+        );
+    }
+    println!();
+    println!("| batch | generate() / raw forward |");
+    println!("|---:|---:|");
+    for (i, batch) in BATCHES.iter().enumerate() {
+        println!("| {batch} | {:.2} |", generate[i] / forward[i]);
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! The GAN: a DCGAN-family generator and a spectrally normalised discriminator in `tch`,
+//! their datasets, training, model cards, the model registry and the offline quality metric.
+//!
+//! Threading: `tch` tensors stay on the thread that made them. Everything a caller on another
+//! thread needs is expressed in plain values: latents are `Vec<f32>` ([`latents_for`]), images
+//! are [`image::DynamicImage`], discriminator logits are `Vec<f32>`.
+
+pub mod card;
+pub mod classifier;
+pub mod cli;
+pub mod data;
+pub mod model;
+mod plot;
+pub mod registry;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+
+pub use card::{Architecture, DetectorCard, MetricsCard, ModelCard, TrainingCard};
+pub use model::{
+    images_to_input, latents_for, tensor_to_images, Discriminator, GanNets, Generator,
+};
+pub use registry::{load_model, LoadedModel};
+
+/// File names inside a model directory.
+pub const CARD_FILE: &str = "model.toml";
+pub const GENERATOR_FILE: &str = "generator.safetensors";
+pub const DISCRIMINATOR_FILE: &str = "discriminator.safetensors";
+pub const SAMPLES_FILE: &str = "samples.png";
+pub const LOSS_FILE: &str = "loss.png";
+
+/// Everything that can go wrong loading, training or running a model. Each variant that
+/// concerns a file names it.
+#[derive(Debug, thiserror::Error)]
+pub enum GanError {
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("model {name:?} not found in {dir} (available: {available})")]
+    UnknownModel {
+        name: String,
+        dir: PathBuf,
+        available: String,
+    },
+    #[error("invalid model card {path}: {message}")]
+    Card { path: PathBuf, message: String },
+    #[error("invalid weights file {path}: {message}")]
+    Weights { path: PathBuf, message: String },
+    #[error("dataset {path}: {message}")]
+    Dataset { path: PathBuf, message: String },
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("cannot write image {path}: {source}")]
+    Image {
+        path: PathBuf,
+        #[source]
+        source: image::ImageError,
+    },
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+impl GanError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
