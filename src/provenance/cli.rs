@@ -2,6 +2,7 @@
 //! `init`.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -42,6 +43,7 @@ pub struct VerifyRecordArgs {
 /// As above, or when the verifier cannot be built from the settings.
 pub fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()> {
     let verifier = ProvenanceVerifier::from_settings(settings)?;
+    let mut out = std::io::stdout().lock();
     let mut reports = Vec::new();
     let mut bad = 0;
     for path in &args.files {
@@ -52,12 +54,13 @@ pub fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()> {
             bad += 1;
         }
         if !args.json {
-            println!("== {}\n{}", path.display(), report.to_text());
+            // writeln!, not println!: a closed pipe (`| head`) is an error, not a panic.
+            writeln!(out, "== {}\n{}", path.display(), report.to_text())?;
         }
         reports.push(serde_json::json!({ "file": path, "report": report }));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?;
     }
     anyhow::ensure!(
         bad == 0,

@@ -228,6 +228,7 @@ impl ProvenanceVerifier {
                 "ocsp_fetch": false,
             },
             "core": { "allowed_network_hosts": [] },
+            "builder": { "thumbnail": { "enabled": false } },
         });
         if !anchors_pem.trim().is_empty() {
             if parse_pem_certificates(anchors_pem.as_bytes())?.is_empty() {
