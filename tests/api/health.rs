@@ -100,13 +100,13 @@ async fn serve_stops_gracefully_on_sigterm(pool: PgPool) {
     let mut child = hallmark("serve")
         .env("HALLMARK__LOG__FORMAT", "json")
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("hallmark starts");
-    let stdout = child.stdout.take().unwrap();
+    let logs = child.stderr.take().unwrap();
     let port = tokio::task::spawn_blocking(move || {
-        for line in BufReader::new(stdout).lines() {
+        for line in BufReader::new(logs).lines() {
             let line = line.ok()?;
             let event: serde_json::Value = serde_json::from_str(&line).ok()?;
             if event["message"] == "hallmark listening" {
