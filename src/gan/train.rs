@@ -344,18 +344,19 @@ pub fn train(
         }
     }
     state.elapsed_s = previous_elapsed + started.elapsed().as_secs_f64();
-    run.checkpoint(&nets, &state, images_per_s)?;
-    bar.finish_and_clear();
     let run_seconds = started.elapsed().as_secs_f64();
+    let run_rate = if run_seconds > 0.0 {
+        (state.step - start_step) as f64 * batch as f64 / run_seconds
+    } else {
+        0.0
+    };
+    run.checkpoint(&nets, &state, run_rate)?;
+    bar.finish_and_clear();
     Ok(TrainReport {
         steps: state.step,
         interrupted,
         run_seconds,
-        images_per_s: if run_seconds > 0.0 {
-            (state.step - start_step) as f64 * batch as f64 / run_seconds
-        } else {
-            0.0
-        },
+        images_per_s: run_rate,
         last_d_loss: last.0,
         last_g_loss: last.1,
     })
