@@ -32,8 +32,8 @@ enum Command {
     Init,
     /// Train a GAN on Fashion-MNIST or a folder of images into a model directory.
     Train(hallmark::gan::cli::TrainArgs),
-    /// Generate images with a model and write them as PNG files.
-    Generate(hallmark::gan::cli::GenerateArgs),
+    /// Generate signed, registered images with a model and write them as files.
+    Generate(hallmark::generation::cli::GenerateArgs),
     /// Measure a model: `--quality` gives the Fréchet distance and mode coverage.
     Evaluate(hallmark::gan::cli::EvaluateArgs),
     /// Train the small Fashion-MNIST classifier that `evaluate --quality` uses.
@@ -101,7 +101,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate => migrate(&settings).await,
         Command::Init => init(&settings).await,
         Command::Train(args) => hallmark::gan::cli::train(&settings, args),
-        Command::Generate(args) => hallmark::gan::cli::generate(&settings, args),
+        Command::Generate(args) => hallmark::generation::cli::generate(&settings, args).await,
         Command::Evaluate(args) => hallmark::gan::cli::evaluate(&settings, args),
         Command::TrainClassifier(args) => hallmark::gan::cli::train_classifier(&settings, args),
         Command::Verify(args) => hallmark::provenance::cli::verify(&settings, &args),

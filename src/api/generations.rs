@@ -107,10 +107,7 @@ pub async fn create(
         ));
     }
     let (generated, times) = service.generate(spec, Some(caller.key_id)).await?;
-    let timing = (
-        "Server-Timing",
-        server_timing(&times),
-    );
+    let timing = ("Server-Timing", server_timing(&times));
     if raw {
         let image = &generated[0];
         let id = image.record.fields.id;

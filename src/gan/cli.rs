@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 use tch::Device;
 
@@ -71,24 +70,6 @@ pub struct TrainArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct GenerateArgs {
-    /// Model name; default: settings model.name.
-    #[arg(long)]
-    pub model: Option<String>,
-    #[arg(long, default_value_t = 16)]
-    pub count: u64,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Index of the first image (image i uses the latent of (seed, i)).
-    #[arg(long, default_value_t = 0)]
-    pub first_index: u64,
-    #[arg(long)]
-    pub out: PathBuf,
-    #[arg(long)]
-    pub device: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -221,37 +202,6 @@ pub fn train(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
         report.last_d_loss,
         report.last_g_loss
     );
-    Ok(())
-}
-
-/// `hallmark generate`: PNGs named `<model>-<seed>-<index>.png`.
-///
-/// # Errors
-/// Unknown model, bad weights, unwritable output directory.
-pub fn generate(settings: &Settings, args: GenerateArgs) -> anyhow::Result<()> {
-    let device = device(settings, args.device.as_deref())?;
-    let name = args.model.as_deref().unwrap_or(&settings.model.name);
-    let model = load_model(&settings.model.dir, name, device)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let last = args
-        .first_index
-        .checked_add(args.count)
-        .context("--first-index + --count overflows")?;
-    let indices: Vec<u64> = (args.first_index..last).collect();
-    // A fixed chunk size keeps the pixels independent of --count.
-    for chunk in indices.chunks(64) {
-        let images = model.generate(args.seed, chunk)?;
-        for (index, image) in chunk.iter().zip(images) {
-            let path = args
-                .out
-                .join(format!("{name}-{}-{index:06}.png", args.seed));
-            image
-                .save(&path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-    }
-    println!("wrote {} image(s) to {}", args.count, args.out.display());
     Ok(())
 }
 

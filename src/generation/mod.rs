@@ -3,6 +3,8 @@
 //! unless its record is committed; on any failure the blobs just written are removed again, and
 //! since blobs are only reachable through a record, none is ever seen half-made.
 
+pub mod cli;
+
 use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,9 +22,9 @@ use anyhow::Context;
 use crate::blocking;
 use crate::config::Settings;
 use crate::device::{DeviceChoice, DeviceName};
-use crate::gan::load_model;
 use crate::error::ApiError;
 use crate::fingerprint::{self, Fingerprinter};
+use crate::gan::load_model;
 use crate::inference::{Inference, InferenceError};
 use crate::provenance::record::now_micros;
 use crate::provenance::{ImageClaim, ImageFormat, ProvenanceSigner, Record, RecordFields};
@@ -65,6 +67,8 @@ fn default_format() -> OutputFormat {
 pub struct GenerationSpec {
     pub count: usize,
     pub seed: u64,
+    /// Index of the first image (the API always starts at 0; the CLI continues past 64).
+    pub first_index: u64,
     pub format: OutputFormat,
     pub jpeg_quality: u8,
 }
@@ -128,6 +132,7 @@ impl GenerationRequest {
             seed: self
                 .seed
                 .unwrap_or_else(|| rand::random::<u64>() & RANDOM_SEED_BITS),
+            first_index: 0,
             format,
             jpeg_quality,
         })
@@ -223,9 +228,10 @@ impl GenerationService {
                 settings.model.dir.display()
             )
         })?;
-        let signer =
-            ProvenanceSigner::from_settings(settings).context("cannot load the signing identity")?;
-        let blobs = Blobs::from_settings(&settings.storage).context("cannot open the blob store")?;
+        let signer = ProvenanceSigner::from_settings(settings)
+            .context("cannot load the signing identity")?;
+        let blobs =
+            Blobs::from_settings(&settings.storage).context("cannot open the blob store")?;
         Ok(Self {
             inference,
             signer: Arc::new(signer),
@@ -247,7 +253,10 @@ impl GenerationService {
     ) -> Result<(Vec<Generated>, StageTimes), ApiError> {
         let mut times = StageTimes::default();
         let started = Instant::now();
-        let images = self.inference.generate(spec.seed, spec.count).await?;
+        let images = self
+            .inference
+            .generate(spec.seed, spec.first_index, spec.count)
+            .await?;
         times.inference = started.elapsed();
 
         let info = self.inference.info();
@@ -255,7 +264,7 @@ impl GenerationService {
         for (index, image) in images.into_iter().enumerate() {
             let job = ImageJob {
                 image,
-                index: index as u64,
+                index: spec.first_index + index as u64,
                 spec,
                 model: info.name.clone(),
                 model_version: info.version.clone(),

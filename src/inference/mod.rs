@@ -144,8 +144,8 @@ impl Inference {
         self.queue_depth - self.queue.available_permits()
     }
 
-    /// Generates `count` images for `seed`; image `i` comes from [`latents_for`]`(seed, i)`, so
-    /// the pixels do not depend on what else shares the batch.
+    /// Generates images `first_index .. first_index + count` for `seed`; image `i` comes from
+    /// [`latents_for`]`(seed, i)`, so the pixels do not depend on what else shares the batch.
     ///
     /// # Errors
     /// [`InferenceError::QueueFull`] at once when the queue cannot take `count` more images,
@@ -153,6 +153,7 @@ impl Inference {
     pub async fn generate(
         &self,
         seed: u64,
+        first_index: u64,
         count: usize,
     ) -> Result<Vec<DynamicImage>, InferenceError> {
         let permit = u32::try_from(count)
@@ -163,7 +164,7 @@ impl Inference {
             })?;
         let dim = self.info.latent_dim;
         let mut latents = Vec::with_capacity(count * dim);
-        for index in 0..count as u64 {
+        for index in first_index..first_index + count as u64 {
             latents.extend(latents_for(seed, index, dim));
         }
         let (reply, answer) = oneshot::channel();

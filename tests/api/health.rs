@@ -106,14 +106,21 @@ async fn serve_stops_gracefully_on_sigterm(pool: PgPool) {
         .expect("hallmark starts");
     let logs = child.stderr.take().unwrap();
     let port = tokio::task::spawn_blocking(move || {
-        for line in BufReader::new(logs).lines() {
-            let line = line.ok()?;
-            let event: serde_json::Value = serde_json::from_str(&line).ok()?;
+        let mut lines = BufReader::new(logs).lines();
+        let mut port = None;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
             if event["message"] == "hallmark listening" {
-                return event["port"].as_u64();
+                port = event["port"].as_u64();
+                break;
             }
         }
-        None
+        // Keep reading so the service never writes its logs into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        port
     });
     let port = tokio::time::timeout(Duration::from_secs(120), port)
         .await
