@@ -14,5 +14,6 @@ pub mod provenance;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod verify;
 
 pub use startup::Application;

@@ -144,3 +144,64 @@ async fn serve_stops_gracefully_on_sigterm(pool: PgPool) {
         .unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
+
+#[sqlx::test]
+async fn openapi_document_docs_page_and_metrics_are_served(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let spec: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/generations",
+        "/v1/images/{id}",
+        "/v1/records/{id}",
+        "/v1/records",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} is documented");
+    }
+    assert!(spec["components"]["securitySchemes"]["api_key"].is_object());
+    let docs = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.text().await.unwrap().contains("/openapi.json"));
+
+    app.client.get(app.url("/healthz")).send().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"hallmark_http_requests_total{method="GET",route="/healthz",status="200"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("hallmark_http_request_duration_seconds_bucket"));
+    assert!(metrics.contains("hallmark_queue_depth"));
+}
+
+#[tokio::test]
+async fn the_app_refuses_to_start_without_its_model() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(data_dir.path());
+    settings.model.name = "no-such-model".into();
+    let pool = store::lazy_pool(&settings.database).unwrap();
+    let error = hallmark::Application::build_with_pool(settings, pool)
+        .err()
+        .expect("start-up fails");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("no-such-model") && message.contains("fashion-dcgan32"),
+        "{message}"
+    );
+}
