@@ -49,6 +49,13 @@ impl Blobs {
             }
             BlobBackend::S3 => {
                 let s3 = &settings.s3;
+                if s3.bucket.trim().is_empty() {
+                    return Err(object_store::Error::Generic {
+                        store: "S3",
+                        source: "storage.s3.bucket must be set when storage.blob_backend = \"s3\""
+                            .into(),
+                    });
+                }
                 let mut builder = AmazonS3Builder::new()
                     .with_bucket_name(&s3.bucket)
                     .with_region(&s3.region)
@@ -97,5 +104,63 @@ impl Blobs {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn storage(dir: &std::path::Path) -> StorageSettings {
+        let mut storage = Settings::load(None).unwrap().storage;
+        storage.data_dir = dir.to_path_buf();
+        storage
+    }
+
+    #[tokio::test]
+    async fn local_blobs_round_trip_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::from_settings(&storage(dir.path())).unwrap();
+        let bytes = Bytes::from_static(b"signed image bytes");
+        let sha = crate::fingerprint::sha256(&bytes);
+        assert_eq!(blobs.get(&sha).await.unwrap(), None);
+        blobs.put(&sha, bytes.clone()).await.unwrap();
+        assert_eq!(blobs.get(&sha).await.unwrap(), Some(bytes));
+        let hex = hex::encode(sha);
+        let path = dir
+            .path()
+            .join(format!("blobs/sha256/{}/{}/{hex}", &hex[..2], &hex[2..4]));
+        assert!(path.is_file(), "content-addressed at {}", path.display());
+        blobs.delete(&sha).await.unwrap();
+        blobs.delete(&sha).await.unwrap();
+        assert_eq!(blobs.get(&sha).await.unwrap(), None);
+    }
+
+    #[test]
+    fn s3_is_chosen_by_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = storage(dir.path());
+        settings.blob_backend = BlobBackend::S3;
+        settings.s3.bucket = "hallmark-images".into();
+        settings.s3.endpoint = "http://127.0.0.1:9000".into();
+        settings.s3.allow_http = true;
+        settings.s3.access_key_id = "id".into();
+        settings.s3.secret_access_key = "secret".to_owned().into();
+        let blobs = Blobs::from_settings(&settings).unwrap();
+        assert!(
+            format!("{blobs:?}").contains("hallmark-images"),
+            "{blobs:?}"
+        );
+        assert!(
+            !dir.path().join("blobs").exists(),
+            "no local directory for S3"
+        );
+
+        settings.s3.bucket = String::new();
+        assert!(
+            Blobs::from_settings(&settings).is_err(),
+            "a bucket is required"
+        );
     }
 }
