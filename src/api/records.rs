@@ -8,7 +8,7 @@ use super::auth::Authenticated;
 use super::generations::etag;
 use crate::error::ApiError;
 use crate::fingerprint::phash_from_db;
-use crate::provenance::{verify_record, Record};
+use crate::provenance::{verify_record, ImageFormat, Record};
 use crate::startup::AppState;
 use crate::store::api_keys::Role;
 use crate::store::records;
@@ -188,12 +188,10 @@ pub async fn image(
             .insert_header((header::ETAG, tag))
             .finish());
     }
-    let mut sha = [0u8; 32];
-    sha.copy_from_slice(&record.fields.file_sha256);
     let bytes = state
         .generation
         .blobs
-        .get(&sha)
+        .get(&record.fields.file_sha256)
         .await
         .map_err(|error| ApiError::internal(&error))?
         .ok_or_else(|| {
@@ -202,11 +200,8 @@ pub async fn image(
                 "image bytes missing from the blob store",
             ))
         })?;
-    let mime = match record.fields.format.as_str() {
-        "jpeg" => "image/jpeg",
-        "webp" => "image/webp",
-        _ => "image/png",
-    };
+    // `records.format` is constrained to the three names by the table's CHECK.
+    let mime = ImageFormat::from_name(&record.fields.format).map_or("image/png", ImageFormat::mime);
     Ok(HttpResponse::Ok()
         .content_type(mime)
         .insert_header((header::ETAG, tag))

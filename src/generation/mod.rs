@@ -294,11 +294,7 @@ impl GenerationService {
         let result = self.write(generated).await;
         if result.is_err() {
             for image in generated {
-                if let Err(error) = self
-                    .blobs
-                    .delete(&sha(&image.record.fields.file_sha256))
-                    .await
-                {
+                if let Err(error) = self.blobs.delete(&image.record.fields.file_sha256).await {
                     tracing::warn!(error = %error, "could not remove a blob after a failed commit");
                 }
             }
@@ -309,7 +305,7 @@ impl GenerationService {
     async fn write(&self, generated: &[Generated]) -> Result<(), ApiError> {
         for image in generated {
             self.blobs
-                .put(&sha(&image.record.fields.file_sha256), image.bytes.clone())
+                .put(&image.record.fields.file_sha256, image.bytes.clone())
                 .await
                 .map_err(|error| ApiError::internal(&error))?;
         }
@@ -319,12 +315,6 @@ impl GenerationService {
         tx.commit().await?;
         Ok(())
     }
-}
-
-fn sha(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&bytes[..32]);
-    out
 }
 
 /// The blocking part of one image: encode, fingerprint, sign, hash.

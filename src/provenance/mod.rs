@@ -105,6 +105,14 @@ impl ImageFormat {
             Self::Webp => "webp",
         }
     }
+
+    /// The format a `records.format` name stands for.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Png, Self::Jpeg, Self::Webp]
+            .into_iter()
+            .find(|format| format.as_str() == name)
+    }
 }
 
 impl std::fmt::Display for ImageFormat {

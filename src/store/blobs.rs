@@ -27,7 +27,7 @@ impl std::fmt::Debug for Blobs {
 }
 
 /// `sha256/ab/cd/abcd...`: two levels of fan-out keep directories small.
-fn key(sha256: &[u8; 32]) -> ObjectPath {
+fn key(sha256: &[u8]) -> ObjectPath {
     let hex = hex::encode(sha256);
     ObjectPath::from(format!("sha256/{}/{}/{hex}", &hex[..2], &hex[2..4]))
 }
@@ -76,7 +76,7 @@ impl Blobs {
 
     /// # Errors
     /// When the store fails.
-    pub async fn put(&self, sha256: &[u8; 32], bytes: Bytes) -> Result<(), BlobError> {
+    pub async fn put(&self, sha256: &[u8], bytes: Bytes) -> Result<(), BlobError> {
         self.store
             .put(&key(sha256), PutPayload::from(bytes))
             .await
@@ -87,7 +87,7 @@ impl Blobs {
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn get(&self, sha256: &[u8; 32]) -> Result<Option<Bytes>, BlobError> {
+    pub async fn get(&self, sha256: &[u8]) -> Result<Option<Bytes>, BlobError> {
         match self.store.get(&key(sha256)).await {
             Ok(result) => result.bytes().await.map(Some),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -99,7 +99,7 @@ impl Blobs {
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn delete(&self, sha256: &[u8; 32]) -> Result<(), BlobError> {
+    pub async fn delete(&self, sha256: &[u8]) -> Result<(), BlobError> {
         match self.store.delete(&key(sha256)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(error),
