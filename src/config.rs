@@ -21,6 +21,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub api: ApiSettings,
     pub log: LogSettings,
+    pub verify: VerifySettings,
     #[serde(default)]
     pub provenance: ProvenanceSettings,
 }
@@ -70,6 +71,15 @@ pub struct S3Settings {
 pub struct ApiSettings {
     pub public_rate_per_s: u32,
     pub public_burst: u32,
+}
+
+/// Checking uploads (`/v1/verify`, `/v1/lookup`, `hallmark verify`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct VerifySettings {
+    /// Largest Hamming distance between 64-bit perceptual hashes that counts as the same image.
+    pub phash_max_distance: u32,
+    /// Most files in one `/v1/verify` request.
+    pub max_files: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
