@@ -8,6 +8,7 @@ VENV := $(CACHE_DIR)/venv
 export PATH := $(VENV)/bin:$(PATH)
 export LIBTORCH_USE_PYTORCH := 1
 export HALLMARK_PYTHON := $(VENV)/bin/python
+export HALLMARK_NODE_MODULES := $(CACHE_DIR)/node/node_modules
 # The database the tests create their per-test databases next to.
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/hallmark
 

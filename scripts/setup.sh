@@ -3,7 +3,10 @@
 #   - apt packages: PostgreSQL, the Fashion-MNIST dataset, build tools;
 #   - a Python venv with PyTorch 2.13.0 (libtorch for the `tch` crate) and c2pa-python, kept in a
 #     cache folder outside the checkout so fresh clones reuse it;
-#   - PostgreSQL started when it is not running, and the `hallmark` database created.
+#   - PostgreSQL started when it is not running, and the `hallmark` database created;
+#   - for the browser tests (tests/browser.rs): Debian's `chromium` and Node.js (apt), and
+#     `playwright-core` from tests/browser/package-lock.json installed with `npm ci` into the cache
+#     folder (never Playwright's own browser download).
 # Prints the environment to build with on stdout when called as `scripts/setup.sh --print-env`.
 set -euo pipefail
 
@@ -12,6 +15,8 @@ VENV="$CACHE_DIR/venv"
 TORCH_VERSION="2.13.0"
 C2PA_PYTHON_VERSION="0.38.1"
 DB_NAME="${HALLMARK_DB_NAME:-hallmark}"
+NODE_PREFIX="$CACHE_DIR/node"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 log() { echo "setup: $*" >&2; }
 
@@ -73,10 +78,26 @@ setup_postgres() {
     fi
 }
 
+setup_browser() {
+    apt_install chromium
+    command -v node >/dev/null 2>&1 || apt_install nodejs
+    command -v npm >/dev/null 2>&1 || apt_install npm
+    local lock="$REPO_ROOT/tests/browser/package-lock.json"
+    # Reinstall only when the committed lock file changed (or nothing is installed yet).
+    if [ ! -d "$NODE_PREFIX/node_modules/playwright-core" ] || ! cmp -s "$lock" "$NODE_PREFIX/package-lock.json"; then
+        log "installing playwright-core into $NODE_PREFIX (no browser download)"
+        mkdir -p "$NODE_PREFIX"
+        cp "$REPO_ROOT/tests/browser/package.json" "$lock" "$NODE_PREFIX/"
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$NODE_PREFIX" --no-audit --no-fund --loglevel=error >&2
+    fi
+}
+
 print_env() {
     echo "export PATH=\"$VENV/bin:\$PATH\""
     echo "export LIBTORCH_USE_PYTORCH=1"
     echo "export HALLMARK_PYTHON=\"$VENV/bin/python\""
+    echo "export HALLMARK_NODE_MODULES=\"$NODE_PREFIX/node_modules\""
+    echo "export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1"
 }
 
 case "${1:-all}" in
@@ -85,6 +106,8 @@ case "${1:-all}" in
         setup_packages
         setup_venv
         setup_postgres
+        setup_browser
         ;;
-    *) echo "usage: $0 [--print-env]" >&2; exit 2 ;;
+    --browser) setup_browser ;;
+    *) echo "usage: $0 [--print-env|--browser]" >&2; exit 2 ;;
 esac

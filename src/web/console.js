@@ -1,0 +1,348 @@
+// The moderator console: an API key kept in sessionStorage only; batch checks (POST /v1/verify),
+// the history of checks (GET /v1/checks), and the generation panel (POST /v1/generations).
+
+import { request, ApiError, filesForm, el, fill, errorBox, dropZone, UrlBag, formatTime, shortHash } from './api.js';
+import {
+  provenanceSummary, registryFacts, detectorFacts, explanationList, technicalDetails,
+  verdictBadge, tamperedBadge, recordLink, VERDICT_CODES, verdictLabel,
+} from './report.js';
+
+const KEY_STORAGE = 'hallmark.apiKey';
+const MAX_FILES_PER_REQUEST = 32;
+const HISTORY_PAGE = 10;
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------------------------------------
+// The key
+
+let apiKey = null;
+
+function storedKey() {
+  try { return sessionStorage.getItem(KEY_STORAGE); } catch { return null; }
+}
+
+function storeKey(key) {
+  try {
+    if (key) sessionStorage.setItem(KEY_STORAGE, key); else sessionStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // Storage disabled: the key lives in this page only.
+  }
+}
+
+/** Calls the API with the key; a 401 (invalid, revoked or expired key) asks for the key again. */
+async function call(path, options = {}) {
+  try {
+    return await request(path, { ...options, key: apiKey });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      askForKey(errorBox(error, 'The server refused your API key: it is unknown, revoked or expired. Enter a valid key.'));
+    }
+    throw error;
+  }
+}
+
+/** What the key may do, found without side effects: a role check answers 403 before anything runs. */
+async function probe(key) {
+  const caps = { moderate: true, generate: true };
+  try {
+    await request('/v1/checks?limit=1', { key });
+  } catch (error) {
+    if (error.status === 401) throw error;
+    if (error.status === 403) caps.moderate = false;
+  }
+  try {
+    // count 0 is refused as invalid_count (400) once the role check has passed.
+    await request('/v1/generations', { method: 'POST', key, json: { count: 0 } });
+  } catch (error) {
+    if (error.status === 401) throw error;
+    if (error.status === 403) caps.generate = false;
+  }
+  return caps;
+}
+
+function askForKey(message) {
+  apiKey = null;
+  storeKey(null);
+  $('key-form').classList.remove('hidden');
+  $('key-bar').classList.add('hidden');
+  for (const id of ['check-panel', 'history-panel', 'generate-panel']) $(id).classList.add('hidden');
+  fill($('key-message'), message || null);
+  $('key-input').value = '';
+  $('key-input').focus();
+}
+
+async function useKey(key) {
+  const submit = $('key-submit');
+  submit.disabled = true;
+  fill($('key-message'), el('p', { class: 'busy', text: 'Checking the key…' }));
+  try {
+    const caps = await probe(key);
+    apiKey = key;
+    storeKey(key);
+    fill($('key-message'));
+    $('key-form').classList.add('hidden');
+    $('key-bar').classList.remove('hidden');
+    $('key-preview').textContent = `${key.slice(0, 7)}…${key.slice(-4)}`;
+    fill($('key-roles'),
+      caps.moderate ? el('span', { class: 'badge good', text: 'Can check images' }) : null,
+      caps.generate ? el('span', { class: 'badge good', text: 'Can generate' }) : null,
+      !caps.moderate && !caps.generate ? el('span', { class: 'badge warn', text: 'No console rights' }) : null);
+    $('check-panel').classList.toggle('hidden', !caps.moderate);
+    $('history-panel').classList.toggle('hidden', !caps.moderate);
+    $('generate-panel').classList.toggle('hidden', !caps.generate);
+    if (caps.moderate) loadHistory(true);
+  } catch (error) {
+    askForKey(errorBox(error, error.status === 401
+      ? 'This key was refused: it is unknown, revoked or expired.'
+      : 'The key could not be checked.'));
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+$('key-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const key = $('key-input').value.trim();
+  if (!key) {
+    fill($('key-message'), el('div', { class: 'message error', role: 'alert', text: 'Enter an API key first.' }));
+    $('key-input').focus();
+    return;
+  }
+  useKey(key);
+});
+
+$('key-forget').addEventListener('click', () => askForKey(
+  el('div', { class: 'message info', text: 'The key was forgotten by this tab.' })));
+
+// ---------------------------------------------------------------------------------------------
+// Checking images
+
+const checkUrls = new UrlBag();
+
+function manifestSection(report) {
+  const s = provenanceSummary(report);
+  const p = report.provenance || {};
+  return el('section', { 'data-manifest': p.state },
+    el('h3', { text: 'Manifest' }),
+    el('p', {}, el('span', { class: `badge ${s.tone}`, text: s.badge }), ' ', s.text,
+      p.signer?.issuer ? ` Certificate issued by ${p.signer.issuer}.` : ''));
+}
+
+/** The matched original, fetched with the key (the image route is not public). */
+function originalFigure(record, bag) {
+  const caption = el('figcaption', {}, 'Matched original · ', recordLink(record.id));
+  const figure = el('figure', { class: 'figure', 'data-original': record.id },
+    el('p', { class: 'busy', text: 'Loading the original…' }), caption);
+  call(`/v1/images/${encodeURIComponent(record.id)}`, { as: 'blob' })
+    .then((blob) => figure.firstChild.replaceWith(
+      el('img', { src: bag.add(blob), alt: `Matched original, record ${record.id}` })))
+    .catch((error) => figure.firstChild.replaceWith(
+      el('p', { class: 'hint', text: `Original not available (${error.code}).` })));
+  return figure;
+}
+
+function reportCard(title, report, file, bag) {
+  const figures = [];
+  if (file) {
+    figures.push(el('figure', { class: 'figure' },
+      el('img', { src: bag.add(file), alt: `Uploaded image ${file.name}` }),
+      el('figcaption', { text: `Uploaded · ${(report.format || '').toUpperCase()} ${report.width}×${report.height}` })));
+  }
+  if (report.registry?.record) figures.push(originalFigure(report.registry.record, bag));
+  return el('article', { class: 'card', 'data-file': title, 'data-verdict': report.verdict },
+    el('div', { class: 'card-head' },
+      el('h3', { text: title }),
+      el('div', { class: 'badges' }, verdictBadge(report.verdict), report.tampered ? tamperedBadge() : null)),
+    el('div', { class: 'card-body' },
+      figures.length ? el('div', { class: 'compare' }, figures) : el('div'),
+      el('div', { class: 'facts' },
+        explanationList(report),
+        manifestSection(report),
+        registryFacts(report.registry),
+        detectorFacts(report.detector),
+        technicalDetails(report))));
+}
+
+function rejectedCard(title, error) {
+  return el('article', { class: 'card rejected', 'data-file': title, 'data-rejected': error.code },
+    el('div', { class: 'card-head' },
+      el('h3', { text: title }),
+      el('div', { class: 'badges' }, el('span', { class: 'badge bad', text: 'Rejected' }))),
+    el('div', { class: 'message error', role: 'alert' },
+      el('p', {}, el('span', { class: 'code', text: error.code }), error.message),
+      error.status ? el('p', { class: 'hint', text: `HTTP ${error.status}` }) : null));
+}
+
+async function checkFiles(files) {
+  const status = $('check-status');
+  const results = $('check-results');
+  checkUrls.clear();
+  results.replaceChildren();
+  fill(status, el('p', { class: 'busy', text: `Checking ${files.length} file${files.length === 1 ? '' : 's'}…` }));
+  let done = 0;
+  try {
+    for (let start = 0; start < files.length; start += MAX_FILES_PER_REQUEST) {
+      const batch = files.slice(start, start + MAX_FILES_PER_REQUEST);
+      const answer = await call('/v1/verify', { method: 'POST', body: filesForm(batch) });
+      answer.results.forEach((item, i) => {
+        const name = item.file_name || batch[i]?.name || `file ${start + i + 1}`;
+        results.append(item.error
+          ? rejectedCard(name, item.error)
+          : reportCard(name, item.report, batch[i], checkUrls));
+      });
+      done += batch.length;
+    }
+    const rejected = results.querySelectorAll('[data-rejected]').length;
+    fill(status, el('div', { class: 'message ok', role: 'status',
+      text: `Checked ${done} file${done === 1 ? '' : 's'}${rejected ? `; ${rejected} rejected` : ''}.` }));
+    loadHistory(true);
+  } catch (error) {
+    if (error.status !== 401) fill(status, errorBox(error, 'The check failed.'));
+  }
+}
+
+dropZone($('check-drop'), $('check-files'), checkFiles);
+
+// ---------------------------------------------------------------------------------------------
+// History of checks
+
+const history = { cursors: [null], next: null };
+const historyUrls = new UrlBag();
+
+for (const code of VERDICT_CODES) $('history-verdict').append(el('option', { value: code, text: verdictLabel(code) }));
+
+async function loadHistory(reset) {
+  if (reset) history.cursors = [null];
+  const cursor = history.cursors[history.cursors.length - 1];
+  const verdict = $('history-verdict').value;
+  const query = new URLSearchParams({ limit: String(HISTORY_PAGE) });
+  if (cursor) query.set('cursor', cursor);
+  if (verdict) query.set('verdict', verdict);
+  fill($('history-message'), el('p', { class: 'busy', text: 'Loading…' }));
+  try {
+    const page = await call(`/v1/checks?${query}`);
+    history.next = page.next_cursor || null;
+    renderHistory(page.checks, verdict);
+    fill($('history-message'));
+  } catch (error) {
+    if (error.status !== 401) fill($('history-message'), errorBox(error, 'The history could not be loaded.'));
+  }
+  $('history-newer').disabled = history.cursors.length <= 1;
+  $('history-older').disabled = !history.next;
+  $('history-page').textContent = `Page ${history.cursors.length}`;
+}
+
+function renderHistory(checks, verdict) {
+  const rows = $('history-rows');
+  if (!checks.length) {
+    fill(rows, el('tr', {}, el('td', { colspan: '6', class: 'empty',
+      text: verdict ? `No checks with the verdict “${verdictLabel(verdict)}”.` : 'No checks yet.' })));
+    return;
+  }
+  fill(rows, checks.map((check) => el('tr', { 'data-check': check.id, 'data-verdict': check.verdict },
+    el('td', { text: formatTime(check.created_at) }),
+    el('td', {}, el('span', { title: check.file_sha256 }, check.file_name || shortHash(check.file_sha256))),
+    el('td', {}, el('div', { class: 'badges' }, verdictBadge(check.verdict), check.tampered ? tamperedBadge() : null)),
+    el('td', {}, check.matched_record_id ? recordLink(check.matched_record_id, shortHash(check.matched_record_id, 8)) : '—'),
+    el('td', { text: check.key_name || '—' }),
+    el('td', {}, el('button', { type: 'button', class: 'secondary small',
+      'aria-label': `Details of the check of ${check.file_name || check.file_sha256}`,
+      onclick: () => showCheck(check.id) }, 'Details')))));
+}
+
+async function showCheck(id) {
+  const detail = $('history-detail');
+  historyUrls.clear();
+  fill(detail, el('p', { class: 'busy', text: 'Loading the check…' }));
+  try {
+    const check = await call(`/v1/checks/${encodeURIComponent(id)}`);
+    const title = `${check.report.file_name || shortHash(check.report.file_sha256)} · checked ${formatTime(check.created_at)}${check.key_name ? ` by ${check.key_name}` : ''}`;
+    const card = reportCard(title, check.report, null, historyUrls);
+    card.setAttribute('tabindex', '-1');
+    fill(detail, card);
+    card.focus();
+  } catch (error) {
+    if (error.status !== 401) fill(detail, errorBox(error, 'The check could not be loaded.'));
+  }
+}
+
+$('history-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  loadHistory(true);
+});
+$('history-verdict').addEventListener('change', () => loadHistory(true));
+$('history-older').addEventListener('click', () => {
+  if (!history.next) return;
+  history.cursors.push(history.next);
+  loadHistory(false);
+});
+$('history-newer').addEventListener('click', () => {
+  if (history.cursors.length <= 1) return;
+  history.cursors.pop();
+  loadHistory(false);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Generation
+
+const generateUrls = new UrlBag();
+
+$('generate-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const message = $('generate-message');
+  const count = Number($('generate-count').value);
+  const seed = $('generate-seed').value.trim();
+  if (!Number.isInteger(count) || count < 1 || count > 64) {
+    fill(message, el('div', { class: 'message error', role: 'alert', text: 'Count must be a whole number from 1 to 64.' }));
+    $('generate-count').focus();
+    return;
+  }
+  if (seed && !/^\d{1,20}$/.test(seed)) {
+    fill(message, el('div', { class: 'message error', role: 'alert', text: 'The seed is a whole number (0 to 18446744073709551615), or empty for a random one.' }));
+    $('generate-seed').focus();
+    return;
+  }
+  // Built by hand so a seed above 2^53 keeps every digit.
+  const body = `{"count":${count}${seed ? `,"seed":${seed}` : ''},"format":"png"}`;
+  const submit = $('generate-submit');
+  submit.disabled = true;
+  generateUrls.clear();
+  $('generate-results').replaceChildren();
+  fill(message, el('p', { class: 'busy', text: `Generating ${count} image${count === 1 ? '' : 's'}…` }));
+  try {
+    const text = await call('/v1/generations', { method: 'POST', json: body, as: 'text' });
+    const answer = JSON.parse(text);
+    const exactSeed = (text.match(/"seed"\s*:\s*(\d+)/) || [])[1] || String(answer.seed);
+    fill(message, el('div', { class: 'message ok', role: 'status',
+      text: `Generated ${answer.images.length} signed image${answer.images.length === 1 ? '' : 's'} with ${answer.model} (seed ${exactSeed}).` }));
+    for (const image of answer.images) $('generate-results').append(thumbnail(image));
+  } catch (error) {
+    if (error.status !== 401) fill(message, errorBox(error, 'Generation failed.'));
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+function thumbnail(image) {
+  const name = `hallmark-${image.id}.${image.format === 'jpeg' ? 'jpg' : image.format}`;
+  const holder = el('figure', { class: 'thumb', 'data-image': image.id },
+    el('p', { class: 'busy', text: 'Loading…' }),
+    el('figcaption', {}, el('span', { class: 'mono', title: image.id, text: shortHash(image.id, 8) })));
+  call(image.image_url, { as: 'blob' })
+    .then((blob) => {
+      const url = generateUrls.add(blob);
+      holder.firstChild.replaceWith(el('img', { src: url, alt: `Generated image ${image.id}` }));
+      holder.append(el('div', { class: 'links' },
+        el('a', { class: 'button small', href: url, download: name, text: 'Download' }),
+        el('a', { class: 'button small secondary', href: `/?record=${encodeURIComponent(image.id)}`, text: 'Record' })));
+    })
+    .catch((error) => holder.firstChild.replaceWith(
+      el('p', { class: 'hint', text: `Image not available (${error.code}).` })));
+  return holder;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const saved = storedKey();
+if (saved) useKey(saved); else askForKey(null);

@@ -1,0 +1,245 @@
+// The verify page and the moderator console in headless Chromium (Debian's), driven by
+// playwright-core. Run by tests/browser.rs against a running `hallmark serve`; everything it needs
+// comes in the environment:
+//   HALLMARK_BASE_URL, HALLMARK_MODERATOR_KEY, HALLMARK_GENERATOR_KEY, HALLMARK_SCREENSHOTS (dir),
+//   HALLMARK_WORK_DIR (scratch dir), HALLMARK_FIXTURES (../shared/fixtures/c2pa),
+//   HALLMARK_NODE_MODULES (where scripts/setup.sh installed playwright-core), HALLMARK_CHROMIUM.
+// Each step asserts on visible text and leaves a screenshot; a failing step leaves FAILED-<step>.png.
+
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (this script is run by tests/browser.rs)`);
+  return value;
+};
+
+const BASE = env('HALLMARK_BASE_URL');
+const MODERATOR_KEY = env('HALLMARK_MODERATOR_KEY');
+const GENERATOR_KEY = env('HALLMARK_GENERATOR_KEY');
+const SHOTS = env('HALLMARK_SCREENSHOTS');
+const WORK = env('HALLMARK_WORK_DIR');
+const FIXTURES = env('HALLMARK_FIXTURES');
+const require = createRequire(path.join(env('HALLMARK_NODE_MODULES'), 'noop.js'));
+const { chromium } = require('playwright-core');
+
+fs.mkdirSync(SHOTS, { recursive: true });
+const TIMEOUT = 60_000;
+
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hallmark-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.HALLMARK_CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+  viewport: { width: 1280, height: 900 },
+  acceptDownloads: true,
+  locale: 'en-GB',
+  timezoneId: 'UTC',
+});
+context.setDefaultTimeout(TIMEOUT);
+
+const consoleErrors = [];
+let current = null;
+function watch(page) {
+  page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(`${page.url()}: ${msg.text()}`); });
+  page.on('pageerror', (error) => consoleErrors.push(`${page.url()}: ${error.message}`));
+  return page;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function step(name, page, body) {
+  current = { name, page };
+  const started = Date.now();
+  await body();
+  await shot(page, name);
+  console.log(`ok   ${name} (${Date.now() - started} ms)`);
+}
+
+/** Text of the locator, for assertion messages. */
+const textOf = async (locator) => (await locator.innerText()).replace(/\s+/g, ' ').trim();
+
+async function expectText(locator, ...needles) {
+  await locator.first().waitFor({ state: 'visible' });
+  for (const needle of needles) {
+    await locator.filter({ hasText: needle }).first().waitFor({ state: 'visible' }).catch(async () => {
+      assert.fail(`expected ${JSON.stringify(needle)} in: ${await textOf(locator.first())}`);
+    });
+  }
+}
+
+let failed = false;
+try {
+  const files = {
+    signed: path.join(WORK, 'signed.png'),
+    stripped: path.join(WORK, 'stripped.jpg'),
+    other: path.join(FIXTURES, 'C.jpg'),
+    tampered: path.join(FIXTURES, 'XCA.jpg'),
+    text: path.join(WORK, 'notes.txt'),
+  };
+  fs.writeFileSync(files.text, 'This is a text file, not an image.\n');
+  let imageId = null;
+
+  // ----- console: a wrong key is refused, the generator key generates ------------------------
+  const gen = watch(await context.newPage());
+  await step('01-console-wrong-key', gen, async () => {
+    await gen.goto(`${BASE}/console`);
+    await gen.getByLabel('API key').fill(`hm_${'0'.repeat(64)}`);
+    await gen.getByRole('button', { name: 'Use this key' }).click();
+    await expectText(gen.locator('#key-message'), 'This key was refused', 'invalid_api_key');
+    assert.ok(await gen.locator('#check-panel').isHidden(), 'no panel behind a refused key');
+    assert.equal(await gen.evaluate(() => sessionStorage.length), 0, 'a refused key is not kept');
+  });
+
+  await step('02-console-generate', gen, async () => {
+    await gen.getByLabel('API key').fill(GENERATOR_KEY);
+    await gen.getByLabel('API key').press('Enter');
+    await expectText(gen.locator('#key-bar'), 'Can generate');
+    assert.ok(await gen.locator('#check-panel').isHidden(), 'a generator key does not check images');
+    assert.equal(await gen.evaluate(() => sessionStorage.getItem('hallmark.apiKey')), GENERATOR_KEY);
+    assert.equal(await gen.evaluate(() => localStorage.length), 0, 'the key never goes to localStorage');
+    await gen.getByLabel('Count').fill('3');
+    await gen.getByLabel('Seed').fill('7');
+    await gen.getByRole('button', { name: 'Generate' }).click();
+    await expectText(gen.locator('#generate-message'), 'Generated 3 signed images', 'seed 7');
+    await gen.locator('#generate-results .thumb img').nth(2).waitFor();
+    const first = gen.locator('#generate-results .thumb').first();
+    imageId = await first.getAttribute('data-image');
+    const [download] = await Promise.all([
+      gen.waitForEvent('download'),
+      first.getByRole('link', { name: 'Download' }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), `hallmark-${imageId}.png`);
+    await download.saveAs(files.signed);
+    const bytes = fs.readFileSync(files.signed);
+    assert.ok(bytes.subarray(1, 4).toString() === 'PNG', 'the download is a PNG');
+    assert.ok(bytes.includes(Buffer.from('c2pa')), 'the download carries its C2PA manifest');
+  });
+
+  // The same image with its metadata stripped and re-encoded as JPEG, by the browser's canvas.
+  const jpeg = await gen.evaluate(async (base64) => {
+    const png = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const bitmap = await createImageBitmap(new Blob([png], { type: 'image/png' }));
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+    canvas.getContext('2d').drawImage(bitmap, 0, 0);
+    const blob = await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.92 });
+    const out = new Uint8Array(await blob.arrayBuffer());
+    let text = '';
+    for (const byte of out) text += String.fromCharCode(byte);
+    return btoa(text);
+  }, fs.readFileSync(files.signed).toString('base64'));
+  fs.writeFileSync(files.stripped, Buffer.from(jpeg, 'base64'));
+  assert.ok(!fs.readFileSync(files.stripped).includes(Buffer.from('c2pa')), 'the JPEG copy has no manifest');
+
+  // ----- the public verify page ---------------------------------------------------------------
+  const pub = watch(await context.newPage());
+  const result = pub.locator('#result');
+  await step('03-verify-trusted', pub, async () => {
+    await pub.goto(`${BASE}/`);
+    await pub.locator('#file').setInputFiles(files.signed);
+    await expectText(result, 'Result for signed.png', 'Trusted Content Credentials', 'Matched a Hallmark record',
+      'the exact same file', 'AI-generated (trained algorithmic media)', imageId);
+    await result.locator('figure img').waitFor();
+    assert.ok(await result.locator('figure img').evaluate((img) => img.complete && img.naturalWidth > 0), 'the image is shown');
+  });
+
+  await step('04-verify-stripped-jpeg', pub, async () => {
+    await pub.locator('#file').setInputFiles(files.stripped);
+    await expectText(result, 'Result for stripped.jpg', 'No Content Credentials', 'Matched a Hallmark record',
+      'Hamming distance', imageId);
+    assert.equal(await result.locator('[data-registry]').getAttribute('data-registry'), 'phash');
+  });
+
+  await step('05-verify-other-producer', pub, async () => {
+    await pub.locator('#file').setInputFiles(files.other);
+    await expectText(result, 'Result for C.jpg', 'Signed by an untrusted signer', 'Who signed it',
+      'No Hallmark record matches this image');
+    const signer = await textOf(result.locator('dl.kv dd').first());
+    assert.ok(signer && signer !== '—', `the signer is named: ${signer}`);
+  });
+
+  await step('06-verify-tampered', pub, async () => {
+    await pub.locator('#file').setInputFiles(files.tampered);
+    await expectText(result, 'Result for XCA.jpg', 'Tampered', 'assertion.dataHash.mismatch');
+  });
+
+  await step('07-verify-not-an-image', pub, async () => {
+    await pub.locator('#file').setInputFiles(files.text);
+    await expectText(result, 'Could not check notes.txt', 'unsupported_media_type');
+  });
+
+  await step('08-verify-record-lookup', pub, async () => {
+    await pub.getByLabel("Paste a Hallmark record id or a file's SHA-256").fill(imageId);
+    await pub.getByRole('button', { name: 'Look up' }).click();
+    await expectText(result, 'Generated by Hallmark', 'Valid (Ed25519)', imageId);
+  });
+
+  // ----- the moderator console ------------------------------------------------------------------
+  const mod = watch(await context.newPage());
+  await step('09-console-batch', mod, async () => {
+    await mod.goto(`${BASE}/console`);
+    await mod.getByLabel('API key').fill(MODERATOR_KEY);
+    await mod.getByRole('button', { name: 'Use this key' }).click();
+    await expectText(mod.locator('#key-bar'), 'Can check images');
+    assert.ok(await mod.locator('#generate-panel').isHidden(), 'a moderator key does not generate');
+    await mod.locator('#check-files').setInputFiles([files.signed, files.stripped, files.other, files.text]);
+    await expectText(mod.locator('#check-status'), 'Checked 4 files; 1 rejected');
+    const cards = mod.locator('#check-results .card');
+    assert.equal(await cards.count(), 4);
+    const card = (name) => mod.locator(`#check-results .card[data-file="${name}"]`);
+    await expectText(card('signed.png'), 'Hallmark-generated', 'Trusted', 'Detector', 'against threshold');
+    await expectText(card('stripped.jpg'), 'Hallmark-generated', 'Hamming distance');
+    await expectText(card('C.jpg'), 'Untrusted signer');
+    await expectText(card('notes.txt'), 'Rejected', 'unsupported_media_type');
+    for (const name of ['signed.png', 'stripped.jpg']) {
+      const original = card(name).locator(`[data-original="${imageId}"] img`);
+      await original.waitFor();
+      assert.ok(await original.evaluate((img) => img.complete && img.naturalWidth > 0), `${name}: the original is shown`);
+    }
+  });
+
+  await step('10-console-history', mod, async () => {
+    const rows = mod.locator('#history-rows tr[data-check]');
+    await rows.nth(2).waitFor();
+    const all = await rows.count();
+    assert.ok(all >= 3, `three checks listed, got ${all}`);
+    await expectText(mod.locator('#history-rows'), 'signed.png', 'stripped.jpg', 'C.jpg');
+  });
+
+  await step('11-console-history-filter', mod, async () => {
+    await mod.getByLabel('Verdict').selectOption('hallmark_generated');
+    await mod.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('#history-rows tr[data-check]')];
+      return rows.length >= 2 && rows.every((row) => row.dataset.verdict === 'hallmark_generated');
+    });
+    const text = await textOf(mod.locator('#history-rows'));
+    assert.ok(!text.includes('C.jpg'), `C.jpg is filtered out: ${text}`);
+    await mod.locator('#history-rows tr[data-check]').first().getByRole('button', { name: /Details/ }).click();
+    await expectText(mod.locator('#history-detail'), 'Hallmark-generated', 'Matched a Hallmark record');
+  });
+
+  await step('12-console-expired-key', mod, async () => {
+    // A key that stops working mid-session (revoked, expired) sends the moderator back to the form.
+    await mod.evaluate(() => sessionStorage.setItem('hallmark.apiKey', `hm_${'f'.repeat(64)}`));
+    await mod.reload();
+    await expectText(mod.locator('#key-message'), 'refused', 'invalid_api_key');
+    assert.equal(await mod.evaluate(() => sessionStorage.length), 0);
+  });
+
+  assert.deepEqual(consoleErrors.filter((line) => !/status of 4\d\d/.test(line)), [], 'no script errors in the pages');
+} catch (error) {
+  failed = true;
+  console.error(`FAIL ${current?.name ?? 'setup'}: ${error.stack || error}`);
+  if (current?.page) await shot(current.page, `FAILED-${current.name}`).catch(() => {});
+  if (consoleErrors.length) console.error(`browser console errors:\n${consoleErrors.join('\n')}`);
+} finally {
+  await context.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
