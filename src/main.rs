@@ -38,6 +38,8 @@ enum Command {
     Evaluate(hallmark::gan::cli::EvaluateArgs),
     /// Train the small Fashion-MNIST classifier that `evaluate --quality` uses.
     TrainClassifier(hallmark::gan::cli::TrainClassifierArgs),
+    /// Fine-tune and calibrate the model's synthetic-image detector (detector.safetensors + card).
+    TrainDetector(hallmark::gan::cli::TrainDetectorArgs),
     /// Read and validate the Content Credentials (C2PA) of image files.
     Verify(hallmark::provenance::cli::VerifyArgs),
     /// Check registry records' signatures; reports OK or TAMPERED per record.
@@ -104,6 +106,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Generate(args) => hallmark::generation::cli::generate(&settings, args).await,
         Command::Evaluate(args) => hallmark::gan::cli::evaluate(&settings, args),
         Command::TrainClassifier(args) => hallmark::gan::cli::train_classifier(&settings, args),
+        Command::TrainDetector(args) => hallmark::gan::cli::train_detector(&settings, args),
         Command::Verify(args) => hallmark::provenance::cli::verify(&settings, &args),
         Command::VerifyRecord(args) => {
             hallmark::provenance::cli::verify_records(&settings, &args).await

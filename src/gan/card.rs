@@ -78,15 +78,154 @@ pub struct MetricsCard {
     pub label_distribution: Vec<f64>,
 }
 
-/// Settings of the discriminator used as a synthetic-image detector.
+/// The synthetic-image detector (`hallmark train-detector`): a fine-tuned copy of the
+/// discriminator in its own weights file, its calibration, decision threshold and domain rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectorCard {
-    /// Logit at or below which an image is called generated.
+    /// Weights file in the model directory (a discriminator-shaped network).
+    #[serde(default = "default_detector_weights")]
+    pub weights: String,
+    /// Maps the network's logit (high: real) to a probability of "synthetic".
+    pub calibration: Calibration,
+    /// Calibrated probability at or above which an image is called likely synthetic.
+    pub threshold: f64,
+    /// Which uploads the detector may score at all.
+    pub domain: DomainRules,
+    /// How the detector was trained (absent for hand-made cards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<f64>,
-    /// Anything else the detection work records.
-    #[serde(flatten)]
-    pub extra: toml::Table,
+    pub training: Option<DetectorTraining>,
+    /// Filled by `hallmark evaluate --detector --write-card`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<DetectorEvaluation>,
+}
+
+fn default_detector_weights() -> String {
+    super::DETECTOR_FILE.to_owned()
+}
+
+/// Platt scaling: `p(synthetic) = sigmoid(a * logit + b)`; `a` is negative because the
+/// network's logit is high for real images.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub method: CalibrationMethod,
+    pub a: f64,
+    pub b: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CalibrationMethod {
+    Platt,
+}
+
+/// Rules that mark an upload out of the model's domain instead of scoring it. Pixel statistics
+/// are on the image as the detector sees it (`fit_square` to the model size, grey, 0..1); the
+/// ranges come from the real training images (clean and augmented like in training), widened
+/// by `margin` (see `hallmark train-detector`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainRules {
+    /// Shorter side below this many pixels: too small to say anything.
+    pub min_side: u32,
+    /// Longer side above this many pixels: far larger than anything the model makes.
+    pub max_side: u32,
+    /// Longer side / shorter side above this: a crop would discard too much.
+    pub max_aspect: f64,
+    /// For a grey model: mean chroma (max - min of R, G, B, 0..1) above this means a colour
+    /// image. Not checked for colour models.
+    pub max_chroma: f64,
+    /// Width in pixels (at model size) of the border ring whose mean intensity is checked.
+    pub border_px: u32,
+    /// Allowed [low, high] mean intensity of the border ring.
+    pub border_mean: [f64; 2],
+    /// Allowed [low, high] mean intensity of the image.
+    pub mean: [f64; 2],
+    /// Allowed [low, high] standard deviation of the intensity.
+    pub std: [f64; 2],
+    /// How much the observed training ranges were widened (0..1 intensity units).
+    #[serde(default)]
+    pub margin: f64,
+}
+
+/// Facts of a `train-detector` run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorTraining {
+    /// "fine-tune of discriminator.safetensors" and the augmentation.
+    pub method: String,
+    pub steps: u64,
+    /// Real and generated images per step (each).
+    pub batch_size: u32,
+    pub learning_rate: f64,
+    pub seed: u64,
+    pub device: String,
+    pub training_time_s: f64,
+    /// Real training images used (validation ones excluded).
+    pub real_train_images: u64,
+    /// Generated training images seen (fresh every step).
+    pub generated_train_images: u64,
+    /// Latent seed of the generated training images (`latents_for(seed, index)`).
+    pub generated_train_seed: u64,
+    pub real_validation_images: u64,
+    pub generated_validation_images: u64,
+    pub generated_validation_seed: u64,
+    pub augmentation: String,
+    /// Validation (clean and augmented together): average precision, positive = synthetic.
+    pub validation_ap: f64,
+    /// Validation real images called synthetic at the threshold, clean and augmented.
+    pub validation_fpr_clean: f64,
+    pub validation_fpr_augmented: f64,
+    /// Validation generated images called synthetic at the threshold (clean and augmented).
+    pub validation_tpr: f64,
+}
+
+/// `hallmark evaluate --detector` results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorEvaluation {
+    pub real_images: u64,
+    pub real_source: String,
+    pub generated_images: u64,
+    pub generated_seed: u64,
+    /// How each transform is defined.
+    pub transforms: String,
+    pub detector: Vec<DetectorScore>,
+    pub registry: RegistryEvaluation,
+}
+
+/// Detector figures under one transform (positive = synthetic).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorScore {
+    pub transform: String,
+    pub ap: f64,
+    pub roc_auc: f64,
+    pub tpr_at_1pct_fpr: f64,
+    /// Accuracy of `likely_synthetic` over real and generated images.
+    pub accuracy: f64,
+    /// Real images called likely synthetic.
+    pub fpr_real: f64,
+    /// Generated images called likely synthetic.
+    pub tpr: f64,
+    /// Images (of both kinds) the domain rules refused.
+    pub out_of_domain: u64,
+}
+
+/// Perceptual-hash registry match under the transforms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistryEvaluation {
+    pub registered: u64,
+    /// The distance the figures are for (settings verify.phash_max_distance).
+    pub max_distance: u32,
+    pub recall: Vec<TransformRate>,
+    /// Real test images (clean and under every transform) within the distance of a
+    /// registered hash.
+    pub false_matches: u64,
+    pub real_images_checked: u64,
+    /// The smallest distance with at least 99% recall under every transform, if any.
+    pub recommended_max_distance: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransformRate {
+    pub transform: String,
+    pub rate: f64,
 }
 
 impl Architecture {

@@ -1,4 +1,4 @@
-//! The `train`, `generate`, `evaluate` and `train-classifier` subcommands.
+//! The `train`, `generate`, `evaluate`, `train-classifier` and `train-detector` subcommands.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,12 +7,16 @@ use std::sync::Arc;
 use clap::Args;
 use tch::Device;
 
+use super::augment::Transform;
 use super::card::{Architecture, ModelCard};
 use super::classifier::{self, Classifier};
 use super::data::Dataset;
+use super::data::Split;
+use super::detector_train::{self, DetectorTrainConfig};
 use super::registry::load_model;
 use super::train::{self, model_dir, TrainConfig};
 use super::CARD_FILE;
+use super::{detector_eval, DETECTOR_FILE};
 use crate::config::Settings;
 use crate::device::{DeviceChoice, DeviceName};
 
@@ -77,6 +81,29 @@ pub struct EvaluateArgs {
     /// Compute the Fréchet distance and label spread with the Fashion-MNIST classifier.
     #[arg(long)]
     pub quality: bool,
+    /// Measure the synthetic-image detector (AP, ROC-AUC, TPR at 1% FPR, accuracy and FPR at
+    /// the card's threshold) and the pHash registry match, clean and under JPEG 75, 0.5x
+    /// resize and 10% crop; writes the ROC plots into the model directory.
+    #[arg(long)]
+    pub detector: bool,
+    /// Only the pHash registry-match study (needs no detector).
+    #[arg(long)]
+    pub registry: bool,
+    /// Real test images for --detector/--registry; default: all (10,000 for Fashion-MNIST).
+    #[arg(long)]
+    pub real: Option<usize>,
+    /// Fresh generated images for --detector/--registry (also the number registered).
+    #[arg(long, default_value_t = 10_000)]
+    pub generated: usize,
+    /// pHash distance the registry figures are for; default: settings verify.phash_max_distance.
+    #[arg(long)]
+    pub max_distance: Option<u32>,
+    /// Write the full pHash study report here too.
+    #[arg(long)]
+    pub study_out: Option<PathBuf>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
     /// Model name; default: settings model.name.
     #[arg(long)]
     pub model: Option<String>,
@@ -88,7 +115,7 @@ pub struct EvaluateArgs {
     pub samples: usize,
     #[arg(long, default_value = FASHION_MNIST_DIR)]
     pub dataset: PathBuf,
-    /// Seed of the generated images.
+    /// Seed of the generated images (--detector/--registry use latent seed 3e9 + this).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Record the metrics in the model's card.
@@ -205,13 +232,224 @@ pub fn train(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `hallmark evaluate --quality`.
+#[derive(Debug, Args)]
+pub struct TrainDetectorArgs {
+    /// Model name; default: settings model.name.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Fashion-MNIST style IDX directory with the model's real training images.
+    #[arg(long, default_value = FASHION_MNIST_DIR)]
+    pub dataset: PathBuf,
+    #[arg(long, default_value_t = 1500)]
+    pub steps: u64,
+    /// Real and generated images per step (each).
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 2e-4)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Held-out real images (and as many generated validation images).
+    #[arg(long, default_value_t = 5000)]
+    pub validation: usize,
+    /// Use at most this many real training images (quick runs).
+    #[arg(long)]
+    pub real_limit: Option<usize>,
+    /// Steps between validation points of the training curve.
+    #[arg(long, default_value_t = 100)]
+    pub eval_every: u64,
+    #[arg(long)]
+    pub device: Option<String>,
+    /// CPU threads for torch; default: torch's choice.
+    #[arg(long)]
+    pub threads: Option<i32>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `hallmark train-detector`.
+///
+/// # Errors
+/// Unknown model, missing dataset, torch failures.
+pub fn train_detector(settings: &Settings, args: TrainDetectorArgs) -> anyhow::Result<()> {
+    if let Some(threads) = args.threads {
+        tch::set_num_threads(threads);
+    }
+    let device = device(settings, args.device.as_deref())?;
+    let name = args.model.as_deref().unwrap_or(&settings.model.name);
+    let model = load_model(&settings.model.dir, name, device)?;
+    eprintln!(
+        "training the detector of {} for {} steps on {}",
+        model.dir.display(),
+        args.steps,
+        DeviceName(device)
+    );
+    let config = DetectorTrainConfig {
+        steps: args.steps,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        seed: args.seed,
+        validation: args.validation,
+        real_limit: args.real_limit,
+        eval_every: args.eval_every,
+        progress: !args.quiet,
+    };
+    let report = detector_train::train_detector(&model, &args.dataset, &config, device)?;
+    let card = &report.card;
+    if let Some(t) = &card.training {
+        println!(
+            "detector of {name} trained in {:.0} s ({} steps): validation AP {:.4}, FPR {:.2}% clean / {:.2}% augmented, TPR {:.2}% at threshold {:.4}",
+            t.training_time_s,
+            t.steps,
+            t.validation_ap,
+            t.validation_fpr_clean * 100.0,
+            t.validation_fpr_augmented * 100.0,
+            t.validation_tpr * 100.0,
+            card.threshold
+        );
+    }
+    println!(
+        "calibration p = sigmoid({:.4} * logit + {:.4}); domain: border {:?}, mean {:?}, std {:?}; validation images out of domain: real {:.2}%, generated {:.2}%",
+        card.calibration.a,
+        card.calibration.b,
+        card.domain.border_mean,
+        card.domain.mean,
+        card.domain.std,
+        report.real_out_of_domain * 100.0,
+        report.generated_out_of_domain * 100.0
+    );
+    println!(
+        "wrote {}, {} and the [detector] section of {}",
+        model.dir.join(DETECTOR_FILE).display(),
+        model
+            .dir
+            .join(detector_train::DETECTOR_CURVE_FILE)
+            .display(),
+        model.dir.join(CARD_FILE).display()
+    );
+    Ok(())
+}
+
+fn progress_bar(len: u64, what: &str, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} ({{elapsed}}, eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// `evaluate --detector` / `--registry`.
+fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result<()> {
+    let device = device(settings, args.device.as_deref())?;
+    let name = args.model.as_deref().unwrap_or(&settings.model.name);
+    let model = load_model(&settings.model.dir, name, device)?;
+    let arch = &model.card.architecture;
+    let max_distance = args
+        .max_distance
+        .unwrap_or(settings.verify.phash_max_distance);
+    let detector = if args.detector {
+        Some(model.detector.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "model {name} has no [detector] section: run `hallmark train-detector` first"
+            )
+        })?)
+    } else {
+        None
+    };
+    let real = detector_train::real_images(
+        &args.dataset,
+        Split::Test,
+        arch.image_size,
+        arch.channels,
+        args.real,
+    )?;
+    let seed = detector_train::EVALUATION_SEED_BASE + args.seed;
+    let indices: Vec<u64> = (0..args.generated as u64).collect();
+    let mut generated = Vec::with_capacity(indices.len());
+    for chunk in indices.chunks(500) {
+        generated.extend(model.generate(seed, chunk)?);
+    }
+    let per_pass = (real.len() + generated.len()) as u64 * Transform::STANDARD.len() as u64;
+    let passes = if detector.is_some() { 3 } else { 2 };
+    let bar = progress_bar(per_pass * passes, "evaluating", args.quiet);
+    let images = detector_eval::build_images(&real, &generated, seed, &bar);
+    let study = detector_eval::phash_study(&images, &bar);
+    let detector_study = match detector {
+        Some(d) => Some(detector_eval::detector_study(d, &images, &bar)?),
+        None => None,
+    };
+    bar.finish_and_clear();
+    println!(
+        "model {name}: {} real test images ({}) vs {} generated images (latent seed {seed}), all written as PNG and decoded",
+        real.len(),
+        args.dataset.display(),
+        generated.len()
+    );
+    println!("transforms:");
+    for t in Transform::STANDARD {
+        println!("  {}", t.definition());
+    }
+    println!();
+    if let (Some(d), Some(ds)) = (detector, &detector_study) {
+        print!(
+            "{}",
+            detector_eval::detector_table(&ds.scores, d.threshold())
+        );
+        let roc = model.dir.join(detector_eval::ROC_FILE);
+        let zoom = model.dir.join(detector_eval::ROC_ZOOM_FILE);
+        detector_eval::write_roc(ds, &roc, Some(&zoom))?;
+        println!("ROC plots: {} and {}\n", roc.display(), zoom.display());
+    }
+    let report = study.report(max_distance);
+    print!("{report}");
+    if let Some(path) = &args.study_out {
+        std::fs::write(path, &report)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    if args.write_card {
+        let Some(ds) = detector_study else {
+            anyhow::bail!("--write-card records the detector evaluation: pass --detector");
+        };
+        let path = model.dir.join(CARD_FILE);
+        let mut card = ModelCard::load(&path)?;
+        let section = card
+            .detector
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("{} has no [detector] section", path.display()))?;
+        section.evaluation = Some(detector_eval::evaluation_card(
+            &ds,
+            &study,
+            max_distance,
+            format!("{} (t10k split)", args.dataset.display()),
+            seed,
+        ));
+        card.save(&path)?;
+        println!("detector evaluation written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `hallmark evaluate --quality` / `--detector` / `--registry`.
 ///
 /// # Errors
 /// Unknown model or classifier, missing dataset, torch failures.
 pub fn evaluate(settings: &Settings, args: EvaluateArgs) -> anyhow::Result<()> {
-    if !args.quality {
-        anyhow::bail!("nothing to evaluate: pass --quality");
+    if !args.quality && !args.detector && !args.registry {
+        anyhow::bail!("nothing to evaluate: pass --quality, --detector or --registry");
+    }
+    if args.detector || args.registry {
+        evaluate_detector(settings, &args)?;
+        if !args.quality {
+            return Ok(());
+        }
     }
     let device = device(settings, args.device.as_deref())?;
     let name = args.model.as_deref().unwrap_or(&settings.model.name);

@@ -5,10 +5,14 @@
 //! thread needs is expressed in plain values: latents are `Vec<f32>` ([`latents_for`]), images
 //! are [`image::DynamicImage`], discriminator logits are `Vec<f32>`.
 
+pub mod augment;
 pub mod card;
 pub mod classifier;
 pub mod cli;
 pub mod data;
+pub mod detector;
+pub mod detector_eval;
+pub mod detector_train;
 pub mod model;
 mod plot;
 pub mod registry;
@@ -16,7 +20,11 @@ pub mod train;
 
 use std::path::{Path, PathBuf};
 
-pub use card::{Architecture, DetectorCard, MetricsCard, ModelCard, TrainingCard};
+pub use card::{
+    Architecture, Calibration, CalibrationMethod, DetectorCard, DetectorEvaluation, DomainRules,
+    MetricsCard, ModelCard, TrainingCard,
+};
+pub use detector::{Detection, Detector};
 pub use model::{
     images_to_input, latents_for, tensor_to_images, Discriminator, GanNets, Generator,
 };
@@ -26,6 +34,8 @@ pub use registry::{load_model, LoadedModel};
 pub const CARD_FILE: &str = "model.toml";
 pub const GENERATOR_FILE: &str = "generator.safetensors";
 pub const DISCRIMINATOR_FILE: &str = "discriminator.safetensors";
+/// The synthetic-image detector's weights (a fine-tuned copy of the discriminator).
+pub const DETECTOR_FILE: &str = "detector.safetensors";
 pub const SAMPLES_FILE: &str = "samples.png";
 pub const LOSS_FILE: &str = "loss.png";
 

@@ -134,3 +134,89 @@ pub fn loss_curve(losses: &[(f32, f32)], path: &Path) -> Result<(), GanError> {
         .ok_or_else(|| GanError::Invalid("plot buffer size mismatch".into()))?;
     save_png(&image, path)
 }
+
+/// One line of a [`line_chart`].
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub color: RGBColor,
+}
+
+/// Colours for successive series.
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(127, 127, 127),
+];
+
+/// A chart of lines with a legend (text only when a font is installed).
+///
+/// # Errors
+/// When drawing or writing fails.
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    x_range: std::ops::Range<f64>,
+    y_range: std::ops::Range<f64>,
+    series: &[Series],
+) -> Result<(), GanError> {
+    let (width, height) = (900u32, 600u32);
+    let mut buf = vec![255u8; (width * height * 3) as usize];
+    let text = font_available();
+    let mut draw = || -> Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder.margin(20);
+        if text {
+            builder
+                .caption(title, ("sans-serif", 22))
+                .x_label_area_size(40)
+                .y_label_area_size(55);
+        }
+        let mut chart = builder.build_cartesian_2d(x_range.clone(), y_range.clone())?;
+        let mut mesh = chart.configure_mesh();
+        if text {
+            mesh.x_desc(x_desc).y_desc(y_desc);
+        } else {
+            mesh.x_labels(0).y_labels(0);
+        }
+        mesh.draw()?;
+        for s in series {
+            let color = s.color;
+            let drawn = chart.draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                color.stroke_width(2),
+            ))?;
+            if text {
+                drawn
+                    .label(s.label.as_str())
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+            }
+        }
+        if text && !series.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
+        }
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| GanError::Invalid(format!("cannot draw {}: {e}", path.display())))?;
+    let image = RgbImage::from_raw(width, height, buf)
+        .ok_or_else(|| GanError::Invalid("plot buffer size mismatch".into()))?;
+    save_png(&image, path)
+}
+
+/// An exponential moving average of `values`, thinned to at most ~1500 points, as (step, value).
+#[must_use]
+pub fn smoothed(values: &[f32]) -> Vec<(f64, f64)> {
+    smooth(values)
+}

@@ -1,0 +1,706 @@
+//! The synthetic-image detector: a copy of the GAN discriminator fine-tuned by
+//! `hallmark train-detector` (its own weights file, `detector.safetensors`), a Platt
+//! calibration of its logit, a threshold, and domain rules that refuse to score uploads the
+//! model could never have made (wrong size, colour for a grey model, pixel statistics far from
+//! the training data) instead of giving them a confident but meaningless probability.
+//!
+//! Everything the card stores is explained in [`DetectorCard`]; the maths of calibration and
+//! the ranking metrics (AP, ROC) live here too so that training, evaluation and the service
+//! share one implementation.
+
+use std::path::Path;
+
+use image::DynamicImage;
+use tch::Device;
+
+use super::card::ModelCard;
+use super::card::{Architecture, Calibration, CalibrationMethod, DetectorCard, DomainRules};
+use super::model::{fit_square, images_to_input, Discriminator};
+use super::GanError;
+
+/// The detector's answer for one image; serialised in the API's JSON.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Detection {
+    /// Model whose detector answered.
+    pub model: String,
+    /// Calibrated probability that the image is synthetic (made by this model's generator);
+    /// None when out of domain.
+    pub probability: Option<f64>,
+    /// Probability at or above which an image is called likely synthetic (from the card).
+    pub threshold: f64,
+    pub likely_synthetic: bool,
+    pub out_of_domain: bool,
+    /// Plain-language reason when out of domain (e.g. "colour image; the model makes grey
+    /// images").
+    pub out_of_domain_reason: Option<String>,
+}
+
+/// A loaded detector: network, calibration, threshold and domain rules. Holds tensors: keep it
+/// on the thread that loaded it (like [`super::LoadedModel`]).
+#[derive(Debug)]
+pub struct Detector {
+    net: Discriminator,
+    arch: Architecture,
+    card: DetectorCard,
+}
+
+/// Images scored per forward pass (bounds memory for large batches).
+const CHUNK: usize = 256;
+
+impl Detector {
+    /// Loaded from the model dir when the card has a `[detector]` section; `Ok(None)` when it
+    /// has none.
+    ///
+    /// # Errors
+    /// When the card's detector section is inconsistent, or the weights file it names is
+    /// missing, corrupt or does not match the architecture (the error names the file).
+    pub fn load(dir: &Path, card: &ModelCard, device: Device) -> Result<Option<Self>, GanError> {
+        let Some(detector) = &card.detector else {
+            return Ok(None);
+        };
+        validate_card(detector).map_err(|message| GanError::Card {
+            path: dir.join(super::CARD_FILE),
+            message,
+        })?;
+        let path = dir.join(&detector.weights);
+        let net = Discriminator::load(&card.architecture, device, &path)?;
+        Ok(Some(Self::from_parts(
+            net,
+            card.architecture.clone(),
+            detector.clone(),
+        )))
+    }
+
+    /// A detector from a network and its card section (training and evaluation use this).
+    #[must_use]
+    pub fn from_parts(net: Discriminator, arch: Architecture, card: DetectorCard) -> Self {
+        Self { net, arch, card }
+    }
+
+    #[must_use]
+    pub fn card(&self) -> &DetectorCard {
+        &self.card
+    }
+
+    #[must_use]
+    pub fn threshold(&self) -> f64 {
+        self.card.threshold
+    }
+
+    #[must_use]
+    pub fn network(&self) -> &Discriminator {
+        &self.net
+    }
+
+    /// Raw network logits (high: real) for images of any size, ignoring the domain rules.
+    ///
+    /// # Errors
+    /// When torch fails.
+    pub fn logits(&self, images: &[DynamicImage]) -> Result<Vec<f32>, GanError> {
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(CHUNK) {
+            out.extend(self.net.logits(&images_to_input(chunk, &self.arch))?);
+        }
+        Ok(out)
+    }
+
+    /// Why `image` is out of the detector's domain, or `None` when it may be scored.
+    #[must_use]
+    pub fn out_of_domain(&self, image: &DynamicImage) -> Option<String> {
+        domain_reason(&self.card.domain, &self.arch, image)
+    }
+
+    /// Batch-scored; one Detection per image, in order. Images of any size/colour (decoded
+    /// uploads). Out-of-domain images get no probability and are never called synthetic.
+    ///
+    /// # Errors
+    /// When torch fails.
+    pub fn detect(
+        &self,
+        model_name: &str,
+        images: &[DynamicImage],
+    ) -> Result<Vec<Detection>, GanError> {
+        let reasons: Vec<Option<String>> = images.iter().map(|i| self.out_of_domain(i)).collect();
+        let scored: Vec<DynamicImage> = images
+            .iter()
+            .zip(&reasons)
+            .filter(|(_, r)| r.is_none())
+            .map(|(i, _)| i.clone())
+            .collect();
+        let mut logits = self.logits(&scored)?.into_iter();
+        let threshold = self.card.threshold;
+        Ok(reasons
+            .into_iter()
+            .map(|reason| {
+                let probability = match reason {
+                    Some(_) => None,
+                    None => logits
+                        .next()
+                        .map(|l| self.card.calibration.probability(f64::from(l))),
+                };
+                Detection {
+                    model: model_name.to_owned(),
+                    probability,
+                    threshold,
+                    likely_synthetic: probability.is_some_and(|p| p >= threshold),
+                    out_of_domain: reason.is_some(),
+                    out_of_domain_reason: reason,
+                }
+            })
+            .collect())
+    }
+}
+
+fn validate_card(card: &DetectorCard) -> Result<(), String> {
+    let c = &card.calibration;
+    if !(c.a.is_finite() && c.b.is_finite()) {
+        return Err("detector.calibration a and b must be finite numbers".into());
+    }
+    if !(card.threshold > 0.0 && card.threshold < 1.0) {
+        return Err(format!(
+            "detector.threshold {} is not a probability strictly between 0 and 1",
+            card.threshold
+        ));
+    }
+    let d = &card.domain;
+    if d.min_side == 0 || d.max_side < d.min_side || d.max_aspect < 1.0 {
+        return Err("detector.domain sizes are inconsistent".into());
+    }
+    for (name, [lo, hi]) in [
+        ("border_mean", d.border_mean),
+        ("mean", d.mean),
+        ("std", d.std),
+    ] {
+        if lo.is_nan() || hi.is_nan() || lo > hi {
+            return Err(format!(
+                "detector.domain.{name} [{lo}, {hi}] is not a range"
+            ));
+        }
+    }
+    if card.weights.contains(['/', '\\']) || card.weights.starts_with('.') {
+        return Err(format!(
+            "detector.weights {:?} must be a file name in the model directory",
+            card.weights
+        ));
+    }
+    Ok(())
+}
+
+fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+impl Calibration {
+    /// `sigmoid(a * logit + b)`: the calibrated probability that an image is synthetic.
+    #[must_use]
+    pub fn probability(&self, logit: f64) -> f64 {
+        match self.method {
+            CalibrationMethod::Platt => sigmoid(self.a * logit + self.b),
+        }
+    }
+
+    /// Fits Platt scaling by Newton's method on the log loss, with Platt's smoothed targets
+    /// (`(n+ + 1) / (n+ + 2)` and `1 / (n- + 2)`) so that separable data gives a finite slope.
+    /// `synthetic[i]` is the label of `logits[i]`.
+    ///
+    /// # Errors
+    /// When there are no examples of one class, or the lengths differ.
+    pub fn fit_platt(logits: &[f64], synthetic: &[bool]) -> Result<Self, GanError> {
+        if logits.len() != synthetic.len() {
+            return Err(GanError::Invalid(
+                "calibration needs one label per logit".into(),
+            ));
+        }
+        let pos = synthetic.iter().filter(|&&s| s).count() as f64;
+        let neg = synthetic.len() as f64 - pos;
+        if pos == 0.0 || neg == 0.0 {
+            return Err(GanError::Invalid(
+                "calibration needs both real and synthetic examples".into(),
+            ));
+        }
+        let (hi, lo) = ((pos + 1.0) / (pos + 2.0), 1.0 / (neg + 2.0));
+        let targets: Vec<f64> = synthetic.iter().map(|&s| if s { hi } else { lo }).collect();
+        let loss = |a: f64, b: f64| -> f64 {
+            logits
+                .iter()
+                .zip(&targets)
+                .map(|(&x, &t)| {
+                    let z = a * x + b;
+                    // log(1 + e^z) - t z, computed stably.
+                    z.max(0.0) + (-z.abs()).exp().ln_1p() - t * z
+                })
+                .sum()
+        };
+        // Start from the prior with a unit slope; the sign is learnt.
+        let (mut a, mut b) = (0.0_f64, ((pos + 1.0) / (neg + 1.0)).ln());
+        let mut current = loss(a, b);
+        for _ in 0..100 {
+            let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for (&x, &t) in logits.iter().zip(&targets) {
+                let p = sigmoid(a * x + b);
+                let d = p - t;
+                let w = (p * (1.0 - p)).max(1e-12);
+                ga += d * x;
+                gb += d;
+                haa += w * x * x;
+                hab += w * x;
+                hbb += w;
+            }
+            // A tiny ridge keeps the Hessian invertible.
+            haa += 1e-9;
+            hbb += 1e-9;
+            let det = haa * hbb - hab * hab;
+            if det.abs() < 1e-300 {
+                break;
+            }
+            let da = -(hbb * ga - hab * gb) / det;
+            let db = -(haa * gb - hab * ga) / det;
+            let mut step = 1.0;
+            let mut improved = false;
+            while step > 1e-10 {
+                let (na, nb) = (a + step * da, b + step * db);
+                let next = loss(na, nb);
+                if next < current {
+                    a = na;
+                    b = nb;
+                    let gain = current - next;
+                    current = next;
+                    improved = gain > 1e-12 * current.abs().max(1.0);
+                    break;
+                }
+                step /= 2.0;
+            }
+            if !improved {
+                break;
+            }
+        }
+        Ok(Self {
+            method: CalibrationMethod::Platt,
+            a,
+            b,
+        })
+    }
+}
+
+/// Pixel statistics of an image as the detector sees it: `fit_square` to the model size,
+/// grey, intensities in 0..1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageStats {
+    /// Mean of the border ring `border_px` wide.
+    pub border_mean: f64,
+    pub mean: f64,
+    pub std: f64,
+    /// Mean over pixels of (max - min of R, G, B) / 255 on the image as uploaded; 0 for grey.
+    pub chroma: f64,
+}
+
+/// Computes [`ImageStats`] (chroma on the original pixels, the rest at `size`).
+#[must_use]
+pub fn image_stats(image: &DynamicImage, size: u32, border_px: u32) -> ImageStats {
+    let chroma = if image.color().has_color() {
+        let rgb = image.to_rgb8();
+        let total: u64 = rgb
+            .pixels()
+            .map(|p| {
+                let [r, g, b] = p.0;
+                u64::from(r.max(g).max(b) - r.min(g).min(b))
+            })
+            .sum();
+        total as f64 / (255.0 * f64::from(rgb.width() * rgb.height()).max(1.0))
+    } else {
+        0.0
+    };
+    let grey = fit_square(image, size).to_luma8();
+    let (w, h) = grey.dimensions();
+    let n = f64::from(w * h).max(1.0);
+    let (mut sum, mut sum2, mut border, mut border_n) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
+    for (x, y, p) in grey.enumerate_pixels() {
+        let v = f64::from(p.0[0]) / 255.0;
+        sum += v;
+        sum2 += v * v;
+        if x < border_px || y < border_px || x + border_px >= w || y + border_px >= h {
+            border += v;
+            border_n += 1.0;
+        }
+    }
+    let mean = sum / n;
+    ImageStats {
+        border_mean: border / border_n.max(1.0),
+        mean,
+        std: (sum2 / n - mean * mean).max(0.0).sqrt(),
+        chroma,
+    }
+}
+
+/// Why `image` is outside the domain described by `rules`, or `None` when it is inside.
+#[must_use]
+pub fn domain_reason(
+    rules: &DomainRules,
+    arch: &Architecture,
+    image: &DynamicImage,
+) -> Option<String> {
+    let (w, h) = (image.width(), image.height());
+    let size = arch.image_size;
+    let (short, long) = (w.min(h), w.max(h));
+    if short < rules.min_side {
+        return Some(format!(
+            "image is {w}x{h} pixels; the detector needs at least {} pixels a side (the model \
+             makes {size}x{size} images)",
+            rules.min_side
+        ));
+    }
+    if long > rules.max_side {
+        return Some(format!(
+            "image is {w}x{h} pixels; the model makes {size}x{size} images and the detector \
+             scores images up to {} pixels a side",
+            rules.max_side
+        ));
+    }
+    let aspect = f64::from(long) / f64::from(short);
+    if aspect > rules.max_aspect {
+        return Some(format!(
+            "aspect ratio {aspect:.2} is beyond {:.2}; the model makes square images",
+            rules.max_aspect
+        ));
+    }
+    let stats = image_stats(image, size, rules.border_px);
+    if arch.channels == 1 && stats.chroma > rules.max_chroma {
+        return Some("colour image; the model makes grey images".into());
+    }
+    let outside = |v: f64, [lo, hi]: [f64; 2]| v < lo || v > hi;
+    if outside(stats.border_mean, rules.border_mean) {
+        return Some(format!(
+            "border brightness {:.2} is outside the {:.2}-{:.2} of the model's images \
+             (e.g. a light background; the model makes objects on a dark background)",
+            stats.border_mean, rules.border_mean[0], rules.border_mean[1]
+        ));
+    }
+    if outside(stats.mean, rules.mean) {
+        return Some(format!(
+            "mean brightness {:.2} is outside the {:.2}-{:.2} of the model's images",
+            stats.mean, rules.mean[0], rules.mean[1]
+        ));
+    }
+    if outside(stats.std, rules.std) {
+        return Some(format!(
+            "contrast (standard deviation {:.2}) is outside the {:.2}-{:.2} of the model's images",
+            stats.std, rules.std[0], rules.std[1]
+        ));
+    }
+    None
+}
+
+/// The size and aspect parts of the domain rules for a model: a 0.5x resize of a 28x28
+/// Fashion-MNIST original (14 px) must stay in, so the floor is 3/8 of the model size (12 px at
+/// 32); the ceiling is 8x the model size; aspect up to 1.5. Pixel ranges are filled in by
+/// [`domain_from_stats`].
+#[must_use]
+pub fn size_rules(arch: &Architecture) -> (u32, u32, f64) {
+    ((arch.image_size * 3 / 8).max(1), arch.image_size * 8, 1.5)
+}
+
+/// Domain rules from pixel statistics of real training images: each range is the 0.1st to
+/// 99.9th percentile widened by `margin`, clamped to 0..1; chroma must stay below
+/// `max_chroma`.
+#[must_use]
+pub fn domain_from_stats(
+    arch: &Architecture,
+    stats: &[ImageStats],
+    border_px: u32,
+    margin: f64,
+    max_chroma: f64,
+) -> DomainRules {
+    let range = |f: &dyn Fn(&ImageStats) -> f64| -> [f64; 2] {
+        let mut v: Vec<f64> = stats.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| -> f64 {
+            if v.is_empty() {
+                return 0.0;
+            }
+            v[((v.len() - 1) as f64 * p).round() as usize]
+        };
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        [
+            round((q(0.001) - margin).max(0.0)),
+            round((q(0.999) + margin).min(1.0)),
+        ]
+    };
+    let (min_side, max_side, max_aspect) = size_rules(arch);
+    DomainRules {
+        min_side,
+        max_side,
+        max_aspect,
+        max_chroma,
+        border_px,
+        border_mean: range(&|s: &ImageStats| s.border_mean),
+        mean: range(&|s: &ImageStats| s.mean),
+        std: range(&|s: &ImageStats| s.std),
+        margin,
+    }
+}
+
+/// Average precision (area under the precision-recall curve as a step function, like
+/// scikit-learn): `scores` higher for positives. Ties are handled as one threshold.
+#[must_use]
+pub fn average_precision(scores: &[f64], positive: &[bool]) -> f64 {
+    let total_pos = positive.iter().filter(|&&p| p).count() as f64;
+    if total_pos == 0.0 {
+        return 0.0;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]));
+    let (mut tp, mut fp, mut ap, mut last_recall) = (0.0, 0.0, 0.0, 0.0);
+    let mut k = 0;
+    while k < order.len() {
+        let s = scores[order[k]];
+        while k < order.len() && scores[order[k]] == s {
+            if positive[order[k]] {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            k += 1;
+        }
+        let recall = tp / total_pos;
+        ap += (recall - last_recall) * tp / (tp + fp);
+        last_recall = recall;
+    }
+    ap
+}
+
+/// The ROC curve: (false positive rate, true positive rate) at every distinct threshold,
+/// from (0, 0) to (1, 1).
+#[must_use]
+pub fn roc_curve(scores: &[f64], positive: &[bool]) -> Vec<(f64, f64)> {
+    let pos = positive.iter().filter(|&&p| p).count().max(1) as f64;
+    let neg = positive.iter().filter(|&&p| !p).count().max(1) as f64;
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]));
+    let mut out = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut k = 0;
+    while k < order.len() {
+        let s = scores[order[k]];
+        while k < order.len() && scores[order[k]] == s {
+            if positive[order[k]] {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            k += 1;
+        }
+        out.push((fp / neg, tp / pos));
+    }
+    if out.last() != Some(&(1.0, 1.0)) {
+        out.push((1.0, 1.0));
+    }
+    out
+}
+
+/// Area under the ROC curve (trapezoids; ties count half).
+#[must_use]
+pub fn roc_auc(scores: &[f64], positive: &[bool]) -> f64 {
+    roc_curve(scores, positive)
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+        .sum()
+}
+
+/// The highest true positive rate at a threshold whose false positive rate is at most
+/// `max_fpr`.
+#[must_use]
+pub fn tpr_at_fpr(scores: &[f64], positive: &[bool], max_fpr: f64) -> f64 {
+    roc_curve(scores, positive)
+        .into_iter()
+        .filter(|&(fpr, _)| fpr <= max_fpr + 1e-12)
+        .map(|(_, tpr)| tpr)
+        .fold(0.0, f64::max)
+}
+
+/// The smallest threshold `t` such that at most a `max_fpr` share of `negatives` score
+/// `>= t`.
+#[must_use]
+pub fn threshold_for_fpr(negatives: &[f64], max_fpr: f64) -> f64 {
+    if negatives.is_empty() {
+        return 0.5;
+    }
+    let mut v = negatives.to_vec();
+    v.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (max_fpr * v.len() as f64).floor() as usize;
+    match v.get(allowed) {
+        Some(&score) => score.next_up(),
+        None => v[v.len() - 1],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma, Rgb, RgbImage};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn arch() -> Architecture {
+        Architecture {
+            family: "dcgan".into(),
+            image_size: 32,
+            channels: 1,
+            latent_dim: 8,
+            g_width: 4,
+            d_width: 4,
+            loss: "non-saturating".into(),
+        }
+    }
+
+    fn rules() -> DomainRules {
+        DomainRules {
+            min_side: 12,
+            max_side: 256,
+            max_aspect: 1.5,
+            max_chroma: 0.04,
+            border_px: 2,
+            border_mean: [0.0, 0.3],
+            mean: [0.02, 0.8],
+            std: [0.03, 0.5],
+            margin: 0.05,
+        }
+    }
+
+    /// A dark 32x32 picture with a bright blob in the middle.
+    fn object(size: u32) -> DynamicImage {
+        let c = f64::from(size) / 2.0;
+        DynamicImage::ImageLuma8(GrayImage::from_fn(size, size, |x, y| {
+            let d = ((f64::from(x) - c).powi(2) + (f64::from(y) - c).powi(2)).sqrt();
+            Luma([if d < c * 0.6 { 180 } else { 0 }])
+        }))
+    }
+
+    #[test]
+    fn domain_rules_accept_objects_on_dark_backgrounds() {
+        let (a, r) = (arch(), rules());
+        assert_eq!(domain_reason(&r, &a, &object(32)), None);
+        assert_eq!(domain_reason(&r, &a, &object(28)), None);
+        assert_eq!(domain_reason(&r, &a, &object(14)), None);
+        assert_eq!(domain_reason(&r, &a, &object(200)), None);
+        // Grey pixels stored as RGB are still grey.
+        let rgb = DynamicImage::ImageRgb8(object(32).to_rgb8());
+        assert_eq!(domain_reason(&r, &a, &rgb), None);
+    }
+
+    #[test]
+    fn domain_rules_refuse_sizes_colour_and_light_backgrounds() {
+        let (a, r) = (arch(), rules());
+        let small = domain_reason(&r, &a, &object(8)).unwrap();
+        assert!(small.contains("8x8"), "{small}");
+        assert!(domain_reason(&r, &a, &object(512)).is_some());
+        let wide = DynamicImage::ImageLuma8(GrayImage::new(64, 32));
+        assert!(domain_reason(&r, &a, &wide).unwrap().contains("aspect"));
+        let colour = DynamicImage::ImageRgb8(RgbImage::from_fn(32, 32, |x, y| {
+            Rgb([(x * 8) as u8, (y * 8) as u8, 128])
+        }));
+        assert_eq!(
+            domain_reason(&r, &a, &colour).as_deref(),
+            Some("colour image; the model makes grey images")
+        );
+        let mut white = GrayImage::from_pixel(32, 32, Luma([255]));
+        for y in 10..22 {
+            for x in 10..22 {
+                white.put_pixel(x, y, Luma([20]));
+            }
+        }
+        let white = domain_reason(&r, &a, &DynamicImage::ImageLuma8(white)).unwrap();
+        assert!(white.contains("border"), "{white}");
+        let flat = DynamicImage::ImageLuma8(GrayImage::new(32, 32));
+        assert!(domain_reason(&r, &a, &flat).is_some());
+    }
+
+    #[test]
+    fn stats_of_a_known_image() {
+        let mut img = GrayImage::new(32, 32);
+        img.put_pixel(0, 0, Luma([255]));
+        let s = image_stats(&DynamicImage::ImageLuma8(img), 32, 2);
+        // 32*32 - 28*28 = 240 border pixels, one of them white.
+        assert!((s.border_mean - 1.0 / 240.0).abs() < 1e-9);
+        assert!((s.mean - 1.0 / 1024.0).abs() < 1e-9);
+        assert_eq!(s.chroma, 0.0);
+    }
+
+    #[test]
+    fn rules_from_stats_widen_the_observed_range() {
+        let stats: Vec<ImageStats> = (0..=100)
+            .map(|i| ImageStats {
+                border_mean: 0.0,
+                mean: f64::from(i) / 200.0,
+                std: 0.2,
+                chroma: 0.0,
+            })
+            .collect();
+        let r = domain_from_stats(&arch(), &stats, 2, 0.05, 0.04);
+        assert_eq!(r.border_mean, [0.0, 0.05]);
+        assert_eq!(r.mean, [0.0, 0.55]);
+        assert_eq!(r.std, [0.15, 0.25]);
+        assert_eq!((r.min_side, r.max_side), (12, 256));
+    }
+
+    #[test]
+    fn platt_recovers_a_known_calibration() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (mut logits, mut labels) = (Vec::new(), Vec::new());
+        for _ in 0..20_000 {
+            let x: f64 = rng.gen_range(-4.0..4.0);
+            let p = sigmoid(-1.5 * x + 0.5);
+            logits.push(x);
+            labels.push(rng.gen_bool(p));
+        }
+        let c = Calibration::fit_platt(&logits, &labels).unwrap();
+        assert!((c.a + 1.5).abs() < 0.1, "{c:?}");
+        assert!((c.b - 0.5).abs() < 0.1, "{c:?}");
+        assert!((c.probability(0.0) - sigmoid(c.b)).abs() < 1e-12);
+        // Separable data still gives a finite, correctly signed slope.
+        let c =
+            Calibration::fit_platt(&[3.0, 2.0, -2.0, -3.0], &[false, false, true, true]).unwrap();
+        assert!(c.a.is_finite() && c.a < 0.0);
+        assert!(c.probability(-3.0) > 0.5 && c.probability(3.0) < 0.5);
+        assert!(Calibration::fit_platt(&[1.0], &[true]).is_err());
+    }
+
+    #[test]
+    fn sigmoid_is_stable() {
+        assert_eq!(sigmoid(-1000.0), 0.0);
+        assert_eq!(sigmoid(1000.0), 1.0);
+        assert!((sigmoid(0.0) - 0.5).abs() < 1e-15);
+    }
+
+    #[test]
+    fn ranking_metrics() {
+        let perfect = [0.9, 0.8, 0.2, 0.1];
+        let labels = [true, true, false, false];
+        assert!((average_precision(&perfect, &labels) - 1.0).abs() < 1e-12);
+        assert!((roc_auc(&perfect, &labels) - 1.0).abs() < 1e-12);
+        assert!((tpr_at_fpr(&perfect, &labels, 0.0) - 1.0).abs() < 1e-12);
+        // One negative above one positive: AP = (1/1 + 2/3) / 2, AUC = 3/4.
+        let mixed = [0.9, 0.8, 0.7, 0.1];
+        let labels = [true, false, true, false];
+        assert!((average_precision(&mixed, &labels) - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+        assert!((roc_auc(&mixed, &labels) - 0.75).abs() < 1e-12);
+        assert!((tpr_at_fpr(&mixed, &labels, 0.0) - 0.5).abs() < 1e-12);
+        // All tied: AUC 1/2.
+        assert!((roc_auc(&[0.5; 4], &labels) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn threshold_keeps_false_positives_at_most_the_budget() {
+        let negatives: Vec<f64> = (0..1000).map(|i| f64::from(i) / 1000.0).collect();
+        let t = threshold_for_fpr(&negatives, 0.01);
+        let above = negatives.iter().filter(|&&s| s >= t).count();
+        assert!(above <= 10, "{above}");
+        assert!(above >= 9, "{above}");
+        let t = threshold_for_fpr(&[0.3; 50], 0.01);
+        assert!(t > 0.3);
+    }
+}
