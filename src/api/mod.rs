@@ -7,6 +7,8 @@ pub mod limits;
 pub mod metrics;
 mod openapi;
 mod records;
+#[path = "web.rs"]
+mod pages;
 
 pub use openapi::ApiDoc;
 
@@ -22,6 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics::render))
         .route("/openapi.json", web::get().to(openapi::document))
         .route("/docs", web::get().to(openapi::page))
+        .configure(pages::routes)
         .service(
             web::scope("/v1")
                 .route("/generations", web::post().to(generations::create))

@@ -96,7 +96,8 @@ export function sourceTypeWords(uri) {
 }
 
 export function isAiSource(uri) {
-  return /trainedAlgorithmicMedia|algorithmicMedia|compositeSynthetic/i.test(String(uri || ''));
+  // IPTC: "algorithmicMedia" alone is media made without training data, so not "AI" here.
+  return /trainedAlgorithmicMedia|compositeSynthetic/i.test(String(uri || ''));
 }
 
 function kv(pairs) {

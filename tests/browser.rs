@@ -1,0 +1,284 @@
+//! The verify page (`/`) and the moderator console (`/console`) in a real browser: headless
+//! Chromium from Debian's `chromium` package, driven by `playwright-core` (both installed by
+//! `scripts/setup.sh`), against `hallmark serve` on port 0 with a fresh database. The scenarios
+//! are in `tests/browser/console.test.mjs`; screenshots of every state go to
+//! `target/browser-screenshots/`.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where `scripts/setup.sh` put playwright-core: `HALLMARK_NODE_MODULES` (from
+/// `scripts/setup.sh --print-env` or the Makefile), else the setup script's default cache folder.
+fn node_modules() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HALLMARK_NODE_MODULES") {
+        return dir.into();
+    }
+    let cache = std::env::var_os("HALLMARK_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("hallmark")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hallmark")))
+        .unwrap_or_else(|| PathBuf::from(".cache/hallmark"));
+    cache.join("node").join("node_modules")
+}
+
+/// Fails (never skips) with what to run when the browser tooling is missing.
+fn require_browser_tooling() -> PathBuf {
+    let modules = node_modules();
+    let mut missing = Vec::new();
+    if !Path::new(CHROMIUM).exists() {
+        missing.push(format!("{CHROMIUM} (Debian package `chromium`)"));
+    }
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node_ok {
+        missing.push("node (Debian package `nodejs`)".to_owned());
+    }
+    if !modules
+        .join("playwright-core")
+        .join("package.json")
+        .exists()
+    {
+        missing.push(format!(
+            "playwright-core in {} (npm, from tests/browser/package-lock.json)",
+            modules.display()
+        ));
+    }
+    assert!(
+        missing.is_empty(),
+        "the browser tests need {}; run `scripts/setup.sh` (it installs them), then \
+         `eval \"$(scripts/setup.sh --print-env)\"`",
+        missing.join(", ")
+    );
+    modules
+}
+
+struct Env {
+    url: String,
+    data_dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(pool: &PgPool) -> Self {
+        let options = pool.connect_options();
+        let database = options.get_database().expect("test database name");
+        Self {
+            url: format!("postgres://postgres@127.0.0.1:5432/{database}"),
+            data_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hallmark"));
+        command
+            .args(args)
+            .env("HALLMARK__DATABASE__URL", &self.url)
+            .env("HALLMARK__STORAGE__DATA_DIR", self.data_dir.path())
+            .env("HALLMARK__MODEL__DIR", repo().join("models"))
+            .env("HALLMARK__MODEL__DEVICE", "cpu")
+            .env_remove("HALLMARK_CONFIG");
+        command
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output: Output = self.command(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "hallmark {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn key(&self, role: &str, name: &str) -> String {
+        let key = self.ok(&["keys", "create", "--role", role, "--name", name]);
+        let key = key.trim().to_owned();
+        assert!(key.starts_with("hm_"), "{key}");
+        key
+    }
+}
+
+/// `hallmark serve` in the background; its stderr is drained by a thread for as long as it runs
+/// (a full pipe would block the server), the last lines kept for failure messages.
+struct Server {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<VecDeque<String>>>,
+    drain: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(env: &Env) -> Self {
+        let mut child = env
+            .command(&["serve"])
+            .env("HALLMARK__SERVER__PORT", "0")
+            .env("HALLMARK__SERVER__WORKERS", "2")
+            .env("HALLMARK__LOG__FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hallmark serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let (port_tx, port_rx) = mpsc::channel();
+        let drain = {
+            let log = Arc::clone(&log);
+            let echo = std::env::var_os("TEST_LOG").is_some();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if echo {
+                        eprintln!("serve: {line}");
+                    }
+                    if line.contains("hallmark listening") {
+                        if let Some(port) = listening_port(&line) {
+                            let _ = port_tx.send(port);
+                        }
+                    }
+                    let mut log = log.lock().unwrap();
+                    if log.len() == 200 {
+                        log.pop_front();
+                    }
+                    log.push_back(line);
+                }
+            })
+        };
+        let port = match port_rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "hallmark serve did not log \"hallmark listening\":\n{}",
+                    log.lock()
+                        .unwrap()
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+        };
+        Self {
+            child,
+            port,
+            log,
+            drain: Some(drain),
+        }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn recent_log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(drain) = self.drain.take() {
+            let _ = drain.join();
+        }
+    }
+}
+
+/// The port of the JSON log line `{"message": "hallmark listening", "port": N, ...}` (fields
+/// flattened, as `log.format = "json"` writes them; nested under `fields` works too).
+fn listening_port(line: &str) -> Option<u16> {
+    fn find(value: &serde_json::Value) -> Option<u16> {
+        match value {
+            serde_json::Value::Object(map) => map
+                .get("port")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+                .or_else(|| map.values().find_map(find)),
+            _ => None,
+        }
+    }
+    find(&serde_json::from_str(line).ok()?)
+}
+
+#[sqlx::test]
+async fn verify_page_and_console_in_chromium(pool: PgPool) {
+    let modules = require_browser_tooling();
+    let env = Env::new(&pool);
+    env.ok(&["init"]);
+    let moderator = env.key("moderator", "browser-moderator");
+    let generator = env.key("generator", "browser-generator");
+    let server = Server::start(&env);
+
+    let screenshots = repo().join("target").join("browser-screenshots");
+    let work = tempfile::tempdir().unwrap();
+    let fixtures = repo().join("../shared/fixtures/c2pa");
+    assert!(
+        fixtures.join("C.jpg").exists(),
+        "the C2PA fixtures are expected in {}",
+        fixtures.display()
+    );
+    let output = tokio::task::spawn_blocking({
+        let (base, work_dir) = (server.base_url(), work.path().to_owned());
+        let screenshots = screenshots.clone();
+        move || {
+            Command::new("node")
+                .arg(repo().join("tests/browser/console.test.mjs"))
+                .current_dir(repo())
+                .env("HALLMARK_BASE_URL", base)
+                .env("HALLMARK_MODERATOR_KEY", &moderator)
+                .env("HALLMARK_GENERATOR_KEY", &generator)
+                .env("HALLMARK_SCREENSHOTS", &screenshots)
+                .env("HALLMARK_WORK_DIR", work_dir)
+                .env("HALLMARK_FIXTURES", &fixtures)
+                .env("HALLMARK_NODE_MODULES", &modules)
+                .env("HALLMARK_CHROMIUM", CHROMIUM)
+                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+                .stdin(Stdio::null())
+                .output()
+                .expect("node runs")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "browser scenarios failed (screenshots in {}):\n{stdout}\n{stderr}\n--- hallmark serve, last lines ---\n{}",
+        screenshots.display(),
+        server.recent_log()
+    );
+}
+
+#[test]
+fn listening_port_is_read_from_the_json_log_line() {
+    let line = r#"{"timestamp":"2025-01-01T00:00:00Z","level":"INFO","fields":{"message":"hallmark listening","address":"127.0.0.1","port":40123},"target":"hallmark"}"#;
+    assert_eq!(listening_port(line), Some(40123));
+    let flat = r#"{"timestamp":"2025-01-01T00:00:00Z","level":"INFO","message":"hallmark listening","address":"127.0.0.1","port":8080,"target":"hallmark"}"#;
+    assert_eq!(listening_port(flat), Some(8080));
+    assert_eq!(listening_port("hallmark listening port=1"), None);
+}
