@@ -232,6 +232,8 @@ async fn verify_page_and_console_in_chromium(pool: PgPool) {
     let generator = env.key("generator", "browser-generator");
     let server = Server::start(&env);
 
+    check_headers(&server.base_url()).await;
+
     let screenshots = repo().join("target").join("browser-screenshots");
     let work = tempfile::tempdir().unwrap();
     let fixtures = repo().join("../shared/fixtures/c2pa");
@@ -272,6 +274,63 @@ async fn verify_page_and_console_in_chromium(pool: PgPool) {
         screenshots.display(),
         server.recent_log()
     );
+}
+
+/// Pages and assets: types, the security headers, ETag revalidation and versioned caching.
+async fn check_headers(base: &str) {
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{base}{path}")).send();
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    for path in ["/", "/console"] {
+        let page = get(path).await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
+        assert_eq!(
+            header(&page, "content-security-policy"),
+            "default-src 'self'; img-src 'self' blob: data:"
+        );
+        assert_eq!(header(&page, "x-content-type-options"), "nosniff");
+        assert_eq!(header(&page, "cache-control"), "no-cache");
+        let etag = header(&page, "etag");
+        assert!(etag.starts_with('"'), "strong ETag: {etag}");
+        let again = client
+            .get(format!("{base}{path}"))
+            .header("If-None-Match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path} revalidates");
+        let html = page.text().await.unwrap();
+        let css = html
+            .split('"')
+            .find(|part| part.starts_with("/assets/app.css?v="))
+            .expect("versioned stylesheet link")
+            .to_owned();
+        let asset = get(&css).await.unwrap();
+        assert_eq!(asset.status(), 200);
+        assert_eq!(header(&asset, "content-type"), "text/css; charset=utf-8");
+        assert_eq!(
+            header(&asset, "cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+    }
+    let module = get("/assets/api.js").await.unwrap();
+    assert_eq!(
+        header(&module, "content-type"),
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(header(&module, "cache-control"), "no-cache");
+    assert_eq!(header(&module, "x-content-type-options"), "nosniff");
+    let missing = get("/assets/nope.js").await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["code"], "asset_not_found");
 }
 
 #[test]
