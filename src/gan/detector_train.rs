@@ -247,7 +247,11 @@ pub fn train_detector(
     for step in 0..config.steps {
         // Constant for the first half, then linearly down to 5% of the rate.
         let progress = step as f64 / config.steps as f64;
-        let decay = if progress < 0.5 { 1.0 } else { 1.0 - 1.9 * (progress - 0.5) };
+        let decay = if progress < 0.5 {
+            1.0
+        } else {
+            1.0 - 1.9 * (progress - 0.5)
+        };
         opt.set_lr(config.learning_rate * decay);
         let real_batch: Vec<usize> = (0..b)
             .map(|_| train_idx[rng.gen_range(0..train_idx.len())])
