@@ -76,8 +76,14 @@ pub struct ApiSettings {
 /// Checking uploads (`/v1/verify`, `/v1/lookup`, `hallmark verify`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct VerifySettings {
-    /// Largest Hamming distance between 64-bit perceptual hashes that counts as the same image.
+    /// Largest Hamming distance between an upload's 64-bit perceptual hash and a registered
+    /// variant hash that makes the record a candidate (stage 1 of the near-duplicate match).
     pub phash_max_distance: u32,
+    /// Most candidates (nearest first) compared pixel by pixel (stage 2).
+    pub max_candidates: usize,
+    /// Least aligned normalised cross-correlation with a candidate's original that confirms a
+    /// match (stage 2).
+    pub min_similarity: f64,
     /// Most files in one `/v1/verify` request.
     pub max_files: usize,
 }

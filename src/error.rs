@@ -71,6 +71,16 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.body.code
     }
+
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.body.message
+    }
 }
 
 impl fmt::Display for ApiError {

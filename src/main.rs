@@ -40,8 +40,11 @@ enum Command {
     TrainClassifier(hallmark::gan::cli::TrainClassifierArgs),
     /// Fine-tune and calibrate the model's synthetic-image detector (detector.safetensors + card).
     TrainDetector(hallmark::gan::cli::TrainDetectorArgs),
-    /// Read and validate the Content Credentials (C2PA) of image files.
-    Verify(hallmark::provenance::cli::VerifyArgs),
+    /// Check image files as moderators do: Content Credentials, registry match (when the
+    /// database is reachable), detector, verdict.
+    Verify(hallmark::verify::cli::VerifyArgs),
+    /// Score image files with the served model's calibrated synthetic-image detector.
+    Detect(hallmark::verify::cli::DetectArgs),
     /// Check registry records' signatures; reports OK or TAMPERED per record.
     VerifyRecord(hallmark::provenance::cli::VerifyRecordArgs),
     /// Issue a new signing key and certificate; older images and records still verify.
@@ -107,7 +110,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Evaluate(args) => hallmark::gan::cli::evaluate(&settings, args),
         Command::TrainClassifier(args) => hallmark::gan::cli::train_classifier(&settings, args),
         Command::TrainDetector(args) => hallmark::gan::cli::train_detector(&settings, args),
-        Command::Verify(args) => hallmark::provenance::cli::verify(&settings, &args),
+        Command::Verify(args) => hallmark::verify::cli::verify(&settings, &args).await,
+        Command::Detect(args) => hallmark::verify::cli::detect(&settings, &args).await,
         Command::VerifyRecord(args) => {
             hallmark::provenance::cli::verify_records(&settings, &args).await
         }

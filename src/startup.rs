@@ -15,12 +15,14 @@ use crate::api::{self, limits::PublicLimiter};
 use crate::config::Settings;
 use crate::generation::GenerationService;
 use crate::store;
+use crate::verify::VerifyService;
 
 /// What every handler can reach.
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Settings,
     pub generation: GenerationService,
+    pub verify: VerifyService,
     pub public_limiter: PublicLimiter,
     pub metrics: PrometheusHandle,
 }
@@ -49,6 +51,12 @@ impl Application {
     /// As [`Application::build`].
     pub fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
         let generation = GenerationService::from_settings(&settings, pool.clone())?;
+        let verify = VerifyService::from_settings(
+            &settings,
+            Some((pool.clone(), generation.blobs.clone())),
+            Some(generation.inference.clone()),
+        )
+        .context("cannot load the trust anchors for verification")?;
         let listener = TcpListener::bind(settings.server.address())
             .with_context(|| format!("cannot listen on {}", settings.server.address()))?;
         let port = listener.local_addr()?.port();
@@ -60,6 +68,7 @@ impl Application {
             public_limiter: PublicLimiter::new(&settings.api),
             settings,
             generation,
+            verify,
             metrics: api::metrics::handle(),
         });
 

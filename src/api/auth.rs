@@ -20,18 +20,27 @@ impl Authenticated {
     /// # Errors
     /// 403 `forbidden` when the key's role does not allow the route.
     pub fn require(self, needed: Role) -> Result<Caller, ApiError> {
-        if self.0.role.allows(needed) {
-            Ok(self.0)
-        } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "this route needs a {needed} key; yours is a {} key",
-                    self.0.role
-                ),
-            ))
+        self.require_any(&[needed])
+    }
+
+    /// As [`Authenticated::require`], for a route open to several roles (admin always passes).
+    ///
+    /// # Errors
+    /// 403 `forbidden` when the key has none of them.
+    pub fn require_any(self, roles: &[Role]) -> Result<Caller, ApiError> {
+        if roles.iter().any(|&role| self.0.role.allows(role)) {
+            return Ok(self.0);
         }
+        let names: Vec<String> = roles.iter().map(ToString::to_string).collect();
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this route needs a {} key; yours is a {} key",
+                names.join(" or "),
+                self.0.role
+            ),
+        ))
     }
 }
 

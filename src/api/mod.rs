@@ -6,9 +6,10 @@ mod health;
 pub mod limits;
 pub mod metrics;
 mod openapi;
-mod records;
 #[path = "web.rs"]
 mod pages;
+pub(crate) mod records;
+mod verify;
 
 pub use openapi::ApiDoc;
 
@@ -30,7 +31,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/generations", web::post().to(generations::create))
                 .route("/images/{id}", web::get().to(records::image))
                 .route("/records", web::get().to(records::find))
-                .route("/records/{id}", web::get().to(records::get)),
+                .route("/records/{id}", web::get().to(records::get))
+                .route("/verify", web::post().to(verify::verify))
+                .route("/lookup", web::post().to(verify::lookup))
+                .route("/checks", web::get().to(verify::list_checks))
+                .route("/checks/{id}", web::get().to(verify::get_check)),
         );
 }
 

@@ -5,16 +5,23 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{generations, records};
+use super::{generations, records, verify};
 use crate::generation::{GenerationRequest, OutputFormat};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hallmark", description = "GAN images with signed C2PA Content Credentials and a tamper-evident registry"),
-    paths(generations::create, records::get, records::find, records::image),
+    paths(
+        generations::create, records::get, records::find, records::image,
+        verify::verify, verify::lookup, verify::list_checks, verify::get_check
+    ),
     components(schemas(
         GenerationRequest, OutputFormat, generations::GenerationResponse, generations::GeneratedImage,
-        records::RecordView, records::SigningKeyView, records::RecordList, crate::error::ErrorBody
+        records::RecordView, records::SigningKeyView, records::RecordList, crate::error::ErrorBody,
+        crate::verify::VerifyReport, crate::verify::Verdict, crate::verify::RegistryEvidence,
+        crate::verify::registry::MatchKind, crate::gan::detector::Detection,
+        verify::BatchResponse, verify::BatchItem, verify::ItemError, verify::CheckList,
+        crate::store::checks::CheckSummary, crate::store::checks::StoredCheck
     )),
     modifiers(&BearerAuth)
 )]

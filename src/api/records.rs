@@ -2,6 +2,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::auth::Authenticated;
@@ -14,7 +15,7 @@ use crate::store::api_keys::Role;
 use crate::store::records;
 
 /// A record with what is needed to check it offline.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecordView {
     pub id: Uuid,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -38,7 +39,7 @@ pub struct RecordView {
     pub signing_key: Option<SigningKeyView>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SigningKeyView {
     pub id: String,
     pub algorithm: &'static str,
@@ -53,8 +54,12 @@ pub struct RecordList {
     pub records: Vec<RecordView>,
 }
 
-async fn view(state: &AppState, record: Record) -> Result<RecordView, ApiError> {
-    let signing_key = records::signing_key(&state.pool, &record.fields.signing_key_id).await?;
+/// A record as the API shows it, with its signature checked now against the stored key.
+///
+/// # Errors
+/// When the database fails.
+pub async fn view(pool: &PgPool, record: Record) -> Result<RecordView, sqlx::Error> {
+    let signing_key = records::signing_key(pool, &record.fields.signing_key_id).await?;
     let signature_valid = signing_key
         .as_ref()
         .and_then(|(public, _)| <[u8; 32]>::try_from(public.as_slice()).ok())
@@ -116,7 +121,7 @@ pub async fn get(
     let record = records::by_id(&state.pool, id)
         .await?
         .ok_or_else(|| record_not_found(id))?;
-    Ok(HttpResponse::Ok().json(view(&state, record).await?))
+    Ok(HttpResponse::Ok().json(view(&state.pool, record).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -146,19 +151,20 @@ pub async fn find(
         .ok_or_else(|| ApiError::bad_request("invalid_sha256", "sha256 must be 64 hex digits"))?;
     let mut views = Vec::new();
     for record in records::by_file_sha256(&state.pool, &sha).await? {
-        views.push(view(&state, record).await?);
+        views.push(view(&state.pool, record).await?);
     }
     Ok(HttpResponse::Ok().json(RecordList { records: views }))
 }
 
-/// The exact signed bytes of an image: its owner's generator key, or an admin key.
+/// The exact signed bytes of an image: its owner's generator key, a moderator key (to compare an
+/// upload with the original it matched), or an admin key.
 #[utoipa::path(get, path = "/v1/images/{id}",
     params(("id" = Uuid, Path, description = "Record id")),
     responses(
         (status = 200, description = "The signed image", content_type = "image/png"),
         (status = 304, description = "Not modified (If-None-Match)"),
         (status = 401, description = "Missing, unknown or revoked key"),
-        (status = 403, description = "Not a generator or admin key"),
+        (status = 403, description = "Not a generator, moderator or admin key"),
         (status = 404, description = "image_not_found (also for other keys' images)"),
     ),
     security(("api_key" = [])))]
@@ -168,13 +174,13 @@ pub async fn image(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(Role::Generator)?;
+    let caller = auth.require_any(&[Role::Generator, Role::Moderator])?;
     let id = parse_id(&path)?;
     let not_found = || ApiError::not_found("image_not_found", format!("no image {id}"));
     let record = records::by_id(&state.pool, id)
         .await?
         .ok_or_else(not_found)?;
-    if caller.role != Role::Admin && record.fields.api_key_id != Some(caller.key_id) {
+    if caller.role == Role::Generator && record.fields.api_key_id != Some(caller.key_id) {
         return Err(not_found());
     }
     let tag = etag(&record.fields.file_sha256);

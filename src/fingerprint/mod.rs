@@ -2,6 +2,8 @@
 //! metadata from a lossless file) and a perceptual one (a 64-bit DCT hash, which survives
 //! re-encoding and resizing, compared by Hamming distance).
 
+pub mod align;
+
 use image::DynamicImage;
 use image_hasher::{HashAlg, Hasher, HasherConfig};
 use sha2::{Digest, Sha256};

@@ -378,10 +378,13 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
         generated.extend(model.generate(seed, chunk)?);
     }
     let per_pass = (real.len() + generated.len()) as u64 * Transform::STANDARD.len() as u64;
-    let passes = if detector.is_some() { 3 } else { 2 };
+    let passes = if detector.is_some() { 4 } else { 3 };
     let bar = progress_bar(per_pass * passes, "evaluating", args.quiet);
     let images = detector_eval::build_images(&real, &generated, seed, &bar);
     let study = detector_eval::phash_study(&images, &bar);
+    let mut verify_settings = settings.verify.clone();
+    verify_settings.phash_max_distance = max_distance;
+    let matching = crate::verify::study::match_study(&images, &verify_settings, &bar);
     let detector_study = match detector {
         Some(d) => Some(detector_eval::detector_study(d, &images, &bar)?),
         None => None,
@@ -408,7 +411,9 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
         detector_eval::write_roc(ds, &roc, Some(&zoom))?;
         println!("ROC plots: {} and {}\n", roc.display(), zoom.display());
     }
-    let report = study.report(max_distance);
+    let mut report = study.report(max_distance);
+    report.push('\n');
+    report.push_str(&matching.report(verify_settings.min_similarity));
     print!("{report}");
     if let Some(path) = &args.study_out {
         std::fs::write(path, &report)

@@ -143,6 +143,8 @@ impl GenerationRequest {
 #[derive(Debug, Clone)]
 pub struct Generated {
     pub record: Record,
+    /// The pHashes registered for the near-duplicate search (whole image, then crop windows).
+    pub variant_phashes: Vec<u64>,
     pub bytes: Bytes,
     pub format: ImageFormat,
 }
@@ -202,6 +204,9 @@ impl From<InferenceError> for ApiError {
             }
             InferenceError::Stopped => {
                 ApiError::unavailable("model_unavailable", error.to_string())
+            }
+            InferenceError::NoDetector => {
+                ApiError::unavailable("detector_unavailable", error.to_string())
             }
             InferenceError::Model(_) => ApiError::internal(&error),
         }
@@ -310,8 +315,13 @@ impl GenerationService {
                 .map_err(|error| ApiError::internal(&error))?;
         }
         let records: Vec<Record> = generated.iter().map(|g| g.record.clone()).collect();
+        let hashes: Vec<(Uuid, &[u64])> = generated
+            .iter()
+            .map(|g| (g.record.fields.id, g.variant_phashes.as_slice()))
+            .collect();
         let mut tx = self.pool.begin().await?;
         records::insert_all(&mut tx, &records).await?;
+        records::insert_hashes(&mut tx, &hashes).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -339,6 +349,7 @@ impl ImageJob {
 
         let started = Instant::now();
         let print = self.fingerprinter.fingerprint(&self.image);
+        let variant_phashes = fingerprint::align::variant_phashes(&self.fingerprinter, &self.image);
         times.fingerprint = started.elapsed();
 
         let started = Instant::now();
@@ -384,6 +395,7 @@ impl ImageJob {
         Ok((
             Generated {
                 record: Record { fields, signature },
+                variant_phashes,
                 bytes: Bytes::from(signed.bytes),
                 format: self.spec.format.image_format(),
             },

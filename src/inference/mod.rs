@@ -14,6 +14,7 @@ use image::DynamicImage;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::LimitSettings;
+use crate::gan::detector::Detection;
 use crate::gan::registry::LoadedModel;
 use crate::gan::{latents_for, GanError};
 
@@ -25,6 +26,8 @@ pub struct ModelInfo {
     pub latent_dim: usize,
     pub image_size: u32,
     pub channels: u32,
+    /// Whether the model has a calibrated synthetic-image detector.
+    pub has_detector: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,8 @@ pub enum InferenceError {
     Stopped,
     #[error("the model failed: {0}")]
     Model(String),
+    #[error("the served model has no calibrated detector (run `hallmark train-detector`)")]
+    NoDetector,
 }
 
 /// Counters the metrics endpoint and the tests read.
@@ -58,13 +63,49 @@ impl InferenceStats {
     }
 }
 
+/// What a job asks of the model thread.
+enum Task {
+    /// Run the generator on `count` latent vectors (concatenated).
+    Generate {
+        latents: Vec<f32>,
+        reply: oneshot::Sender<Result<Vec<DynamicImage>, InferenceError>>,
+    },
+    /// Score images with the model's synthetic-image detector.
+    Detect {
+        images: Vec<DynamicImage>,
+        reply: oneshot::Sender<Result<Vec<Detection>, InferenceError>>,
+    },
+}
+
 struct Job {
-    latents: Vec<f32>,
+    task: Task,
+    /// Images this job puts through the model (its share of a batch).
     count: usize,
     deadline: Instant,
-    reply: oneshot::Sender<Result<Vec<DynamicImage>, InferenceError>>,
     // Released when the job is answered, freeing its place in the queue.
     _permit: OwnedSemaphorePermit,
+}
+
+impl Job {
+    /// Whether someone still waits for the answer.
+    fn wanted(&self, now: Instant) -> bool {
+        let closed = match &self.task {
+            Task::Generate { reply, .. } => reply.is_closed(),
+            Task::Detect { reply, .. } => reply.is_closed(),
+        };
+        self.deadline > now && !closed
+    }
+
+    fn fail(self, error: InferenceError) {
+        match self.task {
+            Task::Generate { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Task::Detect { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
 }
 
 /// A cheap, cloneable handle to the model thread.
@@ -105,6 +146,7 @@ impl Inference {
                         latent_dim: model.latent_dim(),
                         image_size: model.image_size(),
                         channels: model.card.architecture.channels,
+                        has_detector: model.detector.is_some(),
                     };
                     let _ = ready_tx.send(Ok(info));
                     worker.run(&model, &receiver);
@@ -156,26 +198,58 @@ impl Inference {
         first_index: u64,
         count: usize,
     ) -> Result<Vec<DynamicImage>, InferenceError> {
-        let permit = u32::try_from(count)
-            .ok()
-            .and_then(|n| Arc::clone(&self.queue).try_acquire_many_owned(n).ok())
-            .ok_or(InferenceError::QueueFull {
-                queued: self.queued(),
-            })?;
         let dim = self.info.latent_dim;
         let mut latents = Vec::with_capacity(count * dim);
         for index in first_index..first_index + count as u64 {
             latents.extend(latents_for(seed, index, dim));
         }
         let (reply, answer) = oneshot::channel();
+        self.submit(Task::Generate { latents, reply }, count)?;
+        self.wait(answer).await
+    }
+
+    /// Scores decoded images with the model's detector, batched with other work on the model
+    /// thread. The images may have any size; the detector resizes them.
+    ///
+    /// # Errors
+    /// As [`Inference::generate`]; [`InferenceError::NoDetector`] when the model has none.
+    pub async fn detect(
+        &self,
+        images: Vec<DynamicImage>,
+    ) -> Result<Vec<Detection>, InferenceError> {
+        if !self.info.has_detector {
+            return Err(InferenceError::NoDetector);
+        }
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = images.len();
+        let (reply, answer) = oneshot::channel();
+        self.submit(Task::Detect { images, reply }, count)?;
+        self.wait(answer).await
+    }
+
+    /// Admission: takes `count` places in the queue at once or refuses, then queues the task.
+    fn submit(&self, task: Task, count: usize) -> Result<(), InferenceError> {
+        let permit = u32::try_from(count)
+            .ok()
+            .and_then(|n| Arc::clone(&self.queue).try_acquire_many_owned(n).ok())
+            .ok_or(InferenceError::QueueFull {
+                queued: self.queued(),
+            })?;
         let job = Job {
-            latents,
+            task,
             count,
             deadline: Instant::now() + self.timeout,
-            reply,
             _permit: permit,
         };
-        self.sender.send(job).map_err(|_| InferenceError::Stopped)?;
+        self.sender.send(job).map_err(|_| InferenceError::Stopped)
+    }
+
+    async fn wait<T>(
+        &self,
+        answer: oneshot::Receiver<Result<T, InferenceError>>,
+    ) -> Result<T, InferenceError> {
         match tokio::time::timeout(self.timeout, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(InferenceError::Stopped),
@@ -238,39 +312,90 @@ impl Worker {
     fn answer(&self, model: &LoadedModel, jobs: Vec<Job>) {
         let now = Instant::now();
         // Nobody waits for a job whose caller gave up or whose deadline passed: skip its work.
-        let (live, dead): (Vec<Job>, Vec<Job>) = jobs
-            .into_iter()
-            .partition(|job| job.deadline > now && !job.reply.is_closed());
+        let (live, dead): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| job.wanted(now));
         for job in dead {
-            let _ = job.reply.send(Err(InferenceError::Timeout(Duration::ZERO)));
+            job.fail(InferenceError::Timeout(Duration::ZERO));
         }
-        if live.is_empty() {
-            return;
+        let (generate, detect): (Vec<Job>, Vec<Job>) = live
+            .into_iter()
+            .partition(|job| matches!(job.task, Task::Generate { .. }));
+        if !generate.is_empty() {
+            self.generate(model, generate);
         }
-        let latents: Vec<f32> = live
-            .iter()
-            .flat_map(|job| job.latents.iter().copied())
-            .collect();
-        let total: usize = live.iter().map(|job| job.count).sum();
+        if !detect.is_empty() {
+            Self::detect(model, detect);
+        }
+    }
+
+    fn generate(&self, model: &LoadedModel, jobs: Vec<Job>) {
+        let mut latents = Vec::new();
+        let mut replies = Vec::new();
+        for job in jobs {
+            if let Task::Generate {
+                latents: mine,
+                reply,
+            } = job.task
+            {
+                latents.extend(mine);
+                replies.push((job.count, reply));
+            }
+        }
+        let total: usize = replies.iter().map(|(count, _)| count).sum();
         // tch reports some failures by panicking; keep the thread alive and answer with an error.
         let result =
             std::panic::catch_unwind(AssertUnwindSafe(|| model.generator.generate_flat(&latents)));
         self.stats.record_batch(total);
         metrics::histogram!("hallmark_batch_size").record(total as f64);
-        match result {
-            Ok(Ok(images)) if images.len() == total => {
-                let mut images = images.into_iter();
-                for job in live {
-                    let mine: Vec<DynamicImage> = images.by_ref().take(job.count).collect();
-                    let _ = job.reply.send(Ok(mine));
-                }
+        let images = match result {
+            Ok(Ok(images)) if images.len() == total => images,
+            Ok(Ok(images)) => {
+                let message = format!("{} images came back for {total} latents", images.len());
+                return fail_all(replies, &message);
             }
-            Ok(Ok(images)) => fail_all(
-                live,
-                &format!("{} images came back for {total} latents", images.len()),
-            ),
-            Ok(Err(error)) => fail_all(live, &error.to_string()),
-            Err(_) => fail_all(live, "the generator panicked"),
+            Ok(Err(error)) => return fail_all(replies, &error.to_string()),
+            Err(_) => return fail_all(replies, "the generator panicked"),
+        };
+        let mut images = images.into_iter();
+        for (count, reply) in replies {
+            let _ = reply.send(Ok(images.by_ref().take(count).collect()));
+        }
+    }
+
+    fn detect(model: &LoadedModel, jobs: Vec<Job>) {
+        let mut images = Vec::new();
+        let mut replies = Vec::new();
+        for job in jobs {
+            if let Task::Detect {
+                images: mine,
+                reply,
+            } = job.task
+            {
+                images.extend(mine);
+                replies.push((job.count, reply));
+            }
+        }
+        let Some(detector) = model.detector.as_ref() else {
+            for (_, reply) in replies {
+                let _ = reply.send(Err(InferenceError::NoDetector));
+            }
+            return;
+        };
+        let total = images.len();
+        metrics::histogram!("hallmark_detect_batch_size").record(total as f64);
+        let result =
+            std::panic::catch_unwind(AssertUnwindSafe(|| detector.detect(&model.name, &images)));
+        let detections = match result {
+            Ok(Ok(detections)) if detections.len() == total => detections,
+            Ok(Ok(detections)) => {
+                let message = format!("{} scores came back for {total} images", detections.len());
+                return fail_all(replies, &message);
+            }
+            Ok(Err(error)) => return fail_all(replies, &error.to_string()),
+            Err(_) => return fail_all(replies, "the detector panicked"),
+        };
+        let mut detections = detections.into_iter();
+        for (count, reply) in replies {
+            let _ = reply.send(Ok(detections.by_ref().take(count).collect()));
         }
     }
 }
@@ -285,11 +410,9 @@ fn weights_version(model: &LoadedModel) -> String {
     }
 }
 
-fn fail_all(jobs: Vec<Job>, message: &str) {
-    tracing::error!(error = message, "generation batch failed");
-    for job in jobs {
-        let _ = job
-            .reply
-            .send(Err(InferenceError::Model(message.to_owned())));
+fn fail_all<T>(replies: Vec<(usize, oneshot::Sender<Result<T, InferenceError>>)>, message: &str) {
+    tracing::error!(error = message, "model batch failed");
+    for (_, reply) in replies {
+        let _ = reply.send(Err(InferenceError::Model(message.to_owned())));
     }
 }

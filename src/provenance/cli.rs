@@ -2,8 +2,6 @@
 //! `init`.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 use ed25519_dalek::VerifyingKey;
@@ -12,19 +10,8 @@ use uuid::Uuid;
 
 use super::pki::{self, key_id, SigningIdentity};
 use super::record::{verify_record, Record, RECORD_COLUMNS};
-use super::{ProvenanceVerifier, ValidationState};
 use crate::config::Settings;
 use crate::store;
-
-#[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
-    /// Image files to check.
-    #[arg(required = true)]
-    pub files: Vec<PathBuf>,
-    /// Print one JSON report per file (a JSON array) instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyRecordArgs {
@@ -34,40 +21,6 @@ pub struct VerifyRecordArgs {
     /// Check every record.
     #[arg(long)]
     pub all: bool,
-}
-
-/// `hallmark verify FILE...`: prints each file's report. Fails when a file cannot be read or a
-/// manifest is invalid.
-///
-/// # Errors
-/// As above, or when the verifier cannot be built from the settings.
-pub fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()> {
-    let verifier = ProvenanceVerifier::from_settings(settings)?;
-    let mut out = std::io::stdout().lock();
-    let mut reports = Vec::new();
-    let mut bad = 0;
-    for path in &args.files {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let report = verifier.verify(&bytes);
-        if report.state == ValidationState::Invalid {
-            bad += 1;
-        }
-        if !args.json {
-            // writeln!, not println!: a closed pipe (`| head`) is an error, not a panic.
-            writeln!(out, "== {}\n{}", path.display(), report.to_text())?;
-        }
-        reports.push(serde_json::json!({ "file": path, "report": report }));
-    }
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?;
-    }
-    anyhow::ensure!(
-        bad == 0,
-        "{bad} of {} files have invalid credentials",
-        args.files.len()
-    );
-    Ok(())
 }
 
 /// The PKI part of `hallmark init`: creates the CA and signing key unless an operator-supplied

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod blobs;
+pub mod checks;
 pub mod records;
 
 use sqlx::migrate::Migrator;

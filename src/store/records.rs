@@ -42,6 +42,37 @@ pub async fn insert_all(
     Ok(())
 }
 
+/// Registers each record's variant pHashes (whole image first) for the near-duplicate search,
+/// inside the caller's transaction.
+///
+/// # Errors
+/// When the database fails.
+pub async fn insert_hashes(
+    tx: &mut Transaction<'_, Postgres>,
+    hashes: &[(Uuid, &[u64])],
+) -> Result<(), sqlx::Error> {
+    let mut ids = Vec::new();
+    let mut variants = Vec::new();
+    let mut phashes = Vec::new();
+    for (id, list) in hashes {
+        for (variant, &phash) in list.iter().enumerate() {
+            ids.push(*id);
+            variants.push(i16::try_from(variant).unwrap_or(i16::MAX));
+            phashes.push(crate::fingerprint::phash_to_db(phash));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO record_hashes (record_id, variant, phash)
+         SELECT * FROM UNNEST($1::uuid[], $2::int2[], $3::int8[])",
+    )
+    .bind(&ids)
+    .bind(&variants)
+    .bind(&phashes)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// # Errors
 /// When the database fails.
 pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Record>, sqlx::Error> {

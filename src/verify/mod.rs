@@ -1,4 +1,609 @@
-//! Checking uploaded images. So far: the upload gate every checked file passes first (issue
-//! "Verification and detection" builds the verdict on top of it).
+//! Checking uploaded images: what their Content Credentials say, whether Hallmark made them
+//! (even after the manifest was stripped or the image re-encoded), what the model's detector
+//! says, and the verdict that follows from that evidence.
+//!
+//! [`VerifyService::check`] runs one file through the gate ([`upload::inspect`]), then reads its
+//! manifest and hashes it on the blocking pool, looks it up in the registry
+//! ([`registry::find`]) and, for moderators, asks the model thread's detector; [`decide`] turns
+//! the evidence into a [`Verdict`] with plain-language reasons.
 
+pub mod cli;
+pub mod registry;
+pub mod study;
 pub mod upload;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::api::records::{view, RecordView};
+use image::DynamicImage;
+
+use crate::config::{LimitSettings, Settings, VerifySettings};
+use crate::error::ApiError;
+use crate::fingerprint::align::comparison_image;
+use crate::fingerprint::{sha256, Fingerprint, Fingerprinter};
+use crate::gan::detector::Detection;
+use crate::inference::{Inference, InferenceError};
+use crate::provenance::{ImageFormat, ProvenanceReport, ProvenanceVerifier, ValidationState};
+use crate::store::blobs::Blobs;
+use registry::{MatchKind, RegistryMatch};
+
+/// What the evidence adds up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Hallmark made it: our valid manifest, or a registry match.
+    HallmarkGenerated,
+    /// Another producer's valid manifest declares AI generation.
+    AiGeneratedDeclared,
+    /// No provenance says so, but the detector scores it above its threshold.
+    LikelySynthetic,
+    NoEvidence,
+}
+
+impl Verdict {
+    pub const ALL: [Self; 4] = [
+        Self::HallmarkGenerated,
+        Self::AiGeneratedDeclared,
+        Self::LikelySynthetic,
+        Self::NoEvidence,
+    ];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HallmarkGenerated => "hallmark_generated",
+            Self::AiGeneratedDeclared => "ai_generated_declared",
+            Self::LikelySynthetic => "likely_synthetic",
+            Self::NoEvidence => "no_evidence",
+        }
+    }
+}
+
+/// The registry part of a report.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RegistryEvidence {
+    /// How the upload matched a record, if it did.
+    #[serde(rename = "match")]
+    pub matched: Option<MatchKind>,
+    /// Hamming distance between perceptual hashes (0 for exact matches).
+    pub distance: Option<u32>,
+    /// The largest pHash distance that makes a record a candidate (`verify.phash_max_distance`).
+    pub max_distance: u32,
+    /// For a near duplicate: the aligned similarity to the original (1 = identical).
+    pub similarity: Option<f64>,
+    /// The least similarity that confirms a near duplicate (`verify.min_similarity`).
+    pub min_similarity: f64,
+    /// Candidate originals compared pixel by pixel.
+    pub candidates_compared: usize,
+    pub record: Option<RecordView>,
+    /// Why the registry was not consulted (the command line without a database).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+}
+
+/// The answer for one uploaded image.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VerifyReport {
+    /// Id of the stored check (moderator checks); null for public look-ups.
+    pub check_id: Option<Uuid>,
+    pub file_name: Option<String>,
+    /// SHA-256 of the uploaded bytes, hex.
+    pub file_sha256: String,
+    #[schema(value_type = String, example = "png")]
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+    pub verdict: Verdict,
+    /// A manifest is present but fails validation: the file changed after it was signed.
+    pub tampered: bool,
+    /// Plain sentences: the evidence and how it led to the verdict.
+    pub explanation: Vec<String>,
+    /// The Content Credentials report.
+    #[schema(value_type = Object)]
+    pub provenance: ProvenanceReport,
+    pub registry: RegistryEvidence,
+    /// The model's calibrated detector; null for public look-ups or a model without one.
+    pub detector: Option<Detection>,
+    pub checked_at: DateTime<Utc>,
+}
+
+/// Time spent in each stage of a check (summed over files), for `Server-Timing` and metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckTimes {
+    pub decode: Duration,
+    pub provenance: Duration,
+    pub hash: Duration,
+    pub registry: Duration,
+    pub detect: Duration,
+}
+
+impl CheckTimes {
+    pub fn add(&mut self, other: &Self) {
+        self.decode += other.decode;
+        self.provenance += other.provenance;
+        self.hash += other.hash;
+        self.registry += other.registry;
+        self.detect += other.detect;
+    }
+
+    #[must_use]
+    pub fn stages(&self) -> [(&'static str, Duration); 5] {
+        [
+            ("decode", self.decode),
+            ("provenance", self.provenance),
+            ("hash", self.hash),
+            ("registry", self.registry),
+            ("detect", self.detect),
+        ]
+    }
+
+    /// `Server-Timing` header value (milliseconds).
+    #[must_use]
+    pub fn server_timing(&self) -> String {
+        self.stages()
+            .iter()
+            .map(|(name, time)| format!("{name};dur={:.3}", time.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Which parts a check runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    /// Moderators: provenance, registry and detector.
+    Full,
+    /// The public look-up: provenance and registry only.
+    Lookup,
+}
+
+/// Everything a check needs, built once.
+#[derive(Clone)]
+pub struct VerifyService {
+    provenance: Arc<ProvenanceVerifier>,
+    fingerprinter: Arc<Fingerprinter>,
+    /// The registry; `None` on the command line without a database.
+    pool: Option<PgPool>,
+    /// The originals' bytes, for confirming near duplicates.
+    blobs: Option<Blobs>,
+    /// The model thread, for the detector; `None` where no model is loaded.
+    inference: Option<Inference>,
+    limits: LimitSettings,
+    settings: VerifySettings,
+}
+
+impl VerifyService {
+    /// `registry`: the database and the blob store, when the registry can be consulted.
+    ///
+    /// # Errors
+    /// When the trust anchors or our public keys cannot be read.
+    pub fn from_settings(
+        settings: &Settings,
+        registry: Option<(PgPool, Blobs)>,
+        inference: Option<Inference>,
+    ) -> anyhow::Result<Self> {
+        let (pool, blobs) = registry.unzip();
+        Ok(Self {
+            provenance: Arc::new(ProvenanceVerifier::from_settings(settings)?),
+            fingerprinter: Arc::new(Fingerprinter::new()),
+            pool,
+            blobs,
+            inference,
+            limits: settings.limits.clone(),
+            settings: settings.verify.clone(),
+        })
+    }
+
+    /// Whether the detector can run.
+    #[must_use]
+    pub fn has_detector(&self) -> bool {
+        self.inference
+            .as_ref()
+            .is_some_and(|inference| inference.info().has_detector)
+    }
+
+    /// Checks one file. Nothing is stored here (see [`crate::store::checks`]).
+    ///
+    /// # Errors
+    /// A coded 4xx when the upload is refused by the gate; 503 when the database or the model is
+    /// unavailable; 429 when the model queue is full.
+    pub async fn check(
+        &self,
+        bytes: Vec<u8>,
+        file_name: Option<String>,
+        kind: CheckKind,
+    ) -> Result<(VerifyReport, CheckTimes), ApiError> {
+        let mut times = CheckTimes::default();
+        let (inspected, image, probe) = {
+            let provenance = Arc::clone(&self.provenance);
+            let fingerprinter = Arc::clone(&self.fingerprinter);
+            let limits = self.limits.clone();
+            crate::blocking::run(move || inspect(&bytes, &limits, &provenance, &fingerprinter))
+                .await??
+        };
+        times.decode = inspected.times.decode;
+        times.provenance = inspected.times.provenance;
+        times.hash = inspected.times.hash;
+
+        let started = Instant::now();
+        let registry = self.registry(&inspected, probe).await?;
+        times.registry = started.elapsed();
+
+        let started = Instant::now();
+        let detector = match (kind, &self.inference) {
+            (CheckKind::Full, Some(inference)) => match inference.detect(vec![image]).await {
+                Ok(mut detections) => detections.pop(),
+                Err(InferenceError::NoDetector) => None,
+                Err(error) => return Err(error.into()),
+            },
+            _ => None,
+        };
+        times.detect = started.elapsed();
+
+        let (verdict, tampered, explanation) =
+            decide(&inspected.provenance, &registry, detector.as_ref(), kind);
+        metrics::counter!("hallmark_checks_total", "verdict" => verdict.as_str()).increment(1);
+        Ok((
+            VerifyReport {
+                check_id: None,
+                file_name,
+                file_sha256: hex::encode(inspected.file_sha256),
+                format: inspected.format,
+                width: inspected.width,
+                height: inspected.height,
+                verdict,
+                tampered,
+                explanation,
+                provenance: inspected.provenance,
+                registry,
+                detector,
+                checked_at: Utc::now(),
+            },
+            times,
+        ))
+    }
+
+    async fn registry(
+        &self,
+        inspected: &Inspected,
+        probe: DynamicImage,
+    ) -> Result<RegistryEvidence, ApiError> {
+        let mut evidence = RegistryEvidence {
+            matched: None,
+            distance: None,
+            max_distance: self.settings.phash_max_distance,
+            similarity: None,
+            min_similarity: self.settings.min_similarity,
+            candidates_compared: 0,
+            record: None,
+            unavailable: None,
+        };
+        let (Some(pool), Some(blobs)) = (&self.pool, &self.blobs) else {
+            evidence.unavailable = Some("the database is not reachable".into());
+            return Ok(evidence);
+        };
+        let search = registry::find(
+            pool,
+            blobs,
+            &inspected.file_sha256,
+            &inspected.fingerprint,
+            probe,
+            &self.settings,
+        )
+        .await?;
+        evidence.candidates_compared = search.compared;
+        if let Some(RegistryMatch {
+            kind,
+            record,
+            distance,
+            similarity,
+        }) = search.found
+        {
+            evidence.matched = Some(kind);
+            evidence.distance = Some(distance);
+            evidence.similarity = similarity;
+            evidence.record = Some(view(pool, record).await?);
+        }
+        Ok(evidence)
+    }
+}
+
+/// The results of the CPU-bound part of a check.
+struct Inspected {
+    format: ImageFormat,
+    width: u32,
+    height: u32,
+    file_sha256: [u8; 32],
+    fingerprint: Fingerprint,
+    provenance: ProvenanceReport,
+    times: CheckTimes,
+}
+
+/// Gate, manifest, hashes. Runs on the blocking pool; returns the decoded image for the detector
+/// and its small copy for the registry's comparison.
+fn inspect(
+    bytes: &[u8],
+    limits: &LimitSettings,
+    verifier: &ProvenanceVerifier,
+    fingerprinter: &Fingerprinter,
+) -> Result<(Inspected, DynamicImage, DynamicImage), ApiError> {
+    let mut times = CheckTimes::default();
+    let started = Instant::now();
+    let upload = upload::inspect(bytes, limits)?;
+    times.decode = started.elapsed();
+    let started = Instant::now();
+    let provenance = verifier.verify(bytes);
+    times.provenance = started.elapsed();
+    let started = Instant::now();
+    let file_sha256 = sha256(bytes);
+    let fingerprint = fingerprinter.fingerprint(&upload.image);
+    let probe = comparison_image(&upload.image);
+    times.hash = started.elapsed();
+    Ok((
+        Inspected {
+            format: upload.format,
+            width: upload.width,
+            height: upload.height,
+            file_sha256,
+            fingerprint,
+            provenance,
+            times,
+        },
+        upload.image,
+        probe,
+    ))
+}
+
+/// The verdict, whether the file was tampered with, and the sentences that explain both.
+///
+/// Order of strength: Hallmark's own evidence (a valid Hallmark manifest or a registry match),
+/// then another producer's valid manifest declaring AI generation, then the detector.
+#[must_use]
+pub fn decide(
+    provenance: &ProvenanceReport,
+    registry: &RegistryEvidence,
+    detector: Option<&Detection>,
+    kind: CheckKind,
+) -> (Verdict, bool, Vec<String>) {
+    let mut why = Vec::new();
+    let signer = provenance
+        .signer
+        .as_ref()
+        .and_then(|s| s.common_name.as_deref().or(s.issuer.as_deref()))
+        .unwrap_or("an unnamed signer");
+    let tampered = provenance.state == ValidationState::Invalid;
+    match provenance.state {
+        ValidationState::Trusted => why.push(format!(
+            "Content Credentials are present, valid, and signed by {signer}, a trusted signer."
+        )),
+        ValidationState::ValidUntrusted => why.push(format!(
+            "Content Credentials are present and intact, but the signer ({signer}) is not on this \
+             service's trust list."
+        )),
+        ValidationState::Invalid => why.push(format!(
+            "Content Credentials are present but fail validation ({}): the file was changed after \
+             it was signed, or the signature is broken.",
+            if provenance.failures.is_empty() {
+                "no detail".to_owned()
+            } else {
+                provenance.failures.join(", ")
+            }
+        )),
+        ValidationState::NoManifest => match &provenance.remote_manifest_url {
+            Some(url) => why.push(format!(
+                "The file points at a remote manifest ({url}), which is never fetched; it carries \
+                 no Content Credentials of its own."
+            )),
+            None => why.push("The file carries no Content Credentials.".to_owned()),
+        },
+        ValidationState::Unsupported | ValidationState::Unreadable => why.push(format!(
+            "The Content Credentials could not be read: {}.",
+            provenance.error.as_deref().unwrap_or("unknown reason")
+        )),
+    }
+    if let Some(h) = &provenance.hallmark {
+        why.push(format!(
+            "The manifest is Hallmark's own: record {}, made by model {} (version {}).",
+            h.record_id, h.model, h.model_version
+        ));
+    }
+    let record_id = registry.record.as_ref().map(|r| r.id);
+    match (registry.matched, record_id) {
+        (Some(MatchKind::FileSha256), Some(id)) => {
+            why.push(format!("This exact file is Hallmark record {id}."));
+        }
+        (Some(MatchKind::PixelSha256), Some(id)) => why.push(format!(
+            "Its pixels are identical to Hallmark record {id}; only the file around them differs \
+             (e.g. the manifest was stripped)."
+        )),
+        (Some(MatchKind::Phash), Some(id)) => why.push(format!(
+            "It is a copy of Hallmark record {id} changed by re-encoding, resizing or cropping: \
+             its perceptual hash is {} bits from the record's, and aligned to the original its \
+             pixels agree at {:.3} (a match needs {:.3}).",
+            registry.distance.unwrap_or_default(),
+            registry.similarity.unwrap_or_default(),
+            registry.min_similarity
+        )),
+        _ => match &registry.unavailable {
+            Some(reason) => why.push(format!("The registry was not consulted: {reason}.")),
+            None if registry.candidates_compared > 0 => why.push(format!(
+                "No Hallmark record matches: not the file, not the pixels; {} look-alike \
+                 record(s) had a near perceptual hash, but none agreed pixel by pixel.",
+                registry.candidates_compared
+            )),
+            None => why.push(format!(
+                "No Hallmark record matches: not the file, not the pixels, and no perceptual hash \
+                 within {} bits.",
+                registry.max_distance
+            )),
+        },
+    }
+    if provenance.declares_ai_origin() && provenance.hallmark.is_none() {
+        why.push(format!(
+            "The manifest declares the image AI-generated ({}).",
+            provenance
+                .digital_source_type
+                .as_deref()
+                .unwrap_or_default()
+        ));
+    }
+    match detector {
+        Some(d) if d.out_of_domain => why.push(format!(
+            "The detector ({}) did not score it: {}.",
+            d.model,
+            d.out_of_domain_reason
+                .as_deref()
+                .unwrap_or("outside the model's domain")
+        )),
+        Some(d) => why.push(format!(
+            "The detector ({}) gives a {:.1}% probability that this image is synthetic \
+             (threshold {:.1}%).",
+            d.model,
+            d.probability.unwrap_or_default() * 100.0,
+            d.threshold * 100.0
+        )),
+        None if kind == CheckKind::Full => {
+            why.push("No detector is available for the served model.".to_owned());
+        }
+        None => {}
+    }
+
+    let verdict = if provenance.hallmark.is_some() || registry.matched.is_some() {
+        Verdict::HallmarkGenerated
+    } else if provenance.declares_ai_origin() {
+        Verdict::AiGeneratedDeclared
+    } else if detector.is_some_and(|d| d.likely_synthetic && !d.out_of_domain) {
+        Verdict::LikelySynthetic
+    } else {
+        Verdict::NoEvidence
+    };
+    why.push(
+        match verdict {
+            Verdict::HallmarkGenerated => "Verdict: made by Hallmark.",
+            Verdict::AiGeneratedDeclared => "Verdict: declared AI-generated by its producer.",
+            Verdict::LikelySynthetic => "Verdict: likely synthetic, by the detector alone.",
+            Verdict::NoEvidence => "Verdict: no evidence of AI generation.",
+        }
+        .to_owned(),
+    );
+    if tampered {
+        why.push("Flag: tampered (see the validation failures).".to_owned());
+    }
+    (verdict, tampered, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provenance(state: ValidationState) -> ProvenanceReport {
+        serde_json::from_value(serde_json::json!({
+            "state": state, "format": "png", "manifest_id": null, "title": null,
+            "claim_generator": null, "digital_source_type": null, "signer": null,
+            "hallmark": null, "failures": [], "successes": [], "informational": [],
+            "remote_manifest_url": null, "error": null
+        }))
+        .unwrap()
+    }
+
+    fn no_match() -> RegistryEvidence {
+        RegistryEvidence {
+            matched: None,
+            distance: None,
+            max_distance: 10,
+            similarity: None,
+            min_similarity: 0.95,
+            candidates_compared: 0,
+            record: None,
+            unavailable: None,
+        }
+    }
+
+    fn detection(probability: f64, out_of_domain: bool) -> Detection {
+        Detection {
+            model: "m".into(),
+            probability: (!out_of_domain).then_some(probability),
+            threshold: 0.5,
+            likely_synthetic: !out_of_domain && probability >= 0.5,
+            out_of_domain,
+            out_of_domain_reason: out_of_domain.then(|| "colour image".into()),
+        }
+    }
+
+    #[test]
+    fn declared_ai_origin_from_another_producer() {
+        let mut p = provenance(ValidationState::ValidUntrusted);
+        p.digital_source_type =
+            Some("http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia".into());
+        let (verdict, tampered, why) = decide(&p, &no_match(), None, CheckKind::Lookup);
+        assert_eq!(verdict, Verdict::AiGeneratedDeclared);
+        assert!(!tampered);
+        assert!(why.iter().any(|l| l.contains("declares")), "{why:?}");
+    }
+
+    #[test]
+    fn an_invalid_manifest_is_tampered_and_not_trusted_for_its_claims() {
+        let mut p = provenance(ValidationState::Invalid);
+        p.digital_source_type =
+            Some("http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia".into());
+        p.failures = vec!["assertion.dataHash.mismatch".into()];
+        let (verdict, tampered, why) = decide(&p, &no_match(), None, CheckKind::Lookup);
+        assert_eq!(verdict, Verdict::NoEvidence);
+        assert!(tampered);
+        assert!(why[0].contains("assertion.dataHash.mismatch"));
+    }
+
+    #[test]
+    fn detector_decides_only_without_provenance_and_in_domain() {
+        let p = provenance(ValidationState::NoManifest);
+        let high = detection(0.9, false);
+        let low = detection(0.1, false);
+        let away = detection(0.0, true);
+        let run = |d: &Detection| decide(&p, &no_match(), Some(d), CheckKind::Full).0;
+        assert_eq!(run(&high), Verdict::LikelySynthetic);
+        assert_eq!(run(&low), Verdict::NoEvidence);
+        assert_eq!(run(&away), Verdict::NoEvidence);
+        let (_, _, why) = decide(&p, &no_match(), Some(&away), CheckKind::Full);
+        assert!(why.iter().any(|l| l.contains("colour image")), "{why:?}");
+    }
+
+    #[test]
+    fn a_registry_match_wins_over_everything_else() {
+        let p = provenance(ValidationState::NoManifest);
+        let mut registry = no_match();
+        registry.matched = Some(MatchKind::Phash);
+        registry.distance = Some(4);
+        let (verdict, _, _) = decide(&p, &registry, Some(&detection(0.1, false)), CheckKind::Full);
+        assert_eq!(verdict, Verdict::HallmarkGenerated);
+    }
+
+    #[test]
+    fn verdict_names_are_stable() {
+        let names: Vec<String> = Verdict::ALL
+            .iter()
+            .map(|v| {
+                serde_json::to_value(v)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let want = [
+            "hallmark_generated",
+            "ai_generated_declared",
+            "likely_synthetic",
+            "no_evidence",
+        ];
+        assert_eq!(names, want);
+        for v in Verdict::ALL {
+            assert_eq!(v.as_str(), serde_json::to_value(v).unwrap());
+        }
+    }
+}

@@ -89,8 +89,13 @@ async fn generate_writes_signed_registered_reproducible_images(pool: PgPool) {
     let report: serde_json::Value =
         serde_json::from_str(&cli.ok(&["verify", "--json", file.to_str().unwrap()])).unwrap();
     let report = &report[0]["report"];
-    assert_eq!(report["state"], "trusted", "{report}");
-    assert!(report["hallmark"]["record_id"].is_string(), "{report}");
+    assert_eq!(report["provenance"]["state"], "trusted", "{report}");
+    assert!(
+        report["provenance"]["hallmark"]["record_id"].is_string(),
+        "{report}"
+    );
+    assert_eq!(report["verdict"], "hallmark_generated", "{report}");
+    assert_eq!(report["registry"]["match"], "file_sha256", "{report}");
 
     let all = cli.ok(&["verify-record", "--all"]);
     assert_eq!(all.matches("OK").count(), 6, "{all}");

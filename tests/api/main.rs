@@ -5,3 +5,4 @@ mod cli;
 mod generations;
 mod health;
 mod helpers;
+mod verify;

@@ -1,0 +1,406 @@
+//! Verification speed: `POST /v1/verify` end to end, and the registry's near-duplicate search as
+//! the registry grows.
+//!
+//! 1. Verify requests/s and p50/p99 at 8 concurrent clients for a signed 32x32 PNG (ours, found
+//!    by file hash) and a 512x512 JPEG (no manifest, no match, out of the detector's domain), with
+//!    the per-stage cost from `Server-Timing`; baseline in the same run: `GET /healthz`.
+//! 2. Near-duplicate candidate search latency (p50/p99) over 10^4, 10^5 and 10^6 records (ten
+//!    synthetic random pHashes each, as registered): the multi-index probe
+//!    (`registry::candidates`) against a full scan of the same table
+//!    (`registry::candidates_by_scan`), half the queries planted 8 bits from a stored hash.
+//!
+//! Run: `make bench` or `cargo bench --bench verify` (DATABASE_URL names the server to use; the
+//! bench makes its own database `hallmark_bench_verify`).
+
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use hallmark::config::Settings;
+use hallmark::provenance::pki::{init_pki, register_signing_key};
+use hallmark::provenance::SigningIdentity;
+use hallmark::store::api_keys::{self, Role};
+use hallmark::verify::registry;
+use hallmark::{store, Application};
+use rand::{Rng, SeedableRng};
+use secrecy::ExposeSecret;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::PgPool;
+
+/// Candidates per search, as `verify.max_candidates`.
+const K: usize = 24;
+
+const STAGES: [&str; 5] = ["decode", "provenance", "hash", "registry", "detect"];
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct LoadResult {
+    per_s: f64,
+    p50: Duration,
+    p99: Duration,
+    stages_ms: [f64; 5],
+}
+
+async fn load(url: &str, key: &str, body: &[u8], clients: usize, requests: usize) -> LoadResult {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, url, key, body) = (
+            client.clone(),
+            url.to_owned(),
+            key.to_owned(),
+            body.to_vec(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut stages = [0.0; 5];
+            for _ in 0..requests / clients {
+                let sent = Instant::now();
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    response.status().as_u16(),
+                    200,
+                    "{:?}",
+                    response.text().await
+                );
+                let timing = response.headers()["server-timing"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                response.bytes().await.unwrap();
+                latencies.push(sent.elapsed());
+                for part in timing.split(", ") {
+                    let (name, dur) = part.split_once(";dur=").unwrap();
+                    let slot = STAGES.iter().position(|s| *s == name).unwrap();
+                    stages[slot] += dur.parse::<f64>().unwrap();
+                }
+            }
+            (latencies, stages)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut stages = [0.0; 5];
+    for task in tasks {
+        let (mine, theirs) = task.await.unwrap();
+        latencies.extend(mine);
+        for (total, part) in stages.iter_mut().zip(theirs) {
+            *total += part;
+        }
+    }
+    let n = latencies.len();
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    LoadResult {
+        per_s: n as f64 / elapsed,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        stages_ms: stages.map(|total| total / n as f64),
+    }
+}
+
+async fn health_per_s(url: &str, clients: usize, requests: usize) -> f64 {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, url) = (client.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..requests / clients {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    requests as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn fresh_database(settings: &mut Settings, name: &str) -> PgPool {
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| settings.database.url.expose_secret().to_owned());
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database name");
+    let url = format!("{server}/{name}");
+    if sqlx::Postgres::database_exists(&url).await.unwrap() {
+        sqlx::Postgres::drop_database(&url).await.unwrap();
+    }
+    sqlx::Postgres::create_database(&url).await.unwrap();
+    settings.database.url = url.into();
+    settings.database.max_connections = 16;
+    let pool = store::lazy_pool(&settings.database).unwrap();
+    store::migrate(&pool).await.unwrap();
+    pool
+}
+
+/// A 512x512 photo-like JPEG (smooth colour gradients with texture), quality 90.
+fn big_jpeg() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(512, 512, |x, y| {
+        let t = ((x * 31 + y * 17) % 97) as u8;
+        image::Rgb([(x / 2) as u8, (y / 2) as u8, t.wrapping_mul(2)])
+    });
+    let mut out = Cursor::new(Vec::new());
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+    image.write_with_encoder(encoder).unwrap();
+    out.into_inner()
+}
+
+async fn service_bench(settings: &Settings, pool: &PgPool) {
+    let generator = api_keys::create(pool, "bench-gen", Role::Generator)
+        .await
+        .unwrap();
+    let generator = generator.secret.expose_secret().to_owned();
+    let moderator = api_keys::create(pool, "bench-mod", Role::Moderator)
+        .await
+        .unwrap();
+    let moderator = moderator.secret.expose_secret().to_owned();
+    let app = Application::build_with_pool(settings.clone(), pool.clone()).unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let made: serde_json::Value = client
+        .post(format!("{base}/v1/generations"))
+        .bearer_auth(&generator)
+        .json(&serde_json::json!({"count": 1, "seed": 3}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let png = client
+        .get(format!(
+            "{base}{}",
+            made["images"][0]["image_url"].as_str().unwrap()
+        ))
+        .bearer_auth(&generator)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let jpeg = big_jpeg();
+    let url = format!("{base}/v1/verify");
+    load(&url, &moderator, &png, 8, 64).await; // warm-up
+    let health = health_per_s(&format!("{base}/healthz"), 8, 4000).await;
+
+    println!("## POST /v1/verify, 8 clients (stored checks, detector on)");
+    println!();
+    println!("| upload | verifies/s | vs /healthz | p50 ms | p99 ms | decode | provenance | hash | registry | detect (ms per request) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, body, requests) in [
+        ("signed 32x32 PNG (ours)", &png, 800),
+        ("512x512 JPEG (no manifest)", &jpeg, 400),
+    ] {
+        let r = load(&url, &moderator, body, 8, requests).await;
+        println!(
+            "| {name}, {} B | {:.0} | {:.1}% | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            body.len(),
+            r.per_s,
+            100.0 * r.per_s / health,
+            ms(r.p50),
+            ms(r.p99),
+            r.stages_ms[0],
+            r.stages_ms[1],
+            r.stages_ms[2],
+            r.stages_ms[3],
+            r.stages_ms[4],
+        );
+    }
+    println!();
+    println!("baseline: GET /healthz {health:.0} req/s (8 clients)");
+    println!();
+}
+
+/// Grows `records` to `target` rows of random pHashes (and everything else a record needs).
+async fn grow(pool: &PgPool, from: i64, target: i64) {
+    let mut start = from;
+    while start < target {
+        let end = (start + 100_000).min(target);
+        sqlx::query(
+            "INSERT INTO records (id, created_at, model, model_version, seed, format, width, height,
+                file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, signature)
+             SELECT gen_random_uuid(), now(), 'bench', 'x', i, 'png', 32, 32,
+                sha256(int8send(i)), sha256(int8send(-i)),
+                ('x' || substr(md5(i::text), 1, 16))::bit(64)::bigint,
+                'urn:bench', 'bench', decode(repeat('00', 64), 'hex')
+             FROM generate_series($1::bigint, $2::bigint - 1) AS i",
+        )
+        .bind(start)
+        .bind(end)
+        .execute(pool)
+        .await
+        .unwrap();
+        // Ten variant hashes per record, as the generation pipeline registers them.
+        sqlx::query(
+            "INSERT INTO record_hashes (record_id, variant, phash)
+             SELECT r.id, v, ('x' || substr(md5(r.seed::text || '/' || v::text), 1, 16))::bit(64)::bigint
+             FROM records r, generate_series(0, 9) AS v
+             WHERE r.seed >= $1 AND r.seed < $2",
+        )
+        .bind(start)
+        .bind(end)
+        .execute(pool)
+        .await
+        .unwrap();
+        start = end;
+    }
+    sqlx::query("ANALYZE records").execute(pool).await.unwrap();
+    sqlx::query("ANALYZE record_hashes")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn queries(pool: &PgPool, n: usize, rng: &mut rand::rngs::StdRng) -> Vec<u64> {
+    // Half planted 8 bits away from stored hashes, half uniformly random (no match).
+    let stored: Vec<i64> =
+        sqlx::query_scalar("SELECT phash FROM record_hashes ORDER BY random() LIMIT $1")
+            .bind(n as i64 / 2)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut out = Vec::new();
+    for phash in stored {
+        let mut q = hallmark::fingerprint::phash_from_db(phash);
+        let mut flipped = 0;
+        while flipped < 8 {
+            let bit = 1u64 << rng.gen_range(0..64);
+            if q & bit == hallmark::fingerprint::phash_from_db(phash) & bit {
+                q ^= bit;
+                flipped += 1;
+            }
+        }
+        out.push(q);
+    }
+    while out.len() < n {
+        out.push(rng.gen());
+    }
+    out
+}
+
+async fn index_bench(pool: &PgPool, max_distance: u32) {
+    sqlx::query(
+        "INSERT INTO signing_keys (id, public_key, cert_chain_pem) VALUES ('bench', decode(repeat('01', 32), 'hex'), '')",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    println!(
+        "## Near-duplicate search (pHash within {max_distance} bits), synthetic random hashes"
+    );
+    println!();
+    println!("| records | hashes | multi-index p50 ms | p99 ms | full scan p50 ms | p99 ms | scan / multi-index | planted found | random queries with candidates |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut have = 0;
+    for size in [10_000_i64, 100_000, 1_000_000] {
+        let started = Instant::now();
+        grow(pool, have, size).await;
+        have = size;
+        eprintln!(
+            "registry grown to {size} in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let qs = queries(pool, 200, &mut rng).await;
+        let mut mih = Vec::new();
+        let mut found = 0;
+        let mut random_hits = 0;
+        for (i, &q) in qs.iter().enumerate() {
+            let t = Instant::now();
+            let hit = !registry::candidates(pool, q, max_distance, K)
+                .await
+                .unwrap()
+                .is_empty();
+            mih.push(t.elapsed());
+            if i < 100 {
+                found += usize::from(hit);
+            } else {
+                random_hits += usize::from(hit);
+            }
+        }
+        let scans = if size >= 1_000_000 { 20 } else { 60 };
+        let mut scan = Vec::new();
+        let mut agree = true;
+        for &q in qs
+            .iter()
+            .take(scans / 2)
+            .chain(qs.iter().skip(100).take(scans / 2))
+        {
+            let t = Instant::now();
+            let by_scan = registry::candidates_by_scan(pool, q, max_distance, K)
+                .await
+                .unwrap();
+            scan.push(t.elapsed());
+            let by_index = registry::candidates(pool, q, max_distance, K)
+                .await
+                .unwrap();
+            agree &= by_scan == by_index;
+        }
+        assert!(agree, "the index and the scan disagree");
+        mih.sort();
+        scan.sort();
+        let (m50, s50) = (percentile(&mih, 0.5), percentile(&scan, 0.5));
+        println!(
+            "| {size} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.0}x | {found}/100 | {random_hits}/100 |",
+            size * 10,
+            ms(m50),
+            ms(percentile(&mih, 0.99)),
+            ms(s50),
+            ms(percentile(&scan, 0.99)),
+            s50.as_secs_f64() / m50.as_secs_f64(),
+        );
+    }
+    println!();
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::load(None).unwrap();
+        settings.server.port = 0;
+        settings.storage.data_dir = data_dir.path().to_owned();
+        settings.model.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/models").into();
+        settings.model.device = "cpu".into();
+        init_pki(&settings.storage.keys_dir(), 30).unwrap();
+        let pool = fresh_database(&mut settings, "hallmark_bench_verify").await;
+        let identity = SigningIdentity::load(&settings).unwrap();
+        register_signing_key(&pool, &identity).await.unwrap();
+        println!("# Verification (CPU, model {})", settings.model.name);
+        println!();
+        service_bench(&settings, &pool).await;
+        let mut index_settings = settings.clone();
+        let index_pool = fresh_database(&mut index_settings, "hallmark_bench_index").await;
+        index_bench(&index_pool, settings.verify.phash_max_distance).await;
+        index_pool.close().await;
+        let url = index_settings.database.url.expose_secret().to_owned();
+        sqlx::Postgres::drop_database(&url).await.unwrap();
+    });
+}

@@ -1,0 +1,431 @@
+//! `POST /v1/verify` (moderators), `POST /v1/lookup` (public) and the stored checks.
+
+use actix_multipart::Multipart;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::auth::Authenticated;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::api_keys::Role;
+use crate::store::checks::{self, CheckSummary, Cursor, NewCheck, StoredCheck};
+use crate::verify::{CheckKind, CheckTimes, Verdict, VerifyReport};
+
+/// One uploaded file of a multipart request: its name and bytes, or why it was refused whole.
+struct Part {
+    file_name: Option<String>,
+    bytes: Result<Vec<u8>, ApiError>,
+}
+
+/// A refused file in a batch.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ItemError {
+    pub code: &'static str,
+    pub message: String,
+    /// The HTTP status the file alone would have had.
+    pub status: u16,
+}
+
+/// One file's outcome in a batch: a report or an error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchItem {
+    pub file_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<VerifyReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchResponse {
+    /// In upload order.
+    pub results: Vec<BatchItem>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckList {
+    pub checks: Vec<CheckSummary>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CheckQuery {
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Only checks with this verdict.
+    pub verdict: Option<String>,
+}
+
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the upload is larger than the limit of {limit} bytes"),
+    )
+}
+
+/// The whole body of a raw upload, refused past `limit` bytes without reading further.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("malformed_body", e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A file name fit to store and show: the last path component, no control characters, at most
+/// 200 characters.
+fn clean_name(raw: &str) -> Option<String> {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
+    let name: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    let name = name.trim().to_owned();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The `file` parts of a multipart body. The byte limit applies to the whole body; more than
+/// `max_files` files is refused.
+async fn read_parts(
+    headers: &HeaderMap,
+    payload: web::Payload,
+    limit: usize,
+    max_files: usize,
+) -> Result<Vec<Part>, ApiError> {
+    let mut multipart = Multipart::new(headers, payload);
+    let mut parts = Vec::new();
+    let mut total = 0usize;
+    while let Some(field) = multipart.next().await {
+        let mut field =
+            field.map_err(|e| ApiError::bad_request("malformed_multipart", e.to_string()))?;
+        if field.name() != Some("file") {
+            // Other form fields carry nothing we use; drain them within the same limit.
+            let drained = field
+                .bytes(limit.saturating_sub(total))
+                .await
+                .map_err(|_| too_large(limit))?
+                .map_err(|e| ApiError::bad_request("malformed_multipart", e.to_string()))?;
+            total += drained.len();
+            continue;
+        }
+        if parts.len() == max_files {
+            return Err(ApiError::bad_request(
+                "too_many_files",
+                format!("at most {max_files} files per request"),
+            ));
+        }
+        let file_name = field
+            .content_disposition()
+            .and_then(|cd| cd.get_filename())
+            .and_then(clean_name);
+        let bytes = field
+            .bytes(limit.saturating_sub(total))
+            .await
+            .map_err(|_| too_large(limit))?
+            .map_err(|e| ApiError::bad_request("malformed_multipart", e.to_string()))?;
+        total += bytes.len();
+        parts.push(Part {
+            file_name,
+            bytes: Ok(bytes.to_vec()),
+        });
+    }
+    if parts.is_empty() {
+        return Err(ApiError::bad_request(
+            "no_files",
+            "send the image as the request body, or as multipart/form-data parts named \"file\"",
+        ));
+    }
+    Ok(parts)
+}
+
+/// Errors that belong to one file of a batch; the others (database down, model busy) fail the
+/// whole request.
+fn belongs_to_file(error: &ApiError) -> bool {
+    error.status().is_client_error() && error.status() != StatusCode::TOO_MANY_REQUESTS
+}
+
+fn with_timing(
+    mut response: actix_web::HttpResponseBuilder,
+    times: &CheckTimes,
+) -> actix_web::HttpResponseBuilder {
+    response.insert_header(("Server-Timing", times.server_timing()));
+    for (stage, time) in times.stages() {
+        metrics::histogram!("hallmark_check_stage_seconds", "stage" => stage)
+            .record(time.as_secs_f64());
+    }
+    response
+}
+
+/// Stores the reports as checks by `api_key_id`, giving each its `check_id`.
+async fn store(
+    state: &AppState,
+    api_key_id: Uuid,
+    reports: &mut [&mut VerifyReport],
+) -> Result<(), ApiError> {
+    let mut rows = Vec::with_capacity(reports.len());
+    let mut hashes = Vec::with_capacity(reports.len());
+    for report in reports.iter_mut() {
+        report.check_id = Some(Uuid::now_v7());
+        hashes.push(hex::decode(&report.file_sha256).unwrap_or_default());
+    }
+    for (report, hash) in reports.iter().zip(&hashes) {
+        rows.push(NewCheck {
+            id: report.check_id.unwrap_or_default(),
+            created_at: report.checked_at,
+            api_key_id: Some(api_key_id),
+            file_sha256: hash,
+            file_name: report.file_name.as_deref(),
+            verdict: report.verdict.as_str(),
+            matched_record_id: report.registry.record.as_ref().map(|r| r.id),
+            report: serde_json::to_value(&**report).map_err(|e| ApiError::internal(&e))?,
+        });
+    }
+    checks::insert_all(&state.pool, &rows).await?;
+    Ok(())
+}
+
+/// Check uploaded images: provenance, registry, detector, verdict. Each check is stored.
+///
+/// A raw image body answers with one report; `multipart/form-data` with parts named `file`
+/// answers with one result per file, in order, where a refused file carries its error and does
+/// not fail the others.
+#[utoipa::path(post, path = "/v1/verify",
+    request_body(content = Vec<u8>, description = "An image (PNG, JPEG, WebP), or multipart/form-data with parts named \"file\"", content_type = "image/png"),
+    responses(
+        (status = 200, description = "One report (raw body), or `BatchResponse` (multipart)", body = VerifyReport),
+        (status = 400, description = "empty_upload, no_files, too_many_files, malformed_multipart"),
+        (status = 401, description = "Missing, unknown or revoked key"),
+        (status = 403, description = "Not a moderator or admin key"),
+        (status = 413, description = "payload_too_large"),
+        (status = 415, description = "unsupported_media_type (judged by content)"),
+        (status = 422, description = "corrupt_image, image_too_large"),
+        (status = 429, description = "queue_full"),
+        (status = 503, description = "database_unavailable, model_unavailable"),
+    ),
+    security(("api_key" = [])))]
+pub async fn verify(
+    auth: Authenticated,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.require(Role::Moderator)?;
+    let limit = state.settings.limits.max_request_bytes;
+    if !is_multipart(req.headers()) {
+        let bytes = read_body(payload, limit).await?;
+        let (mut report, times) = state.verify.check(bytes, None, CheckKind::Full).await?;
+        store(&state, caller.key_id, &mut [&mut report]).await?;
+        return Ok(with_timing(HttpResponse::Ok(), &times).json(report));
+    }
+    let parts = read_parts(
+        req.headers(),
+        payload,
+        limit,
+        state.settings.verify.max_files,
+    )
+    .await?;
+    let names: Vec<Option<String>> = parts.iter().map(|p| p.file_name.clone()).collect();
+    let outcomes = futures_util::future::join_all(parts.into_iter().map(|part| {
+        let service = &state.verify;
+        async move {
+            service
+                .check(part.bytes?, part.file_name, CheckKind::Full)
+                .await
+        }
+    }))
+    .await;
+    let mut times = CheckTimes::default();
+    let mut results = Vec::with_capacity(outcomes.len());
+    for (outcome, file_name) in outcomes.into_iter().zip(names) {
+        match outcome {
+            Ok((report, t)) => {
+                times.add(&t);
+                results.push(BatchItem {
+                    file_name,
+                    report: Some(report),
+                    error: None,
+                });
+            }
+            Err(error) if belongs_to_file(&error) => results.push(BatchItem {
+                file_name,
+                report: None,
+                error: Some(ItemError {
+                    code: error.code(),
+                    message: error.message().to_owned(),
+                    status: error.status().as_u16(),
+                }),
+            }),
+            Err(error) => return Err(error),
+        }
+    }
+    let mut reports: Vec<&mut VerifyReport> = results
+        .iter_mut()
+        .filter_map(|r| r.report.as_mut())
+        .collect();
+    store(&state, caller.key_id, &mut reports).await?;
+    Ok(with_timing(HttpResponse::Ok(), &times).json(BatchResponse { results }))
+}
+
+/// Public: the provenance and registry parts for one image (no detector; nothing stored).
+#[utoipa::path(post, path = "/v1/lookup",
+    request_body(content = Vec<u8>, description = "An image (PNG, JPEG, WebP), raw or as one multipart part named \"file\"", content_type = "image/png"),
+    responses(
+        (status = 200, body = VerifyReport),
+        (status = 400, description = "empty_upload, no_files, too_many_files"),
+        (status = 413, description = "payload_too_large"),
+        (status = 415, description = "unsupported_media_type"),
+        (status = 422, description = "corrupt_image, image_too_large"),
+        (status = 429, description = "rate_limited"),
+    ))]
+pub async fn lookup(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.public_limiter.check(&req)?;
+    let limit = state.settings.limits.max_request_bytes;
+    let (bytes, file_name) = if is_multipart(req.headers()) {
+        let mut parts = read_parts(req.headers(), payload, limit, 1).await?;
+        let part = parts.remove(0);
+        (part.bytes?, part.file_name)
+    } else {
+        (read_body(payload, limit).await?, None)
+    };
+    let (report, times) = state
+        .verify
+        .check(bytes, file_name, CheckKind::Lookup)
+        .await?;
+    Ok(with_timing(HttpResponse::Ok(), &times).json(report))
+}
+
+/// The history of checks, newest first, with keyset paging and a verdict filter.
+#[utoipa::path(get, path = "/v1/checks",
+    params(CheckQuery),
+    responses(
+        (status = 200, body = CheckList),
+        (status = 400, description = "invalid_limit, invalid_cursor, invalid_verdict"),
+        (status = 401, description = "Missing, unknown or revoked key"),
+        (status = 403, description = "Not a moderator or admin key"),
+    ),
+    security(("api_key" = [])))]
+pub async fn list_checks(
+    auth: Authenticated,
+    query: web::Query<CheckQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Role::Moderator)?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and 100, got {limit}"),
+        ));
+    }
+    let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "cursor must be a next_cursor from a previous page",
+            )
+        })?),
+        None => None,
+    };
+    let verdict = match query.verdict.as_deref().filter(|v| !v.is_empty()) {
+        Some(name) => Some(
+            Verdict::ALL
+                .into_iter()
+                .find(|v| v.as_str() == name)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_verdict",
+                        format!(
+                            "verdict must be one of {}",
+                            Verdict::ALL.map(Verdict::as_str).join(", ")
+                        ),
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    // One more than asked tells whether there is a next page.
+    let mut rows =
+        checks::list(&state.pool, limit + 1, cursor, verdict.map(Verdict::as_str)).await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|last| {
+            Cursor {
+                created_at: last.created_at,
+                id: last.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(CheckList {
+        checks: rows,
+        next_cursor,
+    }))
+}
+
+/// One stored check with its report exactly as it was answered.
+#[utoipa::path(get, path = "/v1/checks/{id}",
+    params(("id" = Uuid, Path, description = "Check id")),
+    responses(
+        (status = 200, body = StoredCheck),
+        (status = 400, description = "invalid_id"),
+        (status = 404, description = "check_not_found"),
+    ),
+    security(("api_key" = [])))]
+pub async fn get_check(
+    auth: Authenticated,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Role::Moderator)?;
+    let id = Uuid::parse_str(&path).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_id",
+            format!("{:?} is not a check id (a UUID)", *path),
+        )
+    })?;
+    let check = checks::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("check_not_found", format!("no check {id}")))?;
+    Ok(HttpResponse::Ok().json(check))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_cleaned() {
+        assert_eq!(clean_name("a.png").as_deref(), Some("a.png"));
+        assert_eq!(clean_name("C:\\x\\..\\b.jpg").as_deref(), Some("b.jpg"));
+        assert_eq!(clean_name("/etc/passwd").as_deref(), Some("passwd"));
+        assert_eq!(clean_name("a\u{0}\nb.png").as_deref(), Some("ab.png"));
+        assert_eq!(clean_name("  "), None);
+        assert_eq!(clean_name(&"x".repeat(500)).map(|n| n.len()), Some(200));
+    }
+}

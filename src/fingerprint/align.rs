@@ -1,0 +1,263 @@
+//! Near-duplicate matching in two stages, because a 64-bit perceptual hash alone cannot tell our
+//! images from look-alikes (see `docs/phash-study.txt`: on Fashion-MNIST-like images real test
+//! images have exact pHash twins among generated ones, and a 10% crop moves a hash ~19 bits).
+//!
+//! 1. **Candidates**: each registered image is hashed whole and as nine 90% x 90% windows (offsets
+//!    0, 5% and 10% of each side), so a cropped upload is a few bits from one of its original's
+//!    windows ([`variant_phashes`]); the registry returns the records whose nearest variant is
+//!    within a loose distance.
+//! 2. **Confirmation**: each candidate's original pixels are aligned to the upload — every crop
+//!    window from [`MIN_WINDOW`] of the side to the whole image, at every whole-pixel offset, each
+//!    resampled to the upload's size — and compared by normalised cross-correlation of shape and
+//!    texture ([`similarity`]). Only a candidate whose best alignment reaches the confirmation
+//!    threshold is a match.
+
+use image::{DynamicImage, GrayImage};
+
+use super::Fingerprinter;
+
+/// Side of each registered crop window, as a fraction of the image side.
+pub const WINDOW: f64 = 0.9;
+/// Offsets of the registered windows along each axis, as a fraction of the image side.
+pub const WINDOW_OFFSETS: [f64; 3] = [0.0, 0.05, 0.1];
+/// Smallest crop (fraction of each side) the alignment search tries.
+pub const MIN_WINDOW: f64 = 0.85;
+/// Largest side, in pixels, at which images are compared (larger ones are downscaled first).
+pub const COMPARE_SIDE: u32 = 32;
+
+/// The pHashes registered for an image: the whole image first, then the nine crop windows.
+#[must_use]
+pub fn variant_phashes(fingerprinter: &Fingerprinter, image: &DynamicImage) -> Vec<u64> {
+    let (w, h) = (image.width(), image.height());
+    let (ww, wh) = (
+        ((f64::from(w) * WINDOW).round() as u32).max(1),
+        ((f64::from(h) * WINDOW).round() as u32).max(1),
+    );
+    let mut hashes = vec![fingerprinter.phash(image)];
+    for fy in WINDOW_OFFSETS {
+        for fx in WINDOW_OFFSETS {
+            let x = ((f64::from(w) * fx).round() as u32).min(w - ww);
+            let y = ((f64::from(h) * fy).round() as u32).min(h - wh);
+            hashes.push(fingerprinter.phash(&image.crop_imm(x, y, ww, wh)));
+        }
+    }
+    hashes
+}
+
+/// The image shrunk (aspect kept) to at most [`COMPARE_SIDE`] on its longer side, as
+/// [`similarity`] would: keep this instead of a large upload while candidates are fetched.
+#[must_use]
+pub fn comparison_image(image: &DynamicImage) -> DynamicImage {
+    if image.width().max(image.height()) <= COMPARE_SIDE {
+        return image.clone();
+    }
+    DynamicImage::ImageLuma8(shrink(&image.to_luma8()))
+}
+
+fn shrink(grey: &GrayImage) -> GrayImage {
+    let (w, h) = grey.dimensions();
+    let longest = w.max(h).max(1);
+    if longest <= COMPARE_SIDE {
+        return grey.clone();
+    }
+    let scale = f64::from(COMPARE_SIDE) / f64::from(longest);
+    let nw = ((f64::from(w) * scale).round() as u32).max(1);
+    let nh = ((f64::from(h) * scale).round() as u32).max(1);
+    image::imageops::resize(grey, nw, nh, image::imageops::FilterType::Triangle)
+}
+
+/// A grey image as `f32`, at most [`COMPARE_SIDE`] on its longer side.
+struct Plane {
+    width: usize,
+    height: usize,
+    pixels: Vec<f32>,
+}
+
+impl Plane {
+    fn new(image: &DynamicImage) -> Self {
+        Self::from_grey(&shrink(&image.to_luma8()))
+    }
+
+    fn from_grey(grey: &GrayImage) -> Self {
+        Self {
+            width: grey.width() as usize,
+            height: grey.height() as usize,
+            pixels: grey.as_raw().iter().map(|&b| f32::from(b)).collect(),
+        }
+    }
+
+    /// Bilinear sample at (x, y) in pixel-centre coordinates, clamped at the edges.
+    fn sample(&self, x: f32, y: f32) -> f32 {
+        let x = x.clamp(0.0, (self.width - 1) as f32);
+        let y = y.clamp(0.0, (self.height - 1) as f32);
+        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
+        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+        let row0 = &self.pixels[y0 * self.width..];
+        let row1 = &self.pixels[y1 * self.width..];
+        let top = row0[x0] + (row0[x1] - row0[x0]) * fx;
+        let bottom = row1[x0] + (row1[x1] - row1[x0]) * fx;
+        top + (bottom - top) * fy
+    }
+}
+
+/// The image minus its 3x3 local mean: the fine detail (texture, edges) that look-alike images
+/// do not share, unlike their silhouette.
+fn detail(values: &[f32], width: usize) -> Vec<f32> {
+    let height = values.len() / width.max(1);
+    let mut out = vec![0f32; values.len()];
+    for y in 0..height {
+        for x in 0..width {
+            let (mut sum, mut n) = (0f32, 0f32);
+            for yy in y.saturating_sub(1)..=(y + 1).min(height - 1) {
+                for xx in x.saturating_sub(1)..=(x + 1).min(width - 1) {
+                    sum += values[yy * width + xx];
+                    n += 1.0;
+                }
+            }
+            out[y * width + x] = values[y * width + x] - sum / n;
+        }
+    }
+    out
+}
+
+/// Zero-mean, unit-norm copy (None for a flat image, which matches nothing).
+fn normalised(values: &[f32]) -> Option<Vec<f32>> {
+    let n = values.len() as f32;
+    let mean = values.iter().sum::<f32>() / n;
+    let centred: Vec<f32> = values.iter().map(|v| v - mean).collect();
+    let norm = centred.iter().map(|v| v * v).sum::<f32>().sqrt();
+    (norm > 1e-3).then(|| centred.iter().map(|v| v / norm).collect())
+}
+
+/// How well `query` is explained as a crop (down to [`MIN_WINDOW`] of each side) of `original`,
+/// resized and re-encoded: the best score over every window size and whole-pixel offset, each
+/// window resampled to the query's size. The score is the mean of two normalised
+/// cross-correlations, of the intensities (the shape) and of the 3x3 detail (the texture, which
+/// look-alike garments do not share); 1 means identical up to brightness and contrast.
+#[must_use]
+pub fn similarity(query: &DynamicImage, original: &DynamicImage) -> f64 {
+    let q = Plane::new(query);
+    let o = Plane::new(original);
+    let (Some(shape), Some(texture)) = (
+        normalised(&q.pixels),
+        normalised(&detail(&q.pixels, q.width)),
+    ) else {
+        return 0.0;
+    };
+    let aspect = q.height as f64 / q.width as f64;
+    let fit = (o.width as f64).min(o.height as f64 / aspect);
+    let largest = fit.floor() as usize;
+    let smallest = ((fit * MIN_WINDOW).floor() as usize).clamp(1, largest.max(1));
+    let mut scratch = vec![0f32; q.pixels.len()];
+    let mut best = f32::MIN;
+    for w in smallest..=largest {
+        let h = ((w as f64 * aspect).round() as usize).clamp(1, o.height);
+        let (sx, sy) = (w as f32 / q.width as f32, h as f32 / q.height as f32);
+        for y0 in 0..=(o.height - h) {
+            for x0 in 0..=(o.width - w) {
+                // Each query pixel's centre, mapped into the window.
+                for (j, row) in scratch.chunks_mut(q.width).enumerate() {
+                    let y = y0 as f32 + (j as f32 + 0.5) * sy - 0.5;
+                    for (i, slot) in row.iter_mut().enumerate() {
+                        *slot = o.sample(x0 as f32 + (i as f32 + 0.5) * sx - 0.5, y);
+                    }
+                }
+                let (Some(a), Some(b)) =
+                    (normalised(&scratch), normalised(&detail(&scratch, q.width)))
+                else {
+                    continue;
+                };
+                let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+                best = best.max(0.5 * (dot(&a, &shape) + dot(&b, &texture)));
+            }
+        }
+    }
+    if best == f32::MIN {
+        0.0
+    } else {
+        f64::from(best.clamp(-1.0, 1.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::hamming;
+    use image::Luma;
+
+    /// A garment-like picture: a textured blob on black.
+    fn picture(seed: u32) -> DynamicImage {
+        DynamicImage::ImageLuma8(GrayImage::from_fn(32, 32, |x, y| {
+            let dx = x as i32 - 16;
+            let dy = y as i32 - 15;
+            if dx * dx / 2 + dy * dy < 150 {
+                let t = (x * 7 + y * 13 + seed * 31) % 23;
+                Luma([(110 + 5 * t + 2 * y) as u8])
+            } else {
+                Luma([0])
+            }
+        }))
+    }
+
+    #[test]
+    fn ten_hashes_and_a_cropped_copy_is_near_one_of_them() {
+        let fp = Fingerprinter::new();
+        let image = picture(1);
+        let hashes = variant_phashes(&fp, &image);
+        assert_eq!(hashes.len(), 10);
+        let cropped = image.crop_imm(3, 0, 29, 29);
+        let q = fp.phash(&cropped);
+        let nearest = hashes.iter().map(|&h| hamming(h, q)).min().unwrap();
+        assert!(
+            nearest <= hamming(hashes[0], q),
+            "a window is at least as near as the whole"
+        );
+    }
+
+    #[test]
+    fn crops_and_resizes_of_the_original_align_almost_perfectly() {
+        let original = picture(2);
+        let crop = original.crop_imm(2, 1, 29, 29);
+        let half = original.resize_exact(16, 16, image::imageops::FilterType::Triangle);
+        assert!(similarity(&original, &original) > 0.999);
+        assert!(
+            similarity(&crop, &original) > 0.99,
+            "{}",
+            similarity(&crop, &original)
+        );
+        assert!(
+            similarity(&half, &original) > 0.97,
+            "{}",
+            similarity(&half, &original)
+        );
+        // A different picture of the same kind does not.
+        let other = picture(9);
+        assert!(similarity(&other, &original) < similarity(&crop, &original));
+    }
+
+    #[test]
+    fn flat_images_match_nothing() {
+        let flat = DynamicImage::ImageLuma8(GrayImage::from_pixel(32, 32, Luma([7])));
+        assert_eq!(similarity(&flat, &picture(3)), 0.0);
+        assert_eq!(similarity(&picture(3), &flat), 0.0);
+    }
+
+    #[test]
+    fn odd_shapes_do_not_panic() {
+        let tall =
+            DynamicImage::ImageLuma8(GrayImage::from_fn(3, 40, |x, y| Luma([(x * 50 + y) as u8])));
+        let tiny = DynamicImage::ImageLuma8(GrayImage::from_fn(1, 1, |_, _| Luma([9])));
+        let big = picture(4).resize_exact(300, 200, image::imageops::FilterType::Nearest);
+        for (a, b) in [
+            (&tall, &big),
+            (&big, &tall),
+            (&tiny, &big),
+            (&big, &tiny),
+            (&big, &picture(4)),
+        ] {
+            let s = similarity(a, b);
+            assert!((-1.0..=1.0001).contains(&s), "{s}");
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Stored verification checks: who asked, when, about which file, and the whole report.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A check to store.
+#[derive(Debug, Clone)]
+pub struct NewCheck<'a> {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub api_key_id: Option<Uuid>,
+    pub file_sha256: &'a [u8],
+    pub file_name: Option<&'a str>,
+    pub verdict: &'a str,
+    pub matched_record_id: Option<Uuid>,
+    pub report: serde_json::Value,
+}
+
+/// One line of the history.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct CheckSummary {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub file_name: Option<String>,
+    /// SHA-256 of the uploaded file, hex.
+    pub file_sha256: String,
+    pub verdict: String,
+    /// A manifest was present but failed validation.
+    pub tampered: bool,
+    pub matched_record_id: Option<Uuid>,
+    /// Name of the API key that asked.
+    pub key_name: Option<String>,
+}
+
+/// A stored check with its full report, exactly as it was answered.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct StoredCheck {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub key_name: Option<String>,
+    #[schema(value_type = Object)]
+    pub report: serde_json::Value,
+}
+
+/// Where a page of the history starts: strictly older than this check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// Opaque to clients: `<microseconds since the epoch>.<id>`.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        format!(
+            "{}.{}",
+            self.created_at.timestamp_micros(),
+            self.id.simple()
+        )
+    }
+
+    #[must_use]
+    pub fn decode(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('.')?;
+        Some(Self {
+            created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: Uuid::parse_str(id).ok()?,
+        })
+    }
+}
+
+/// Stores checks in one transaction.
+///
+/// # Errors
+/// When the database fails.
+pub async fn insert_all(pool: &PgPool, checks: &[NewCheck<'_>]) -> Result<(), sqlx::Error> {
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    for check in checks {
+        sqlx::query(
+            "INSERT INTO checks (id, created_at, api_key_id, file_sha256, file_name, verdict,
+                matched_record_id, report)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(check.id)
+        .bind(check.created_at)
+        .bind(check.api_key_id)
+        .bind(check.file_sha256)
+        .bind(check.file_name)
+        .bind(check.verdict)
+        .bind(check.matched_record_id)
+        .bind(&check.report)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// Newest first, `limit` of them, older than `before`, optionally of one verdict.
+///
+/// # Errors
+/// When the database fails.
+pub async fn list(
+    pool: &PgPool,
+    limit: u32,
+    before: Option<Cursor>,
+    verdict: Option<&str>,
+) -> Result<Vec<CheckSummary>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.id, c.created_at, c.file_name, encode(c.file_sha256, 'hex') AS file_sha256,
+                c.verdict, coalesce((c.report->>'tampered')::boolean, false) AS tampered,
+                c.matched_record_id, k.name AS key_name
+         FROM checks c LEFT JOIN api_keys k ON k.id = c.api_key_id
+         WHERE ($1::timestamptz IS NULL OR (c.created_at, c.id) < ($1, $2))
+           AND ($3::text IS NULL OR c.verdict = $3)
+         ORDER BY c.created_at DESC, c.id DESC
+         LIMIT $4",
+    )
+    .bind(before.map(|c| c.created_at))
+    .bind(before.map(|c| c.id))
+    .bind(verdict)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+}
+
+/// # Errors
+/// When the database fails.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<StoredCheck>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.id, c.created_at, k.name AS key_name, c.report
+         FROM checks c LEFT JOIN api_keys k ON k.id = c.api_key_id WHERE c.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_junk() {
+        let cursor = Cursor {
+            created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        for junk in [
+            "",
+            "abc",
+            "12.",
+            ".x",
+            "1.not-a-uuid",
+            "x.0190a0f0e0d0c0b0a090807060504030",
+        ] {
+            assert_eq!(Cursor::decode(junk), None, "{junk:?}");
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Finding an upload among the images Hallmark made: the exact file, then the exact pixels, then
+//! a near duplicate (re-encoded, resized, cropped) in two stages.
+//!
+//! Stage 1 (candidates) is multi-index hashing in PostgreSQL. `record_hashes` holds ten 64-bit
+//! pHashes per record (the whole image and nine crop windows, [`variant_phashes`]) and, as
+//! generated columns, their four 16-bit chunks, each with a B-tree index. If two hashes differ in
+//! at most `d` bits, then by pigeonhole at least one of the four chunks differs in at most
+//! `r = d / 4` bits. So the candidates are the rows where some chunk equals one of the chunk
+//! values within Hamming distance `r` of the query's chunk (`1 + 16 + 120` values for `r = 2`,
+//! which covers `d ≤ 11`; 697 for `r = 3`, `d ≤ 15`), found by four indexed `= ANY(...)` probes;
+//! PostgreSQL keeps those within `d` and returns the nearest records. The search is exact (no
+//! hash within `d` is missed), stays a few index probes as the registry grows, and the database
+//! stays the one source of truth, so every replica and the command line see the same registry.
+//!
+//! Stage 2 (confirmation): a pHash is too coarse to tell our image from a look-alike, so each
+//! candidate's original is fetched from the blob store and aligned to the upload
+//! ([`similarity`]); the best one at or above `verify.min_similarity` is the match.
+//!
+//! [`variant_phashes`]: crate::fingerprint::align::variant_phashes
+
+use image::DynamicImage;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::config::VerifySettings;
+use crate::error::ApiError;
+use crate::fingerprint::align::similarity;
+use crate::fingerprint::{phash_to_db, Fingerprint};
+use crate::provenance::record::RECORD_COLUMNS;
+use crate::provenance::Record;
+use crate::store::blobs::Blobs;
+use crate::store::records;
+
+/// Beyond this per-chunk radius (d ≥ 16) the probe lists grow past a few thousand values and a
+/// scan is the better plan.
+const MAX_PROBE_RADIUS: u32 = 3;
+
+/// How an upload matched a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKind {
+    /// The very file Hallmark served (SHA-256 of the bytes).
+    FileSha256,
+    /// The same pixels in a different file (metadata stripped, re-saved losslessly).
+    PixelSha256,
+    /// A near duplicate (re-encoded, resized, cropped): a pHash candidate confirmed by aligning
+    /// the original's pixels.
+    Phash,
+}
+
+/// A registry hit.
+#[derive(Debug, Clone)]
+pub struct RegistryMatch {
+    pub kind: MatchKind,
+    pub record: Record,
+    /// Hamming distance between the upload's pHash and the record's nearest variant (0 for the
+    /// exact matches).
+    pub distance: u32,
+    /// Aligned similarity to the original (near duplicates only).
+    pub similarity: Option<f64>,
+}
+
+/// The outcome of a search: the match, if any, and how many candidates were compared.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub found: Option<RegistryMatch>,
+    pub compared: usize,
+}
+
+/// Exact file, then exact pixels, then the best confirmed near duplicate. `probe` is the decoded
+/// upload (it may be pre-shrunk with [`crate::fingerprint::align::comparison_image`]).
+///
+/// # Errors
+/// When the database or the blob store fails.
+pub async fn find(
+    pool: &PgPool,
+    blobs: &Blobs,
+    file_sha256: &[u8; 32],
+    fingerprint: &Fingerprint,
+    probe: DynamicImage,
+    settings: &VerifySettings,
+) -> Result<Search, ApiError> {
+    let exact = |kind, record| Search {
+        found: Some(RegistryMatch {
+            kind,
+            record,
+            distance: 0,
+            similarity: None,
+        }),
+        compared: 0,
+    };
+    if let Some(record) = records::by_file_sha256(pool, file_sha256)
+        .await?
+        .into_iter()
+        .next()
+    {
+        return Ok(exact(MatchKind::FileSha256, record));
+    }
+    if let Some(record) = by_pixel_sha256(pool, &fingerprint.pixel_sha256).await? {
+        return Ok(exact(MatchKind::PixelSha256, record));
+    }
+    let near = candidates(
+        pool,
+        fingerprint.phash,
+        settings.phash_max_distance,
+        settings.max_candidates,
+    )
+    .await?;
+    let mut originals = Vec::with_capacity(near.len());
+    for &(id, distance) in &near {
+        let Some(record) = records::by_id(pool, id).await? else {
+            continue;
+        };
+        let bytes = blobs
+            .get(&record.fields.file_sha256)
+            .await
+            .map_err(|error| ApiError::internal(&error))?;
+        match bytes {
+            Some(bytes) => originals.push((record, distance, bytes)),
+            None => tracing::error!(%id, "record without its blob: skipped as a candidate"),
+        }
+    }
+    let compared = originals.len();
+    let min_similarity = settings.min_similarity;
+    let found = crate::blocking::run(move || {
+        let mut best: Option<RegistryMatch> = None;
+        for (record, distance, bytes) in originals {
+            // Our own files, written by the generation pipeline; a broken one is skipped.
+            let Ok(original) = image::load_from_memory(&bytes) else {
+                tracing::error!(id = %record.fields.id, "stored image does not decode");
+                continue;
+            };
+            let score = similarity(&probe, &original);
+            let better = best
+                .as_ref()
+                .is_none_or(|b| score > b.similarity.unwrap_or(f64::MIN));
+            if score >= min_similarity && better {
+                best = Some(RegistryMatch {
+                    kind: MatchKind::Phash,
+                    record,
+                    distance,
+                    similarity: Some(score),
+                });
+            }
+        }
+        best
+    })
+    .await?;
+    Ok(Search { found, compared })
+}
+
+async fn by_pixel_sha256(pool: &PgPool, sha: &[u8; 32]) -> Result<Option<Record>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE pixel_sha256 = $1 ORDER BY created_at LIMIT 1"
+    ))
+    .bind(&sha[..])
+    .fetch_optional(pool)
+    .await
+}
+
+/// Stage 1: the records with a registered hash within `max_distance` bits of `phash`, nearest
+/// first (by their nearest variant), at most `limit`.
+///
+/// # Errors
+/// When the database fails.
+pub async fn candidates(
+    pool: &PgPool,
+    phash: u64,
+    max_distance: u32,
+    limit: usize,
+) -> Result<Vec<(Uuid, u32)>, sqlx::Error> {
+    let distance = "bit_count((phash # $1)::bit(64))";
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows: Vec<(Uuid, i32)> = match probe_lists(phash, max_distance) {
+        Some([c0, c1, c2, c3]) => {
+            sqlx::query_as(&format!(
+                "SELECT record_id, min({distance})::int4 AS distance FROM record_hashes
+                 WHERE (phash_c0 = ANY($4) OR phash_c1 = ANY($5)
+                        OR phash_c2 = ANY($6) OR phash_c3 = ANY($7))
+                   AND {distance} <= $2
+                 GROUP BY record_id ORDER BY distance, record_id LIMIT $3"
+            ))
+            .bind(phash_to_db(phash))
+            .bind(i64::from(max_distance))
+            .bind(limit)
+            .bind(c0)
+            .bind(c1)
+            .bind(c2)
+            .bind(c3)
+            .fetch_all(pool)
+            .await?
+        }
+        None => candidates_by_scan_rows(pool, phash, max_distance, limit).await?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(id, d)| (id, d.unsigned_abs()))
+        .collect())
+}
+
+/// The same search as a full scan, for the benchmark's baseline and the tests' cross-check.
+///
+/// # Errors
+/// When the database fails.
+pub async fn candidates_by_scan(
+    pool: &PgPool,
+    phash: u64,
+    max_distance: u32,
+    limit: usize,
+) -> Result<Vec<(Uuid, u32)>, sqlx::Error> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(candidates_by_scan_rows(pool, phash, max_distance, limit)
+        .await?
+        .into_iter()
+        .map(|(id, d)| (id, d.unsigned_abs()))
+        .collect())
+}
+
+async fn candidates_by_scan_rows(
+    pool: &PgPool,
+    phash: u64,
+    max_distance: u32,
+    limit: i64,
+) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT record_id, min(bit_count((phash # $1)::bit(64)))::int4 AS distance
+         FROM record_hashes WHERE bit_count((phash # $1)::bit(64)) <= $2
+         GROUP BY record_id ORDER BY distance, record_id LIMIT $3",
+    )
+    .bind(phash_to_db(phash))
+    .bind(i64::from(max_distance))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// For each of the four 16-bit chunks (most significant first, as the table's `phash_c0..c3`),
+/// every chunk value within `max_distance / 4` bits of the query's; `None` when a scan is the
+/// better plan.
+#[must_use]
+pub fn probe_lists(phash: u64, max_distance: u32) -> Option<[Vec<i32>; 4]> {
+    let radius = max_distance / 4;
+    if radius > MAX_PROBE_RADIUS {
+        return None;
+    }
+    Some(std::array::from_fn(|i| {
+        let chunk = ((phash >> (48 - 16 * i)) & 0xffff) as u16;
+        neighbours(chunk, radius)
+            .into_iter()
+            .map(i32::from)
+            .collect()
+    }))
+}
+
+/// `value` and every 16-bit value within `radius` bit flips of it.
+fn neighbours(value: u16, radius: u32) -> Vec<u16> {
+    let mut out = vec![value];
+    let mut frontier = vec![(value, 0u32)];
+    for _ in 0..radius {
+        let mut next = Vec::new();
+        for &(v, lowest) in &frontier {
+            // Flip only bits above the last flipped one, so each set is generated once.
+            for bit in lowest..16 {
+                let flipped = v ^ (1 << bit);
+                out.push(flipped);
+                next.push((flipped, bit + 1));
+            }
+        }
+        frontier = next;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::hamming;
+
+    #[test]
+    fn neighbours_are_exactly_the_ball() {
+        for radius in 0..=3 {
+            let mut got = neighbours(0xa5c3, radius);
+            got.sort_unstable();
+            got.dedup();
+            let want: Vec<u16> = (0..=u16::MAX)
+                .filter(|&v| (v ^ 0xa5c3).count_ones() <= radius)
+                .collect();
+            assert_eq!(got, want, "radius {radius}");
+        }
+        assert_eq!(neighbours(7, 2).len(), 1 + 16 + 120);
+    }
+
+    #[test]
+    fn some_probe_list_holds_every_hash_within_the_distance() {
+        // The pigeonhole argument, checked on hashes at every distance up to 11.
+        let query = 0x0123_4567_89ab_cdef_u64;
+        let lists = probe_lists(query, 11).unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for distance in 0..=11u32 {
+            for _ in 0..200 {
+                let mut other = query;
+                while hamming(query, other) < distance {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    other ^= 1 << (state >> 58);
+                }
+                let hit = (0..4).any(|i| {
+                    let chunk = ((other >> (48 - 16 * i)) & 0xffff) as i32;
+                    lists[i].contains(&chunk)
+                });
+                assert!(
+                    hit,
+                    "{other:016x} at distance {distance} escaped the probes"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_match_the_tables_generated_columns() {
+        // phash_c0 = (phash >> 48) & 65535 on the signed BIGINT: the same bits as here.
+        let phash = 0xfedc_ba98_7654_3210_u64;
+        let lists = probe_lists(phash, 0).unwrap();
+        let db = phash_to_db(phash);
+        assert_eq!(lists[0], vec![((db >> 48) & 65535) as i32]);
+        assert_eq!(lists[3], vec![(db & 65535) as i32]);
+    }
+
+    #[test]
+    fn wide_distances_fall_back_to_a_scan() {
+        assert!(probe_lists(1, 15).is_some());
+        assert!(probe_lists(1, 16).is_none());
+    }
+}

@@ -1,0 +1,472 @@
+//! `POST /v1/verify`, `POST /v1/lookup` and `GET /v1/checks` against the real app: our images
+//! as served, stripped, re-encoded, resized and cropped; other producers' files; real photos of
+//! the training domain; hostile and broken uploads.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hallmark::gan::data::{Dataset, Split};
+use hallmark::provenance::pki::init_pki;
+use hallmark::provenance::{ImageClaim, ProvenanceSigner, SigningIdentity};
+use hallmark::store::api_keys::Role;
+use image::{DynamicImage, GrayImage, ImageFormat};
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::helpers::{error_code, spawn_app, TestApp};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/c2pa")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn decode(bytes: &[u8]) -> DynamicImage {
+    image::load_from_memory(bytes).unwrap()
+}
+
+fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    match format {
+        ImageFormat::Jpeg => {
+            let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 75);
+            image.to_rgb8().write_with_encoder(encoder).unwrap();
+        }
+        other => image.write_to(&mut out, other).unwrap(),
+    }
+    out.into_inner()
+}
+
+/// The pixels again, in a fresh PNG: every byte of metadata (the manifest) gone.
+fn stripped(bytes: &[u8]) -> Vec<u8> {
+    encode(&decode(bytes), ImageFormat::Png)
+}
+
+fn half_size(bytes: &[u8]) -> Vec<u8> {
+    let image = decode(bytes);
+    let (w, h) = (image.width() / 2, image.height() / 2);
+    encode(
+        &image.resize_exact(w, h, image::imageops::FilterType::Triangle),
+        ImageFormat::Png,
+    )
+}
+
+/// A 90% x 90% window from the top-left corner: 10% of each side cut away.
+fn cropped(bytes: &[u8]) -> Vec<u8> {
+    let image = decode(bytes);
+    let (w, h) = (image.width() * 9 / 10, image.height() * 9 / 10);
+    encode(&image.crop_imm(0, 0, w, h), ImageFormat::Png)
+}
+
+/// A real Fashion-MNIST test image (28x28 grey, as distributed), as a PNG.
+fn real_test_image(index: usize) -> Vec<u8> {
+    let dir = PathBuf::from("/usr/share/datasets/fashion-mnist");
+    let data = Dataset::idx_split(&dir, Split::Test, 32, 1).unwrap();
+    let image = GrayImage::from_raw(32, 32, data.image_bytes(index).to_vec()).unwrap();
+    encode(&DynamicImage::ImageLuma8(image), ImageFormat::Png)
+}
+
+/// Generated images (PNG, signed, registered) as served.
+async fn our_images(app: &TestApp, count: u32) -> Vec<Vec<u8>> {
+    let key = app.key(Role::Generator).await;
+    let response = app
+        .generate(&key, serde_json::json!({ "count": count, "seed": 11 }))
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    let mut images = Vec::new();
+    for image in body["images"].as_array().unwrap() {
+        let bytes = app
+            .client
+            .get(app.url(image["image_url"].as_str().unwrap()))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        images.push(bytes.to_vec());
+    }
+    images
+}
+
+async fn verify_raw(app: &TestApp, key: &str, bytes: Vec<u8>) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/verify"))
+        .bearer_auth(key)
+        .header("Content-Type", "application/octet-stream")
+        .timeout(Duration::from_secs(20))
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn report(app: &TestApp, key: &str, bytes: Vec<u8>) -> Value {
+    let response = verify_raw(app, key, bytes).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("server-timing"));
+    response.json().await.unwrap()
+}
+
+#[sqlx::test]
+async fn our_image_is_found_as_served_stripped_reencoded_resized_and_cropped(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Moderator).await;
+    let ours = our_images(&app, 4).await;
+
+    let signed = report(&app, &key, ours[0].clone()).await;
+    assert_eq!(signed["verdict"], "hallmark_generated", "{signed}");
+    assert_eq!(signed["provenance"]["state"], "trusted");
+    assert_eq!(signed["registry"]["match"], "file_sha256");
+    let record_id = signed["registry"]["record"]["id"].clone();
+    assert_eq!(signed["provenance"]["hallmark"]["record_id"], record_id);
+    assert_eq!(signed["registry"]["record"]["signature_valid"], true);
+    assert_eq!(signed["tampered"], false);
+    assert!(signed["check_id"].is_string());
+
+    let bare = report(&app, &key, stripped(&ours[0])).await;
+    assert_eq!(bare["verdict"], "hallmark_generated", "{bare}");
+    assert_eq!(bare["provenance"]["state"], "no_manifest");
+    assert_eq!(bare["registry"]["match"], "pixel_sha256");
+    assert_eq!(bare["registry"]["record"]["id"], record_id);
+
+    // Each transform on every image: found, by perceptual hash, as its own original.
+    for (i, original) in ours.iter().enumerate() {
+        let id = report(&app, &key, original.clone()).await["registry"]["record"]["id"].clone();
+        for (name, bytes) in [
+            (
+                "jpeg75",
+                encode(&decode(&stripped(original)), ImageFormat::Jpeg),
+            ),
+            ("half", half_size(original)),
+            ("crop10", cropped(original)),
+        ] {
+            let r = report(&app, &key, bytes).await;
+            assert_eq!(r["verdict"], "hallmark_generated", "image {i} {name}: {r}");
+            assert_eq!(r["registry"]["match"], "phash", "image {i} {name}");
+            assert_eq!(r["registry"]["record"]["id"], id, "image {i} {name}");
+            let distance = r["registry"]["distance"].as_u64().unwrap();
+            assert!(distance <= r["registry"]["max_distance"].as_u64().unwrap());
+        }
+    }
+}
+
+#[sqlx::test]
+async fn other_producers_real_images_and_tampering(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Moderator).await;
+    our_images(&app, 2).await;
+
+    // Another producer's valid manifest (its signer is not ours, nor trusted here).
+    let other = report(&app, &key, fixture("C.jpg")).await;
+    assert_eq!(other["provenance"]["state"], "valid_untrusted", "{other}");
+    assert!(other["provenance"]["hallmark"].is_null());
+    assert!(other["registry"]["match"].is_null());
+    assert_ne!(other["verdict"], "hallmark_generated");
+    assert_eq!(other["tampered"], false);
+
+    let tampered = report(&app, &key, fixture("XCA.jpg")).await;
+    assert_eq!(tampered["tampered"], true, "{tampered}");
+    assert_eq!(tampered["provenance"]["state"], "invalid");
+    assert!(tampered["provenance"]["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "assertion.dataHash.mismatch"));
+
+    // A real photograph of the model's own domain: not ours, and the detector does not flag it.
+    let real = report(&app, &key, real_test_image(0)).await;
+    assert_eq!(real["verdict"], "no_evidence", "{real}");
+    assert!(real["registry"]["match"].is_null());
+    let detector = &real["detector"];
+    assert_eq!(detector["out_of_domain"], false, "{detector}");
+    assert!(detector["probability"].as_f64().unwrap() < detector["threshold"].as_f64().unwrap());
+    assert!(real["explanation"].as_array().unwrap().len() >= 3);
+}
+
+#[sqlx::test]
+async fn another_producers_ai_declaration_is_reported(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Moderator).await;
+    // A different organisation's identity signs an image that we never registered.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut settings = app.settings.clone();
+    settings.storage.data_dir = elsewhere.path().to_owned();
+    init_pki(&settings.storage.keys_dir(), 30).unwrap();
+    let signer = ProvenanceSigner::new(SigningIdentity::load(&settings).unwrap(), None).unwrap();
+    let picture = DynamicImage::ImageLuma8(GrayImage::from_fn(32, 32, |x, y| {
+        image::Luma([((x * 7 + y * 3) % 256) as u8])
+    }));
+    let claim = ImageClaim {
+        record_id: uuid::Uuid::now_v7(),
+        model: "elsewhere".into(),
+        model_version: "1".into(),
+        seed: 1,
+        phash: 0,
+        title: "elsewhere.png".into(),
+        format: hallmark::provenance::ImageFormat::Png,
+    };
+    let signed = signer
+        .sign_image(&claim, &encode(&picture, ImageFormat::Png))
+        .unwrap();
+
+    let r = report(&app, &key, signed.bytes).await;
+    assert_eq!(r["provenance"]["state"], "valid_untrusted", "{r}");
+    assert!(r["provenance"]["hallmark"].is_null(), "not our key: {r}");
+    assert_eq!(r["verdict"], "ai_generated_declared", "{r}");
+}
+
+/// CRC-32 (IEEE), as PNG chunks carry.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffff_u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[sqlx::test]
+async fn bad_uploads_get_coded_4xx_and_the_server_stays_up(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Moderator).await;
+    let png = stripped(&real_test_image(1));
+    let mut huge_header = png.clone();
+    // IHDR width and height (bytes 16..24) claim 100000 x 100000, with a correct chunk CRC.
+    huge_header[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    huge_header[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    let crc = crc32(&huge_header[12..29]);
+    huge_header[29..33].copy_from_slice(&crc.to_be_bytes());
+    let cases = [
+        (
+            "text",
+            b"hello, not an image".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        ("empty", Vec::new(), 400, "empty_upload"),
+        (
+            "truncated",
+            png[..png.len() / 2].to_vec(),
+            422,
+            "corrupt_image",
+        ),
+        ("bomb", huge_header, 422, "image_too_large"),
+        (
+            "tiff",
+            fixture("tiff_poc.tiff"),
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (name, bytes, status, code) in cases {
+        let response = verify_raw(&app, &key, bytes.clone()).await;
+        assert_eq!(response.status(), status, "{name}");
+        assert_eq!(error_code(response).await, code, "{name}");
+        // The public look-up refuses the same way.
+        let response = app
+            .client
+            .post(app.url("/v1/lookup"))
+            .timeout(Duration::from_secs(20))
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "lookup {name}");
+    }
+    let too_big = vec![0u8; app.settings.limits.max_request_bytes + 1];
+    let response = verify_raw(&app, &key, too_big).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(error_code(response).await, "payload_too_large");
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM checks")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "refused uploads are not checks");
+}
+
+#[sqlx::test]
+async fn a_batch_answers_every_file_even_with_a_bad_one(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Moderator).await;
+    let ours = our_images(&app, 1).await;
+    let form = Form::new()
+        .part("file", Part::bytes(ours[0].clone()).file_name("ours.png"))
+        .part("file", Part::bytes(b"junk".to_vec()).file_name("notes.txt"))
+        .part(
+            "file",
+            Part::bytes(fixture("C.jpg")).file_name("../../C.jpg"),
+        );
+    let response = app
+        .client
+        .post(app.url("/v1/verify"))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["file_name"], "ours.png");
+    assert_eq!(results[0]["report"]["verdict"], "hallmark_generated");
+    assert_eq!(results[1]["error"]["code"], "unsupported_media_type");
+    assert_eq!(results[1]["error"]["status"], 415);
+    assert_eq!(results[2]["file_name"], "C.jpg", "path parts are dropped");
+    assert_eq!(
+        results[2]["report"]["provenance"]["state"],
+        "valid_untrusted"
+    );
+
+    let form = Form::new().text("note", "no files here");
+    let response = app
+        .client
+        .post(app.url("/v1/verify"))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(error_code(response).await, "no_files");
+}
+
+#[sqlx::test]
+async fn checks_are_stored_listed_paged_and_filtered(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Moderator).await;
+    let ours = our_images(&app, 2).await;
+    for bytes in [
+        ours[0].clone(),
+        ours[1].clone(),
+        real_test_image(2),
+        fixture("C.jpg"),
+    ] {
+        report(&app, &key, bytes).await;
+    }
+    let get = |path: String| {
+        let request = app.client.get(app.url(&path)).bearer_auth(&key);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let first = get("/v1/checks?limit=3".into()).await;
+    let page = first["checks"].as_array().unwrap();
+    assert_eq!(page.len(), 3);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = get(format!("/v1/checks?limit=3&cursor={cursor}")).await;
+    assert_eq!(second["checks"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null());
+    // Newest first; the oldest is the first upload.
+    assert_eq!(second["checks"][0]["verdict"], "hallmark_generated");
+    assert_eq!(page[0]["key_name"], "test");
+
+    let ours_only = get("/v1/checks?verdict=hallmark_generated".into()).await;
+    assert_eq!(ours_only["checks"].as_array().unwrap().len(), 2);
+    let id = ours_only["checks"][0]["id"].as_str().unwrap();
+    let one = get(format!("/v1/checks/{id}")).await;
+    assert_eq!(one["report"]["check_id"], id);
+    assert_eq!(one["report"]["verdict"], "hallmark_generated");
+
+    for bad in ["limit=0", "limit=101", "cursor=nope", "verdict=maybe"] {
+        let response = app
+            .client
+            .get(app.url(&format!("/v1/checks?{bad}")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+    }
+}
+
+#[sqlx::test]
+async fn lookup_is_public_answers_provenance_and_registry_and_stores_nothing(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let ours = our_images(&app, 1).await;
+    let response = app
+        .client
+        .post(app.url("/v1/lookup"))
+        .multipart(Form::new().part("file", Part::bytes(stripped(&ours[0])).file_name("x.png")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let r: Value = response.json().await.unwrap();
+    assert_eq!(r["verdict"], "hallmark_generated");
+    assert_eq!(r["registry"]["match"], "pixel_sha256");
+    assert!(r["detector"].is_null());
+    assert!(r["check_id"].is_null());
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM checks")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+}
+
+#[sqlx::test]
+async fn every_verification_route_checks_the_key(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let generator = app.key(Role::Generator).await;
+    let moderator = app.key(Role::Moderator).await;
+    let admin = app.key(Role::Admin).await;
+    let image = real_test_image(3);
+    let check_id = report(&app, &moderator, image.clone()).await["check_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let routes = [
+        ("POST", "/v1/verify".to_owned()),
+        ("GET", "/v1/checks".to_owned()),
+        ("GET", format!("/v1/checks/{check_id}")),
+    ];
+    for (method, path) in &routes {
+        let request = |key: Option<&str>| {
+            let mut request = match *method {
+                "POST" => app.client.post(app.url(path)).body(image.clone()),
+                _ => app.client.get(app.url(path)),
+            };
+            if let Some(key) = key {
+                request = request.bearer_auth(key);
+            }
+            request.send()
+        };
+        let none = request(None).await.unwrap();
+        assert_eq!(none.status(), 401, "{method} {path}");
+        assert_eq!(error_code(none).await, "missing_api_key");
+        let wrong = request(Some("hm_not_a_key")).await.unwrap();
+        assert_eq!(wrong.status(), 401, "{method} {path}");
+        assert_eq!(error_code(wrong).await, "invalid_api_key");
+        let generator = request(Some(&generator)).await.unwrap();
+        assert_eq!(generator.status(), 403, "{method} {path}");
+        assert_eq!(error_code(generator).await, "forbidden");
+        assert_eq!(
+            request(Some(&admin)).await.unwrap().status(),
+            200,
+            "{method} {path}"
+        );
+    }
+}
