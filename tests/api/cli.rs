@@ -97,6 +97,32 @@ async fn generate_writes_signed_registered_reproducible_images(pool: PgPool) {
     assert_eq!(report["verdict"], "hallmark_generated", "{report}");
     assert_eq!(report["registry"]["match"], "file_sha256", "{report}");
 
+    // A copy without the manifest, re-encoded as JPEG: still found in the registry.
+    let copy = dir.path().join("copy.jpg");
+    image::open(&file)
+        .unwrap()
+        .to_rgb8()
+        .save_with_format(&copy, image::ImageFormat::Jpeg)
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["verify", "--json", copy.to_str().unwrap()])).unwrap();
+    let report = &report[0]["report"];
+    assert_eq!(report["provenance"]["state"], "no_manifest", "{report}");
+    assert_eq!(report["registry"]["match"], "phash", "{report}");
+    assert_eq!(report["verdict"], "hallmark_generated", "{report}");
+    // A file that is not an image is refused with its code, and the command fails.
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not an image").unwrap();
+    let refused = cli.run(&["verify", "--no-detector", notes.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("unsupported_media_type"));
+    // The detector alone.
+    let detected: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["detect", "--json", file.to_str().unwrap()])).unwrap();
+    let detection = &detected[0]["detection"];
+    assert_eq!(detection["model"], "fashion-dcgan32", "{detected}");
+    assert!(detection["probability"].as_f64().is_some(), "{detected}");
+
     let all = cli.ok(&["verify-record", "--all"]);
     assert_eq!(all.matches("OK").count(), 6, "{all}");
     // An edited row is caught.

@@ -71,7 +71,16 @@ async fn migrations_apply_twice_without_harm(pool: PgPool) {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(tables, ["api_keys", "checks", "records", "signing_keys"]);
+    assert_eq!(
+        tables,
+        [
+            "api_keys",
+            "checks",
+            "record_hashes",
+            "records",
+            "signing_keys"
+        ]
+    );
 }
 
 /// The binary serves, then on SIGTERM drains and exits cleanly.
