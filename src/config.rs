@@ -81,9 +81,10 @@ pub struct VerifySettings {
     pub phash_max_distance: u32,
     /// Most candidates (nearest first) compared pixel by pixel (stage 2).
     pub max_candidates: usize,
-    /// Least aligned normalised cross-correlation with a candidate's original that confirms a
-    /// match (stage 2).
+    /// Least aligned similarity with a candidate's original that confirms a match (stage 2).
     pub min_similarity: f64,
+    /// The same for uploads smaller than 3/4 of the original's side, which carry less detail.
+    pub min_similarity_downscaled: f64,
     /// Most files in one `/v1/verify` request.
     pub max_files: usize,
 }

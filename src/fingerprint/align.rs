@@ -25,6 +25,14 @@ pub const MIN_WINDOW: f64 = 0.85;
 /// Largest side, in pixels, at which images are compared (larger ones are downscaled first).
 pub const COMPARE_SIDE: u32 = 32;
 
+/// Whether an upload whose longer side is `upload` pixels is a downscaled copy of an original
+/// whose longer side is `original` (below 3/4 of it): such copies carry less detail, so they are
+/// held to `verify.min_similarity_downscaled`.
+#[must_use]
+pub fn is_downscaled(upload: u32, original: u32) -> bool {
+    u64::from(upload) * 4 < u64::from(original) * 3
+}
+
 /// The pHashes registered for an image: the whole image first, then the nine crop windows.
 #[must_use]
 pub fn variant_phashes(fingerprinter: &Fingerprinter, image: &DynamicImage) -> Vec<u64> {

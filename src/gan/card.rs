@@ -220,6 +220,30 @@ pub struct RegistryEvaluation {
     pub real_images_checked: u64,
     /// The smallest distance with at least 99% recall under every transform, if any.
     pub recommended_max_distance: Option<u32>,
+    /// The service's actual match: pHash candidates confirmed by aligning the original's pixels
+    /// (the figures above are for the pHash alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<ConfirmedMatch>,
+}
+
+/// Registry match in two stages (`src/fingerprint/align.rs`), as `/v1/verify` runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfirmedMatch {
+    pub max_candidates: u64,
+    /// The confirmation thresholds the figures are for (settings verify.min_similarity and
+    /// verify.min_similarity_downscaled).
+    pub min_similarity: f64,
+    pub min_similarity_downscaled: f64,
+    /// Transformed generated images matched to their own original.
+    pub recall: Vec<TransformRate>,
+    /// Share of transformed generated images whose original was among the candidates.
+    pub candidate_recall: Vec<TransformRate>,
+    /// Real test images (counted once over clean and every transform) matched to any registered
+    /// image.
+    pub false_matches: u64,
+    /// The smallest thresholds with no false match in this run.
+    pub recommended_min_similarity: f64,
+    pub recommended_min_similarity_downscaled: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

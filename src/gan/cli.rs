@@ -413,29 +413,39 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
     }
     let mut report = study.report(max_distance);
     report.push('\n');
-    report.push_str(&matching.report(verify_settings.min_similarity));
+    report.push_str(&matching.report());
     print!("{report}");
     if let Some(path) = &args.study_out {
         std::fs::write(path, &report)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     if args.write_card {
-        let Some(ds) = detector_study else {
-            anyhow::bail!("--write-card records the detector evaluation: pass --detector");
-        };
         let path = model.dir.join(CARD_FILE);
         let mut card = ModelCard::load(&path)?;
         let section = card
             .detector
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("{} has no [detector] section", path.display()))?;
-        section.evaluation = Some(detector_eval::evaluation_card(
-            &ds,
-            &study,
-            max_distance,
-            format!("{} (t10k split)", args.dataset.display()),
-            seed,
-        ));
+        let mut registry = study.evaluation(max_distance);
+        registry.confirmed = Some(matching.confirmed());
+        match (detector_study, section.evaluation.as_mut()) {
+            (Some(ds), _) => {
+                let mut evaluation = detector_eval::evaluation_card(
+                    &ds,
+                    &study,
+                    max_distance,
+                    format!("{} (t10k split)", args.dataset.display()),
+                    seed,
+                );
+                evaluation.registry = registry;
+                section.evaluation = Some(evaluation);
+            }
+            // `--registry --write-card` refreshes only the registry figures.
+            (None, Some(evaluation)) => evaluation.registry = registry,
+            (None, None) => {
+                anyhow::bail!("--write-card needs a detector evaluation to add to: pass --detector")
+            }
+        }
         card.save(&path)?;
         println!("detector evaluation written to {}", path.display());
     }

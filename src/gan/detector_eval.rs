@@ -299,6 +299,7 @@ impl PhashStudy {
             false_matches: self.false_matches(max_distance) as u64,
             real_images_checked: self.nearest_real.first().map_or(0, Vec::len) as u64,
             recommended_max_distance: self.recommended(),
+            confirmed: None,
         }
     }
 }

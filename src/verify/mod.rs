@@ -77,7 +77,8 @@ pub struct RegistryEvidence {
     pub max_distance: u32,
     /// For a near duplicate: the aligned similarity to the original (1 = identical).
     pub similarity: Option<f64>,
-    /// The least similarity that confirms a near duplicate (`verify.min_similarity`).
+    /// The least similarity that confirms this near duplicate (`verify.min_similarity`, or
+    /// `verify.min_similarity_downscaled` for an upload smaller than 3/4 of the original).
     pub min_similarity: f64,
     /// Candidate originals compared pixel by pixel.
     pub candidates_compared: usize,
@@ -294,6 +295,7 @@ impl VerifyService {
             &inspected.file_sha256,
             &inspected.fingerprint,
             probe,
+            inspected.width.max(inspected.height),
             &self.settings,
         )
         .await?;
@@ -308,6 +310,13 @@ impl VerifyService {
             evidence.matched = Some(kind);
             evidence.distance = Some(distance);
             evidence.similarity = similarity;
+            let original_side = record.fields.width.max(record.fields.height).unsigned_abs();
+            if crate::fingerprint::align::is_downscaled(
+                inspected.width.max(inspected.height),
+                original_side,
+            ) {
+                evidence.min_similarity = self.settings.min_similarity_downscaled;
+            }
             evidence.record = Some(view(pool, record).await?);
         }
         Ok(evidence)

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::config::VerifySettings;
 use crate::error::ApiError;
-use crate::fingerprint::align::similarity;
+use crate::fingerprint::align::{is_downscaled, similarity};
 use crate::fingerprint::{phash_to_db, Fingerprint};
 use crate::provenance::record::RECORD_COLUMNS;
 use crate::provenance::Record;
@@ -69,7 +69,8 @@ pub struct Search {
 }
 
 /// Exact file, then exact pixels, then the best confirmed near duplicate. `probe` is the decoded
-/// upload (it may be pre-shrunk with [`crate::fingerprint::align::comparison_image`]).
+/// upload (it may be pre-shrunk with [`crate::fingerprint::align::comparison_image`]);
+/// `probe_side` is the upload's longer side as uploaded.
 ///
 /// # Errors
 /// When the database or the blob store fails.
@@ -79,6 +80,7 @@ pub async fn find(
     file_sha256: &[u8; 32],
     fingerprint: &Fingerprint,
     probe: DynamicImage,
+    probe_side: u32,
     settings: &VerifySettings,
 ) -> Result<Search, ApiError> {
     let exact = |kind, record| Search {
@@ -122,7 +124,8 @@ pub async fn find(
         }
     }
     let compared = originals.len();
-    let min_similarity = settings.min_similarity;
+    let upload_side = probe_side;
+    let (full, downscaled) = (settings.min_similarity, settings.min_similarity_downscaled);
     let found = crate::blocking::run(move || {
         let mut best: Option<RegistryMatch> = None;
         for (record, distance, bytes) in originals {
@@ -132,10 +135,16 @@ pub async fn find(
                 continue;
             };
             let score = similarity(&probe, &original);
+            let original_side = original.width().max(original.height());
+            let needed = if is_downscaled(upload_side, original_side) {
+                downscaled
+            } else {
+                full
+            };
             let better = best
                 .as_ref()
                 .is_none_or(|b| score > b.similarity.unwrap_or(f64::MIN));
-            if score >= min_similarity && better {
+            if score >= needed && better {
                 best = Some(RegistryMatch {
                     kind: MatchKind::Phash,
                     record,

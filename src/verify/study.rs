@@ -10,6 +10,7 @@ use image::DynamicImage;
 use crate::config::VerifySettings;
 use crate::fingerprint::align::{similarity, variant_phashes};
 use crate::fingerprint::{hamming, Fingerprinter};
+use crate::gan::card::{ConfirmedMatch, TransformRate};
 use crate::gan::detector_eval::EvalImages;
 
 /// Per image: the similarity of its own original (None when the original was not among the
@@ -18,6 +19,16 @@ use crate::gan::detector_eval::EvalImages;
 pub struct OwnScore {
     pub own: Option<f64>,
     pub rival: f64,
+    /// The query is downscaled against the originals (held to the stricter threshold).
+    pub downscaled: bool,
+}
+
+/// A real image's best similarity to any candidate (0: none), and whether it was compared as a
+/// downscaled copy.
+#[derive(Debug, Clone, Copy)]
+pub struct RealScore {
+    pub best: f64,
+    pub downscaled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -28,8 +39,10 @@ pub struct MatchStudy {
     pub max_candidates: usize,
     /// `own[t][i]`: generated image `i` under transform `t`.
     pub own: Vec<Vec<OwnScore>>,
-    /// `real[t][i]`: best similarity of any candidate for real image `i` under `t` (0: none).
-    pub real: Vec<Vec<f64>>,
+    /// `real[t][i]`: real image `i` under `t`.
+    pub real: Vec<Vec<RealScore>>,
+    /// The configured thresholds: (full size, downscaled).
+    pub thresholds: (f64, f64),
 }
 
 /// The candidates the registry would return for `query`: records whose nearest variant hash is
@@ -86,6 +99,7 @@ pub fn match_study(
             let mut score = OwnScore {
                 own: None,
                 rival: 0.0,
+                downscaled: is_downscaled(image, &originals[i]),
             };
             for c in candidates(fp.phash(image), &variants, d, k) {
                 let s = similarity(image, &originals[c]);
@@ -99,10 +113,16 @@ pub fn match_study(
         }));
         real.push(par_map(&images.real[t], |image| {
             bar.inc(1);
-            candidates(fp.phash(image), &variants, d, k)
-                .into_iter()
-                .map(|c| similarity(image, &originals[c]))
-                .fold(0.0, f64::max)
+            let found = candidates(fp.phash(image), &variants, d, k);
+            RealScore {
+                best: found
+                    .iter()
+                    .map(|&c| similarity(image, &originals[c]))
+                    .fold(0.0, f64::max),
+                downscaled: found
+                    .first()
+                    .is_some_and(|&c| is_downscaled(image, &originals[c])),
+            }
         }));
     }
     MatchStudy {
@@ -112,7 +132,15 @@ pub fn match_study(
         max_candidates: k,
         own,
         real,
+        thresholds: (settings.min_similarity, settings.min_similarity_downscaled),
     }
+}
+
+fn is_downscaled(query: &DynamicImage, original: &DynamicImage) -> bool {
+    crate::fingerprint::align::is_downscaled(
+        query.width().max(query.height()),
+        original.width().max(original.height()),
+    )
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -123,22 +151,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 impl MatchStudy {
-    /// Share of generated images under transform `t` matched to their own original at `tau`.
+    /// Share of generated images under transform `t` matched to their own original at the
+    /// thresholds (full size, downscaled).
     #[must_use]
-    pub fn recall(&self, t: usize, tau: f64) -> f64 {
+    pub fn recall(&self, t: usize, (full, down): (f64, f64)) -> f64 {
         let hits = self.own[t]
             .iter()
-            .filter(|s| s.own.is_some_and(|own| own >= tau && own >= s.rival))
+            .filter(|s| {
+                let tau = if s.downscaled { down } else { full };
+                s.own.is_some_and(|own| own >= tau && own >= s.rival)
+            })
             .count();
         hits as f64 / self.own[t].len().max(1) as f64
     }
 
-    /// Real images (counted once over all transforms) matched to any registered image at `tau`.
+    /// Real images (counted once over all transforms) matched to any registered image at the
+    /// thresholds (full size, downscaled).
     #[must_use]
-    pub fn false_matches(&self, tau: f64) -> usize {
+    pub fn false_matches(&self, (full, down): (f64, f64)) -> usize {
         let n = self.real.first().map_or(0, Vec::len);
         (0..n)
-            .filter(|&i| self.real.iter().any(|v| v[i] >= tau))
+            .filter(|&i| {
+                self.real.iter().any(|v| {
+                    let tau = if v[i].downscaled { down } else { full };
+                    v[i].best >= tau
+                })
+            })
             .count()
     }
 
@@ -149,21 +187,57 @@ impl MatchStudy {
         hits as f64 / self.own[t].len().max(1) as f64
     }
 
-    /// The smallest threshold on a 0.001 grid with no false match.
+    /// The smallest thresholds (full size, downscaled) on a 0.001 grid with no false match.
     #[must_use]
-    pub fn recommended(&self) -> f64 {
-        let top = self.real.iter().flatten().copied().fold(0.0, f64::max);
-        ((top * 1000.0).floor() + 1.0) / 1000.0
+    pub fn recommended(&self) -> (f64, f64) {
+        let top = |down: bool| {
+            let best = self
+                .real
+                .iter()
+                .flatten()
+                .filter(|r| r.downscaled == down)
+                .map(|r| r.best)
+                .fold(0.0, f64::max);
+            ((best * 1000.0).floor() + 1.0) / 1000.0
+        };
+        (top(false), top(true))
+    }
+
+    /// The card's summary at the configured thresholds.
+    #[must_use]
+    pub fn confirmed(&self) -> ConfirmedMatch {
+        let tau = self.thresholds;
+        let rates = |f: &dyn Fn(usize) -> f64| {
+            self.transforms
+                .iter()
+                .enumerate()
+                .map(|(t, name)| TransformRate {
+                    transform: name.clone(),
+                    rate: (f(t) * 1e5).round() / 1e5,
+                })
+                .collect()
+        };
+        ConfirmedMatch {
+            max_candidates: self.max_candidates as u64,
+            min_similarity: tau.0,
+            min_similarity_downscaled: tau.1,
+            recall: rates(&|t| self.recall(t, tau)),
+            candidate_recall: rates(&|t| self.candidate_recall(t)),
+            false_matches: self.false_matches(tau) as u64,
+            recommended_min_similarity: self.recommended().0,
+            recommended_min_similarity_downscaled: self.recommended().1,
+        }
     }
 
     #[must_use]
-    pub fn report(&self, min_similarity: f64) -> String {
+    pub fn report(&self) -> String {
         let mut s = String::new();
         let n_real = self.real.first().map_or(0, Vec::len);
         let _ = writeln!(
             s,
             "registry match (two stages): {} generated images registered (10 pHashes each: whole + nine 90% windows); \
-             candidates: nearest variant within {} bits, at most {}; confirmation: best aligned normalised cross-correlation",
+             candidates: nearest variant within {} bits, at most {}; confirmation: best aligned similarity \
+             (mean of shape and texture normalised cross-correlation)",
             self.registered, self.candidate_distance, self.max_candidates
         );
         let _ = writeln!(
@@ -198,7 +272,7 @@ impl MatchStudy {
             "transform", "max", "p99.9", "p99", "p50"
         );
         for (t, name) in self.transforms.iter().enumerate() {
-            let mut v = self.real[t].clone();
+            let mut v: Vec<f64> = self.real[t].iter().map(|r| r.best).collect();
             v.sort_by(f64::total_cmp);
             let _ = writeln!(
                 s,
@@ -209,36 +283,36 @@ impl MatchStudy {
                 percentile(&v, 0.5)
             );
         }
-        let _ = writeln!(s, "\nrecall and false matches by confirmation threshold:");
+        let _ = writeln!(
+            s,
+            "\nrecall and false matches by threshold (one threshold for full-size and downscaled uploads alike):"
+        );
         let mut header = format!("  {:>7}", "tau");
         for name in &self.transforms {
             let _ = write!(header, " {name:>10}");
         }
         let _ = writeln!(s, "{header} {:>14}", "false matches");
-        let mut taus: Vec<f64> = (80..100).map(|x| f64::from(x) / 100.0).collect();
-        taus.extend([0.995, min_similarity, self.recommended()]);
-        taus.sort_by(f64::total_cmp);
-        taus.dedup();
-        for tau in taus {
-            let mut line = format!("  {tau:>7.3}");
+        let line = |label: String, tau: (f64, f64)| {
+            let mut line = label;
             for t in 0..self.own.len() {
                 let _ = write!(line, " {:>9.2}%", self.recall(t, tau) * 100.0);
             }
-            let marker = if (tau - min_similarity).abs() < 1e-9 {
-                "  <- configured"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                s,
-                "{line} {:>8} / {n_real}{marker}",
-                self.false_matches(tau)
-            );
+            format!("{line} {:>8} / {n_real}", self.false_matches(tau))
+        };
+        for tau in (80..100).map(|x| f64::from(x) / 100.0) {
+            let _ = writeln!(s, "{}", line(format!("  {tau:>7.3}"), (tau, tau)));
         }
+        let (full, down) = self.thresholds;
         let _ = writeln!(
             s,
-            "\nsmallest threshold with no false match among {n_real} real images: {:.3}",
-            self.recommended()
+            "\nconfigured: {full:.3} for full-size uploads, {down:.3} for uploads downscaled below 3/4 of the original's side:"
+        );
+        let _ = writeln!(s, "{header} {:>14}", "false matches");
+        let _ = writeln!(s, "{}", line("         ".into(), self.thresholds));
+        let (rf, rd) = self.recommended();
+        let _ = writeln!(
+            s,
+            "\nsmallest thresholds with no false match among {n_real} real images: {rf:.3} full size, {rd:.3} downscaled"
         );
         s
     }

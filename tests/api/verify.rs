@@ -470,3 +470,39 @@ async fn every_verification_route_checks_the_key(pool: PgPool) {
         );
     }
 }
+
+#[sqlx::test]
+async fn the_multi_index_search_finds_what_a_full_scan_finds(pool: PgPool) {
+    use hallmark::fingerprint::phash_from_db;
+    use hallmark::verify::registry::{candidates, candidates_by_scan};
+    let app = spawn_app(pool).await;
+    our_images(&app, 6).await;
+    let stored: Vec<i64> = sqlx::query_scalar("SELECT phash FROM record_hashes ORDER BY 1")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 60, "ten variant hashes per image");
+    let mut flips = 0x2545_f491_4f6c_dd1d_u64;
+    for (i, &phash) in stored.iter().enumerate() {
+        // Queries at every distance from 0 to 15 bits of a stored hash.
+        let mut query = phash_from_db(phash);
+        for _ in 0..(i % 16) {
+            flips ^= flips << 13;
+            flips ^= flips >> 7;
+            flips ^= flips << 17;
+            query ^= 1 << (flips % 64);
+        }
+        for max_distance in [4, 10, 14] {
+            let by_index = candidates(&app.pool, query, max_distance, 100)
+                .await
+                .unwrap();
+            let by_scan = candidates_by_scan(&app.pool, query, max_distance, 100)
+                .await
+                .unwrap();
+            assert_eq!(
+                by_index, by_scan,
+                "query {query:016x} within {max_distance}"
+            );
+        }
+    }
+}
