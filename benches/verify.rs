@@ -12,15 +12,19 @@
 //! Run: `make bench` or `cargo bench --bench verify` (DATABASE_URL names the server to use; the
 //! bench makes its own database `hallmark_bench_verify`).
 
+mod common;
+
 use std::io::Cursor;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use common::{fresh_database, get_per_s, load, ms, percentile};
 
 use hallmark::config::Settings;
 use hallmark::provenance::pki::{init_pki, register_signing_key};
 use hallmark::provenance::SigningIdentity;
 use hallmark::store::api_keys::{self, Role};
 use hallmark::verify::registry;
-use hallmark::{store, Application};
+use hallmark::Application;
 use rand::{Rng, SeedableRng};
 use secrecy::ExposeSecret;
 use sqlx::migrate::MigrateDatabase;
@@ -30,129 +34,6 @@ use sqlx::PgPool;
 const K: usize = 24;
 
 const STAGES: [&str; 5] = ["decode", "provenance", "hash", "registry", "detect"];
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-struct LoadResult {
-    per_s: f64,
-    p50: Duration,
-    p99: Duration,
-    stages_ms: [f64; 5],
-}
-
-async fn load(url: &str, key: &str, body: &[u8], clients: usize, requests: usize) -> LoadResult {
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (client, url, key, body) = (
-            client.clone(),
-            url.to_owned(),
-            key.to_owned(),
-            body.to_vec(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut stages = [0.0; 5];
-            for _ in 0..requests / clients {
-                let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .bearer_auth(&key)
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    response.status().as_u16(),
-                    200,
-                    "{:?}",
-                    response.text().await
-                );
-                let timing = response.headers()["server-timing"]
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-                response.bytes().await.unwrap();
-                latencies.push(sent.elapsed());
-                for part in timing.split(", ") {
-                    let (name, dur) = part.split_once(";dur=").unwrap();
-                    let slot = STAGES.iter().position(|s| *s == name).unwrap();
-                    stages[slot] += dur.parse::<f64>().unwrap();
-                }
-            }
-            (latencies, stages)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut stages = [0.0; 5];
-    for task in tasks {
-        let (mine, theirs) = task.await.unwrap();
-        latencies.extend(mine);
-        for (total, part) in stages.iter_mut().zip(theirs) {
-            *total += part;
-        }
-    }
-    let n = latencies.len();
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
-    LoadResult {
-        per_s: n as f64 / elapsed,
-        p50: percentile(&latencies, 0.5),
-        p99: percentile(&latencies, 0.99),
-        stages_ms: stages.map(|total| total / n as f64),
-    }
-}
-
-async fn health_per_s(url: &str, clients: usize, requests: usize) -> f64 {
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (client, url) = (client.clone(), url.to_owned());
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..requests / clients {
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .unwrap()
-                    .bytes()
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    requests as f64 / started.elapsed().as_secs_f64()
-}
-
-async fn fresh_database(settings: &mut Settings, name: &str) -> PgPool {
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| settings.database.url.expose_secret().to_owned());
-    let (server, _) = base
-        .rsplit_once('/')
-        .expect("DATABASE_URL has a database name");
-    let url = format!("{server}/{name}");
-    if sqlx::Postgres::database_exists(&url).await.unwrap() {
-        sqlx::Postgres::drop_database(&url).await.unwrap();
-    }
-    sqlx::Postgres::create_database(&url).await.unwrap();
-    settings.database.url = url.into();
-    settings.database.max_connections = 16;
-    let pool = store::lazy_pool(&settings.database).unwrap();
-    store::migrate(&pool).await.unwrap();
-    pool
-}
 
 /// A 512x512 photo-like JPEG (smooth colour gradients with texture), quality 90.
 fn big_jpeg() -> Vec<u8> {
@@ -204,8 +85,14 @@ async fn service_bench(settings: &Settings, pool: &PgPool) {
         .to_vec();
     let jpeg = big_jpeg();
     let url = format!("{base}/v1/verify");
-    load(&url, &moderator, &png, 8, 64).await; // warm-up
-    let health = health_per_s(&format!("{base}/healthz"), 8, 4000).await;
+    let run = |body: &[u8], requests| {
+        let (url, key, body) = (url.clone(), moderator.clone(), body.to_vec());
+        load(8, requests, 200, &STAGES, move |client, _, _| {
+            client.post(&url).bearer_auth(&key).body(body.clone())
+        })
+    };
+    run(&png, 64).await; // warm-up
+    let health = get_per_s(&format!("{base}/healthz"), 8, 4000).await;
 
     println!("## POST /v1/verify, 8 clients (stored checks, detector on)");
     println!();
@@ -215,7 +102,7 @@ async fn service_bench(settings: &Settings, pool: &PgPool) {
         ("signed 32x32 PNG (ours)", &png, 800),
         ("512x512 JPEG (no manifest)", &jpeg, 400),
     ] {
-        let r = load(&url, &moderator, body, 8, requests).await;
+        let r = run(body, requests).await;
         println!(
             "| {name}, {} B | {:.0} | {:.1}% | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             body.len(),
