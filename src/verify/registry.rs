@@ -183,7 +183,13 @@ pub async fn candidates(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows: Vec<(Uuid, i32)> = match probe_lists(phash, max_distance) {
         Some([c0, c1, c2, c3]) => {
-            sqlx::query_as(&format!(
+            // Enough memory for an exact bitmap of the probed rows: a lossy one rechecks every
+            // row of each touched page (measured 2.7x more rows at 10^7 hashes).
+            let mut tx = pool.begin().await?;
+            sqlx::query("SET LOCAL work_mem = '64MB'")
+                .execute(&mut *tx)
+                .await?;
+            let rows = sqlx::query_as(&format!(
                 "SELECT record_id, min({distance})::int4 AS distance FROM record_hashes
                  WHERE (phash_c0 = ANY($4) OR phash_c1 = ANY($5)
                         OR phash_c2 = ANY($6) OR phash_c3 = ANY($7))
@@ -197,8 +203,10 @@ pub async fn candidates(
             .bind(c1)
             .bind(c2)
             .bind(c3)
-            .fetch_all(pool)
-            .await?
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            rows
         }
         None => candidates_by_scan_rows(pool, phash, max_distance, limit).await?,
     };
