@@ -17,7 +17,7 @@ use common::{fresh_database, get_per_s, load, ms};
 
 use hallmark::config::Settings;
 use hallmark::gan::{latents_for, load_model};
-use hallmark::provenance::pki::{init_pki, register_signing_key};
+use hallmark::provenance::pki::register_signing_key;
 use hallmark::provenance::SigningIdentity;
 use hallmark::store::api_keys::{self, Role};
 use hallmark::Application;
@@ -50,14 +50,9 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let data_dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::load(None).unwrap();
-        settings.server.port = 0;
-        settings.storage.data_dir = data_dir.path().to_owned();
-        settings.model.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/models").into();
-        settings.model.device = "cpu".into();
+        let mut settings = common::settings(data_dir.path());
         settings.api.public_rate_per_s = 1_000_000;
         settings.api.public_burst = 1_000_000;
-        init_pki(&settings.storage.keys_dir(), 30).unwrap();
         let pool = fresh_database(&mut settings, "hallmark_bench").await;
         let identity = SigningIdentity::load(&settings).unwrap();
         register_signing_key(&pool, &identity).await.unwrap();

@@ -20,7 +20,7 @@ use std::time::Instant;
 use common::{fresh_database, get_per_s, load, ms, percentile};
 
 use hallmark::config::Settings;
-use hallmark::provenance::pki::{init_pki, register_signing_key};
+use hallmark::provenance::pki::register_signing_key;
 use hallmark::provenance::SigningIdentity;
 use hallmark::store::api_keys::{self, Role};
 use hallmark::verify::registry;
@@ -275,12 +275,7 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let data_dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::load(None).unwrap();
-        settings.server.port = 0;
-        settings.storage.data_dir = data_dir.path().to_owned();
-        settings.model.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/models").into();
-        settings.model.device = "cpu".into();
-        init_pki(&settings.storage.keys_dir(), 30).unwrap();
+        let mut settings = common::settings(data_dir.path());
         let pool = fresh_database(&mut settings, "hallmark_bench_verify").await;
         let identity = SigningIdentity::load(&settings).unwrap();
         register_signing_key(&pool, &identity).await.unwrap();

@@ -19,6 +19,17 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Default settings for a bench: port 0, `data_dir` with a fresh PKI, the shipped model on CPU.
+pub fn settings(data_dir: &std::path::Path) -> Settings {
+    let mut settings = Settings::load(None).unwrap();
+    settings.server.port = 0;
+    settings.storage.data_dir = data_dir.to_owned();
+    settings.model.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/models").into();
+    settings.model.device = "cpu".into();
+    hallmark::provenance::pki::init_pki(&settings.storage.keys_dir(), 30).unwrap();
+    settings
+}
+
 /// Drops and creates database `name` next to `DATABASE_URL` (or the configured URL), migrates
 /// it and points `settings` at it.
 pub async fn fresh_database(settings: &mut Settings, name: &str) -> PgPool {

@@ -84,6 +84,19 @@ pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Record>, sqlx::Erro
     .await
 }
 
+/// The records with these ids, in no particular order (one round trip).
+///
+/// # Errors
+/// When the database fails.
+pub async fn by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Record>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
 /// Records whose signed file has this SHA-256 (normally one).
 ///
 /// # Errors

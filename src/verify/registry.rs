@@ -109,11 +109,14 @@ pub async fn find(
         settings.max_candidates,
     )
     .await?;
+    let ids: Vec<Uuid> = near.iter().map(|&(id, _)| id).collect();
+    let mut found_records = records::by_ids(pool, &ids).await?;
     let mut originals = Vec::with_capacity(near.len());
     for &(id, distance) in &near {
-        let Some(record) = records::by_id(pool, id).await? else {
+        let Some(at) = found_records.iter().position(|r| r.fields.id == id) else {
             continue;
         };
+        let record = found_records.swap_remove(at);
         let bytes = blobs
             .get(&record.fields.file_sha256)
             .await
