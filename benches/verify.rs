@@ -4,18 +4,20 @@
 //! 1. Verify requests/s and p50/p99 at 8 concurrent clients for a signed 32x32 PNG (ours, found
 //!    by file hash) and a 512x512 JPEG (no manifest, no match, out of the detector's domain), with
 //!    the per-stage cost from `Server-Timing`; baseline in the same run: `GET /healthz`.
-//! 2. Near-duplicate candidate search latency (p50/p99) over 10^4, 10^5 and 10^6 records (ten
-//!    synthetic random pHashes each, as registered): the multi-index probe
-//!    (`registry::candidates`) against a full scan of the same table
-//!    (`registry::candidates_by_scan`), half the queries planted 8 bits from a stored hash.
+//! 2. Near-duplicate candidate search latency (p50/p99) over 10^4, 10^5 and 10^6 records (seventeen
+//!    synthetic random pHashes each, as registered; five query hashes, as an upload's): the service's in-memory index
+//!    (`verify::index::HashIndex`, loaded from the table as at start-up) and PostgreSQL's
+//!    multi-index probe (`registry::candidates`, used by the command line and as the fallback),
+//!    both against a full scan of the same table (`registry::candidates_by_scan`), half the
+//!    queries planted 8 bits from a stored hash.
 //!
-//! Run: `make bench` or `cargo bench --bench verify` (DATABASE_URL names the server to use; the
+//! Run: `make bench` or `cargo bench --bench verify [-- service|index]` (DATABASE_URL names the server to use; the
 //! bench makes its own database `hallmark_bench_verify`).
 
 mod common;
 
 use std::io::Cursor;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::{fresh_database, get_per_s, load, ms, percentile};
 
@@ -23,6 +25,7 @@ use hallmark::config::Settings;
 use hallmark::provenance::pki::register_signing_key;
 use hallmark::provenance::SigningIdentity;
 use hallmark::store::api_keys::{self, Role};
+use hallmark::verify::index::HashIndex;
 use hallmark::verify::registry;
 use hallmark::Application;
 use rand::{Rng, SeedableRng};
@@ -141,11 +144,11 @@ async fn grow(pool: &PgPool, from: i64, target: i64) {
         .execute(pool)
         .await
         .unwrap();
-        // Ten variant hashes per record, as the generation pipeline registers them.
+        // Seventeen variant hashes per record, as the generation pipeline registers them.
         sqlx::query(
             "INSERT INTO record_hashes (record_id, variant, phash)
              SELECT r.id, v, ('x' || substr(md5(r.seed::text || '/' || v::text), 1, 16))::bit(64)::bigint
-             FROM records r, generate_series(0, 9) AS v
+             FROM records r, generate_series(0, 16) AS v
              WHERE r.seed >= $1 AND r.seed < $2",
         )
         .bind(start)
@@ -162,8 +165,10 @@ async fn grow(pool: &PgPool, from: i64, target: i64) {
         .unwrap();
 }
 
-async fn queries(pool: &PgPool, n: usize, rng: &mut rand::rngs::StdRng) -> Vec<u64> {
-    // Half planted 8 bits away from stored hashes, half uniformly random (no match).
+/// Each query is five hashes, as an upload's whole image and four crop windows: one planted 8
+/// bits away from a stored hash (first half of the queries) or random (second half), and four
+/// random.
+async fn queries(pool: &PgPool, n: usize, rng: &mut rand::rngs::StdRng) -> Vec<Vec<u64>> {
     let stored: Vec<i64> =
         sqlx::query_scalar("SELECT phash FROM record_hashes ORDER BY random() LIMIT $1")
             .bind(n as i64 / 2)
@@ -186,7 +191,13 @@ async fn queries(pool: &PgPool, n: usize, rng: &mut rand::rngs::StdRng) -> Vec<u
     while out.len() < n {
         out.push(rng.gen());
     }
-    out
+    out.into_iter()
+        .map(|q| {
+            let mut hashes = vec![q];
+            hashes.extend((0..4).map(|_| rng.gen::<u64>()));
+            hashes
+        })
+        .collect()
 }
 
 async fn index_bench(pool: &PgPool, max_distance: u32) {
@@ -201,8 +212,8 @@ async fn index_bench(pool: &PgPool, max_distance: u32) {
         "## Near-duplicate search (pHash within {max_distance} bits), synthetic random hashes"
     );
     println!();
-    println!("| records | hashes | multi-index p50 ms | p99 ms | full scan p50 ms | p99 ms | scan / multi-index | planted found | random queries with candidates |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| records | hashes | memory index p50 ms | p99 ms | index load s | PG multi-index p50 ms | p99 ms | PG full scan p50 ms | p99 ms | scan / memory | scan / multi-index | planted found | random queries with candidates |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut have = 0;
     for size in [10_000_i64, 100_000, 1_000_000] {
         let started = Instant::now();
@@ -212,54 +223,87 @@ async fn index_bench(pool: &PgPool, max_distance: u32) {
             "registry grown to {size} in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        // Fewer queries at 10^6 records, where each search takes a good part of a second.
-        let n = if size >= 1_000_000 { 60 } else { 200 };
+        // Every query on the memory index; fewer on PostgreSQL at 10^6 records, where each
+        // search takes seconds.
+        let n = 200;
         let qs = queries(pool, n, &mut rng).await;
-        let mut mih = Vec::new();
-        let mut found = 0;
-        let mut random_hits = 0;
-        for (i, &q) in qs.iter().enumerate() {
-            let t = Instant::now();
-            let hit = !registry::candidates(pool, q, max_distance, K)
-                .await
-                .unwrap()
-                .is_empty();
-            mih.push(t.elapsed());
-            if i < n / 2 {
-                found += usize::from(hit);
-            } else {
-                random_hits += usize::from(hit);
-            }
-        }
-        let scans = if size >= 1_000_000 { 20 } else { 60 };
-        let mut scan = Vec::new();
-        let mut agree = true;
-        for &q in qs
+        let pg = if size >= 1_000_000 { 10 } else { 60 };
+        let pg_queries: Vec<&Vec<u64>> = qs
             .iter()
-            .take(scans / 2)
-            .chain(qs.iter().skip(n / 2).take(scans / 2))
-        {
+            .take(pg / 2)
+            .chain(qs.iter().skip(n / 2).take(pg / 2))
+            .collect();
+
+        // The in-memory index, loaded as a starting service loads it.
+        let index = HashIndex::new();
+        let started = Instant::now();
+        let sync = index.spawn_sync(pool.clone());
+        assert!(index.wait_in_step(Duration::from_secs(600)).await);
+        let load = started.elapsed();
+        let mut memory = Vec::new();
+        let mut by_memory = Vec::new();
+        let (mut found, mut random_hits) = (0, 0);
+        for (i, q) in qs.iter().enumerate() {
+            let t = Instant::now();
+            let hits = index.search(q, max_distance, K).unwrap();
+            memory.push(t.elapsed());
+            if i < n / 2 {
+                found += usize::from(!hits.is_empty());
+            } else {
+                random_hits += usize::from(!hits.is_empty());
+            }
+            by_memory.push(hits);
+        }
+        sync.abort();
+        drop(index);
+        let memory_answers: Vec<&Vec<(uuid::Uuid, u32)>> = by_memory
+            .iter()
+            .take(pg / 2)
+            .chain(by_memory.iter().skip(n / 2).take(pg / 2))
+            .collect();
+
+        let mut mih = Vec::new();
+        let mut scan = Vec::new();
+        for (q, memory_answer) in pg_queries.iter().zip(memory_answers) {
+            let t = Instant::now();
+            let by_index = registry::candidates(pool, q, max_distance, K)
+                .await
+                .unwrap();
+            mih.push(t.elapsed());
             let t = Instant::now();
             let by_scan = registry::candidates_by_scan(pool, q, max_distance, K)
                 .await
                 .unwrap();
             scan.push(t.elapsed());
-            let by_index = registry::candidates(pool, q, max_distance, K)
-                .await
-                .unwrap();
-            agree &= by_scan == by_index;
+            assert_eq!(
+                &by_index, &by_scan,
+                "the multi-index probe and the scan disagree"
+            );
+            assert_eq!(
+                memory_answer, &by_scan,
+                "the memory index and the scan disagree"
+            );
         }
-        assert!(agree, "the index and the scan disagree");
+
         mih.sort();
         scan.sort();
-        let (m50, s50) = (percentile(&mih, 0.5), percentile(&scan, 0.5));
+        memory.sort();
+        let (m50, s50, x50) = (
+            percentile(&mih, 0.5),
+            percentile(&scan, 0.5),
+            percentile(&memory, 0.5),
+        );
         println!(
-            "| {size} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.0}x | {found}/{} | {random_hits}/{} |",
-            size * 10,
+            "| {size} | {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {:.0}x | {:.0}x | {found}/{} | {random_hits}/{} |",
+            size * 17,
+            ms(x50),
+            ms(percentile(&memory, 0.99)),
+            load.as_secs_f64(),
             ms(m50),
             ms(percentile(&mih, 0.99)),
             ms(s50),
             ms(percentile(&scan, 0.99)),
+            s50.as_secs_f64() / x50.as_secs_f64(),
             s50.as_secs_f64() / m50.as_secs_f64(),
             n / 2,
             n / 2,
@@ -279,9 +323,17 @@ fn main() {
         let pool = fresh_database(&mut settings, "hallmark_bench_verify").await;
         let identity = SigningIdentity::load(&settings).unwrap();
         register_signing_key(&pool, &identity).await.unwrap();
+        // `cargo bench --bench verify -- service` (or `-- index`) runs one part.
+        let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+        let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
         println!("# Verification (CPU, model {})", settings.model.name);
         println!();
-        service_bench(&settings, &pool).await;
+        if runs("service") {
+            service_bench(&settings, &pool).await;
+        }
+        if !runs("index") {
+            return;
+        }
         let mut index_settings = settings.clone();
         let index_pool = fresh_database(&mut index_settings, "hallmark_bench_index").await;
         index_bench(&index_pool, settings.verify.phash_max_distance).await;

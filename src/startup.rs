@@ -15,6 +15,8 @@ use crate::api::{self, limits::PublicLimiter};
 use crate::config::Settings;
 use crate::generation::GenerationService;
 use crate::store;
+use crate::verify::index::HashIndex;
+use crate::verify::registry::Registry;
 use crate::verify::VerifyService;
 
 /// What every handler can reach.
@@ -23,6 +25,8 @@ pub struct AppState {
     pub settings: Settings,
     pub generation: GenerationService,
     pub verify: VerifyService,
+    /// The in-memory near-duplicate index (`verify.memory_index`).
+    pub index: Option<HashIndex>,
     pub public_limiter: PublicLimiter,
     pub metrics: PrometheusHandle,
 }
@@ -50,10 +54,22 @@ impl Application {
     /// # Errors
     /// As [`Application::build`].
     pub fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
-        let generation = GenerationService::from_settings(&settings, pool.clone())?;
+        let mut generation = GenerationService::from_settings(&settings, pool.clone())?;
+        let index = settings.verify.memory_index.then(|| {
+            let index = HashIndex::new();
+            // Ends when the pool is closed; until the first load completes, searches go to
+            // PostgreSQL.
+            index.spawn_sync(pool.clone());
+            index
+        });
+        generation.index.clone_from(&index);
         let verify = VerifyService::from_settings(
             &settings,
-            Some((pool.clone(), generation.blobs.clone())),
+            Some(Registry {
+                pool: pool.clone(),
+                blobs: generation.blobs.clone(),
+                index: index.clone(),
+            }),
             Some(generation.inference.clone()),
         )
         .context("cannot load the trust anchors for verification")?;
@@ -69,6 +85,7 @@ impl Application {
             settings,
             generation,
             verify,
+            index,
             metrics: api::metrics::handle(),
         });
 

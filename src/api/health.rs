@@ -4,18 +4,22 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store;
+use crate::verify::index::HashIndex;
 
 /// The process is up and answering.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// Ready to serve: the database answers.
+/// Ready to serve: the database answers. Also says what the in-memory near-duplicate index holds
+/// (`null` when it is off); an index still loading does not make the service unready, as
+/// searches go to PostgreSQL meanwhile.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     store::ping(&state.pool).await.map_err(|error| {
         tracing::warn!(error = %error, "readiness: database unreachable");
         ApiError::unavailable("database_unavailable", "the database is not reachable")
             .retry_after(5)
     })?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })))
+    let index = state.index.as_ref().map(HashIndex::status);
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok", "index": index })))
 }

@@ -69,6 +69,11 @@ fn describe() {
         "Images waiting for or in the model"
     );
     describe_gauge!(
+        "hallmark_registry_index_hashes",
+        Unit::Count,
+        "Variant pHashes held by the in-memory near-duplicate index"
+    );
+    describe_gauge!(
         "hallmark_largest_batch",
         Unit::Count,
         "Largest forward pass since start"

@@ -2,10 +2,17 @@
 //! images from look-alikes (see `docs/phash-study.txt`: on Fashion-MNIST-like images real test
 //! images have exact pHash twins among generated ones, and a 10% crop moves a hash ~19 bits).
 //!
-//! 1. **Candidates**: each registered image is hashed whole and as nine 90% x 90% windows (offsets
-//!    0, 5% and 10% of each side), so a cropped upload is a few bits from one of its original's
-//!    windows ([`variant_phashes`]); the registry returns the records whose nearest variant is
-//!    within a loose distance.
+//! 1. **Candidates**: each registered image is hashed whole and as a 4x4 grid of windows 13/16 of
+//!    its side, one sixteenth of the side apart ([`variant_phashes`]: 26-pixel windows every 2
+//!    pixels of a 32-pixel image). An upload is hashed whole and, taken as a crop at the
+//!    original's scale, as the same-sized windows at every offset below the grid step
+//!    ([`query_phashes`]: 4 windows for a 28-pixel crop of a 32-pixel image). One of those is the
+//!    very window of the original that the grid holds, whatever the crop's offset, for any crop
+//!    down to 27/32 of the side: its hash is the same but for re-encoding noise. (A pHash moves
+//!    5-9 bits for a 1-pixel shift of these images, and with ~10^4 look-alikes registered, a
+//!    near-but-shifted window ranked the original outside the candidates for 4% of crops; the
+//!    exact window ranks it first.) The registry returns the records whose nearest variant is
+//!    within a loose distance of any query hash.
 //! 2. **Confirmation**: each candidate's original pixels are aligned to the upload — every crop
 //!    window from [`MIN_WINDOW`] of the side to the whole image, at every whole-pixel offset, each
 //!    resampled to the upload's size — and compared by normalised cross-correlation of shape and
@@ -16,10 +23,12 @@ use image::{DynamicImage, GrayImage};
 
 use super::Fingerprinter;
 
-/// Side of each registered crop window, as a fraction of the image side.
-pub const WINDOW: f64 = 0.9;
-/// Offsets of the registered windows along each axis, as a fraction of the image side.
-pub const WINDOW_OFFSETS: [f64; 3] = [0.0, 0.05, 0.1];
+/// Side of each registered crop window, in sixteenths of the original's side.
+pub const WINDOW_SIXTEENTHS: u32 = 13;
+/// Registered window offsets along each axis, in sixteenths of the side: 0, 1, 2, 3.
+pub const GRID: u32 = 16 - WINDOW_SIXTEENTHS;
+/// The grid step, in pixels, beyond which query windows are not tried (originals up to 64 px).
+const MAX_QUERY_STEP: u32 = 4;
 /// Smallest crop (fraction of each side) the alignment search tries.
 pub const MIN_WINDOW: f64 = 0.85;
 /// Largest side, in pixels, at which images are compared (larger ones are downscaled first).
@@ -33,20 +42,50 @@ pub fn is_downscaled(upload: u32, original: u32) -> bool {
     u64::from(upload) * 4 < u64::from(original) * 3
 }
 
-/// The pHashes registered for an image: the whole image first, then the nine crop windows.
+/// Window side and grid step, in pixels, for an original of side `side`.
+fn window_geometry(side: u32) -> (u32, u32) {
+    let step = (side / 16).max(1);
+    (side - GRID * step, step)
+}
+
+/// The pHashes registered for an image (square, as generated): the whole image first, then the
+/// 4x4 grid of windows (row by row).
 #[must_use]
 pub fn variant_phashes(fingerprinter: &Fingerprinter, image: &DynamicImage) -> Vec<u64> {
-    let (w, h) = (image.width(), image.height());
-    let (ww, wh) = (
-        ((f64::from(w) * WINDOW).round() as u32).max(1),
-        ((f64::from(h) * WINDOW).round() as u32).max(1),
-    );
+    let side = image.width().min(image.height());
     let mut hashes = vec![fingerprinter.phash(image)];
-    for fy in WINDOW_OFFSETS {
-        for fx in WINDOW_OFFSETS {
-            let x = ((f64::from(w) * fx).round() as u32).min(w - ww);
-            let y = ((f64::from(h) * fy).round() as u32).min(h - wh);
-            hashes.push(fingerprinter.phash(&image.crop_imm(x, y, ww, wh)));
+    if side < 16 {
+        return hashes;
+    }
+    let (window, step) = window_geometry(side);
+    for gy in 0..=GRID {
+        for gx in 0..=GRID {
+            hashes.push(fingerprinter.phash(&image.crop_imm(gx * step, gy * step, window, window)));
+        }
+    }
+    hashes
+}
+
+/// The pHashes an upload is looked up by: the whole image first, then, taking it for a crop of
+/// an original whose side is the next power of two (every model's images are), the windows of
+/// the registered size at each offset below the grid step, so one of them lies exactly on a
+/// registered window.
+#[must_use]
+pub fn query_phashes(fingerprinter: &Fingerprinter, image: &DynamicImage) -> Vec<u64> {
+    let (w, h) = (image.width(), image.height());
+    let mut hashes = vec![fingerprinter.phash(image)];
+    let original = w.max(h).next_power_of_two();
+    if original < 16 {
+        return hashes;
+    }
+    let (window, step) = window_geometry(original);
+    // Only a crop that still holds a full grid step around the window can be aligned.
+    if step > MAX_QUERY_STEP || w + 1 < window + step || h + 1 < window + step {
+        return hashes;
+    }
+    for y in 0..step {
+        for x in 0..step {
+            hashes.push(fingerprinter.phash(&image.crop_imm(x, y, window, window)));
         }
     }
     hashes
@@ -191,7 +230,6 @@ pub fn similarity(query: &DynamicImage, original: &DynamicImage) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fingerprint::hamming;
     use image::Luma;
 
     /// A garment-like picture: a textured blob on black.
@@ -209,18 +247,47 @@ mod tests {
     }
 
     #[test]
-    fn ten_hashes_and_a_cropped_copy_is_near_one_of_them() {
+    fn every_crop_down_to_27_pixels_holds_a_registered_window_exactly() {
         let fp = Fingerprinter::new();
         let image = picture(1);
-        let hashes = variant_phashes(&fp, &image);
-        assert_eq!(hashes.len(), 10);
-        let cropped = image.crop_imm(3, 0, 29, 29);
-        let q = fp.phash(&cropped);
-        let nearest = hashes.iter().map(|&h| hamming(h, q)).min().unwrap();
-        assert!(
-            nearest <= hamming(hashes[0], q),
-            "a window is at least as near as the whole"
+        let registered = variant_phashes(&fp, &image);
+        assert_eq!(registered.len(), 17, "the whole image and a 4x4 grid");
+        for side in 27..=32 {
+            for y in 0..=(32 - side) {
+                for x in 0..=(32 - side) {
+                    let crop = image.crop_imm(x, y, side, side);
+                    let queries = query_phashes(&fp, &crop);
+                    assert_eq!(queries.len(), 5, "whole + 4 windows for a {side}px crop");
+                    assert!(
+                        queries.iter().any(|q| registered[1..].contains(q)),
+                        "{side}px crop at ({x}, {y}) missed every registered window"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn small_or_stretched_uploads_are_hashed_whole() {
+        let fp = Fingerprinter::new();
+        let small = picture(1).resize_exact(19, 19, image::imageops::FilterType::Triangle);
+        assert_eq!(
+            query_phashes(&fp, &small).len(),
+            1,
+            "a 26px window does not fit"
         );
+        let strip = picture(1).crop_imm(0, 0, 32, 20);
+        assert_eq!(query_phashes(&fp, &strip).len(), 1);
+        let tiny = DynamicImage::ImageLuma8(GrayImage::new(3, 3));
+        assert_eq!(query_phashes(&fp, &tiny).len(), 1);
+        assert_eq!(variant_phashes(&fp, &tiny).len(), 1);
+        let big = picture(1).resize_exact(512, 512, image::imageops::FilterType::Triangle);
+        assert_eq!(
+            query_phashes(&fp, &big).len(),
+            1,
+            "steps above 4 px are not tried"
+        );
+        assert_eq!(variant_phashes(&fp, &big).len(), 17);
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::inference::{Inference, InferenceError};
 use crate::provenance::record::now_micros;
 use crate::provenance::{ImageClaim, ImageFormat, ProvenanceSigner, Record, RecordFields};
 use crate::store::{blobs::Blobs, records};
+use crate::verify::index::HashIndex;
 
 /// Most images one request may ask for.
 pub const MAX_COUNT: u32 = 64;
@@ -188,6 +189,9 @@ pub struct GenerationService {
     pub fingerprinter: Arc<Fingerprinter>,
     pub blobs: Blobs,
     pub pool: PgPool,
+    /// The service's near-duplicate index, told of each record as soon as it is committed (the
+    /// database's notification reaches it too, a moment later).
+    pub index: Option<HashIndex>,
 }
 
 impl From<InferenceError> for ApiError {
@@ -243,6 +247,7 @@ impl GenerationService {
             fingerprinter: Arc::new(Fingerprinter::new()),
             blobs,
             pool,
+            index: None,
         })
     }
 
@@ -323,6 +328,11 @@ impl GenerationService {
         records::insert_all(&mut tx, &records).await?;
         records::insert_hashes(&mut tx, &hashes).await?;
         tx.commit().await?;
+        if let Some(index) = &self.index {
+            for (id, list) in &hashes {
+                index.insert(*id, list);
+            }
+        }
         Ok(())
     }
 }

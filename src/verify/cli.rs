@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
+use super::registry::Registry;
 use super::{CheckKind, VerifyReport, VerifyService};
 use crate::config::Settings;
 use crate::device::DeviceChoice;
@@ -91,10 +92,14 @@ pub async fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()
         None
     } else {
         match registry_pool(settings).await {
-            Some(pool) => Some((
+            // One-shot: the candidates come from PostgreSQL's multi-index search, not from an
+            // in-memory index that would first load every hash.
+            Some(pool) => Some(Registry {
                 pool,
-                Blobs::from_settings(&settings.storage).context("cannot open the blob store")?,
-            )),
+                blobs: Blobs::from_settings(&settings.storage)
+                    .context("cannot open the blob store")?,
+                index: None,
+            }),
             None => None,
         }
     };

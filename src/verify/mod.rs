@@ -8,6 +8,7 @@
 //! the evidence into a [`Verdict`] with plain-language reasons.
 
 pub mod cli;
+pub mod index;
 pub mod registry;
 pub mod study;
 pub mod upload;
@@ -17,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::api::records::{view, RecordView};
@@ -25,13 +25,12 @@ use image::DynamicImage;
 
 use crate::config::{LimitSettings, Settings, VerifySettings};
 use crate::error::ApiError;
-use crate::fingerprint::align::comparison_image;
+use crate::fingerprint::align::{comparison_image, query_phashes};
 use crate::fingerprint::{sha256, Fingerprint, Fingerprinter};
 use crate::gan::detector::Detection;
 use crate::inference::{Inference, InferenceError};
 use crate::provenance::{ImageFormat, ProvenanceReport, ProvenanceVerifier, ValidationState};
-use crate::store::blobs::Blobs;
-use registry::{MatchKind, RegistryMatch};
+use registry::{MatchKind, Registry, RegistryMatch};
 
 /// What the evidence adds up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -170,9 +169,7 @@ pub struct VerifyService {
     provenance: Arc<ProvenanceVerifier>,
     fingerprinter: Arc<Fingerprinter>,
     /// The registry; `None` on the command line without a database.
-    pool: Option<PgPool>,
-    /// The originals' bytes, for confirming near duplicates.
-    blobs: Option<Blobs>,
+    registry: Option<Registry>,
     /// The model thread, for the detector; `None` where no model is loaded.
     inference: Option<Inference>,
     limits: LimitSettings,
@@ -180,21 +177,19 @@ pub struct VerifyService {
 }
 
 impl VerifyService {
-    /// `registry`: the database and the blob store, when the registry can be consulted.
+    /// `registry`: where uploads are looked up, when the registry can be consulted.
     ///
     /// # Errors
     /// When the trust anchors or our public keys cannot be read.
     pub fn from_settings(
         settings: &Settings,
-        registry: Option<(PgPool, Blobs)>,
+        registry: Option<Registry>,
         inference: Option<Inference>,
     ) -> anyhow::Result<Self> {
-        let (pool, blobs) = registry.unzip();
         Ok(Self {
             provenance: Arc::new(ProvenanceVerifier::from_settings(settings)?),
             fingerprinter: Arc::new(Fingerprinter::new()),
-            pool,
-            blobs,
+            registry,
             inference,
             limits: settings.limits.clone(),
             settings: settings.verify.clone(),
@@ -285,20 +280,20 @@ impl VerifyService {
             record: None,
             unavailable: None,
         };
-        let (Some(pool), Some(blobs)) = (&self.pool, &self.blobs) else {
+        let Some(registry) = &self.registry else {
             evidence.unavailable = Some("the database is not reachable".into());
             return Ok(evidence);
         };
-        let search = registry::find(
-            pool,
-            blobs,
-            &inspected.file_sha256,
-            &inspected.fingerprint,
-            probe,
-            inspected.width.max(inspected.height),
-            &self.settings,
-        )
-        .await?;
+        let search = registry
+            .find(
+                &inspected.file_sha256,
+                &inspected.fingerprint,
+                &inspected.query_phashes,
+                probe,
+                inspected.width.max(inspected.height),
+                &self.settings,
+            )
+            .await?;
         evidence.candidates_compared = search.compared;
         if let Some(RegistryMatch {
             kind,
@@ -317,7 +312,7 @@ impl VerifyService {
             ) {
                 evidence.min_similarity = self.settings.min_similarity_downscaled;
             }
-            evidence.record = Some(view(pool, record).await?);
+            evidence.record = Some(view(&registry.pool, record).await?);
         }
         Ok(evidence)
     }
@@ -330,6 +325,8 @@ struct Inspected {
     height: u32,
     file_sha256: [u8; 32],
     fingerprint: Fingerprint,
+    /// The whole image's pHash and its crop windows' ([`query_phashes`]).
+    query_phashes: Vec<u64>,
     provenance: ProvenanceReport,
     times: CheckTimes,
 }
@@ -352,6 +349,7 @@ fn inspect(
     let started = Instant::now();
     let file_sha256 = sha256(bytes);
     let fingerprint = fingerprinter.fingerprint(&upload.image);
+    let query_phashes = query_phashes(fingerprinter, &upload.image);
     let probe = comparison_image(&upload.image);
     times.hash = started.elapsed();
     Ok((
@@ -361,6 +359,7 @@ fn inspect(
             height: upload.height,
             file_sha256,
             fingerprint,
+            query_phashes,
             provenance,
             times,
         },

@@ -1,13 +1,21 @@
 //! Finding an upload among the images Hallmark made: the exact file, then the exact pixels, then
 //! a near duplicate (re-encoded, resized, cropped) in two stages.
 //!
-//! Stage 1 (candidates) is multi-index hashing in PostgreSQL. `record_hashes` holds ten 64-bit
-//! pHashes per record (the whole image and nine crop windows, [`variant_phashes`]) and, as
-//! generated columns, their four 16-bit chunks, each with a B-tree index. If two hashes differ in
+//! The upload is looked up by several pHashes (whole, and crop windows,
+//! [`crate::fingerprint::align::query_phashes`]); a record's distance is that of its nearest
+//! variant to the nearest query hash.
+//!
+//! Stage 1 (candidates) runs in memory in the service ([`super::index::HashIndex`], a popcount
+//! scan of every registered hash kept in step with the database) and, where no index is in step
+//! (the command line, start-up, a lost connection), as multi-index hashing in PostgreSQL.
+//! `record_hashes` holds seventeen 64-bit pHashes per record (the whole image and a 4x4 grid of
+//! crop windows, [`variant_phashes`]; ten for records made before migration 3) and, as generated
+//! columns, their four 16-bit chunks, each with a B-tree index. If two hashes differ in
 //! at most `d` bits, then by pigeonhole at least one of the four chunks differs in at most
 //! `r = d / 4` bits. So the candidates are the rows where some chunk equals one of the chunk
-//! values within Hamming distance `r` of the query's chunk (`1 + 16 + 120` values for `r = 2`,
-//! which covers `d ≤ 11`; 697 for `r = 3`, `d ≤ 15`), found by four indexed `= ANY(...)` probes;
+//! values within Hamming distance `r` of a query's chunk (`1 + 16 + 120` values per query for
+//! `r = 2`, which covers `d ≤ 11`; 697 for `r = 3`, `d ≤ 15`), found by four indexed `= ANY(...)`
+//! probes;
 //! PostgreSQL keeps those within `d` and returns the nearest records. The search is exact (no
 //! hash within `d` is missed), stays a few index probes as the registry grows, and the database
 //! stays the one source of truth, so every replica and the command line see the same registry.
@@ -31,6 +39,7 @@ use crate::provenance::record::RECORD_COLUMNS;
 use crate::provenance::Record;
 use crate::store::blobs::Blobs;
 use crate::store::records;
+use crate::verify::index::HashIndex;
 
 /// Beyond this per-chunk radius (d ≥ 16) the probe lists grow past a few thousand values and a
 /// scan is the better plan.
@@ -68,98 +77,123 @@ pub struct Search {
     pub compared: usize,
 }
 
-/// Exact file, then exact pixels, then the best confirmed near duplicate. `probe` is the decoded
-/// upload (it may be pre-shrunk with [`crate::fingerprint::align::comparison_image`]);
-/// `probe_side` is the upload's longer side as uploaded.
-///
-/// # Errors
-/// When the database or the blob store fails.
-pub async fn find(
-    pool: &PgPool,
-    blobs: &Blobs,
-    file_sha256: &[u8; 32],
-    fingerprint: &Fingerprint,
-    probe: DynamicImage,
-    probe_side: u32,
-    settings: &VerifySettings,
-) -> Result<Search, ApiError> {
-    let exact = |kind, record| Search {
-        found: Some(RegistryMatch {
-            kind,
-            record,
-            distance: 0,
-            similarity: None,
-        }),
-        compared: 0,
-    };
-    if let Some(record) = records::by_file_sha256(pool, file_sha256)
-        .await?
-        .into_iter()
-        .next()
-    {
-        return Ok(exact(MatchKind::FileSha256, record));
-    }
-    if let Some(record) = by_pixel_sha256(pool, &fingerprint.pixel_sha256).await? {
-        return Ok(exact(MatchKind::PixelSha256, record));
-    }
-    let near = candidates(
-        pool,
-        fingerprint.phash,
-        settings.phash_max_distance,
-        settings.max_candidates,
-    )
-    .await?;
-    let ids: Vec<Uuid> = near.iter().map(|&(id, _)| id).collect();
-    let mut found_records = records::by_ids(pool, &ids).await?;
-    let mut originals = Vec::with_capacity(near.len());
-    for &(id, distance) in &near {
-        let Some(at) = found_records.iter().position(|r| r.fields.id == id) else {
-            continue;
+/// Where uploads are looked up: the records and their hashes (PostgreSQL), the originals (blob
+/// store) and, in the service, the in-memory candidate index.
+#[derive(Clone)]
+pub struct Registry {
+    pub pool: PgPool,
+    pub blobs: Blobs,
+    pub index: Option<HashIndex>,
+}
+
+impl Registry {
+    /// Exact file, then exact pixels, then the best confirmed near duplicate. `queries` are the
+    /// upload's pHashes ([`crate::fingerprint::align::query_phashes`]); `probe` is the decoded
+    /// upload (it may be pre-shrunk with [`crate::fingerprint::align::comparison_image`]);
+    /// `probe_side` is the upload's longer side as uploaded.
+    ///
+    /// # Errors
+    /// When the database or the blob store fails.
+    pub async fn find(
+        &self,
+        file_sha256: &[u8; 32],
+        fingerprint: &Fingerprint,
+        queries: &[u64],
+        probe: DynamicImage,
+        probe_side: u32,
+        settings: &VerifySettings,
+    ) -> Result<Search, ApiError> {
+        let Self { pool, blobs, index } = self;
+        let exact = |kind, record| Search {
+            found: Some(RegistryMatch {
+                kind,
+                record,
+                distance: 0,
+                similarity: None,
+            }),
+            compared: 0,
         };
-        let record = found_records.swap_remove(at);
-        let bytes = blobs
-            .get(&record.fields.file_sha256)
-            .await
-            .map_err(|error| ApiError::internal(&error))?;
-        match bytes {
-            Some(bytes) => originals.push((record, distance, bytes)),
-            None => tracing::error!(%id, "record without its blob: skipped as a candidate"),
+        if let Some(record) = records::by_file_sha256(pool, file_sha256)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Ok(exact(MatchKind::FileSha256, record));
         }
-    }
-    let compared = originals.len();
-    let upload_side = probe_side;
-    let (full, downscaled) = (settings.min_similarity, settings.min_similarity_downscaled);
-    let found = crate::blocking::run(move || {
-        let mut best: Option<RegistryMatch> = None;
-        for (record, distance, bytes) in originals {
-            // Our own files, written by the generation pipeline; a broken one is skipped.
-            let Ok(original) = image::load_from_memory(&bytes) else {
-                tracing::error!(id = %record.fields.id, "stored image does not decode");
+        if let Some(record) = by_pixel_sha256(pool, &fingerprint.pixel_sha256).await? {
+            return Ok(exact(MatchKind::PixelSha256, record));
+        }
+        let near = nearest(pool, index.as_ref(), queries, settings).await?;
+        let ids: Vec<Uuid> = near.iter().map(|&(id, _)| id).collect();
+        let mut found_records = records::by_ids(pool, &ids).await?;
+        let mut originals = Vec::with_capacity(near.len());
+        for &(id, distance) in &near {
+            let Some(at) = found_records.iter().position(|r| r.fields.id == id) else {
                 continue;
             };
-            let score = similarity(&probe, &original);
-            let original_side = original.width().max(original.height());
-            let needed = if is_downscaled(upload_side, original_side) {
-                downscaled
-            } else {
-                full
-            };
-            let better = best
-                .as_ref()
-                .is_none_or(|b| score > b.similarity.unwrap_or(f64::MIN));
-            if score >= needed && better {
-                best = Some(RegistryMatch {
-                    kind: MatchKind::Phash,
-                    record,
-                    distance,
-                    similarity: Some(score),
-                });
+            let record = found_records.swap_remove(at);
+            let bytes = blobs
+                .get(&record.fields.file_sha256)
+                .await
+                .map_err(|error| ApiError::internal(&error))?;
+            match bytes {
+                Some(bytes) => originals.push((record, distance, bytes)),
+                None => tracing::error!(%id, "record without its blob: skipped as a candidate"),
             }
         }
-        best
-    })
-    .await?;
-    Ok(Search { found, compared })
+        let compared = originals.len();
+        let upload_side = probe_side;
+        let (full, downscaled) = (settings.min_similarity, settings.min_similarity_downscaled);
+        let found = crate::blocking::run(move || {
+            let mut best: Option<RegistryMatch> = None;
+            for (record, distance, bytes) in originals {
+                // Our own files, written by the generation pipeline; a broken one is skipped.
+                let Ok(original) = image::load_from_memory(&bytes) else {
+                    tracing::error!(id = %record.fields.id, "stored image does not decode");
+                    continue;
+                };
+                let score = similarity(&probe, &original);
+                let original_side = original.width().max(original.height());
+                let needed = if is_downscaled(upload_side, original_side) {
+                    downscaled
+                } else {
+                    full
+                };
+                let better = best
+                    .as_ref()
+                    .is_none_or(|b| score > b.similarity.unwrap_or(f64::MIN));
+                if score >= needed && better {
+                    best = Some(RegistryMatch {
+                        kind: MatchKind::Phash,
+                        record,
+                        distance,
+                        similarity: Some(score),
+                    });
+                }
+            }
+            best
+        })
+        .await?;
+        Ok(Search { found, compared })
+    }
+}
+
+/// Stage 1 from the in-memory index when it is in step, else from PostgreSQL.
+async fn nearest(
+    pool: &PgPool,
+    index: Option<&HashIndex>,
+    queries: &[u64],
+    settings: &VerifySettings,
+) -> Result<Vec<(Uuid, u32)>, ApiError> {
+    let (max_distance, limit) = (settings.phash_max_distance, settings.max_candidates);
+    if let Some(index) = index.cloned() {
+        let owned = queries.to_vec();
+        let found = crate::blocking::run(move || index.search(&owned, max_distance, limit)).await?;
+        if let Some(found) = found {
+            return Ok(found);
+        }
+    }
+    Ok(candidates(pool, queries, max_distance, limit).await?)
 }
 
 async fn by_pixel_sha256(pool: &PgPool, sha: &[u8; 32]) -> Result<Option<Record>, sqlx::Error> {
@@ -171,20 +205,23 @@ async fn by_pixel_sha256(pool: &PgPool, sha: &[u8; 32]) -> Result<Option<Record>
     .await
 }
 
-/// Stage 1: the records with a registered hash within `max_distance` bits of `phash`, nearest
-/// first (by their nearest variant), at most `limit`.
+/// A registered hash's distance to the nearest of the query hashes (`$1`, a BIGINT array).
+const DISTANCE: &str = "(SELECT min(bit_count((h.phash # q)::bit(64))) FROM unnest($1::int8[]) q)";
+
+/// Stage 1: the records with a registered hash within `max_distance` bits of any of `queries`,
+/// nearest first (by their nearest variant, then by id), at most `limit`.
 ///
 /// # Errors
 /// When the database fails.
 pub async fn candidates(
     pool: &PgPool,
-    phash: u64,
+    queries: &[u64],
     max_distance: u32,
     limit: usize,
 ) -> Result<Vec<(Uuid, u32)>, sqlx::Error> {
-    let distance = "bit_count((phash # $1)::bit(64))";
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows: Vec<(Uuid, i32)> = match probe_lists(phash, max_distance) {
+    let db: Vec<i64> = queries.iter().map(|&q| phash_to_db(q)).collect();
+    let rows: Vec<(Uuid, i32)> = match probe_lists(queries, max_distance) {
         Some([c0, c1, c2, c3]) => {
             // Enough memory for an exact bitmap of the probed rows: a lossy one rechecks every
             // row of each touched page (measured 2.7x more rows at 10^7 hashes).
@@ -193,13 +230,14 @@ pub async fn candidates(
                 .execute(&mut *tx)
                 .await?;
             let rows = sqlx::query_as(&format!(
-                "SELECT record_id, min({distance})::int4 AS distance FROM record_hashes
-                 WHERE (phash_c0 = ANY($4) OR phash_c1 = ANY($5)
-                        OR phash_c2 = ANY($6) OR phash_c3 = ANY($7))
-                   AND {distance} <= $2
+                "SELECT record_id, min(distance)::int4 AS distance FROM (
+                     SELECT h.record_id, {DISTANCE} AS distance FROM record_hashes h
+                     WHERE h.phash_c0 = ANY($4) OR h.phash_c1 = ANY($5)
+                        OR h.phash_c2 = ANY($6) OR h.phash_c3 = ANY($7)) near
+                 WHERE distance <= $2
                  GROUP BY record_id ORDER BY distance, record_id LIMIT $3"
             ))
-            .bind(phash_to_db(phash))
+            .bind(&db)
             .bind(i64::from(max_distance))
             .bind(limit)
             .bind(c0)
@@ -211,7 +249,7 @@ pub async fn candidates(
             tx.commit().await?;
             rows
         }
-        None => candidates_by_scan_rows(pool, phash, max_distance, limit).await?,
+        None => candidates_by_scan_rows(pool, &db, max_distance, limit).await?,
     };
     Ok(rows
         .into_iter()
@@ -225,12 +263,13 @@ pub async fn candidates(
 /// When the database fails.
 pub async fn candidates_by_scan(
     pool: &PgPool,
-    phash: u64,
+    queries: &[u64],
     max_distance: u32,
     limit: usize,
 ) -> Result<Vec<(Uuid, u32)>, sqlx::Error> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    Ok(candidates_by_scan_rows(pool, phash, max_distance, limit)
+    let db: Vec<i64> = queries.iter().map(|&q| phash_to_db(q)).collect();
+    Ok(candidates_by_scan_rows(pool, &db, max_distance, limit)
         .await?
         .into_iter()
         .map(|(id, d)| (id, d.unsigned_abs()))
@@ -239,16 +278,17 @@ pub async fn candidates_by_scan(
 
 async fn candidates_by_scan_rows(
     pool: &PgPool,
-    phash: u64,
+    queries: &[i64],
     max_distance: u32,
     limit: i64,
 ) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT record_id, min(bit_count((phash # $1)::bit(64)))::int4 AS distance
-         FROM record_hashes WHERE bit_count((phash # $1)::bit(64)) <= $2
-         GROUP BY record_id ORDER BY distance, record_id LIMIT $3",
-    )
-    .bind(phash_to_db(phash))
+    sqlx::query_as(&format!(
+        "SELECT record_id, min(distance)::int4 AS distance FROM (
+             SELECT h.record_id, {DISTANCE} AS distance FROM record_hashes h) near
+         WHERE distance <= $2
+         GROUP BY record_id ORDER BY distance, record_id LIMIT $3"
+    ))
+    .bind(queries)
     .bind(i64::from(max_distance))
     .bind(limit)
     .fetch_all(pool)
@@ -256,20 +296,23 @@ async fn candidates_by_scan_rows(
 }
 
 /// For each of the four 16-bit chunks (most significant first, as the table's `phash_c0..c3`),
-/// every chunk value within `max_distance / 4` bits of the query's; `None` when a scan is the
-/// better plan.
+/// every chunk value within `max_distance / 4` bits of some query's chunk; `None` when a scan is
+/// the better plan.
 #[must_use]
-pub fn probe_lists(phash: u64, max_distance: u32) -> Option<[Vec<i32>; 4]> {
+pub fn probe_lists(queries: &[u64], max_distance: u32) -> Option<[Vec<i32>; 4]> {
     let radius = max_distance / 4;
     if radius > MAX_PROBE_RADIUS {
         return None;
     }
     Some(std::array::from_fn(|i| {
-        let chunk = ((phash >> (48 - 16 * i)) & 0xffff) as u16;
-        neighbours(chunk, radius)
-            .into_iter()
+        let mut values: Vec<i32> = queries
+            .iter()
+            .flat_map(|&q| neighbours(((q >> (48 - 16 * i)) & 0xffff) as u16, radius))
             .map(i32::from)
-            .collect()
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        values
     }))
 }
 
@@ -315,7 +358,7 @@ mod tests {
     fn some_probe_list_holds_every_hash_within_the_distance() {
         // The pigeonhole argument, checked on hashes at every distance up to 11.
         let query = 0x0123_4567_89ab_cdef_u64;
-        let lists = probe_lists(query, 11).unwrap();
+        let lists = probe_lists(&[query], 11).unwrap();
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         for distance in 0..=11u32 {
             for _ in 0..200 {
@@ -342,7 +385,7 @@ mod tests {
     fn chunks_match_the_tables_generated_columns() {
         // phash_c0 = (phash >> 48) & 65535 on the signed BIGINT: the same bits as here.
         let phash = 0xfedc_ba98_7654_3210_u64;
-        let lists = probe_lists(phash, 0).unwrap();
+        let lists = probe_lists(&[phash], 0).unwrap();
         let db = phash_to_db(phash);
         assert_eq!(lists[0], vec![((db >> 48) & 65535) as i32]);
         assert_eq!(lists[3], vec![(db & 65535) as i32]);
@@ -350,7 +393,10 @@ mod tests {
 
     #[test]
     fn wide_distances_fall_back_to_a_scan() {
-        assert!(probe_lists(1, 15).is_some());
-        assert!(probe_lists(1, 16).is_none());
+        assert!(probe_lists(&[1], 15).is_some());
+        assert!(probe_lists(&[1], 16).is_none());
+        // Several queries: the union of their balls, each value once.
+        let [c0, ..] = probe_lists(&[0, 1 << 48, 0], 0).unwrap();
+        assert_eq!(c0, vec![0, 1]);
     }
 }

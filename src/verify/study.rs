@@ -8,10 +8,12 @@ use std::fmt::Write as _;
 use image::DynamicImage;
 
 use crate::config::VerifySettings;
-use crate::fingerprint::align::{similarity, variant_phashes};
-use crate::fingerprint::{hamming, Fingerprinter};
+use crate::fingerprint::align::{query_phashes, similarity, variant_phashes};
+use crate::fingerprint::Fingerprinter;
 use crate::gan::card::{ConfirmedMatch, TransformRate};
 use crate::gan::detector_eval::EvalImages;
+use crate::verify::index::HashIndex;
+use uuid::Uuid;
 
 /// Per image: the similarity of its own original (None when the original was not among the
 /// candidates) and the best similarity of any other candidate.
@@ -45,20 +47,15 @@ pub struct MatchStudy {
     pub thresholds: (f64, f64),
 }
 
-/// The candidates the registry would return for `query`: records whose nearest variant hash is
-/// within `max_distance`, nearest first, at most `limit`.
-fn candidates(query: u64, variants: &[Vec<u64>], max_distance: u32, limit: usize) -> Vec<usize> {
-    let mut found: Vec<(u32, usize)> = variants
-        .iter()
-        .enumerate()
-        .filter_map(|(record, hashes)| {
-            let d = hashes.iter().map(|&h| hamming(h, query)).min()?;
-            (d <= max_distance).then_some((d, record))
-        })
-        .collect();
-    found.sort_unstable();
-    found.truncate(limit);
-    found.into_iter().map(|(_, record)| record).collect()
+/// The candidates the service's index returns for an upload hashed as `queries`, as indices into
+/// the registered originals.
+fn candidates(index: &HashIndex, queries: &[u64], max_distance: u32, limit: usize) -> Vec<usize> {
+    index
+        .search(queries, max_distance, limit)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(id, _)| usize::try_from(id.as_u128()).unwrap_or(usize::MAX))
+        .collect()
 }
 
 /// Runs `f` over `items` on every core, keeping the order.
@@ -77,7 +74,7 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     })
 }
 
-/// Runs the study: every generated original registered (its ten variant hashes), then each
+/// Runs the study: every generated original registered (its seventeen variant hashes), then each
 /// transformed generated image and each real image (clean and transformed) matched as the
 /// service would.
 #[must_use]
@@ -89,6 +86,13 @@ pub fn match_study(
     let fp = Fingerprinter::new();
     let originals = &images.generated_original;
     let variants: Vec<Vec<u64>> = par_map(originals, |i| variant_phashes(&fp, i));
+    // The service's own index, with each original's position as its record id.
+    let index = HashIndex::standalone(
+        variants
+            .iter()
+            .enumerate()
+            .map(|(i, hashes)| (Uuid::from_u128(i as u128), hashes.as_slice())),
+    );
     let (d, k) = (settings.phash_max_distance, settings.max_candidates);
     let mut own = Vec::new();
     let mut real = Vec::new();
@@ -101,7 +105,7 @@ pub fn match_study(
                 rival: 0.0,
                 downscaled: is_downscaled(image, &originals[i]),
             };
-            for c in candidates(fp.phash(image), &variants, d, k) {
+            for c in candidates(&index, &query_phashes(&fp, image), d, k) {
                 let s = similarity(image, &originals[c]);
                 if c == i {
                     score.own = Some(s);
@@ -113,7 +117,7 @@ pub fn match_study(
         }));
         real.push(par_map(&images.real[t], |image| {
             bar.inc(1);
-            let found = candidates(fp.phash(image), &variants, d, k);
+            let found = candidates(&index, &query_phashes(&fp, image), d, k);
             RealScore {
                 best: found
                     .iter()
@@ -235,7 +239,7 @@ impl MatchStudy {
         let n_real = self.real.first().map_or(0, Vec::len);
         let _ = writeln!(
             s,
-            "registry match (two stages): {} generated images registered (10 pHashes each: whole + nine 90% windows); \
+            "registry match (two stages): {} generated images registered (17 pHashes each: whole + a 4x4 grid of 13/16 windows; uploads looked up by whole + 4 windows); \
              candidates: nearest variant within {} bits, at most {}; confirmation: best aligned similarity \
              (mean of shape and texture normalised cross-correlation)",
             self.registered, self.candidate_distance, self.max_candidates

@@ -10,6 +10,7 @@ use hallmark::gan::data::{Dataset, Split};
 use hallmark::provenance::pki::init_pki;
 use hallmark::provenance::{ImageClaim, ProvenanceSigner, SigningIdentity};
 use hallmark::store::api_keys::Role;
+use hallmark::verify::index::HashIndex;
 use image::{DynamicImage, GrayImage, ImageFormat};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
@@ -481,7 +482,7 @@ async fn the_multi_index_search_finds_what_a_full_scan_finds(pool: PgPool) {
         .fetch_all(&app.pool)
         .await
         .unwrap();
-    assert_eq!(stored.len(), 60, "ten variant hashes per image");
+    assert_eq!(stored.len(), 102, "seventeen variant hashes per image");
     let mut flips = 0x2545_f491_4f6c_dd1d_u64;
     for (i, &phash) in stored.iter().enumerate() {
         // Queries at every distance from 0 to 15 bits of a stored hash.
@@ -492,11 +493,13 @@ async fn the_multi_index_search_finds_what_a_full_scan_finds(pool: PgPool) {
             flips ^= flips << 17;
             query ^= 1 << (flips % 64);
         }
+        // Looked up as an upload is: by several hashes at once.
+        let queries = [query, query.rotate_left(9)];
         for max_distance in [4, 10, 14] {
-            let by_index = candidates(&app.pool, query, max_distance, 100)
+            let by_index = candidates(&app.pool, &queries, max_distance, 100)
                 .await
                 .unwrap();
-            let by_scan = candidates_by_scan(&app.pool, query, max_distance, 100)
+            let by_scan = candidates_by_scan(&app.pool, &queries, max_distance, 100)
                 .await
                 .unwrap();
             assert_eq!(
@@ -505,4 +508,119 @@ async fn the_multi_index_search_finds_what_a_full_scan_finds(pool: PgPool) {
             );
         }
     }
+}
+
+/// Records generated with `seed`, without fetching the files.
+async fn generate_records(app: &TestApp, key: &str, count: u32, seed: u64) -> Vec<String> {
+    let response = app
+        .generate(key, serde_json::json!({ "count": count, "seed": seed }))
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn wait_for_records(index: &HashIndex, records: usize) {
+    for _ in 0..500 {
+        if index.status().in_step && index.status().records == records {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("index never held {records} records: {:?}", index.status());
+}
+
+/// A second replica's in-memory index: loads what is registered, follows new records through
+/// PostgreSQL's notifications, reloads after losing its connection, and answers exactly what the
+/// database's full scan answers.
+#[sqlx::test]
+async fn the_memory_index_follows_the_database_and_agrees_with_a_scan(pool: PgPool) {
+    use hallmark::fingerprint::phash_from_db;
+    use hallmark::verify::registry::candidates_by_scan;
+    let app = spawn_app(pool).await;
+    let key = app.key(Role::Generator).await;
+    generate_records(&app, &key, 3, 5).await;
+
+    let replica = HashIndex::new();
+    let sync = replica.spawn_sync(app.pool.clone());
+    wait_for_records(&replica, 3).await;
+    assert_eq!(
+        replica.status().hashes,
+        51,
+        "seventeen variant hashes per record"
+    );
+    assert_eq!(replica.status().loads, 1);
+
+    // Made by the other process after the load: reaches the replica by notification.
+    let later = generate_records(&app, &key, 2, 6).await;
+    wait_for_records(&replica, 5).await;
+
+    // The listening connection dies: the replica loads everything again and keeps following.
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "the replica's listener was found");
+    for _ in 0..500 {
+        if replica.status().loads >= 2 && replica.status().in_step {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(replica.status().loads >= 2, "{:?}", replica.status());
+    generate_records(&app, &key, 1, 7).await;
+    wait_for_records(&replica, 6).await;
+
+    // The service's own index has every record as well, and /readyz says so.
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["index"]["records"], 6, "{ready}");
+    assert_eq!(ready["index"]["in_step"], true);
+
+    let stored: Vec<i64> = sqlx::query_scalar("SELECT phash FROM record_hashes ORDER BY 1")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 102);
+    let mut flips = 0x2545_f491_4f6c_dd1d_u64;
+    for (i, &phash) in stored.iter().enumerate() {
+        let mut query = phash_from_db(phash);
+        for _ in 0..(i % 20) {
+            flips ^= flips << 13;
+            flips ^= flips >> 7;
+            flips ^= flips << 17;
+            query ^= 1 << (flips % 64);
+        }
+        let queries = [query, query.rotate_left(9)];
+        for max_distance in [4, 14, 20] {
+            let by_scan = candidates_by_scan(&app.pool, &queries, max_distance, 100)
+                .await
+                .unwrap();
+            assert_eq!(
+                replica.search(&queries, max_distance, 100),
+                Some(by_scan),
+                "query {query:016x} within {max_distance}"
+            );
+        }
+    }
+    let everything = replica.search(&[0], 64, 100).unwrap();
+    assert!(later
+        .iter()
+        .all(|id| everything.iter().any(|(r, _)| r.to_string() == *id)));
+    sync.abort();
 }
