@@ -213,6 +213,30 @@ fn train_detector_then_evaluate_on_a_tiny_run() {
     );
     assert_eq!(evaluation.registry.recall.len(), 4);
 
+    // The detector records the generator it was trained against; with other generator
+    // weights it is stale and refused.
+    let mut card = ModelCard::load(&dir.join("model.toml")).unwrap();
+    let section = card.detector.as_mut().unwrap();
+    let recorded = section.generator_sha256.clone().unwrap();
+    assert_eq!(
+        recorded,
+        hex::encode(hallmark::fingerprint::sha256(
+            &std::fs::read(dir.join("generator.safetensors")).unwrap()
+        ))
+    );
+    section.generator_sha256 = Some("0".repeat(64));
+    card.save(&dir.join("model.toml")).unwrap();
+    let error = load_model(models, MODEL, Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("stale"), "{error}");
+    card.detector.as_mut().unwrap().generator_sha256 = Some(recorded);
+    card.save(&dir.join("model.toml")).unwrap();
+    assert!(load_model(models, MODEL, Device::Cpu)
+        .unwrap()
+        .detector
+        .is_some());
+
     // Weights that the card names but that are gone: an error naming the file.
     std::fs::remove_file(dir.join("detector.safetensors")).unwrap();
     let error = load_model(models, MODEL, Device::Cpu)

@@ -85,6 +85,10 @@ pub struct DetectorCard {
     /// Weights file in the model directory (a discriminator-shaped network).
     #[serde(default = "default_detector_weights")]
     pub weights: String,
+    /// SHA-256 (hex) of the generator weights the detector was trained against: a detector
+    /// whose generator has changed since is refused when loading (absent in hand-made cards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_sha256: Option<String>,
     /// Maps the network's logit (high: real) to a probability of "synthetic".
     pub calibration: Calibration,
     /// Calibrated probability at or above which an image is called likely synthetic.
@@ -119,9 +123,10 @@ pub enum CalibrationMethod {
 }
 
 /// Rules that mark an upload out of the model's domain instead of scoring it. Pixel statistics
-/// are on the image as the detector sees it (`fit_square` to the model size, grey, 0..1); the
-/// ranges come from the real training images (clean and augmented like in training), widened
-/// by `margin` (see `hallmark train-detector`).
+/// are on the image resized to the model size (`fit_square`, grey, 0..1); the ranges come from
+/// the real training images (clean and augmented like in training), widened by `margin`, the
+/// low ends of `mean` and `std` never below half the observed 0.1st percentile (see
+/// `hallmark train-detector`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DomainRules {
     /// Shorter side below this many pixels: too small to say anything.

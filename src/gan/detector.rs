@@ -15,7 +15,7 @@ use tch::Device;
 
 use super::card::ModelCard;
 use super::card::{Architecture, Calibration, CalibrationMethod, DetectorCard, DomainRules};
-use super::model::{fit_square, images_to_input, Discriminator};
+use super::model::{fit_square, to_chw_u8, Discriminator};
 use super::GanError;
 
 /// The detector's answer for one image; serialised in the API's JSON.
@@ -62,6 +62,21 @@ impl Detector {
             path: dir.join(super::CARD_FILE),
             message,
         })?;
+        if let Some(expected) = &detector.generator_sha256 {
+            let generator = dir.join(super::GENERATOR_FILE);
+            let actual = generator_sha256(&generator)?;
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(GanError::Card {
+                    path: dir.join(super::CARD_FILE),
+                    message: format!(
+                        "the [detector] section is stale: it was trained against generator \
+                         weights with SHA-256 {expected}, but {} has {actual}; run `hallmark \
+                         train-detector` again",
+                        generator.display()
+                    ),
+                });
+            }
+        }
         let path = dir.join(&detector.weights);
         let net = Discriminator::load(&card.architecture, device, &path)?;
         Ok(Some(Self::from_parts(
@@ -92,16 +107,13 @@ impl Detector {
         &self.net
     }
 
-    /// Raw network logits (high: real) for images of any size, ignoring the domain rules.
+    /// Raw network logits (high: real) for images of any size, ignoring the domain rules:
+    /// the mean logit over the image's [`detector_views`].
     ///
     /// # Errors
     /// When torch fails.
     pub fn logits(&self, images: &[DynamicImage]) -> Result<Vec<f32>, GanError> {
-        let mut out = Vec::with_capacity(images.len());
-        for chunk in images.chunks(CHUNK) {
-            out.extend(self.net.logits(&images_to_input(chunk, &self.arch))?);
-        }
-        Ok(out)
+        detector_logits(&self.net, images, &self.arch)
     }
 
     /// Why `image` is out of the detector's domain, or `None` when it may be scored.
@@ -149,6 +161,132 @@ impl Detector {
             })
             .collect())
     }
+}
+
+/// The shortest side, as a share of the model size, that is placed on the canvas at native
+/// scale ([`detector_views`]); smaller images are upscaled.
+const PAD_MIN_SHARE: (u32, u32) = (3, 4);
+
+/// Where an image of `w` x `h` pixels is placed on the `size` canvas without rescaling: the
+/// offsets of its views (both parities around the centre on each axis), or `None` when it is
+/// rescaled instead (a side above `size`, or the shorter side below 3/4 of it).
+#[must_use]
+pub fn pad_offsets(w: u32, h: u32, size: u32) -> Option<Vec<(u32, u32)>> {
+    let min = (size * PAD_MIN_SHARE.0 / PAD_MIN_SHARE.1).max(1);
+    if w > size || h > size || w.min(h) < min || (w == size && h == size) {
+        return None;
+    }
+    let axis = |slack: u32| -> Vec<u32> {
+        if slack == 0 {
+            vec![0]
+        } else {
+            vec![slack / 2, slack / 2 + 1]
+        }
+    };
+    let (xs, ys) = (axis(size - w), axis(size - h));
+    Some(
+        ys.iter()
+            .flat_map(|&y| xs.iter().map(move |&x| (x, y)))
+            .collect(),
+    )
+}
+
+/// The model-size inputs the detector scores for one image, in the model's channel count.
+///
+/// An image at the model size is used as it is. One a little smaller (a crop, or the 28x28
+/// original of a Fashion-MNIST image) is placed at native scale on a black canvas rather than
+/// upscaled: a 1.1x-1.3x rescale smooths away the generator's pixel-level artefacts, and the
+/// black canvas is what real images have around their objects. Its views are the placements
+/// of both pixel parities around the centre on each axis (four for a 28x28 crop), because the
+/// generator's transposed-convolution artefacts repeat every two pixels and a crop's offset
+/// is unknown. Anything else is resized and centre-cropped ([`fit_square`]).
+#[must_use]
+pub fn detector_views(image: &DynamicImage, arch: &Architecture) -> Vec<DynamicImage> {
+    let size = arch.image_size;
+    let image = if arch.channels == 1 {
+        DynamicImage::ImageLuma8(image.to_luma8())
+    } else {
+        DynamicImage::ImageRgb8(image.to_rgb8())
+    };
+    match pad_offsets(image.width(), image.height(), size) {
+        None => vec![fit_square(&image, size)],
+        Some(offsets) => offsets
+            .into_iter()
+            .map(|(x, y)| {
+                let mut canvas = DynamicImage::new(size, size, image.color());
+                image::imageops::replace(&mut canvas, &image, i64::from(x), i64::from(y));
+                canvas
+            })
+            .collect(),
+    }
+}
+
+/// An image (already model size) in the model's input layout, CHW in [-1, 1].
+fn to_input(image: &DynamicImage, channels: u32, out: &mut Vec<f32>) {
+    out.extend(
+        to_chw_u8(image, channels)
+            .into_iter()
+            .map(|b| f32::from(b) / 127.5 - 1.0),
+    );
+}
+
+/// One view per image, drawn at random among its [`detector_views`], in the model's input
+/// layout (NCHW, [-1, 1]): the training batches.
+#[must_use]
+pub fn detector_input_random(
+    images: &[DynamicImage],
+    arch: &Architecture,
+    rng: &mut impl rand::Rng,
+) -> Vec<f32> {
+    let mut out = Vec::new();
+    for image in images {
+        let mut views = detector_views(image, arch);
+        let pick = rng.gen_range(0..views.len());
+        to_input(&views.swap_remove(pick), arch.channels, &mut out);
+    }
+    out
+}
+
+/// The detector's logit (high: real) of each image: the mean over its [`detector_views`].
+/// Training, calibration, evaluation and the service all score through this.
+///
+/// # Errors
+/// When torch fails.
+pub fn detector_logits(
+    net: &Discriminator,
+    images: &[DynamicImage],
+    arch: &Architecture,
+) -> Result<Vec<f32>, GanError> {
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(CHUNK) {
+        let mut input = Vec::new();
+        let mut counts = Vec::with_capacity(chunk.len());
+        for image in chunk {
+            let views = detector_views(image, arch);
+            counts.push(views.len());
+            for view in &views {
+                to_input(view, arch.channels, &mut input);
+            }
+        }
+        let logits = net.logits(&input)?;
+        let mut at = 0;
+        for n in counts {
+            let views = &logits[at..at + n];
+            out.push(views.iter().sum::<f32>() / n as f32);
+            at += n;
+        }
+    }
+    Ok(out)
+}
+
+/// SHA-256 (hex) of a weights file: what a detector records of the generator it was trained
+/// against.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn generator_sha256(path: &Path) -> Result<String, GanError> {
+    let bytes = std::fs::read(path).map_err(|e| GanError::io(path, e))?;
+    Ok(hex::encode(crate::fingerprint::sha256(&bytes)))
 }
 
 fn validate_card(card: &DetectorCard) -> Result<(), String> {
@@ -287,8 +425,9 @@ impl Calibration {
     }
 }
 
-/// Pixel statistics of an image as the detector sees it: `fit_square` to the model size,
-/// grey, intensities in 0..1.
+/// Pixel statistics of an image resized to the model size (`fit_square`, also for images
+/// the detector scores padded: the statistics describe the picture, not the canvas), grey,
+/// intensities in 0..1.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ImageStats {
     /// Mean of the border ring `border_px` wide.
@@ -337,6 +476,11 @@ pub fn image_stats(image: &DynamicImage, size: u32, border_px: u32) -> ImageStat
     }
 }
 
+/// Intensity standard deviation (0..1) below which an image is flat whatever the card's
+/// ranges say: less than a grey level of contrast (every image the model makes has an
+/// object on its background).
+pub const FLAT_STD: f64 = 1.0 / 255.0;
+
 /// Why `image` is outside the domain described by `rules`, or `None` when it is inside.
 #[must_use]
 pub fn domain_reason(
@@ -371,6 +515,12 @@ pub fn domain_reason(
     let stats = image_stats(image, size, rules.border_px);
     if arch.channels == 1 && stats.chroma > rules.max_chroma {
         return Some("colour image; the model makes grey images".into());
+    }
+    if stats.std < FLAT_STD {
+        return Some(format!(
+            "flat image (every pixel about {:.0} of 255): nothing the model could have drawn",
+            stats.mean * 255.0
+        ));
     }
     let outside = |v: f64, [lo, hi]: [f64; 2]| v < lo || v > hi;
     if outside(stats.border_mean, rules.border_mean) {
@@ -415,7 +565,10 @@ pub fn domain_from_stats(
     margin: f64,
     max_chroma: f64,
 ) -> DomainRules {
-    let range = |f: &dyn Fn(&ImageStats) -> f64| -> [f64; 2] {
+    // `floor`: the low end never goes below half the observed 0.1st percentile, so that a
+    // range whose margin would reach 0 (mean and contrast of dark images) still refuses an
+    // image with no content at all (e.g. all black).
+    let range = |f: &dyn Fn(&ImageStats) -> f64, floor: bool| -> [f64; 2] {
         let mut v: Vec<f64> = stats.iter().map(f).collect();
         v.sort_by(f64::total_cmp);
         let q = |p: f64| -> f64 {
@@ -425,8 +578,20 @@ pub fn domain_from_stats(
             v[((v.len() - 1) as f64 * p).round() as usize]
         };
         let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        let low = q(0.001);
+        let low = if floor {
+            (low - margin).max(low / 2.0)
+        } else {
+            low - margin
+        };
+        // A positive floor never rounds to 0.
+        let low = low.max(0.0);
         [
-            round((q(0.001) - margin).max(0.0)),
+            if low > 0.0 {
+                round(low).max(0.001)
+            } else {
+                0.0
+            },
             round((q(0.999) + margin).min(1.0)),
         ]
     };
@@ -437,9 +602,9 @@ pub fn domain_from_stats(
         max_aspect,
         max_chroma,
         border_px,
-        border_mean: range(&|s: &ImageStats| s.border_mean),
-        mean: range(&|s: &ImageStats| s.mean),
-        std: range(&|s: &ImageStats| s.std),
+        border_mean: range(&|s: &ImageStats| s.border_mean, false),
+        mean: range(&|s: &ImageStats| s.mean, true),
+        std: range(&|s: &ImageStats| s.std, true),
         margin,
     }
 }
@@ -617,6 +782,89 @@ mod tests {
         assert!(white.contains("border"), "{white}");
         let flat = DynamicImage::ImageLuma8(GrayImage::new(32, 32));
         assert!(domain_reason(&r, &a, &flat).is_some());
+    }
+
+    #[test]
+    fn a_flat_black_image_is_out_of_domain() {
+        let a = arch();
+        let black = DynamicImage::ImageLuma8(GrayImage::new(32, 32));
+        // Rules as trained: dark real images put the low ends near 0, but never at 0.
+        let stats: Vec<ImageStats> = (0..=1000)
+            .map(|i| ImageStats {
+                border_mean: 0.0,
+                mean: 0.04 + f64::from(i) / 2000.0,
+                std: 0.06 + f64::from(i) / 4000.0,
+                chroma: 0.0,
+            })
+            .collect();
+        let r = domain_from_stats(&a, &stats, 2, 0.1, 0.04);
+        assert_eq!(r.border_mean[0], 0.0);
+        assert!(r.mean[0] > 0.0 && r.mean[0] <= 0.02, "{:?}", r.mean);
+        assert!(r.std[0] > 0.0 && r.std[0] <= 0.03, "{:?}", r.std);
+        assert!(domain_reason(&r, &a, &black).is_some());
+        assert_eq!(domain_reason(&r, &a, &object(32)), None);
+        // Older cards whose low ends are 0 still refuse flat images, black or grey.
+        let mut zero = rules();
+        zero.mean[0] = 0.0;
+        zero.std[0] = 0.0;
+        let reason = domain_reason(&zero, &a, &black).unwrap();
+        assert!(reason.contains("flat"), "{reason}");
+        let grey = DynamicImage::ImageLuma8(GrayImage::from_pixel(32, 32, Luma([40])));
+        assert!(domain_reason(&zero, &a, &grey).unwrap().contains("flat"));
+        assert_eq!(domain_reason(&zero, &a, &object(32)), None);
+    }
+
+    #[test]
+    fn small_images_are_padded_at_native_scale_and_others_resized() {
+        let a = arch();
+        assert_eq!(pad_offsets(32, 32, 32), None);
+        assert_eq!(pad_offsets(16, 16, 32), None);
+        assert_eq!(pad_offsets(23, 30, 32), None);
+        assert_eq!(pad_offsets(40, 30, 32), None);
+        assert_eq!(
+            pad_offsets(28, 28, 32),
+            Some(vec![(2, 2), (3, 2), (2, 3), (3, 3)])
+        );
+        assert_eq!(pad_offsets(32, 29, 32), Some(vec![(0, 1), (0, 2)]));
+        assert_eq!(
+            pad_offsets(31, 24, 32),
+            Some(vec![(0, 4), (1, 4), (0, 5), (1, 5)])
+        );
+        // A 28x28 crop: the pixels land unchanged on a black canvas, in each view.
+        let crop = DynamicImage::ImageLuma8(GrayImage::from_fn(28, 28, |x, y| {
+            Luma([(10 + x * 8 + y) as u8])
+        }));
+        let views = detector_views(&crop, &a);
+        assert_eq!(views.len(), 4);
+        for (view, (ox, oy)) in views.iter().zip(pad_offsets(28, 28, 32).unwrap()) {
+            let g = view.to_luma8();
+            assert_eq!(g.dimensions(), (32, 32));
+            for (x, y, p) in g.enumerate_pixels() {
+                let inside = (ox..ox + 28).contains(&x) && (oy..oy + 28).contains(&y);
+                let want = if inside {
+                    crop.to_luma8().get_pixel(x - ox, y - oy).0[0]
+                } else {
+                    0
+                };
+                assert_eq!(p.0[0], want, "({x}, {y}) in view at ({ox}, {oy})");
+            }
+        }
+        // Model-size images are used as they are; small ones are upscaled; colour goes grey.
+        let full = object(32);
+        assert_eq!(detector_views(&full, &a), vec![full.clone()]);
+        let small = detector_views(&object(16), &a);
+        assert_eq!(small.len(), 1);
+        assert_eq!((small[0].width(), small[0].height()), (32, 32));
+        let rgb = DynamicImage::ImageRgb8(object(28).to_rgb8());
+        assert!(detector_views(&rgb, &a)
+            .iter()
+            .all(|v| !v.color().has_color() && v.width() == 32));
+        // Training input: one view per image, in [-1, 1].
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let input = detector_input_random(&[crop, full], &a, &mut rng);
+        assert_eq!(input.len(), 2 * 32 * 32);
+        assert!(input.iter().all(|v| (-1.0..=1.0).contains(v)));
+        assert_eq!(input[0], -1.0);
     }
 
     #[test]

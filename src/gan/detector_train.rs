@@ -16,7 +16,10 @@
 //! images of the shipped generator from a training latent seed (fresh ones every step), and a
 //! validation set of generated images from a different seed. Both classes get the same random
 //! augmentation ([`super::augment::random_augment`]) and go through the service's path
-//! (decoded image → `images_to_input`).
+//! (decoded image → [`super::detector::detector_views`]: images a little smaller than the
+//! model size, like crops, are placed on a black canvas at native scale, not upscaled). A
+//! training image is one of its views drawn at random; validation, calibration, evaluation
+//! and the service score the mean logit over all its views.
 //!
 //! Calibration: Platt scaling fitted on the validation logits (clean and augmented together).
 //! Threshold: the smallest probability at which at most 0.8% of the validation real images
@@ -43,12 +46,13 @@ use super::augment::random_augment;
 use super::card::{Calibration, DetectorCard, DetectorTraining, DomainRules, ModelCard};
 use super::data::{Dataset, Split};
 use super::detector::{
-    average_precision, domain_from_stats, image_stats, threshold_for_fpr, Detector, ImageStats,
+    average_precision, detector_input_random, detector_logits, domain_from_stats, generator_sha256,
+    image_stats, threshold_for_fpr, Detector, ImageStats,
 };
-use super::model::{images_to_input, Discriminator};
+use super::model::Discriminator;
 use super::plot::{self, Series, PALETTE};
 use super::registry::LoadedModel;
-use super::{GanError, CARD_FILE, DETECTOR_FILE, DISCRIMINATOR_FILE};
+use super::{GanError, CARD_FILE, DETECTOR_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE};
 
 /// The training curve written next to the weights.
 pub const DETECTOR_CURVE_FILE: &str = "detector-training.png";
@@ -131,15 +135,10 @@ fn forward_logits(
     images: &[DynamicImage],
     arch: &super::Architecture,
 ) -> Result<Vec<f64>, GanError> {
-    let mut out = Vec::with_capacity(images.len());
-    for chunk in images.chunks(512) {
-        out.extend(
-            net.logits(&images_to_input(chunk, arch))?
-                .into_iter()
-                .map(f64::from),
-        );
-    }
-    Ok(out)
+    Ok(detector_logits(net, images, arch)?
+        .into_iter()
+        .map(f64::from)
+        .collect())
 }
 
 /// Trains the detector of `model` and writes `detector.safetensors`, the curve and the card's
@@ -264,7 +263,7 @@ pub fn train_detector(
             .map(|i| random_augment(i, &mut rng))
             .collect();
         let size = i64::from(arch.image_size);
-        let x = Tensor::f_from_slice(&images_to_input(&batch, &arch))?
+        let x = Tensor::f_from_slice(&detector_input_random(&batch, &arch, &mut rng))?
             .f_view([2 * b as i64, i64::from(arch.channels), size, size])?
             .f_to_device(device)?;
         let logits = net.forward_t(&x, true);
@@ -336,13 +335,14 @@ pub fn train_detector(
     net.save(&net_path)?;
     let card = DetectorCard {
         weights: DETECTOR_FILE.to_owned(),
+        generator_sha256: Some(generator_sha256(&model.dir.join(GENERATOR_FILE))?),
         calibration,
         threshold,
         domain: domain.clone(),
         training: Some(DetectorTraining {
             method: format!(
                 "fine-tune of {DISCRIMINATOR_FILE} (all layers, Adam, binary cross-entropy, \
-                 real = 1; learning rate constant for half the steps, then linearly down to 5%) on real train images vs generated images, both augmented alike"
+                 real = 1; learning rate constant for half the steps, then linearly down to 5%) on real train images vs generated images, both augmented alike; inputs with sides of 3/4 to 1x the model size placed on a black canvas at native scale (one random view of both parities around the centre in training, the mean logit over them otherwise), others resized"
             ),
             steps: config.steps,
             batch_size: b as u32,

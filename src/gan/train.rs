@@ -164,7 +164,11 @@ impl Run<'_> {
         state: &TrainState,
         images_per_s: f64,
     ) -> Result<(), GanError> {
-        nets.generator.save(&self.dir.join(GENERATOR_FILE))?;
+        let generator_path = self.dir.join(GENERATOR_FILE);
+        let before = std::fs::read(&generator_path).ok();
+        nets.generator.save(&generator_path)?;
+        let after = std::fs::read(&generator_path).map_err(|e| GanError::io(&generator_path, e))?;
+        let generator_changed = before.as_deref() != Some(after.as_slice());
         nets.discriminator
             .save(&self.dir.join(DISCRIMINATOR_FILE))?;
         let card_path = self.dir.join(CARD_FILE);
@@ -198,7 +202,10 @@ impl Run<'_> {
             },
             // Metrics describe older weights; they are recomputed by `hallmark evaluate`.
             metrics: None,
-            detector: old.and_then(|c| c.detector),
+            // A detector is trained against one generator's images: once the generator
+            // weights change it is stale, so its section goes (`hallmark train-detector`
+            // makes a new one; its old weights file is no longer named by the card).
+            detector: old.and_then(|c| c.detector).filter(|_| !generator_changed),
         };
         card.save(&card_path)?;
         let json = serde_json::to_vec(state).map_err(|e| GanError::Invalid(e.to_string()))?;
@@ -373,4 +380,87 @@ pub fn model_dir(models_dir: &Path, name: &str) -> Result<PathBuf, GanError> {
         )));
     }
     Ok(models_dir.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gan::card::{Calibration, CalibrationMethod, DetectorCard, DomainRules};
+    use image::{GrayImage, Luma};
+
+    #[test]
+    fn resuming_drops_the_detector_of_the_old_generator() {
+        let data_dir = tempfile::tempdir().unwrap();
+        for i in 0..8u32 {
+            let image = GrayImage::from_fn(16, 16, |x, y| {
+                Luma([if (x + i) % 16 < 8 && (y + i) % 16 < 8 {
+                    220
+                } else {
+                    10
+                }])
+            });
+            image
+                .save(data_dir.path().join(format!("{i}.png")))
+                .unwrap();
+        }
+        let dataset = Dataset::open(data_dir.path(), 16, 1).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let mut config = TrainConfig {
+            name: "tiny".into(),
+            architecture: Architecture {
+                family: "dcgan".into(),
+                image_size: 16,
+                channels: 1,
+                latent_dim: 8,
+                g_width: 4,
+                d_width: 4,
+                loss: "non-saturating".into(),
+            },
+            steps: 2,
+            batch_size: 4,
+            learning_rate: 2e-3,
+            seed: 1,
+            checkpoint_every: 2,
+            resume: false,
+            progress: false,
+        };
+        let stop = AtomicBool::new(false);
+        train(&dataset, out.path(), &config, Device::Cpu, &stop).unwrap();
+        let card_path = out.path().join(CARD_FILE);
+        let mut card = ModelCard::load(&card_path).unwrap();
+        card.detector = Some(DetectorCard {
+            weights: crate::gan::DETECTOR_FILE.into(),
+            generator_sha256: None,
+            calibration: Calibration {
+                method: CalibrationMethod::Platt,
+                a: -1.0,
+                b: 0.0,
+            },
+            threshold: 0.5,
+            domain: DomainRules {
+                min_side: 6,
+                max_side: 128,
+                max_aspect: 1.5,
+                max_chroma: 0.04,
+                border_px: 1,
+                border_mean: [0.0, 0.5],
+                mean: [0.01, 0.9],
+                std: [0.01, 0.5],
+                margin: 0.1,
+            },
+            training: None,
+            evaluation: None,
+        });
+        card.save(&card_path).unwrap();
+        // Resuming with nothing left to train keeps the generator, and so the detector.
+        config.resume = true;
+        train(&dataset, out.path(), &config, Device::Cpu, &stop).unwrap();
+        assert!(ModelCard::load(&card_path).unwrap().detector.is_some());
+        // Training on changes the generator: the detector section is gone.
+        config.steps = 4;
+        train(&dataset, out.path(), &config, Device::Cpu, &stop).unwrap();
+        let card = ModelCard::load(&card_path).unwrap();
+        assert_eq!(card.training.steps, 4);
+        assert!(card.detector.is_none(), "a stale detector was kept");
+    }
 }
