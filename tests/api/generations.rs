@@ -39,15 +39,7 @@ async fn check_images(app: &TestApp, key: &str, answer: &Value) -> Vec<Vec<u8>> 
         assert_eq!(report.state, ValidationState::Trusted, "{report:?}");
         assert_eq!(report.hallmark.as_ref().unwrap().record_id.to_string(), id);
 
-        let record: Value = app
-            .client
-            .get(app.url(&format!("/v1/records/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let record: Value = app.get_json(&format!("/v1/records/{id}")).await;
         assert_eq!(record["signature_valid"], true);
         assert_eq!(record["file_sha256"], sha);
         // Check it offline too, from the published key alone.
@@ -121,17 +113,11 @@ async fn image_bytes_directly_with_accept(pool: PgPool) {
         .to_owned();
     let bytes = response.bytes().await.unwrap();
     let found: Value = app
-        .client
-        .get(app.url(&format!(
+        .get_json(&format!(
             "/v1/records?sha256={}",
             hex::encode(sha256(&bytes))
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ))
+        .await;
     assert_eq!(found["records"][0]["id"], id);
 
     let many = app
@@ -442,14 +428,8 @@ async fn record_lookups_validate_their_input(pool: PgPool) {
         assert_eq!(error_code(response).await, code, "{path}");
     }
     let none: Value = app
-        .client
-        .get(app.url(&format!("/v1/records?sha256={}", "ab".repeat(32))))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/records?sha256={}", "ab".repeat(32)))
+        .await;
     assert_eq!(none["records"], json!([]));
 }
 

@@ -165,15 +165,7 @@ async fn serve_stops_gracefully_on_sigterm(pool: PgPool) {
 #[sqlx::test]
 async fn openapi_document_docs_page_and_metrics_are_served(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let spec: serde_json::Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: serde_json::Value = app.get_json("/openapi.json").await;
     for path in [
         "/v1/generations",
         "/v1/images/{id}",

@@ -78,6 +78,18 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// `GET path` (no key) and its JSON body.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A new API key with `role`, straight through the store.
     pub async fn key(&self, role: Role) -> String {
         let key = api_keys::create(&self.pool, "test", role).await.unwrap();

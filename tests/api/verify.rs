@@ -580,15 +580,7 @@ async fn the_memory_index_follows_the_database_and_agrees_with_a_scan(pool: PgPo
     wait_for_records(&replica, 6).await;
 
     // The service's own index has every record as well, and /readyz says so.
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["index"]["records"], 6, "{ready}");
     assert_eq!(ready["index"]["in_step"], true);
 
