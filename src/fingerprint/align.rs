@@ -31,6 +31,13 @@ pub const GRID: u32 = 16 - WINDOW_SIXTEENTHS;
 const MAX_QUERY_STEP: u32 = 4;
 /// Smallest crop (fraction of each side) the alignment search tries.
 pub const MIN_WINDOW: f64 = 0.85;
+/// The resampling filters a downscaled copy is commonly made with (bilinear/triangle, bicubic,
+/// Lanczos).
+const RESIZE_FILTERS: [image::imageops::FilterType; 3] = [
+    image::imageops::FilterType::Triangle,
+    image::imageops::FilterType::CatmullRom,
+    image::imageops::FilterType::Lanczos3,
+];
 /// Largest side, in pixels, at which images are compared (larger ones are downscaled first).
 pub const COMPARE_SIDE: u32 = 32;
 
@@ -182,6 +189,11 @@ fn normalised(values: &[f32]) -> Option<Vec<f32>> {
 /// window resampled to the query's size. The score is the mean of two normalised
 /// cross-correlations, of the intensities (the shape) and of the 3x3 detail (the texture, which
 /// look-alike garments do not share); 1 means identical up to brightness and contrast.
+///
+/// A downscaled upload is also compared with the original resized to its size by each of the
+/// usual resampling filters ([`RESIZE_FILTERS`]), and scores the better of the two: a plain
+/// resize then matches the filter's own output, not the bilinear point samples of the window
+/// search, which blur differently.
 #[must_use]
 pub fn similarity(query: &DynamicImage, original: &DynamicImage) -> f64 {
     let q = Plane::new(query);
@@ -192,6 +204,36 @@ pub fn similarity(query: &DynamicImage, original: &DynamicImage) -> f64 {
     ) else {
         return 0.0;
     };
+    let aligned = aligned(&q, &o, &shape, &texture);
+    if !is_downscaled(
+        query.width().max(query.height()),
+        original.width().max(original.height()),
+    ) {
+        return aligned;
+    }
+    let grey = original.to_luma8();
+    RESIZE_FILTERS
+        .iter()
+        .map(|&filter| {
+            let resized = image::imageops::resize(&grey, q.width as u32, q.height as u32, filter);
+            let plane = Plane::from_grey(&resized);
+            score(&plane.pixels, q.width, &shape, &texture)
+                .map_or(0.0, |s| f64::from(s.clamp(-1.0, 1.0)))
+        })
+        .fold(aligned, f64::max)
+}
+
+/// The mean of the shape and texture correlations of `candidate` (a query-sized plane) with the
+/// query's normalised `shape` and `texture`; `None` for a flat candidate.
+fn score(candidate: &[f32], width: usize, shape: &[f32], texture: &[f32]) -> Option<f32> {
+    let a = normalised(candidate)?;
+    let b = normalised(&detail(candidate, width))?;
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+    Some(0.5 * (dot(&a, shape) + dot(&b, texture)))
+}
+
+/// The best [`score`] over every crop window of `o` and whole-pixel offset.
+fn aligned(q: &Plane, o: &Plane, shape: &[f32], texture: &[f32]) -> f64 {
     let aspect = q.height as f64 / q.width as f64;
     let fit = (o.width as f64).min(o.height as f64 / aspect);
     let largest = fit.floor() as usize;
@@ -210,13 +252,9 @@ pub fn similarity(query: &DynamicImage, original: &DynamicImage) -> f64 {
                         *slot = o.sample(x0 as f32 + (i as f32 + 0.5) * sx - 0.5, y);
                     }
                 }
-                let (Some(a), Some(b)) =
-                    (normalised(&scratch), normalised(&detail(&scratch, q.width)))
-                else {
-                    continue;
-                };
-                let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
-                best = best.max(0.5 * (dot(&a, &shape) + dot(&b, &texture)));
+                if let Some(s) = score(&scratch, q.width, shape, texture) {
+                    best = best.max(s);
+                }
             }
         }
     }
@@ -310,6 +348,23 @@ mod tests {
         // A different picture of the same kind does not.
         let other = picture(9);
         assert!(similarity(&other, &original) < similarity(&crop, &original));
+    }
+
+    #[test]
+    fn a_plain_downscale_matches_its_filters_output() {
+        use image::imageops::FilterType;
+        let original = picture(5);
+        for filter in [
+            FilterType::Triangle,
+            FilterType::CatmullRom,
+            FilterType::Lanczos3,
+        ] {
+            let half = original.resize_exact(16, 16, filter);
+            let s = similarity(&half, &original);
+            assert!(s > 0.999, "{filter:?}: {s}");
+            let other = picture(6);
+            assert!(similarity(&half, &other) < s - 0.01, "{filter:?}");
+        }
     }
 
     #[test]
