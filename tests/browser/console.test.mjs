@@ -224,6 +224,49 @@ try {
     await expectText(mod.locator('#history-detail'), 'Hallmark-generated', 'Matched a Hallmark record');
   });
 
+  await step('11b-console-history-pages', mod, async () => {
+    // Nine more checks straight through the API (our original, fetched as moderators may), so
+    // the history runs past one page of ten.
+    await mod.evaluate(async ({ key, id }) => {
+      const auth = { Authorization: `Bearer ${key}` };
+      const bytes = await (await fetch(`/v1/images/${id}`, { headers: auth })).arrayBuffer();
+      for (let i = 0; i < 9; i += 1) {
+        const response = await fetch('/v1/verify', {
+          method: 'POST',
+          headers: { ...auth, 'Content-Type': 'application/octet-stream' },
+          body: bytes,
+        });
+        if (!response.ok) throw new Error(`verify answered ${response.status}`);
+      }
+    }, { key: MODERATOR_KEY, id: imageId });
+    await mod.getByLabel('Verdict').selectOption('');
+    const rows = mod.locator('#history-rows tr[data-check]');
+    const ids = async () => rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.check));
+    await mod.waitForFunction(() => document.querySelectorAll('#history-rows tr[data-check]').length === 10);
+    await expectText(mod.locator('#history-page'), 'Page 1');
+    assert.ok(await mod.locator('#history-newer').isDisabled(), 'no newer page on page 1');
+    const first = await ids();
+    const firstText = await textOf(mod.locator('#history-rows'));
+
+    await mod.locator('#history-older').click();
+    await expectText(mod.locator('#history-page'), 'Page 2');
+    await mod.waitForFunction(() => document.querySelectorAll('#history-rows tr[data-check]').length === 2);
+    const second = await ids();
+    assert.ok(second.every((id) => !first.includes(id)), 'page 2 repeats nothing from page 1');
+    assert.ok(await mod.locator('#history-older').isDisabled(), 'twelve checks make two pages');
+    const both = firstText + (await textOf(mod.locator('#history-rows')));
+    for (const name of ['signed.png', 'stripped.jpg', 'C.jpg']) {
+      assert.ok(both.includes(name), `${name} is on one of the pages`);
+    }
+
+    await mod.locator('#history-newer').click();
+    await expectText(mod.locator('#history-page'), 'Page 1');
+    await mod.waitForFunction((want) => {
+      const got = [...document.querySelectorAll('#history-rows tr[data-check]')].map((tr) => tr.dataset.check);
+      return got.length === want.length && got.every((id, i) => id === want[i]);
+    }, first);
+  });
+
   await step('12-console-expired-key', mod, async () => {
     // A key that stops working mid-session (revoked, expired) sends the moderator back to the form.
     await mod.evaluate(() => sessionStorage.setItem('hallmark.apiKey', `hm_${'f'.repeat(64)}`));
