@@ -472,29 +472,43 @@ async fn every_verification_route_checks_the_key(pool: PgPool) {
     }
 }
 
+/// For each registered hash (there must be `expected`), a query as an upload is looked up: the
+/// hash with 0, 1, ... `spread - 1` bits flipped (cycling), and a second, unrelated hash.
+async fn queries_near_stored_hashes(
+    pool: &PgPool,
+    expected: usize,
+    spread: usize,
+) -> Vec<[u64; 2]> {
+    let stored: Vec<i64> = sqlx::query_scalar("SELECT phash FROM record_hashes ORDER BY 1")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), expected, "seventeen variant hashes per image");
+    let mut flips = 0x2545_f491_4f6c_dd1d_u64;
+    stored
+        .iter()
+        .enumerate()
+        .map(|(i, &phash)| {
+            let mut query = hallmark::fingerprint::phash_from_db(phash);
+            for _ in 0..(i % spread) {
+                flips ^= flips << 13;
+                flips ^= flips >> 7;
+                flips ^= flips << 17;
+                query ^= 1 << (flips % 64);
+            }
+            [query, query.rotate_left(9)]
+        })
+        .collect()
+}
+
 #[sqlx::test]
 async fn the_multi_index_search_finds_what_a_full_scan_finds(pool: PgPool) {
-    use hallmark::fingerprint::phash_from_db;
     use hallmark::verify::registry::{candidates, candidates_by_scan};
     let app = spawn_app(pool).await;
     our_images(&app, 6).await;
-    let stored: Vec<i64> = sqlx::query_scalar("SELECT phash FROM record_hashes ORDER BY 1")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(stored.len(), 102, "seventeen variant hashes per image");
-    let mut flips = 0x2545_f491_4f6c_dd1d_u64;
-    for (i, &phash) in stored.iter().enumerate() {
-        // Queries at every distance from 0 to 15 bits of a stored hash.
-        let mut query = phash_from_db(phash);
-        for _ in 0..(i % 16) {
-            flips ^= flips << 13;
-            flips ^= flips >> 7;
-            flips ^= flips << 17;
-            query ^= 1 << (flips % 64);
-        }
-        // Looked up as an upload is: by several hashes at once.
-        let queries = [query, query.rotate_left(9)];
+    let queries = queries_near_stored_hashes(&app.pool, 102, 16).await;
+    for queries in queries {
+        let query = queries[0];
         for max_distance in [4, 10, 14] {
             let by_index = candidates(&app.pool, &queries, max_distance, 100)
                 .await
@@ -540,7 +554,6 @@ async fn wait_for_records(index: &HashIndex, records: usize) {
 /// database's full scan answers.
 #[sqlx::test]
 async fn the_memory_index_follows_the_database_and_agrees_with_a_scan(pool: PgPool) {
-    use hallmark::fingerprint::phash_from_db;
     use hallmark::verify::registry::candidates_by_scan;
     let app = spawn_app(pool).await;
     let key = app.key(Role::Generator).await;
@@ -584,21 +597,8 @@ async fn the_memory_index_follows_the_database_and_agrees_with_a_scan(pool: PgPo
     assert_eq!(ready["index"]["records"], 6, "{ready}");
     assert_eq!(ready["index"]["in_step"], true);
 
-    let stored: Vec<i64> = sqlx::query_scalar("SELECT phash FROM record_hashes ORDER BY 1")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(stored.len(), 102);
-    let mut flips = 0x2545_f491_4f6c_dd1d_u64;
-    for (i, &phash) in stored.iter().enumerate() {
-        let mut query = phash_from_db(phash);
-        for _ in 0..(i % 20) {
-            flips ^= flips << 13;
-            flips ^= flips >> 7;
-            flips ^= flips << 17;
-            query ^= 1 << (flips % 64);
-        }
-        let queries = [query, query.rotate_left(9)];
+    for queries in queries_near_stored_hashes(&app.pool, 102, 20).await {
+        let query = queries[0];
         for max_distance in [4, 14, 20] {
             let by_scan = candidates_by_scan(&app.pool, &queries, max_distance, 100)
                 .await
