@@ -213,6 +213,33 @@ fn train_detector_then_evaluate_on_a_tiny_run() {
     );
     assert_eq!(evaluation.registry.recall.len(), 4);
 
+    // The detector alone: new detector figures, the registry figures kept.
+    let out = hallmark(
+        models,
+        &[
+            "evaluate",
+            "--detector",
+            "--no-registry",
+            "--model",
+            MODEL,
+            "--real",
+            "40",
+            "--generated",
+            "40",
+            "--write-card",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("crop10%") && !stdout.contains("false matches"));
+    let card = ModelCard::load(&dir.join("model.toml")).unwrap();
+    let detector_only = card.detector.unwrap().evaluation.unwrap();
+    assert_eq!(detector_only.real_images, 40);
+    assert_eq!(detector_only.detector.len(), 4);
+    assert_eq!(detector_only.registry, evaluation.registry);
+
     // The detector records the generator it was trained against; with other generator
     // weights it is stale and refused.
     let mut card = ModelCard::load(&dir.join("model.toml")).unwrap();

@@ -89,6 +89,10 @@ pub struct EvaluateArgs {
     /// Only the pHash registry-match study (needs no detector).
     #[arg(long)]
     pub registry: bool,
+    /// With --detector: measure the detector alone (the registry study takes far longer);
+    /// --write-card then keeps the card's registry figures.
+    #[arg(long, conflicts_with = "registry")]
+    pub no_registry: bool,
     /// Real test images for --detector/--registry; default: all (10,000 for Fashion-MNIST).
     #[arg(long)]
     pub real: Option<usize>,
@@ -378,13 +382,19 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
         generated.extend(model.generate(seed, chunk)?);
     }
     let per_pass = (real.len() + generated.len()) as u64 * Transform::STANDARD.len() as u64;
-    let passes = if detector.is_some() { 4 } else { 3 };
+    let registry_study = !(args.no_registry && detector.is_some());
+    let passes = 1 + u64::from(detector.is_some()) + 2 * u64::from(registry_study);
     let bar = progress_bar(per_pass * passes, "evaluating", args.quiet);
     let images = detector_eval::build_images(&real, &generated, seed, &bar);
-    let study = detector_eval::phash_study(&images, &bar);
-    let mut verify_settings = settings.verify.clone();
-    verify_settings.phash_max_distance = max_distance;
-    let matching = crate::verify::study::match_study(&images, &verify_settings, &bar);
+    let studies = if registry_study {
+        let study = detector_eval::phash_study(&images, &bar);
+        let mut verify_settings = settings.verify.clone();
+        verify_settings.phash_max_distance = max_distance;
+        let matching = crate::verify::study::match_study(&images, &verify_settings, &bar);
+        Some((study, matching))
+    } else {
+        None
+    };
     let detector_study = match detector {
         Some(d) => Some(detector_eval::detector_study(d, &images, &bar)?),
         None => None,
@@ -411,6 +421,41 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
         detector_eval::write_roc(ds, &roc, Some(&zoom))?;
         println!("ROC plots: {} and {}\n", roc.display(), zoom.display());
     }
+    let Some((study, matching)) = studies else {
+        if args.write_card {
+            let path = model.dir.join(CARD_FILE);
+            let mut card = ModelCard::load(&path)?;
+            let evaluation = card
+                .detector
+                .as_mut()
+                .and_then(|d| d.evaluation.as_mut())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{} has no detector evaluation whose registry figures --no-registry \
+                         could keep: run without it",
+                        path.display()
+                    )
+                })?;
+            if let Some(ds) = detector_study {
+                evaluation.real_images = real.len() as u64;
+                evaluation.real_source = format!("{} (t10k split)", args.dataset.display());
+                evaluation.generated_images = generated.len() as u64;
+                evaluation.generated_seed = seed;
+                evaluation.transforms = Transform::STANDARD
+                    .iter()
+                    .map(Transform::definition)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                evaluation.detector = ds.scores;
+            }
+            card.save(&path)?;
+            println!(
+                "detector evaluation written to {} (registry figures kept)",
+                path.display()
+            );
+        }
+        return Ok(());
+    };
     let mut report = study.report(max_distance);
     report.push('\n');
     report.push_str(&matching.report());

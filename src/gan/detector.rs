@@ -168,7 +168,7 @@ impl Detector {
 const PAD_MIN_SHARE: (u32, u32) = (3, 4);
 
 /// Where an image of `w` x `h` pixels is placed on the `size` canvas without rescaling: the
-/// offsets of its views (both parities around the centre on each axis), or `None` when it is
+/// offsets of its views (every whole-pixel placement inside the canvas), or `None` when it is
 /// rescaled instead (a side above `size`, or the shorter side below 3/4 of it).
 #[must_use]
 pub fn pad_offsets(w: u32, h: u32, size: u32) -> Option<Vec<(u32, u32)>> {
@@ -176,13 +176,7 @@ pub fn pad_offsets(w: u32, h: u32, size: u32) -> Option<Vec<(u32, u32)>> {
     if w > size || h > size || w.min(h) < min || (w == size && h == size) {
         return None;
     }
-    let axis = |slack: u32| -> Vec<u32> {
-        if slack == 0 {
-            vec![0]
-        } else {
-            vec![slack / 2, slack / 2 + 1]
-        }
-    };
+    let axis = |slack: u32| -> Vec<u32> { (0..=slack).collect() };
     let (xs, ys) = (axis(size - w), axis(size - h));
     Some(
         ys.iter()
@@ -196,10 +190,11 @@ pub fn pad_offsets(w: u32, h: u32, size: u32) -> Option<Vec<(u32, u32)>> {
 /// An image at the model size is used as it is. One a little smaller (a crop, or the 28x28
 /// original of a Fashion-MNIST image) is placed at native scale on a black canvas rather than
 /// upscaled: a 1.1x-1.3x rescale smooths away the generator's pixel-level artefacts, and the
-/// black canvas is what real images have around their objects. Its views are the placements
-/// of both pixel parities around the centre on each axis (four for a 28x28 crop), because the
-/// generator's transposed-convolution artefacts repeat every two pixels and a crop's offset
-/// is unknown. Anything else is resized and centre-cropped ([`fit_square`]).
+/// black canvas is what real images have around their objects. Its views are every
+/// whole-pixel placement on the canvas (25 for a 28x28 crop): the generator's artefacts are
+/// tied to its output's pixel grid (a detector scoring a crop at its original place is as good
+/// as on the whole image, 2 px away much worse), and a crop's offset is unknown. Anything else
+/// is resized and centre-cropped ([`fit_square`]).
 #[must_use]
 pub fn detector_views(image: &DynamicImage, arch: &Architecture) -> Vec<DynamicImage> {
     let size = arch.image_size;
@@ -821,21 +816,20 @@ mod tests {
         assert_eq!(pad_offsets(16, 16, 32), None);
         assert_eq!(pad_offsets(23, 30, 32), None);
         assert_eq!(pad_offsets(40, 30, 32), None);
+        let all = pad_offsets(28, 28, 32).unwrap();
+        assert_eq!(all.len(), 25);
+        assert_eq!((all[0], all[1], all[24]), ((0, 0), (1, 0), (4, 4)));
         assert_eq!(
-            pad_offsets(28, 28, 32),
-            Some(vec![(2, 2), (3, 2), (2, 3), (3, 3)])
+            pad_offsets(32, 29, 32),
+            Some(vec![(0, 0), (0, 1), (0, 2), (0, 3)])
         );
-        assert_eq!(pad_offsets(32, 29, 32), Some(vec![(0, 1), (0, 2)]));
-        assert_eq!(
-            pad_offsets(31, 24, 32),
-            Some(vec![(0, 4), (1, 4), (0, 5), (1, 5)])
-        );
+        assert_eq!(pad_offsets(31, 24, 32).map(|o| o.len()), Some(18));
         // A 28x28 crop: the pixels land unchanged on a black canvas, in each view.
         let crop = DynamicImage::ImageLuma8(GrayImage::from_fn(28, 28, |x, y| {
             Luma([(10 + x * 8 + y) as u8])
         }));
         let views = detector_views(&crop, &a);
-        assert_eq!(views.len(), 4);
+        assert_eq!(views.len(), 25);
         for (view, (ox, oy)) in views.iter().zip(pad_offsets(28, 28, 32).unwrap()) {
             let g = view.to_luma8();
             assert_eq!(g.dimensions(), (32, 32));

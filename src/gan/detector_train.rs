@@ -342,7 +342,7 @@ pub fn train_detector(
         training: Some(DetectorTraining {
             method: format!(
                 "fine-tune of {DISCRIMINATOR_FILE} (all layers, Adam, binary cross-entropy, \
-                 real = 1; learning rate constant for half the steps, then linearly down to 5%) on real train images vs generated images, both augmented alike; inputs with sides of 3/4 to 1x the model size placed on a black canvas at native scale (one random view of both parities around the centre in training, the mean logit over them otherwise), others resized"
+                 real = 1; learning rate constant for half the steps, then linearly down to 5%) on real train images vs generated images, both augmented alike; inputs with sides of 3/4 to 1x the model size placed on a black canvas at native scale (one random whole-pixel placement in training, the mean logit over all of them otherwise), others resized"
             ),
             steps: config.steps,
             batch_size: b as u32,
