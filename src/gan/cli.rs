@@ -436,17 +436,15 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
                         path.display()
                     )
                 })?;
-            if let Some(ds) = detector_study {
-                evaluation.real_images = real.len() as u64;
-                evaluation.real_source = format!("{} (t10k split)", args.dataset.display());
-                evaluation.generated_images = generated.len() as u64;
-                evaluation.generated_seed = seed;
-                evaluation.transforms = Transform::STANDARD
-                    .iter()
-                    .map(Transform::definition)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                evaluation.detector = ds.scores;
+            if let Some(ds) = &detector_study {
+                let kept = evaluation.registry.clone();
+                *evaluation = detector_eval::evaluation_card(
+                    ds,
+                    (real.len(), generated.len()),
+                    real_source(args),
+                    seed,
+                    kept,
+                );
             }
             card.save(&path)?;
             println!(
@@ -475,15 +473,13 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
         registry.confirmed = Some(matching.confirmed());
         match (detector_study, section.evaluation.as_mut()) {
             (Some(ds), _) => {
-                let mut evaluation = detector_eval::evaluation_card(
+                section.evaluation = Some(detector_eval::evaluation_card(
                     &ds,
-                    &study,
-                    max_distance,
-                    format!("{} (t10k split)", args.dataset.display()),
+                    (real.len(), generated.len()),
+                    real_source(args),
                     seed,
-                );
-                evaluation.registry = registry;
-                section.evaluation = Some(evaluation);
+                    registry,
+                ));
             }
             // `--registry --write-card` refreshes only the registry figures.
             (None, Some(evaluation)) => evaluation.registry = registry,
@@ -495,6 +491,11 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
         println!("detector evaluation written to {}", path.display());
     }
     Ok(())
+}
+
+/// How the card names the real images an evaluation used.
+fn real_source(args: &EvaluateArgs) -> String {
+    format!("{} (t10k split)", args.dataset.display())
 }
 
 /// `hallmark evaluate --quality` / `--detector` / `--registry`.

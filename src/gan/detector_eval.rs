@@ -470,16 +470,15 @@ pub fn detector_table(scores: &[DetectorScore], threshold: f64) -> String {
 #[must_use]
 pub fn evaluation_card(
     detector: &DetectorStudy,
-    registry: &PhashStudy,
-    max_distance: u32,
+    (real_images, generated_images): (usize, usize),
     real_source: String,
     generated_seed: u64,
+    registry: RegistryEvaluation,
 ) -> DetectorEvaluation {
-    let n_real = registry.nearest_real.first().map_or(0, Vec::len) as u64;
     DetectorEvaluation {
-        real_images: n_real,
+        real_images: real_images as u64,
         real_source,
-        generated_images: registry.registered as u64,
+        generated_images: generated_images as u64,
         generated_seed,
         transforms: Transform::STANDARD
             .iter()
@@ -487,6 +486,6 @@ pub fn evaluation_card(
             .collect::<Vec<_>>()
             .join("; "),
         detector: detector.scores.clone(),
-        registry: registry.evaluation(max_distance),
+        registry,
     }
 }
