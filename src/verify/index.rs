@@ -47,32 +47,27 @@ struct Entries {
 }
 
 impl Entries {
+    /// The record's slot, given one if it has none.
+    fn slot(&mut self, record: Uuid) -> u32 {
+        *self.slots.entry(record).or_insert_with(|| {
+            self.records.push(record);
+            u32::try_from(self.records.len() - 1).expect("fewer than 2^32 records in memory")
+        })
+    }
+
     /// Adds a record's hashes unless the record is already held. Returns whether it was new.
     fn insert(&mut self, record: Uuid, hashes: &[u64]) -> bool {
         if hashes.is_empty() || self.slots.contains_key(&record) {
             return false;
         }
-        let slot = u32::try_from(self.records.len()).expect("fewer than 2^32 records in memory");
-        self.records.push(record);
-        self.slots.insert(record, slot);
-        self.hashes.extend_from_slice(hashes);
-        self.owners.extend(std::iter::repeat_n(slot, hashes.len()));
+        self.extend_rows(hashes.iter().map(|&hash| (record, hash)));
         true
     }
 
     /// Appends rows of `(record, hash)`; rows of one record need not be adjacent.
     fn extend_rows(&mut self, rows: impl IntoIterator<Item = (Uuid, u64)>) {
         for (record, hash) in rows {
-            let slot = match self.slots.get(&record) {
-                Some(&slot) => slot,
-                None => {
-                    let slot = u32::try_from(self.records.len())
-                        .expect("fewer than 2^32 records in memory");
-                    self.records.push(record);
-                    self.slots.insert(record, slot);
-                    slot
-                }
-            };
+            let slot = self.slot(record);
             self.hashes.push(hash);
             self.owners.push(slot);
         }
