@@ -32,6 +32,8 @@ pub struct ServerSettings {
     pub port: u16,
     pub shutdown_timeout_s: u64,
     pub workers: usize,
+    /// Open connections each worker serves at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +73,10 @@ pub struct S3Settings {
 pub struct ApiSettings {
     pub public_rate_per_s: u32,
     pub public_burst: u32,
+    /// Addresses or CIDR blocks of reverse proxies whose `X-Forwarded-For` / `Forwarded` headers
+    /// name the client; a header from any other peer is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Checking uploads (`/v1/verify`, `/v1/lookup`, `hallmark verify`).
@@ -103,6 +109,16 @@ pub struct ModelSettings {
 pub struct LimitSettings {
     pub max_request_bytes: usize,
     pub max_image_pixels: u64,
+    /// Longest side over shortest side an upload may have.
+    pub max_aspect_ratio: u32,
+    /// Seconds a request body may take to arrive, counted from the end of its headers.
+    pub body_timeout_s: u64,
+    /// Bytes of request bodies held in memory at once, all requests together; past it, uploads
+    /// are refused with 503 `server_busy` until others finish.
+    pub upload_memory_bytes: usize,
+    /// Uploads decoded and hashed at once (each may hold its decoded pixels); 0 means one per
+    /// CPU core. Others wait their turn.
+    pub max_concurrent_checks: usize,
     pub queue_depth: usize,
     pub max_batch: usize,
     pub batch_delay_ms: u64,

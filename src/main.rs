@@ -49,6 +49,14 @@ enum Command {
     VerifyRecord(hallmark::provenance::cli::VerifyRecordArgs),
     /// Issue a new signing key and certificate; older images and records still verify.
     RotateKey,
+    /// Remove stored image bytes that no record references (left by a crash between writing an
+    /// image and committing its record), once older than the grace period. Also runs when
+    /// `hallmark serve` starts; safe with several replicas running.
+    Gc {
+        /// Minutes an unreferenced blob is left alone (its record may be about to commit).
+        #[arg(long, default_value_t = 60)]
+        grace_minutes: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -117,7 +125,20 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::RotateKey => hallmark::provenance::cli::rotate_key(&settings).await,
         Command::Keys(command) => keys(&settings, command).await,
+        Command::Gc { grace_minutes } => gc(&settings, grace_minutes).await,
     }
+}
+
+async fn gc(settings: &Settings, grace_minutes: u64) -> anyhow::Result<()> {
+    let pool = store::lazy_pool(&settings.database)?;
+    let blobs = store::blobs::Blobs::from_settings(&settings.storage)?;
+    let grace = std::time::Duration::from_secs(grace_minutes.saturating_mul(60));
+    let report = store::blobs::collect_garbage(&pool, &blobs, grace).await?;
+    println!(
+        "{} blobs: {} referenced, {} unreferenced but younger than {grace_minutes} min, {} removed",
+        report.blobs, report.referenced, report.young, report.removed
+    );
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -128,7 +149,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let identity = hallmark::provenance::SigningIdentity::load(&settings)?;
     let pool = store::lazy_pool(&settings.database)?;
     hallmark::provenance::pki::register_signing_key(&pool, &identity).await?;
-    let app = Application::build_with_pool(settings.clone(), pool)?;
+    let app = Application::build_with_pool(settings.clone(), pool.clone())?;
+    // Orphan blobs from an earlier crash, in the background (replicas may do the same at once).
+    let blobs = store::blobs::Blobs::from_settings(&settings.storage)?;
+    tokio::spawn(async move {
+        let grace = std::time::Duration::from_secs(3600);
+        match store::blobs::collect_garbage(&pool, &blobs, grace).await {
+            Ok(report) => tracing::info!(?report, "blob garbage collection"),
+            Err(error) => tracing::warn!(error = %error, "blob garbage collection failed"),
+        }
+    });
     tracing::info!(
         address = %settings.server.host,
         port = app.port(),

@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tracing_actix_web::TracingLogger;
 
+use crate::api::body::{BodyTimeout, UploadBudget};
 use crate::api::{self, limits::PublicLimiter};
 use crate::config::Settings;
 use crate::generation::GenerationService;
@@ -28,6 +29,8 @@ pub struct AppState {
     /// The in-memory near-duplicate index (`verify.memory_index`).
     pub index: Option<HashIndex>,
     pub public_limiter: PublicLimiter,
+    /// Memory for request bodies being read, all uploads together (`limits.upload_memory_bytes`).
+    pub uploads: UploadBudget,
     pub metrics: PrometheusHandle,
 }
 
@@ -79,9 +82,14 @@ impl Application {
         let workers = settings.server.workers;
         let shutdown_timeout = settings.server.shutdown_timeout_s;
         let max_body = settings.limits.max_request_bytes;
+        let body_timeout = BodyTimeout(Duration::from_secs(settings.limits.body_timeout_s));
+        let max_connections = settings.server.max_connections;
+        let public_limiter = PublicLimiter::new(&settings.api)?;
+        public_limiter.spawn_forgetting();
         let state = web::Data::new(AppState {
             pool,
-            public_limiter: PublicLimiter::new(&settings.api),
+            public_limiter,
+            uploads: UploadBudget::new(settings.limits.upload_memory_bytes),
             settings,
             generation,
             verify,
@@ -91,16 +99,22 @@ impl Application {
 
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(api::body::deadline))
                 .wrap(from_fn(api::metrics::track))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
+                .app_data(body_timeout)
                 .app_data(api::json_config(max_body))
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(api::routes)
                 .default_service(web::to(api::not_found))
         })
         .shutdown_timeout(shutdown_timeout)
+        // Headers must arrive within 30 s (slowloris); idle keep-alive connections close after 15 s.
         .client_request_timeout(Duration::from_secs(30))
+        .keep_alive(Duration::from_secs(15))
+        .client_disconnect_timeout(Duration::from_secs(5))
+        .max_connections(max_connections)
         .listen(listener)?;
         if workers > 0 {
             server = server.workers(workers);

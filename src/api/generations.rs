@@ -84,7 +84,7 @@ fn wants_bytes(req: &HttpRequest) -> bool {
         (status = 403, description = "Key without the generator role"),
         (status = 404, description = "unknown_model"),
         (status = 429, description = "queue_full: retry after Retry-After seconds"),
-        (status = 503, description = "database_unavailable or model_timeout"),
+        (status = 503, description = "database_unavailable, model_timeout or storage_full"),
     ),
     security(("api_key" = []))
 )]

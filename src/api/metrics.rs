@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -73,11 +74,43 @@ fn describe() {
         Unit::Count,
         "Variant pHashes held by the in-memory near-duplicate index"
     );
+    describe_counter!(
+        "hallmark_uploads_refused_total",
+        "Uploads refused before reading, by reason (memory_budget)"
+    );
+    describe_counter!("hallmark_checks_total", "Checked uploads by verdict");
+    describe_histogram!(
+        "hallmark_detect_batch_size",
+        Unit::Count,
+        "Images per forward pass of the detector"
+    );
+    describe_histogram!(
+        "hallmark_check_stage_seconds",
+        Unit::Seconds,
+        "Time per checked upload in each stage (decode, provenance, hash, registry, detect)"
+    );
     describe_gauge!(
         "hallmark_largest_batch",
         Unit::Count,
         "Largest forward pass since start"
     );
+}
+
+/// The method as a label: the standard ones by name, anything else (any token is a valid method
+/// on the wire) as `OTHER`, so clients cannot mint new series.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
 }
 
 /// Counts and times every request by its route pattern (not its raw path, to bound cardinality).
@@ -86,13 +119,13 @@ pub async fn track(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.call(req).await?;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("hallmark_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::counter!("hallmark_http_requests_total", "method" => method, "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("hallmark_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     Ok(response)
@@ -110,4 +143,19 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for made_up in ["FOO", "XJ3KQ", "get"] {
+            let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "OTHER", "{made_up}");
+        }
+    }
 }

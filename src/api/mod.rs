@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, and the JSON shape of every error.
 
 mod auth;
+pub mod body;
 mod generations;
 mod health;
 pub mod limits;
@@ -64,6 +65,7 @@ fn json_error(error: &JsonPayloadError) -> ApiError {
         JsonPayloadError::Deserialize(inner) if inner.is_data() => {
             ApiError::bad_request("invalid_body", inner.to_string())
         }
+        JsonPayloadError::Payload(payload) => body::payload_error(payload, "malformed_json"),
         other => ApiError::bad_request("malformed_json", other.to_string()),
     }
 }

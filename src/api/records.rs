@@ -9,6 +9,7 @@ use super::auth::Authenticated;
 use super::generations::etag;
 use crate::error::ApiError;
 use crate::fingerprint::phash_from_db;
+use crate::provenance::record::{api_key_commitment, encoding_name};
 use crate::provenance::{verify_record, ImageFormat, Record};
 use crate::startup::AppState;
 use crate::store::api_keys::Role;
@@ -31,8 +32,18 @@ pub struct RecordView {
     pub phash: String,
     pub manifest_id: String,
     pub signing_key_id: String,
+    /// The API key that made the image: shown to moderators and admins only, never in public
+    /// answers (it would tie images to a customer and date the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<Uuid>,
-    /// Ed25519 signature over the canonical encoding `hallmark-record-v1`, hex.
+    /// SHA-256 commitment to the API key that made the image (hex; null for images made from
+    /// the command line): see `src/provenance/record.rs`.
+    pub api_key_commitment: Option<String>,
+    /// The canonical encoding the signature covers: `hallmark-record-v2` (signs the commitment)
+    /// or `hallmark-record-v1` (older records; signs the key id, so they check offline only
+    /// with it).
+    pub encoding: &'static str,
+    /// Ed25519 signature over the canonical encoding named by `encoding`, hex.
     pub signature: String,
     /// Whether the signature verifies against `signing_key` right now, on the server.
     pub signature_valid: bool,
@@ -54,11 +65,23 @@ pub struct RecordList {
     pub records: Vec<RecordView>,
 }
 
-/// A record as the API shows it, with its signature checked now against the stored key.
+/// Who a record is shown to: the public never sees the API key id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Public,
+    Staff,
+}
+
+/// A record as the API shows it to `audience`, with its signature checked now against the
+/// stored key.
 ///
 /// # Errors
 /// When the database fails.
-pub async fn view(pool: &PgPool, record: Record) -> Result<RecordView, sqlx::Error> {
+pub async fn view(
+    pool: &PgPool,
+    record: Record,
+    audience: Audience,
+) -> Result<RecordView, sqlx::Error> {
     let signing_key = records::signing_key(pool, &record.fields.signing_key_id).await?;
     let signature_valid = signing_key
         .as_ref()
@@ -86,7 +109,11 @@ pub async fn view(pool: &PgPool, record: Record) -> Result<RecordView, sqlx::Err
             cert_chain_pem,
         }),
         signing_key_id: f.signing_key_id,
-        api_key_id: f.api_key_id,
+        api_key_commitment: f
+            .api_key_id
+            .map(|key| hex::encode(api_key_commitment(f.id, key))),
+        api_key_id: f.api_key_id.filter(|_| audience == Audience::Staff),
+        encoding: encoding_name(f.encoding),
         signature: hex::encode(&record.signature),
         signature_valid,
     })
@@ -121,7 +148,7 @@ pub async fn get(
     let record = records::by_id(&state.pool, id)
         .await?
         .ok_or_else(|| record_not_found(id))?;
-    Ok(HttpResponse::Ok().json(view(&state.pool, record).await?))
+    Ok(HttpResponse::Ok().json(view(&state.pool, record, Audience::Public).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -151,7 +178,7 @@ pub async fn find(
         .ok_or_else(|| ApiError::bad_request("invalid_sha256", "sha256 must be 64 hex digits"))?;
     let mut views = Vec::new();
     for record in records::by_file_sha256(&state.pool, &sha).await? {
-        views.push(view(&state.pool, record).await?);
+        views.push(view(&state.pool, record, Audience::Public).await?);
     }
     Ok(HttpResponse::Ok().json(RecordList { records: views }))
 }

@@ -1,25 +1,17 @@
 //! `POST /v1/verify` (moderators), `POST /v1/lookup` (public) and the stored checks.
 
-use actix_multipart::Multipart;
-use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::Authenticated;
+use super::body::{is_multipart, read_body, read_parts};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::api_keys::Role;
 use crate::store::checks::{self, CheckSummary, Cursor, NewCheck, StoredCheck};
 use crate::verify::{CheckKind, CheckTimes, Verdict, VerifyReport};
-
-/// One uploaded file of a multipart request: its name and bytes, or why it was refused whole.
-struct Part {
-    file_name: Option<String>,
-    bytes: Result<Vec<u8>, ApiError>,
-}
 
 /// A refused file in a batch.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -61,101 +53,6 @@ pub struct CheckQuery {
     pub cursor: Option<String>,
     /// Only checks with this verdict.
     pub verdict: Option<String>,
-}
-
-fn is_multipart(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("multipart/form-data")
-        })
-}
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the upload is larger than the limit of {limit} bytes"),
-    )
-}
-
-/// The whole body of a raw upload, refused past `limit` bytes without reading further.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("malformed_body", e.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// A file name fit to store and show: the last path component, no control characters, at most
-/// 200 characters.
-fn clean_name(raw: &str) -> Option<String> {
-    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
-    let name: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
-    let name = name.trim().to_owned();
-    (!name.is_empty()).then_some(name)
-}
-
-/// The `file` parts of a multipart body. The byte limit applies to the whole body; more than
-/// `max_files` files is refused.
-async fn read_parts(
-    headers: &HeaderMap,
-    payload: web::Payload,
-    limit: usize,
-    max_files: usize,
-) -> Result<Vec<Part>, ApiError> {
-    let mut multipart = Multipart::new(headers, payload);
-    let mut parts = Vec::new();
-    let mut total = 0usize;
-    while let Some(field) = multipart.next().await {
-        let mut field =
-            field.map_err(|e| ApiError::bad_request("malformed_multipart", e.to_string()))?;
-        if field.name() != Some("file") {
-            // Other form fields carry nothing we use; drain them within the same limit.
-            let drained = field
-                .bytes(limit.saturating_sub(total))
-                .await
-                .map_err(|_| too_large(limit))?
-                .map_err(|e| ApiError::bad_request("malformed_multipart", e.to_string()))?;
-            total += drained.len();
-            continue;
-        }
-        if parts.len() == max_files {
-            return Err(ApiError::bad_request(
-                "too_many_files",
-                format!("at most {max_files} files per request"),
-            ));
-        }
-        let file_name = field
-            .content_disposition()
-            .and_then(|cd| cd.get_filename())
-            .and_then(clean_name);
-        let bytes = field
-            .bytes(limit.saturating_sub(total))
-            .await
-            .map_err(|_| too_large(limit))?
-            .map_err(|e| ApiError::bad_request("malformed_multipart", e.to_string()))?;
-        total += bytes.len();
-        parts.push(Part {
-            file_name,
-            bytes: Ok(bytes.to_vec()),
-        });
-    }
-    if parts.is_empty() {
-        return Err(ApiError::bad_request(
-            "no_files",
-            "send the image as the request body, or as multipart/form-data parts named \"file\"",
-        ));
-    }
-    Ok(parts)
 }
 
 /// Errors that belong to one file of a batch; the others (database down, model busy) fail the
@@ -213,14 +110,15 @@ async fn store(
     request_body(content = Vec<u8>, description = "An image (PNG, JPEG, WebP), or multipart/form-data with parts named \"file\"", content_type = "image/png"),
     responses(
         (status = 200, description = "One report (raw body), or `BatchResponse` (multipart)", body = VerifyReport),
-        (status = 400, description = "empty_upload, no_files, too_many_files, malformed_multipart"),
+        (status = 400, description = "empty_upload, no_files, too_many_files, too_many_parts, malformed_multipart, malformed_body"),
+        (status = 408, description = "body_timeout"),
         (status = 401, description = "Missing, unknown or revoked key"),
         (status = 403, description = "Not a moderator or admin key"),
         (status = 413, description = "payload_too_large"),
         (status = 415, description = "unsupported_media_type (judged by content)"),
-        (status = 422, description = "corrupt_image, image_too_large"),
+        (status = 422, description = "corrupt_image, image_too_large, aspect_ratio_too_large"),
         (status = 429, description = "queue_full"),
-        (status = 503, description = "database_unavailable, model_unavailable"),
+        (status = 503, description = "database_unavailable, model_unavailable, server_busy"),
     ),
     security(("api_key" = [])))]
 pub async fn verify(
@@ -231,6 +129,7 @@ pub async fn verify(
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.require(Role::Moderator)?;
     let limit = state.settings.limits.max_request_bytes;
+    let _reservation = state.uploads.reserve(req.headers(), limit)?;
     if !is_multipart(req.headers()) {
         let bytes = read_body(payload, limit).await?;
         let (mut report, times) = state.verify.check(bytes, None, CheckKind::Full).await?;
@@ -249,7 +148,7 @@ pub async fn verify(
         let service = &state.verify;
         async move {
             service
-                .check(part.bytes?, part.file_name, CheckKind::Full)
+                .check(part.bytes, part.file_name, CheckKind::Full)
                 .await
         }
     }))
@@ -291,11 +190,13 @@ pub async fn verify(
     request_body(content = Vec<u8>, description = "An image (PNG, JPEG, WebP), raw or as one multipart part named \"file\"", content_type = "image/png"),
     responses(
         (status = 200, body = VerifyReport),
-        (status = 400, description = "empty_upload, no_files, too_many_files"),
+        (status = 400, description = "empty_upload, no_files, too_many_files, too_many_parts, malformed_multipart, malformed_body"),
+        (status = 408, description = "body_timeout"),
         (status = 413, description = "payload_too_large"),
         (status = 415, description = "unsupported_media_type"),
-        (status = 422, description = "corrupt_image, image_too_large"),
+        (status = 422, description = "corrupt_image, image_too_large, aspect_ratio_too_large"),
         (status = 429, description = "rate_limited"),
+        (status = 503, description = "server_busy, database_unavailable"),
     ))]
 pub async fn lookup(
     req: HttpRequest,
@@ -304,10 +205,11 @@ pub async fn lookup(
 ) -> Result<HttpResponse, ApiError> {
     state.public_limiter.check(&req)?;
     let limit = state.settings.limits.max_request_bytes;
+    let _reservation = state.uploads.reserve(req.headers(), limit)?;
     let (bytes, file_name) = if is_multipart(req.headers()) {
         let mut parts = read_parts(req.headers(), payload, limit, 1).await?;
         let part = parts.remove(0);
-        (part.bytes?, part.file_name)
+        (part.bytes, part.file_name)
     } else {
         (read_body(payload, limit).await?, None)
     };
@@ -413,19 +315,4 @@ pub async fn get_check(
         .await?
         .ok_or_else(|| ApiError::not_found("check_not_found", format!("no check {id}")))?;
     Ok(HttpResponse::Ok().json(check))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names_are_cleaned() {
-        assert_eq!(clean_name("a.png").as_deref(), Some("a.png"));
-        assert_eq!(clean_name("C:\\x\\..\\b.jpg").as_deref(), Some("b.jpg"));
-        assert_eq!(clean_name("/etc/passwd").as_deref(), Some("passwd"));
-        assert_eq!(clean_name("a\u{0}\nb.png").as_deref(), Some("ab.png"));
-        assert_eq!(clean_name("  "), None);
-        assert_eq!(clean_name(&"x".repeat(500)).map(|n| n.len()), Some(200));
-    }
 }

@@ -313,12 +313,21 @@ impl GenerationService {
     }
 
     async fn write(&self, generated: &[Generated]) -> Result<(), ApiError> {
-        for image in generated {
+        // The group's blobs are written concurrently; each is durable before the records commit.
+        futures_util::future::try_join_all(generated.iter().map(|image| {
             self.blobs
                 .put(&image.record.fields.file_sha256, image.bytes.clone())
-                .await
-                .map_err(|error| ApiError::internal(&error))?;
-        }
+        }))
+        .await
+        .map_err(|error| {
+            if crate::store::blobs::is_storage_full(&error) {
+                tracing::error!(error = %error, "the blob store is full");
+                ApiError::unavailable("storage_full", "the image store is full; try again later")
+                    .retry_after(30)
+            } else {
+                ApiError::internal(&error)
+            }
+        })?;
         let records: Vec<Record> = generated.iter().map(|g| g.record.clone()).collect();
         let hashes: Vec<(Uuid, &[u64])> = generated
             .iter()
@@ -396,6 +405,7 @@ impl ImageJob {
             manifest_id: signed.manifest_id,
             signing_key_id: self.signer.key_id().to_owned(),
             api_key_id: self.api_key_id,
+            encoding: crate::provenance::record::CURRENT_ENCODING,
         };
         let signature = self
             .signer

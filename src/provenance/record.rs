@@ -3,11 +3,11 @@
 //! Every row of `records` carries a signature by the service's signing key over the canonical
 //! encoding of its fields, so that an edited row is caught (`hallmark verify-record`).
 //!
-//! # Canonical encoding (version 1)
+//! # Canonical encoding (versions 1 and 2)
 //!
-//! The bytes signed are the 19-byte domain-separation prefix `hallmark-record-v1\0`, then each
-//! field below in this fixed order, each as a 4-byte big-endian length followed by that many
-//! bytes:
+//! The bytes signed are a domain-separation prefix — `hallmark-record-v2\0` (19 bytes) for
+//! records made since version 2, `hallmark-record-v1\0` before — then each field below in this
+//! fixed order, each as a 4-byte big-endian length followed by that many bytes:
 //!
 //! | # | field | bytes |
 //! |---|---|---|
@@ -24,7 +24,14 @@
 //! | 11 | `phash` | i64 big-endian (8) |
 //! | 12 | `manifest_id` | UTF-8 |
 //! | 13 | `signing_key_id` | UTF-8 (32 hex digits) |
-//! | 14 | `api_key_id` | empty (length 0) when NULL, else the 16 bytes of the UUID |
+//! | 14 | v2: `api_key_commitment`; v1: `api_key_id` | empty (length 0) when no API key made the record; else v2: the 32-byte commitment below, v1: the 16 bytes of the key's UUID |
+//!
+//! The commitment is SHA-256(`hallmark-key-commitment-v1\0` ‖ record id (16 bytes) ‖ API key
+//! id (16 bytes)). Public answers show it instead of the key id: a record no longer names (or
+//! dates, as a UUIDv7 would) the customer key that made it, nor links records made by one key,
+//! yet anyone can check the signature, and the key's holder (or an admin) can show that the
+//! record is theirs. Version 1 records sign the key id itself: their public answers omit it, so
+//! only a holder of the key id checks them offline; the server's `signature_valid` covers both.
 //!
 //! PostgreSQL keeps timestamps to the microsecond, so `created_at` must have no finer part when
 //! signed ([`now_micros`] gives such a time); [`sign_record`] refuses one that has.
@@ -40,6 +47,32 @@ use super::pki::key_id;
 
 /// Domain separation for version 1 of the encoding.
 pub const RECORD_DOMAIN: &[u8] = b"hallmark-record-v1\0";
+/// Domain separation for version 2, which signs [`api_key_commitment`] instead of the key id.
+pub const RECORD_DOMAIN_V2: &[u8] = b"hallmark-record-v2\0";
+/// The encoding new records are signed with.
+pub const CURRENT_ENCODING: i16 = 2;
+const KEY_COMMITMENT_DOMAIN: &[u8] = b"hallmark-key-commitment-v1\0";
+
+/// SHA-256 commitment to the API key that made record `record_id` (see the module docs).
+#[must_use]
+pub fn api_key_commitment(record_id: Uuid, api_key_id: Uuid) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(KEY_COMMITMENT_DOMAIN);
+    hasher.update(record_id.as_bytes());
+    hasher.update(api_key_id.as_bytes());
+    hasher.finalize().into()
+}
+
+/// The name of an encoding version, as the API shows it.
+#[must_use]
+pub fn encoding_name(encoding: i16) -> &'static str {
+    if encoding == 2 {
+        "hallmark-record-v2"
+    } else {
+        "hallmark-record-v1"
+    }
+}
 
 /// The signed fields of a `records` row (everything but the signature).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
@@ -58,11 +91,13 @@ pub struct RecordFields {
     pub manifest_id: String,
     pub signing_key_id: String,
     pub api_key_id: Option<Uuid>,
+    /// The canonical encoding version the signature covers (1 or 2).
+    pub encoding: i16,
 }
 
 /// A `records` row: its fields and their signature. Reads with
 /// `SELECT id, created_at, model, model_version, seed, format, width, height, file_sha256,
-/// pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, signature FROM records`.
+/// pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, encoding, signature FROM records`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Record {
     #[sqlx(flatten)]
@@ -73,7 +108,8 @@ pub struct Record {
 
 /// The columns of a [`Record`], in the order of a `SELECT`.
 pub const RECORD_COLUMNS: &str = "id, created_at, model, model_version, seed, format, width, \
-     height, file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, signature";
+     height, file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, encoding, \
+     signature";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
@@ -103,7 +139,8 @@ pub fn canonical_bytes(fields: &RecordFields) -> Vec<u8> {
         out.extend_from_slice(bytes);
     }
     let mut out = Vec::with_capacity(256 + fields.model.len() + fields.manifest_id.len());
-    out.extend_from_slice(RECORD_DOMAIN);
+    let v2 = fields.encoding == 2;
+    out.extend_from_slice(if v2 { RECORD_DOMAIN_V2 } else { RECORD_DOMAIN });
     put(&mut out, fields.id.as_bytes());
     put(
         &mut out,
@@ -120,13 +157,11 @@ pub fn canonical_bytes(fields: &RecordFields) -> Vec<u8> {
     put(&mut out, &fields.phash.to_be_bytes());
     put(&mut out, fields.manifest_id.as_bytes());
     put(&mut out, fields.signing_key_id.as_bytes());
-    put(
-        &mut out,
-        fields
-            .api_key_id
-            .as_ref()
-            .map_or(&[][..], |id| id.as_bytes()),
-    );
+    match (fields.api_key_id, v2) {
+        (None, _) => put(&mut out, &[]),
+        (Some(key), true) => put(&mut out, &api_key_commitment(fields.id, key)),
+        (Some(key), false) => put(&mut out, key.as_bytes()),
+    }
     out
 }
 
@@ -190,7 +225,8 @@ mod tests {
             phash: -5,
             manifest_id: "urn:c2pa:00000000-0000-4000-8000-000000000000".into(),
             signing_key_id: key_id(&key.verifying_key()),
-            api_key_id: None,
+            api_key_id: Some(Uuid::now_v7()),
+            encoding: CURRENT_ENCODING,
         }
     }
 
@@ -205,7 +241,7 @@ mod tests {
         verify_record(&record, &key.verifying_key()).unwrap();
 
         type Edit = fn(&mut RecordFields);
-        let edits: [(&str, Edit); 14] = [
+        let edits: [(&str, Edit); 16] = [
             ("id", |f| f.id = Uuid::new_v4()),
             ("created_at", |f| {
                 f.created_at += chrono::Duration::microseconds(1);
@@ -222,6 +258,8 @@ mod tests {
             ("manifest_id", |f| f.manifest_id.push('0')),
             ("signing_key_id", |f| f.signing_key_id = "0".repeat(32)),
             ("api_key_id", |f| f.api_key_id = Some(Uuid::nil())),
+            ("api_key_id removed", |f| f.api_key_id = None),
+            ("encoding", |f| f.encoding = 1),
         ];
         for (name, edit) in edits {
             let mut tampered = record.clone();
@@ -265,6 +303,29 @@ mod tests {
     }
 
     #[test]
+    fn version_2_signs_a_commitment_and_version_1_the_key_itself() {
+        let key = SigningKey::generate(&mut OsRng);
+        let mut f = fields(&key);
+        let api_key = f.api_key_id.unwrap();
+        let v2 = canonical_bytes(&f);
+        assert!(v2.starts_with(RECORD_DOMAIN_V2));
+        let commitment = api_key_commitment(f.id, api_key);
+        assert!(v2.ends_with(&commitment));
+        assert!(!v2.windows(16).any(|w| w == api_key.as_bytes()));
+        // One key's records are not linkable by their commitments.
+        assert_ne!(commitment, api_key_commitment(Uuid::now_v7(), api_key));
+        f.encoding = 1;
+        let v1 = canonical_bytes(&f);
+        assert!(v1.starts_with(RECORD_DOMAIN) && v1.ends_with(api_key.as_bytes()));
+        // Version 1 records keep verifying.
+        let record = Record {
+            signature: sign_record(&f, &key).unwrap(),
+            fields: f,
+        };
+        verify_record(&record, &key.verifying_key()).unwrap();
+    }
+
+    #[test]
     fn the_encoding_separates_fields() {
         let key = SigningKey::generate(&mut OsRng);
         let mut a = fields(&key);
@@ -274,6 +335,6 @@ mod tests {
         b.model = "a".into();
         b.model_version = "bc".into();
         assert_ne!(canonical_bytes(&a), canonical_bytes(&b));
-        assert!(canonical_bytes(&a).starts_with(RECORD_DOMAIN));
+        assert!(canonical_bytes(&a).starts_with(RECORD_DOMAIN_V2));
     }
 }

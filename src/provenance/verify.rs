@@ -105,6 +105,10 @@ pub struct ProvenanceReport {
     pub remote_manifest_url: Option<String>,
     /// Why the file could not be read, for `unsupported` and `unreadable`.
     pub error: Option<String>,
+    /// A manifest store is present but broken (it cannot be parsed, and is not merely a
+    /// pre-release draft): the file was changed after it was signed.
+    #[serde(default)]
+    pub damaged: bool,
 }
 
 impl ProvenanceReport {
@@ -123,6 +127,7 @@ impl ProvenanceReport {
             informational: Vec::new(),
             remote_manifest_url: None,
             error: None,
+            damaged: false,
         }
     }
 
@@ -260,6 +265,7 @@ impl ProvenanceVerifier {
             Err(_) => {
                 let mut report = ProvenanceReport::empty(ValidationState::Unreadable, Some(format));
                 report.error = Some("the C2PA reader failed on this file".into());
+                report.damaged = true;
                 report
             }
         }
@@ -351,6 +357,8 @@ fn error_report(error: c2pa::Error, format: ImageFormat) -> ProvenanceReport {
         });
     }
     report.remote_manifest_url = remote;
+    // Unreadable for any reason but a known draft format: the store is there and broken.
+    report.damaged = state == ValidationState::Unreadable && !matches!(error, E::PrereleaseError);
     report
 }
 

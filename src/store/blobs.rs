@@ -1,15 +1,24 @@
 //! Image bytes, content-addressed by the SHA-256 of the signed file. `object_store` gives one
 //! interface over a local directory (writes land atomically: a temporary file, then a rename)
 //! and S3-compatible buckets, so no blob-store trait of our own is needed.
+//!
+//! On the local backend a put is durable before it returns: the file and the directories that
+//! name it are fsynced, so a record committed after it never outlives its bytes in a power cut.
+//! Blobs no record references (left by a crash between the blob and the record) are removed by
+//! [`collect_garbage`] once older than a grace period.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 use secrecy::ExposeSecret;
+use sqlx::PgPool;
 
 use crate::config::{BlobBackend, StorageSettings};
 
@@ -18,6 +27,8 @@ pub type BlobError = object_store::Error;
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    /// The local backend's root, whose files and directories are fsynced after each put.
+    local_root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Blobs {
@@ -38,6 +49,7 @@ impl Blobs {
     /// # Errors
     /// When the local directory cannot be created or the S3 settings are incomplete.
     pub fn from_settings(settings: &StorageSettings) -> Result<Self, BlobError> {
+        let mut local_root = None;
         let store: Arc<dyn ObjectStore> = match settings.blob_backend {
             BlobBackend::Local => {
                 let dir = settings.blobs_dir();
@@ -45,6 +57,7 @@ impl Blobs {
                     store: "local",
                     source: Box::new(source),
                 })?;
+                local_root = Some(dir.clone());
                 Arc::new(LocalFileSystem::new_with_prefix(dir)?)
             }
             BlobBackend::S3 => {
@@ -71,16 +84,42 @@ impl Blobs {
                 Arc::new(builder.build()?)
             }
         };
-        Ok(Self { store })
+        Ok(Self { store, local_root })
     }
 
+    /// Stores the bytes under their hash; on the local backend they are on disk (fsynced) when
+    /// this returns.
+    ///
+    /// # Errors
+    /// When the store fails (see [`is_storage_full`]).
+    pub async fn put(&self, sha256: &[u8], bytes: Bytes) -> Result<(), BlobError> {
+        let key = key(sha256);
+        self.store.put(&key, PutPayload::from(bytes)).await?;
+        if let Some(root) = &self.local_root {
+            let root = root.clone();
+            tokio::task::spawn_blocking(move || sync_path(&root, &key))
+                .await
+                .map_err(|error| local_error(std::io::Error::other(error)))?
+                .map_err(local_error)?;
+        }
+        Ok(())
+    }
+
+    /// Every blob's hash and last write time.
+    ///
     /// # Errors
     /// When the store fails.
-    pub async fn put(&self, sha256: &[u8], bytes: Bytes) -> Result<(), BlobError> {
-        self.store
-            .put(&key(sha256), PutPayload::from(bytes))
-            .await
-            .map(|_| ())
+    pub async fn list(&self) -> Result<Vec<(Vec<u8>, chrono::DateTime<chrono::Utc>)>, BlobError> {
+        let prefix = ObjectPath::from("sha256");
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?;
+                let hash = hex::decode(name).ok().filter(|h| h.len() == 32)?;
+                Some((hash, meta.last_modified))
+            })
+            .collect())
     }
 
     /// The bytes, or `None` when there is no such blob.
@@ -105,6 +144,96 @@ impl Blobs {
             Err(error) => Err(error),
         }
     }
+}
+
+fn local_error(source: std::io::Error) -> BlobError {
+    object_store::Error::Generic {
+        store: "local",
+        source: Box::new(source),
+    }
+}
+
+/// fsync of the file at `key` under `root`, then of each directory from its parent up to
+/// `root`, so both its bytes and its name survive a power cut.
+fn sync_path(root: &std::path::Path, key: &ObjectPath) -> std::io::Result<()> {
+    let mut path = root.to_path_buf();
+    for part in key.parts() {
+        path.push(part.as_ref());
+    }
+    std::fs::File::open(&path)?.sync_all()?;
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        std::fs::File::open(d)?.sync_all()?;
+        if d == root {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
+/// Whether a store error is a full disk (`ENOSPC`), which the API answers as 503 `storage_full`.
+#[must_use]
+pub fn is_storage_full(error: &BlobError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull {
+                return true;
+            }
+        }
+        source = cause.source();
+    }
+    // object_store flattens some local errors into text.
+    error.to_string().contains("No space left on device")
+}
+
+/// What a garbage collection found and did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GcReport {
+    pub blobs: usize,
+    pub referenced: usize,
+    /// Unreferenced but younger than the grace period: possibly a record about to commit.
+    pub young: usize,
+    pub removed: usize,
+}
+
+/// Removes blobs that no record references and that are older than `grace`. Safe while the
+/// service runs, on any number of replicas: a blob is written before its record commits, and a
+/// commit that has not happened within `grace` of its blob never will (requests time out long
+/// before), so only true orphans are removed. Blob names are SHA-256s of files that embed a
+/// unique record id, so a removed orphan is never the bytes of a later record.
+///
+/// # Errors
+/// When the store or the database fails.
+pub async fn collect_garbage(
+    pool: &PgPool,
+    blobs: &Blobs,
+    grace: Duration,
+) -> Result<GcReport, anyhow::Error> {
+    let now = chrono::Utc::now();
+    let grace = chrono::Duration::from_std(grace)?;
+    let listed = blobs.list().await?;
+    let mut report = GcReport {
+        blobs: listed.len(),
+        ..GcReport::default()
+    };
+    for chunk in listed.chunks(1000) {
+        let hashes: Vec<Vec<u8>> = chunk.iter().map(|(hash, _)| hash.clone()).collect();
+        let known = super::records::existing_file_hashes(pool, &hashes).await?;
+        for (hash, modified) in chunk {
+            if known.contains(hash) {
+                report.referenced += 1;
+            } else if now - *modified < grace {
+                report.young += 1;
+            } else {
+                blobs.delete(hash).await?;
+                report.removed += 1;
+                tracing::info!(blob = %hex::encode(hash), "removed an orphan blob");
+            }
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -132,6 +261,9 @@ mod tests {
             .path()
             .join(format!("blobs/sha256/{}/{}/{hex}", &hex[..2], &hex[2..4]));
         assert!(path.is_file(), "content-addressed at {}", path.display());
+        let listed = blobs.list().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0, sha.to_vec());
         blobs.delete(&sha).await.unwrap();
         blobs.delete(&sha).await.unwrap();
         assert_eq!(blobs.get(&sha).await.unwrap(), None);

@@ -18,8 +18,9 @@ pub async fn insert_all(
         let f = &record.fields;
         sqlx::query(
             "INSERT INTO records (id, created_at, model, model_version, seed, format, width, height,
-                file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, signature)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, encoding,
+                signature)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(f.id)
         .bind(f.created_at)
@@ -35,11 +36,28 @@ pub async fn insert_all(
         .bind(&f.manifest_id)
         .bind(&f.signing_key_id)
         .bind(f.api_key_id)
+        .bind(f.encoding)
         .bind(&record.signature)
         .execute(&mut **tx)
         .await?;
     }
     Ok(())
+}
+
+/// Which of `hashes` (file SHA-256s, the blob store's names) some record references.
+///
+/// # Errors
+/// When the database fails.
+pub async fn existing_file_hashes(
+    pool: &PgPool,
+    hashes: &[Vec<u8>],
+) -> Result<std::collections::HashSet<Vec<u8>>, sqlx::Error> {
+    let rows: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT DISTINCT file_sha256 FROM records WHERE file_sha256 = ANY($1)")
+            .bind(hashes)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Registers each record's variant pHashes (whole image first) for the near-duplicate search,

@@ -20,13 +20,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::api::records::{view, RecordView};
+use crate::api::records::{view, Audience, RecordView};
 use image::DynamicImage;
 
 use crate::config::{LimitSettings, Settings, VerifySettings};
 use crate::error::ApiError;
 use crate::fingerprint::align::{comparison_image, query_phashes};
-use crate::fingerprint::{sha256, Fingerprint, Fingerprinter};
+use crate::fingerprint::{pixel_sha256, sha256, Fingerprint, Fingerprinter};
 use crate::gan::detector::Detection;
 use crate::inference::{Inference, InferenceError};
 use crate::provenance::{ImageFormat, ProvenanceReport, ProvenanceVerifier, ValidationState};
@@ -174,6 +174,9 @@ pub struct VerifyService {
     inference: Option<Inference>,
     limits: LimitSettings,
     settings: VerifySettings,
+    /// Checks in progress at once (`limits.max_concurrent_checks`): each may hold a decoded
+    /// upload, so this bounds the memory and CPU that uploads take together.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl VerifyService {
@@ -193,6 +196,9 @@ impl VerifyService {
             inference,
             limits: settings.limits.clone(),
             settings: settings.verify.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(concurrent_checks(
+                &settings.limits,
+            ))),
         })
     }
 
@@ -215,6 +221,12 @@ impl VerifyService {
         file_name: Option<String>,
         kind: CheckKind,
     ) -> Result<(VerifyReport, CheckTimes), ApiError> {
+        // Held to the end: the decoded image lives until the detector has seen it.
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|error| ApiError::internal(&error))?;
         let mut times = CheckTimes::default();
         let (inspected, image, probe) = {
             let provenance = Arc::clone(&self.provenance);
@@ -228,7 +240,7 @@ impl VerifyService {
         times.hash = inspected.times.hash;
 
         let started = Instant::now();
-        let registry = self.registry(&inspected, probe).await?;
+        let registry = self.registry(&inspected, probe, kind).await?;
         times.registry = started.elapsed();
 
         let started = Instant::now();
@@ -269,6 +281,7 @@ impl VerifyService {
         &self,
         inspected: &Inspected,
         probe: DynamicImage,
+        check: CheckKind,
     ) -> Result<RegistryEvidence, ApiError> {
         let mut evidence = RegistryEvidence {
             matched: None,
@@ -312,9 +325,21 @@ impl VerifyService {
             ) {
                 evidence.min_similarity = self.settings.min_similarity_downscaled;
             }
-            evidence.record = Some(view(&registry.pool, record).await?);
+            let audience = match check {
+                CheckKind::Full => Audience::Staff,
+                CheckKind::Lookup => Audience::Public,
+            };
+            evidence.record = Some(view(&registry.pool, record, audience).await?);
         }
         Ok(evidence)
+    }
+}
+
+/// `limits.max_concurrent_checks`, where 0 means one per CPU core.
+fn concurrent_checks(limits: &LimitSettings) -> usize {
+    match limits.max_concurrent_checks {
+        0 => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+        n => n,
     }
 }
 
@@ -348,9 +373,16 @@ fn inspect(
     times.provenance = started.elapsed();
     let started = Instant::now();
     let file_sha256 = sha256(bytes);
-    let fingerprint = fingerprinter.fingerprint(&upload.image);
-    let query_phashes = query_phashes(fingerprinter, &upload.image);
-    let probe = comparison_image(&upload.image);
+    // The exact pixel hash needs every pixel; the perceptual ones work on a copy of bounded size,
+    // so a 4096x4096 upload costs about what a 512x512 one does.
+    let work = upload::working_copy(&upload.image);
+    let fingerprint = Fingerprint {
+        pixel_sha256: pixel_sha256(&upload.image),
+        phash: fingerprinter.phash(&work),
+    };
+    let query_phashes = query_phashes(fingerprinter, &work);
+    let probe = comparison_image(&work);
+    drop(work);
     times.hash = started.elapsed();
     Ok((
         Inspected {
@@ -385,7 +417,9 @@ pub fn decide(
         .as_ref()
         .and_then(|s| s.common_name.as_deref().or(s.issuer.as_deref()))
         .unwrap_or("an unnamed signer");
-    let tampered = provenance.state == ValidationState::Invalid;
+    // A manifest that fails validation, or one present but too broken to read, both say the
+    // file changed after it was signed.
+    let tampered = provenance.state == ValidationState::Invalid || provenance.damaged;
     match provenance.state {
         ValidationState::Trusted => why.push(format!(
             "Content Credentials are present, valid, and signed by {signer}, a trusted signer."
@@ -410,6 +444,11 @@ pub fn decide(
             )),
             None => why.push("The file carries no Content Credentials.".to_owned()),
         },
+        ValidationState::Unreadable if provenance.damaged => why.push(format!(
+            "Content Credentials are present but damaged beyond reading ({}): the file was \
+             changed after it was signed.",
+            provenance.error.as_deref().unwrap_or("unknown reason")
+        )),
         ValidationState::Unsupported | ValidationState::Unreadable => why.push(format!(
             "The Content Credentials could not be read: {}.",
             provenance.error.as_deref().unwrap_or("unknown reason")
@@ -565,6 +604,22 @@ mod tests {
         assert_eq!(verdict, Verdict::NoEvidence);
         assert!(tampered);
         assert!(why[0].contains("assertion.dataHash.mismatch"));
+    }
+
+    #[test]
+    fn a_damaged_manifest_is_tampered_but_a_draft_is_not() {
+        let mut damaged = provenance(ValidationState::Unreadable);
+        damaged.damaged = true;
+        damaged.error = Some("JUMBF parse error".into());
+        let mut registry = no_match();
+        registry.matched = Some(MatchKind::PixelSha256);
+        let (verdict, tampered, why) = decide(&damaged, &registry, None, CheckKind::Lookup);
+        assert_eq!(verdict, Verdict::HallmarkGenerated);
+        assert!(tampered);
+        assert!(why[0].contains("damaged"), "{why:?}");
+        let mut draft = provenance(ValidationState::Unreadable);
+        draft.error = Some("pre-release (draft) C2PA content, not supported".into());
+        assert!(!decide(&draft, &no_match(), None, CheckKind::Lookup).1);
     }
 
     #[test]

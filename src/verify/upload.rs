@@ -31,6 +31,8 @@ pub enum UploadError {
     Unsupported,
     #[error("the image is {width}x{height} pixels; the limit is {limit} pixels")]
     TooManyPixels { width: u32, height: u32, limit: u64 },
+    #[error("the image is {width}x{height} pixels; sides may differ by at most {limit}:1")]
+    AspectRatio { width: u32, height: u32, limit: u32 },
     #[error("the {format} image cannot be decoded: {reason}")]
     Corrupt { format: ImageFormat, reason: String },
 }
@@ -46,6 +48,9 @@ impl From<UploadError> for ApiError {
             UploadError::TooManyPixels { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "image_too_large")
             }
+            UploadError::AspectRatio { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "aspect_ratio_too_large")
+            }
             UploadError::Corrupt { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image"),
         };
         ApiError::new(status, code, error.to_string())
@@ -57,6 +62,23 @@ fn codec(format: ImageFormat) -> image::ImageFormat {
         ImageFormat::Png => image::ImageFormat::Png,
         ImageFormat::Jpeg => image::ImageFormat::Jpeg,
         ImageFormat::Webp => image::ImageFormat::WebP,
+    }
+}
+
+/// Longest side of the copy that perceptual hashing and comparison work on: hashes and the
+/// 32-pixel comparison image come out the same from it as from the full image, at a cost that no
+/// longer grows with the upload's size.
+pub const WORK_SIDE: u32 = 512;
+
+/// `image` itself when its longer side is at most [`WORK_SIDE`], else a copy shrunk to it
+/// (aspect kept) with the fast box-filter thumbnail, so work after the gate is bounded whatever
+/// the upload's size.
+#[must_use]
+pub fn working_copy(image: &DynamicImage) -> std::borrow::Cow<'_, DynamicImage> {
+    if image.width().max(image.height()) <= WORK_SIDE {
+        std::borrow::Cow::Borrowed(image)
+    } else {
+        std::borrow::Cow::Owned(image.thumbnail(WORK_SIDE, WORK_SIDE))
     }
 }
 
@@ -89,6 +111,16 @@ pub fn inspect(bytes: &[u8], limits: &LimitSettings) -> Result<Upload, UploadErr
             width,
             height,
             limit: limits.max_image_pixels,
+        });
+    }
+    // A 16777216x1 strip is within the pixel limit but no picture; resampling code handles such
+    // shapes badly (every output row touches the whole input), so they never get that far.
+    let (short, long) = (width.min(height), width.max(height));
+    if short == 0 || u64::from(long) > u64::from(short) * u64::from(limits.max_aspect_ratio) {
+        return Err(UploadError::AspectRatio {
+            width,
+            height,
+            limit: limits.max_aspect_ratio,
         });
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), codec(format));
@@ -192,6 +224,33 @@ mod tests {
             "{error:?}"
         );
         assert_eq!(ApiError::from(error).code(), "image_too_large");
+    }
+
+    #[test]
+    fn strips_are_refused_from_their_header() {
+        for (w, h) in [(16_777_216, 1), (1, 16_777_216), (3300, 100)] {
+            let error = inspect(&png_header_only(w, h), &limits()).unwrap_err();
+            assert!(
+                matches!(error, UploadError::AspectRatio { width, height, .. } if (width, height) == (w, h)),
+                "{w}x{h}: {error:?}"
+            );
+            assert_eq!(ApiError::from(error).code(), "aspect_ratio_too_large");
+        }
+        // A wide panorama within the ratio passes.
+        let upload = inspect(&png(320, 20), &limits()).unwrap();
+        assert_eq!((upload.width, upload.height), (320, 20));
+    }
+
+    #[test]
+    fn the_working_copy_is_bounded() {
+        let small = DynamicImage::new_luma8(40, 30);
+        assert!(matches!(
+            working_copy(&small),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let big = DynamicImage::new_luma8(4096, 1024);
+        let copy = working_copy(&big);
+        assert_eq!((copy.width(), copy.height()), (WORK_SIDE, WORK_SIDE / 4));
     }
 
     #[test]

@@ -187,3 +187,27 @@ impl DbProxy {
         self.up.store(true, Ordering::SeqCst);
     }
 }
+
+/// CRC-32 (IEEE), as PNG chunks carry.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffff_u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The Python with c2pa-python that `scripts/setup.sh` installs (`HALLMARK_PYTHON`).
+pub fn python() -> PathBuf {
+    std::env::var_os("HALLMARK_PYTHON").map_or_else(
+        || PathBuf::from("/root/.cache/hallmark/venv/bin/python"),
+        PathBuf::from,
+    )
+}

@@ -16,7 +16,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::helpers::{error_code, spawn_app, TestApp};
+use crate::helpers::{crc32, error_code, spawn_app, TestApp};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -220,22 +220,6 @@ async fn another_producers_ai_declaration_is_reported(pool: PgPool) {
     assert_eq!(r["provenance"]["state"], "valid_untrusted", "{r}");
     assert!(r["provenance"]["hallmark"].is_null(), "not our key: {r}");
     assert_eq!(r["verdict"], "ai_generated_declared", "{r}");
-}
-
-/// CRC-32 (IEEE), as PNG chunks carry.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffff_u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[sqlx::test]

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""An independent check of a Hallmark record, written from the documentation alone (the encoding
+table in src/provenance/record.rs and RFC 8032), sharing no code with the service.
+
+Reads a record as `GET /v1/records/{id}` answers it (JSON on stdin), rebuilds the canonical
+encoding it names (`hallmark-record-v2`), and verifies the Ed25519 signature with the public key
+the answer carries, in pure Python. With `--api-key-id UUID`, also checks that the record's
+`api_key_commitment` commits to that key. Prints OK and exits 0, or says what failed and exits 1.
+"""
+
+import argparse
+import hashlib
+import json
+import struct
+import sys
+import uuid
+from datetime import datetime, timezone
+
+# --- Ed25519 (RFC 8032, section 5.1) -----------------------------------------------------------
+P = 2**255 - 19
+Q = 2**252 + 27742317777372353535851937790883648493
+D = (-121665 * pow(121666, P - 2, P)) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def inv(x):
+    return pow(x, P - 2, P)
+
+
+def add(a, b):
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    aa = (y1 - x1) * (y2 - x2) % P
+    bb = (y1 + x1) * (y2 + x2) % P
+    cc = 2 * t1 * t2 * D % P
+    dd = 2 * z1 * z2 % P
+    e, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
+    return (e * f % P, g * h % P, f * g % P, e * h % P)
+
+
+def mul(k, point):
+    result = (0, 1, 1, 0)
+    while k:
+        if k & 1:
+            result = add(result, point)
+        point = add(point, point)
+        k >>= 1
+    return result
+
+
+def same(a, b):
+    x1, y1, z1, _ = a
+    x2, y2, z2, _ = b
+    return (x1 * z2 - x2 * z1) % P == 0 and (y1 * z2 - y2 * z1) % P == 0
+
+
+def decode_point(raw):
+    if len(raw) != 32:
+        return None
+    y = int.from_bytes(raw, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * inv(D * y * y + 1) % P
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P:
+        return None
+    if x == 0 and sign:
+        return None
+    if x & 1 != sign:
+        x = P - x
+    return (x, y, 1, x * y % P)
+
+
+BASE_Y = 4 * inv(5) % P
+BASE = decode_point(BASE_Y.to_bytes(32, "little"))
+
+
+def ed25519_verify(public, message, signature):
+    if len(signature) != 64:
+        return False
+    a, r = decode_point(public), decode_point(signature[:32])
+    s = int.from_bytes(signature[32:], "little")
+    if a is None or r is None or s >= Q:
+        return False
+    h = int.from_bytes(hashlib.sha512(signature[:32] + public + message).digest(), "little") % Q
+    return same(mul(s, BASE), add(r, mul(h, a)))
+
+
+# --- The record's canonical encoding, version 2 -------------------------------------------------
+def field(data):
+    return struct.pack(">I", len(data)) + data
+
+
+def micros(text):
+    # RFC 3339 with up to microseconds, e.g. 2026-12-01T00:12:34.123456Z
+    text = text.replace("Z", "+00:00")
+    stamp = datetime.fromisoformat(text).astimezone(timezone.utc)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = stamp - epoch
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def canonical_v2(r):
+    seed = r["seed"]
+    if seed >= 2**63:  # shown as u64; signed as the same bits, i64
+        seed -= 2**64
+    phash = int(r["phash"], 16)
+    if phash >= 2**63:
+        phash -= 2**64
+    commitment = bytes.fromhex(r["api_key_commitment"]) if r.get("api_key_commitment") else b""
+    out = b"hallmark-record-v2\0"
+    out += field(uuid.UUID(r["id"]).bytes)
+    out += field(struct.pack(">q", micros(r["created_at"])))
+    out += field(r["model"].encode())
+    out += field(r["model_version"].encode())
+    out += field(struct.pack(">q", seed))
+    out += field(r["format"].encode())
+    out += field(struct.pack(">i", r["width"]))
+    out += field(struct.pack(">i", r["height"]))
+    out += field(bytes.fromhex(r["file_sha256"]))
+    out += field(bytes.fromhex(r["pixel_sha256"]))
+    out += field(struct.pack(">q", phash))
+    out += field(r["manifest_id"].encode())
+    out += field(r["signing_key_id"].encode())
+    out += field(commitment)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--api-key-id")
+    args = parser.parse_args()
+    record = json.load(sys.stdin)
+    if record.get("encoding") != "hallmark-record-v2":
+        print(f"FAIL: encoding {record.get('encoding')!r} is not hallmark-record-v2")
+        return 1
+    public = bytes.fromhex(record["signing_key"]["public_key"])
+    key_id = hashlib.sha256(public).digest()[:16].hex()
+    if key_id != record["signing_key_id"]:
+        print("FAIL: the public key is not the one signing_key_id names")
+        return 1
+    if not ed25519_verify(public, canonical_v2(record), bytes.fromhex(record["signature"])):
+        print("FAIL: the signature does not match the record")
+        return 1
+    if args.api_key_id:
+        expected = hashlib.sha256(
+            b"hallmark-key-commitment-v1\0"
+            + uuid.UUID(record["id"]).bytes
+            + uuid.UUID(args.api_key_id).bytes
+        ).hexdigest()
+        if record.get("api_key_commitment") != expected:
+            print("FAIL: api_key_commitment does not commit to that key")
+            return 1
+    print("OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
