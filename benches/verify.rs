@@ -6,7 +6,7 @@
 //!    the per-stage cost from `Server-Timing`; baseline in the same run: `GET /healthz`.
 //! 2. Near-duplicate candidate search latency (p50/p99) over 10^4, 10^5 and 10^6 records (seventeen
 //!    synthetic random pHashes each, as registered; five query hashes, as an upload's): the service's in-memory index
-//!    (`verify::index::HashIndex`, loaded from the table as at start-up) and PostgreSQL's
+//!    (`registry::index::HashIndex`, loaded from the table as at start-up) and PostgreSQL's
 //!    multi-index probe (`registry::candidates`, used by the command line and as the fallback),
 //!    both against a full scan of the same table (`registry::candidates_by_scan`), half the
 //!    queries planted 8 bits from a stored hash.
@@ -24,9 +24,9 @@ use common::{fresh_database, get_per_s, load, ms, percentile};
 use hallmark::config::Settings;
 use hallmark::provenance::pki::register_signing_key;
 use hallmark::provenance::SigningIdentity;
+use hallmark::registry;
+use hallmark::registry::index::HashIndex;
 use hallmark::store::api_keys::{self, Role};
-use hallmark::verify::index::HashIndex;
-use hallmark::verify::registry;
 use hallmark::Application;
 use rand::{Rng, SeedableRng};
 use secrecy::ExposeSecret;

@@ -1,5 +1,6 @@
 //! Layered settings: the embedded `config/default.toml`, then an optional file, then
-//! `HALLMARK__SECTION__KEY` environment variables.
+//! `HALLMARK__SECTION__KEY` environment variables. A key no setting has (a misspelling, a section
+//! of a newer version) is an error naming it, not silently ignored.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use sqlx::postgres::PgConnectOptions;
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
@@ -27,6 +29,7 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
@@ -37,6 +40,7 @@ pub struct ServerSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// May carry a password; `SecretString` keeps it out of `Debug` output and logs.
     pub url: SecretString,
@@ -46,6 +50,7 @@ pub struct DatabaseSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StorageSettings {
     pub data_dir: PathBuf,
     pub blob_backend: BlobBackend,
@@ -60,6 +65,7 @@ pub enum BlobBackend {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct S3Settings {
     pub bucket: String,
     pub region: String,
@@ -70,6 +76,7 @@ pub struct S3Settings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     pub public_rate_per_s: u32,
     pub public_burst: u32,
@@ -81,6 +88,7 @@ pub struct ApiSettings {
 
 /// Checking uploads (`/v1/verify`, `/v1/lookup`, `hallmark verify`).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VerifySettings {
     /// Largest Hamming distance between an upload's 64-bit perceptual hash and a registered
     /// variant hash that makes the record a candidate (stage 1 of the near-duplicate match).
@@ -99,6 +107,7 @@ pub struct VerifySettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelSettings {
     pub dir: PathBuf,
     pub name: String,
@@ -106,6 +115,7 @@ pub struct ModelSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     pub max_request_bytes: usize,
     pub max_image_pixels: u64,
@@ -128,6 +138,7 @@ pub struct LimitSettings {
 /// Content Credentials signing and verification (see `src/provenance/`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
+#[serde(deny_unknown_fields)]
 pub struct ProvenanceSettings {
     /// PEM certificate chain (leaf first) of an operator-supplied signing identity; empty means
     /// the chain `hallmark init` creates in the keys directory.
@@ -150,6 +161,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
@@ -247,6 +259,21 @@ mod tests {
             settings.server.host, "127.0.0.1",
             "untouched keys keep their default"
         );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, key) in [
+            ("[server]\nprot = 9000\n", "prot"),
+            ("[[provenance.trust_list]]\nname = \"c2pa\"\n", "trust_list"),
+            ("[cache]\nsize = 1\n", "cache"),
+        ] {
+            let file = dir.path().join("typo.toml");
+            std::fs::write(&file, text).unwrap();
+            let error = Settings::load(Some(&file)).unwrap_err().to_string();
+            assert!(error.contains(key), "{key}: {error}");
+        }
     }
 
     #[test]

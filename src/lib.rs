@@ -3,7 +3,9 @@
 
 pub mod api;
 pub mod blocking;
+pub mod cli;
 pub mod config;
+pub mod detect;
 pub mod device;
 pub mod error;
 pub mod fingerprint;
@@ -11,6 +13,7 @@ pub mod gan;
 pub mod generation;
 pub mod inference;
 pub mod provenance;
+pub mod registry;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -31,22 +31,22 @@ enum Command {
     /// Prepare a first start: data directory, database, migrations. Safe to run again.
     Init,
     /// Train a GAN on Fashion-MNIST or a folder of images into a model directory.
-    Train(hallmark::gan::cli::TrainArgs),
+    Train(hallmark::cli::gan::TrainArgs),
     /// Generate signed, registered images with a model and write them as files.
-    Generate(hallmark::generation::cli::GenerateArgs),
+    Generate(hallmark::cli::generate::GenerateArgs),
     /// Measure a model: `--quality` gives the Fréchet distance and mode coverage.
-    Evaluate(hallmark::gan::cli::EvaluateArgs),
+    Evaluate(hallmark::cli::gan::EvaluateArgs),
     /// Train the small Fashion-MNIST classifier that `evaluate --quality` uses.
-    TrainClassifier(hallmark::gan::cli::TrainClassifierArgs),
+    TrainClassifier(hallmark::cli::gan::TrainClassifierArgs),
     /// Fine-tune and calibrate the model's synthetic-image detector (detector.safetensors + card).
-    TrainDetector(hallmark::gan::cli::TrainDetectorArgs),
+    TrainDetector(hallmark::cli::gan::TrainDetectorArgs),
     /// Check image files as moderators do: Content Credentials, registry match (when the
     /// database is reachable), detector, verdict.
-    Verify(hallmark::verify::cli::VerifyArgs),
+    Verify(hallmark::cli::verify::VerifyArgs),
     /// Score image files with the served model's calibrated synthetic-image detector.
-    Detect(hallmark::verify::cli::DetectArgs),
+    Detect(hallmark::cli::verify::DetectArgs),
     /// Check registry records' signatures; reports OK or TAMPERED per record.
-    VerifyRecord(hallmark::provenance::cli::VerifyRecordArgs),
+    VerifyRecord(hallmark::cli::provenance::VerifyRecordArgs),
     /// Issue a new signing key and certificate; older images and records still verify.
     RotateKey,
     /// Remove stored image bytes that no record references (left by a crash between writing an
@@ -113,17 +113,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings).await,
         Command::Init => init(&settings).await,
-        Command::Train(args) => hallmark::gan::cli::train(&settings, args),
-        Command::Generate(args) => hallmark::generation::cli::generate(&settings, args).await,
-        Command::Evaluate(args) => hallmark::gan::cli::evaluate(&settings, args),
-        Command::TrainClassifier(args) => hallmark::gan::cli::train_classifier(&settings, args),
-        Command::TrainDetector(args) => hallmark::gan::cli::train_detector(&settings, args),
-        Command::Verify(args) => hallmark::verify::cli::verify(&settings, &args).await,
-        Command::Detect(args) => hallmark::verify::cli::detect(&settings, &args).await,
+        Command::Train(args) => hallmark::cli::gan::train(&settings, args),
+        Command::Generate(args) => hallmark::cli::generate::generate(&settings, args).await,
+        Command::Evaluate(args) => hallmark::cli::gan::evaluate(&settings, args),
+        Command::TrainClassifier(args) => hallmark::cli::gan::train_classifier(&settings, args),
+        Command::TrainDetector(args) => hallmark::cli::gan::train_detector(&settings, args),
+        Command::Verify(args) => hallmark::cli::verify::verify(&settings, &args).await,
+        Command::Detect(args) => hallmark::cli::verify::detect(&settings, &args).await,
         Command::VerifyRecord(args) => {
-            hallmark::provenance::cli::verify_records(&settings, &args).await
+            hallmark::cli::provenance::verify_records(&settings, &args).await
         }
-        Command::RotateKey => hallmark::provenance::cli::rotate_key(&settings).await,
+        Command::RotateKey => hallmark::cli::provenance::rotate_key(&settings).await,
         Command::Keys(command) => keys(&settings, command).await,
         Command::Gc { grace_minutes } => gc(&settings, grace_minutes).await,
     }
@@ -236,7 +236,7 @@ async fn init(settings: &Settings) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)
             .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
     }
-    let identity = hallmark::provenance::cli::init_keys(settings)?;
+    let identity = hallmark::cli::provenance::init_keys(settings)?;
     let url = settings.database.url.expose_secret();
     if !sqlx::Postgres::database_exists(url).await? {
         sqlx::Postgres::create_database(url).await?;
@@ -244,7 +244,7 @@ async fn init(settings: &Settings) -> anyhow::Result<()> {
     }
     migrate(settings).await?;
     let pool = store::lazy_pool(&settings.database)?;
-    hallmark::provenance::cli::register_key(&pool, &identity).await?;
+    hallmark::cli::provenance::register_key(&pool, &identity).await?;
     println!(
         "hallmark is initialised: data in {}",
         settings.storage.data_dir.display()

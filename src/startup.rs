@@ -7,32 +7,17 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tracing_actix_web::TracingLogger;
 
 use crate::api::body::{BodyTimeout, UploadBudget};
-use crate::api::{self, limits::PublicLimiter};
+use crate::api::{self, limits::PublicLimiter, AppState};
 use crate::config::Settings;
 use crate::generation::GenerationService;
+use crate::registry::index::HashIndex;
+use crate::registry::Registry;
 use crate::store;
-use crate::verify::index::HashIndex;
-use crate::verify::registry::Registry;
 use crate::verify::VerifyService;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub pool: PgPool,
-    pub settings: Settings,
-    pub generation: GenerationService,
-    pub verify: VerifyService,
-    /// The in-memory near-duplicate index (`verify.memory_index`).
-    pub index: Option<HashIndex>,
-    pub public_limiter: PublicLimiter,
-    /// Memory for request bodies being read, all uploads together (`limits.upload_memory_bytes`).
-    pub uploads: UploadBudget,
-    pub metrics: PrometheusHandle,
-}
 
 /// A service bound to its port, not yet running.
 pub struct Application {

@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hallmark::gan::augment::Transform;
+use hallmark::detect::augment::Transform;
+use hallmark::detect::train::real_images;
 use hallmark::gan::data::Split;
-use hallmark::gan::detector_train::real_images;
-use hallmark::gan::{load_model, ModelCard};
+use hallmark::gan::ModelCard;
+use hallmark::inference::ServedModel;
 use image::{DynamicImage, GrayImage, Luma, Rgb, RgbImage};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -24,12 +25,13 @@ fn models_dir() -> PathBuf {
 
 #[test]
 fn shipped_detector_separates_generated_from_real_images() {
-    let model = load_model(&models_dir(), MODEL, Device::Cpu).unwrap();
+    let model = ServedModel::load(&models_dir(), MODEL, Device::Cpu).unwrap();
     let detector = model
         .detector
         .as_ref()
         .expect("the shipped model has a detector");
     let generated = model
+        .model
         .generate(987_654, &(0..64).collect::<Vec<_>>())
         .unwrap();
     let real = real_images(Path::new(DATASET), Split::Test, 32, 1, Some(64)).unwrap();
@@ -52,9 +54,12 @@ fn shipped_detector_separates_generated_from_real_images() {
 
 #[test]
 fn shipped_domain_rules_accept_the_models_images_and_refuse_others() {
-    let model = load_model(&models_dir(), MODEL, Device::Cpu).unwrap();
+    let model = ServedModel::load(&models_dir(), MODEL, Device::Cpu).unwrap();
     let detector = model.detector.as_ref().unwrap();
-    let mut images = model.generate(4242, &(0..16).collect::<Vec<_>>()).unwrap();
+    let mut images = model
+        .model
+        .generate(4242, &(0..16).collect::<Vec<_>>())
+        .unwrap();
     images.extend(real_images(Path::new(DATASET), Split::Test, 32, 1, Some(16)).unwrap());
     // The 28x28 original of a Fashion-MNIST image (the dataset pads it to 32x32).
     images.push(images[16].crop_imm(2, 2, 28, 28));
@@ -135,7 +140,7 @@ fn train_detector_then_evaluate_on_a_tiny_run() {
     let tmp = model_copy();
     let models = tmp.path();
     let dir = models.join(MODEL);
-    assert!(load_model(models, MODEL, Device::Cpu)
+    assert!(ServedModel::load(models, MODEL, Device::Cpu)
         .unwrap()
         .detector
         .is_none());
@@ -167,13 +172,13 @@ fn train_detector_then_evaluate_on_a_tiny_run() {
         std::fs::read(dir.join("discriminator.safetensors")).unwrap(),
         std::fs::read(models_dir().join(MODEL).join("discriminator.safetensors")).unwrap()
     );
-    let model = load_model(models, MODEL, Device::Cpu).unwrap();
+    let model = ServedModel::load(models, MODEL, Device::Cpu).unwrap();
     let detector = model.detector.as_ref().expect("a detector after training");
     let card = detector.card();
     assert!(card.threshold > 0.0 && card.threshold < 1.0);
     let training = card.training.as_ref().unwrap();
     assert_eq!((training.steps, training.real_validation_images), (3, 64));
-    let images = model.generate(1, &[0, 1]).unwrap();
+    let images = model.model.generate(1, &[0, 1]).unwrap();
     assert_eq!(detector.detect(MODEL, &images).unwrap().len(), 2);
 
     let out = hallmark(
@@ -253,20 +258,20 @@ fn train_detector_then_evaluate_on_a_tiny_run() {
     );
     section.generator_sha256 = Some("0".repeat(64));
     card.save(&dir.join("model.toml")).unwrap();
-    let error = load_model(models, MODEL, Device::Cpu)
+    let error = ServedModel::load(models, MODEL, Device::Cpu)
         .unwrap_err()
         .to_string();
     assert!(error.contains("stale"), "{error}");
     card.detector.as_mut().unwrap().generator_sha256 = Some(recorded);
     card.save(&dir.join("model.toml")).unwrap();
-    assert!(load_model(models, MODEL, Device::Cpu)
+    assert!(ServedModel::load(models, MODEL, Device::Cpu)
         .unwrap()
         .detector
         .is_some());
 
     // Weights that the card names but that are gone: an error naming the file.
     std::fs::remove_file(dir.join("detector.safetensors")).unwrap();
-    let error = load_model(models, MODEL, Device::Cpu)
+    let error = ServedModel::load(models, MODEL, Device::Cpu)
         .unwrap_err()
         .to_string();
     assert!(error.contains("detector.safetensors"), "{error}");

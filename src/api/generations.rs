@@ -5,9 +5,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::auth::Authenticated;
+use super::AppState;
 use crate::error::ApiError;
 use crate::generation::{Generated, GenerationRequest, StageTimes};
-use crate::startup::AppState;
 use crate::store::api_keys::Role;
 
 /// One generated image as listed in the JSON answer.

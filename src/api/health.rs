@@ -1,10 +1,10 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use super::AppState;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::registry::index::HashIndex;
 use crate::store;
-use crate::verify::index::HashIndex;
 
 /// The process is up and answering.
 pub async fn healthz() -> HttpResponse {

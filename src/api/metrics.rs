@@ -10,7 +10,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::startup::AppState;
+use super::AppState;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -10,7 +10,10 @@ mod openapi;
 #[path = "web.rs"]
 mod pages;
 pub(crate) mod records;
+mod state;
 mod verify;
+
+pub use state::AppState;
 
 pub use openapi::ApiDoc;
 

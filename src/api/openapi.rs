@@ -17,9 +17,9 @@ use crate::generation::{GenerationRequest, OutputFormat};
     ),
     components(schemas(
         GenerationRequest, OutputFormat, generations::GenerationResponse, generations::GeneratedImage,
-        records::RecordView, records::SigningKeyView, records::RecordList, crate::error::ErrorBody,
+        crate::registry::view::RecordView, crate::registry::view::SigningKeyView, records::RecordList, crate::error::ErrorBody,
         crate::verify::VerifyReport, crate::verify::Verdict, crate::verify::RegistryEvidence,
-        crate::verify::registry::MatchKind, crate::gan::detector::Detection,
+        crate::registry::MatchKind, crate::detect::detector::Detection,
         verify::BatchResponse, verify::BatchItem, verify::ItemError, verify::CheckList,
         crate::store::checks::CheckSummary, crate::store::checks::StoredCheck
     )),

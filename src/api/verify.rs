@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::auth::Authenticated;
 use super::body::{is_multipart, read_body, read_parts};
+use super::AppState;
 use crate::error::ApiError;
-use crate::startup::AppState;
 use crate::store::api_keys::Role;
 use crate::store::checks::{self, CheckSummary, Cursor, NewCheck, StoredCheck};
 use crate::verify::{CheckKind, CheckTimes, Verdict, VerifyReport};

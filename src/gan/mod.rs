@@ -1,21 +1,18 @@
 //! The GAN: a DCGAN-family generator and a spectrally normalised discriminator in `tch`,
-//! their datasets, training, model cards, the model registry and the offline quality metric.
+//! their datasets, training, checkpoints, model cards (including the detector's section, which
+//! the card file holds), the model catalogue and the offline quality metric. The detector built
+//! from the discriminator is its own room, [`crate::detect`].
 //!
 //! Threading: `tch` tensors stay on the thread that made them. Everything a caller on another
 //! thread needs is expressed in plain values: latents are `Vec<f32>` ([`latents_for`]), images
 //! are [`image::DynamicImage`], discriminator logits are `Vec<f32>`.
 
-pub mod augment;
 pub mod card;
-pub mod classifier;
-pub mod cli;
+pub mod catalog;
 pub mod data;
-pub mod detector;
-pub mod detector_eval;
-pub mod detector_train;
 pub mod model;
-mod plot;
-pub mod registry;
+pub(crate) mod plot;
+pub mod quality;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -24,11 +21,10 @@ pub use card::{
     Architecture, Calibration, CalibrationMethod, DetectorCard, DetectorEvaluation, DomainRules,
     MetricsCard, ModelCard, TrainingCard,
 };
-pub use detector::{Detection, Detector};
+pub use catalog::{load_model, LoadedModel};
 pub use model::{
     images_to_input, latents_for, tensor_to_images, Discriminator, GanNets, Generator,
 };
-pub use registry::{load_model, LoadedModel};
 
 /// File names inside a model directory.
 pub const CARD_FILE: &str = "model.toml";

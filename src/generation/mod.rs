@@ -3,8 +3,6 @@
 //! unless its record is committed; on any failure the blobs just written are removed again, and
 //! since blobs are only reachable through a record, none is ever seen half-made.
 
-pub mod cli;
-
 use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,12 +22,11 @@ use crate::config::Settings;
 use crate::device::{DeviceChoice, DeviceName};
 use crate::error::ApiError;
 use crate::fingerprint::{self, Fingerprinter};
-use crate::gan::load_model;
-use crate::inference::{Inference, InferenceError};
+use crate::inference::{Inference, InferenceError, ServedModel};
 use crate::provenance::record::now_micros;
 use crate::provenance::{ImageClaim, ImageFormat, ProvenanceSigner, Record, RecordFields};
+use crate::registry::index::HashIndex;
 use crate::store::{blobs::Blobs, records};
-use crate::verify::index::HashIndex;
 
 /// Most images one request may ask for.
 pub const MAX_COUNT: u32 = 64;
@@ -228,7 +225,7 @@ impl GenerationService {
         tracing::info!(device = %DeviceName(device), cuda = tch::Cuda::is_available(), "torch device");
         let (models_dir, name) = (settings.model.dir.clone(), settings.model.name.clone());
         let inference = Inference::start(&settings.limits, move || {
-            load_model(&models_dir, &name, device)
+            ServedModel::load(&models_dir, &name, device)
         })
         .with_context(|| {
             format!(

@@ -14,8 +14,9 @@ use image::DynamicImage;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::LimitSettings;
-use crate::gan::detector::Detection;
-use crate::gan::registry::LoadedModel;
+use crate::detect::detector::Detection;
+use crate::detect::Detector;
+use crate::gan::catalog::{load_model, LoadedModel};
 use crate::gan::{latents_for, GanError};
 
 /// What callers may know about the served model, copied off the model thread.
@@ -126,7 +127,7 @@ impl Inference {
     /// The loader's error (unknown model, missing or corrupt weights), so `serve` fails fast.
     pub fn start<F>(limits: &LimitSettings, load: F) -> Result<Self, GanError>
     where
-        F: FnOnce() -> Result<LoadedModel, GanError> + Send + 'static,
+        F: FnOnce() -> Result<ServedModel, GanError> + Send + 'static,
     {
         let (sender, receiver) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
@@ -139,17 +140,18 @@ impl Inference {
         thread::Builder::new()
             .name("hallmark-model".into())
             .spawn(move || match load() {
-                Ok(model) => {
+                Ok(served) => {
+                    let model = &served.model;
                     let info = ModelInfo {
                         name: model.name.clone(),
-                        version: weights_version(&model),
+                        version: weights_version(model),
                         latent_dim: model.latent_dim(),
                         image_size: model.image_size(),
                         channels: model.card.architecture.channels,
-                        has_detector: model.detector.is_some(),
+                        has_detector: served.detector.is_some(),
                     };
                     let _ = ready_tx.send(Ok(info));
-                    worker.run(&model, &receiver);
+                    worker.run(&served, &receiver);
                 }
                 Err(error) => {
                     let _ = ready_tx.send(Err(error));
@@ -265,7 +267,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(&self, model: &LoadedModel, receiver: &mpsc::Receiver<Job>) {
+    fn run(&self, model: &ServedModel, receiver: &mpsc::Receiver<Job>) {
         let mut carried: Option<Job> = None;
         loop {
             let first = match carried.take() {
@@ -309,7 +311,7 @@ impl Worker {
         (jobs, None)
     }
 
-    fn answer(&self, model: &LoadedModel, jobs: Vec<Job>) {
+    fn answer(&self, model: &ServedModel, jobs: Vec<Job>) {
         let now = Instant::now();
         // Nobody waits for a job whose caller gave up or whose deadline passed: skip its work.
         let (live, dead): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| job.wanted(now));
@@ -327,7 +329,7 @@ impl Worker {
         }
     }
 
-    fn generate(&self, model: &LoadedModel, jobs: Vec<Job>) {
+    fn generate(&self, served: &ServedModel, jobs: Vec<Job>) {
         let mut latents = Vec::new();
         let mut replies = Vec::new();
         for job in jobs {
@@ -342,8 +344,9 @@ impl Worker {
         }
         let total: usize = replies.iter().map(|(count, _)| count).sum();
         // tch reports some failures by panicking; keep the thread alive and answer with an error.
-        let result =
-            std::panic::catch_unwind(AssertUnwindSafe(|| model.generator.generate_flat(&latents)));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            served.model.generator.generate_flat(&latents)
+        }));
         self.stats.record_batch(total);
         metrics::histogram!("hallmark_batch_size").record(total as f64);
         let images = match result {
@@ -361,7 +364,7 @@ impl Worker {
         }
     }
 
-    fn detect(model: &LoadedModel, jobs: Vec<Job>) {
+    fn detect(served: &ServedModel, jobs: Vec<Job>) {
         let mut images = Vec::new();
         let mut replies = Vec::new();
         for job in jobs {
@@ -374,7 +377,7 @@ impl Worker {
                 replies.push((job.count, reply));
             }
         }
-        let Some(detector) = model.detector.as_ref() else {
+        let Some(detector) = served.detector.as_ref() else {
             for (_, reply) in replies {
                 let _ = reply.send(Err(InferenceError::NoDetector));
             }
@@ -382,8 +385,9 @@ impl Worker {
         };
         let total = images.len();
         metrics::histogram!("hallmark_detect_batch_size").record(total as f64);
-        let result =
-            std::panic::catch_unwind(AssertUnwindSafe(|| detector.detect(&model.name, &images)));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            detector.detect(&served.model.name, &images)
+        }));
         let detections = match result {
             Ok(Ok(detections)) if detections.len() == total => detections,
             Ok(Ok(detections)) => {
@@ -397,6 +401,30 @@ impl Worker {
         for (count, reply) in replies {
             let _ = reply.send(Ok(detections.by_ref().take(count).collect()));
         }
+    }
+}
+
+/// What the model thread holds: the model and, when its card has a `[detector]` section, the
+/// calibrated detector built from its discriminator.
+#[derive(Debug)]
+pub struct ServedModel {
+    pub model: LoadedModel,
+    pub detector: Option<Detector>,
+}
+
+impl ServedModel {
+    /// Loads model `name` from `models_dir` and its detector.
+    ///
+    /// # Errors
+    /// As [`load_model`] and [`Detector::load`]; each error names the file.
+    pub fn load(
+        models_dir: &std::path::Path,
+        name: &str,
+        device: tch::Device,
+    ) -> Result<Self, GanError> {
+        let model = load_model(models_dir, name, device)?;
+        let detector = Detector::load(&model.dir, &model.card, device)?;
+        Ok(Self { model, detector })
     }
 }
 

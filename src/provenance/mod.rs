@@ -15,7 +15,6 @@
 //!
 //! Signing and verification are synchronous and CPU-bound: call them from a blocking thread.
 
-pub mod cli;
 pub mod pki;
 pub mod record;
 pub mod sign;

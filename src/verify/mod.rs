@@ -4,13 +4,9 @@
 //!
 //! [`VerifyService::check`] runs one file through the gate ([`upload::inspect`]), then reads its
 //! manifest and hashes it on the blocking pool, looks it up in the registry
-//! ([`registry::find`]) and, for moderators, asks the model thread's detector; [`decide`] turns
+//! ([`crate::registry::Registry::find`]) and, for moderators, asks the model thread's detector; [`decide`] turns
 //! the evidence into a [`Verdict`] with plain-language reasons.
 
-pub mod cli;
-pub mod index;
-pub mod registry;
-pub mod study;
 pub mod upload;
 
 use std::sync::Arc;
@@ -20,17 +16,17 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::api::records::{view, Audience, RecordView};
+use crate::registry::view::{view, Audience, RecordView};
 use image::DynamicImage;
 
 use crate::config::{LimitSettings, Settings, VerifySettings};
+use crate::detect::detector::Detection;
 use crate::error::ApiError;
 use crate::fingerprint::align::{comparison_image, query_phashes};
 use crate::fingerprint::{pixel_sha256, sha256, Fingerprint, Fingerprinter};
-use crate::gan::detector::Detection;
 use crate::inference::{Inference, InferenceError};
 use crate::provenance::{ImageFormat, ProvenanceReport, ProvenanceVerifier, ValidationState};
-use registry::{MatchKind, Registry, RegistryMatch};
+use crate::registry::{MatchKind, Registry, RegistryMatch};
 
 /// What the evidence adds up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]

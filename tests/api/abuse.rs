@@ -88,9 +88,11 @@ async fn strips_are_refused_and_large_images_are_checked_on_a_bounded_copy(pool:
         .into_iter()
         .map(|(w, h)| (w, h, png(&DynamicImage::ImageLuma8(GrayImage::new(w, h)))))
         .collect();
-    let big = png(&DynamicImage::ImageLuma8(GrayImage::from_fn(4096, 4096, |x, y| {
-        image::Luma([((x / 16 + y / 32) % 256) as u8])
-    })));
+    let big = png(&DynamicImage::ImageLuma8(GrayImage::from_fn(
+        4096,
+        4096,
+        |x, y| image::Luma([((x / 16 + y / 32) % 256) as u8]),
+    )));
     let app = spawn_app(pool).await;
     for (w, h, strip) in strips {
         assert!(strip.len() < 200_000, "{}", strip.len());

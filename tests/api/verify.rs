@@ -9,8 +9,8 @@ use std::time::Duration;
 use hallmark::gan::data::{Dataset, Split};
 use hallmark::provenance::pki::init_pki;
 use hallmark::provenance::{ImageClaim, ProvenanceSigner, SigningIdentity};
+use hallmark::registry::index::HashIndex;
 use hallmark::store::api_keys::Role;
-use hallmark::verify::index::HashIndex;
 use image::{DynamicImage, GrayImage, ImageFormat};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
@@ -487,7 +487,7 @@ async fn queries_near_stored_hashes(
 
 #[sqlx::test]
 async fn the_multi_index_search_finds_what_a_full_scan_finds(pool: PgPool) {
-    use hallmark::verify::registry::{candidates, candidates_by_scan};
+    use hallmark::registry::{candidates, candidates_by_scan};
     let app = spawn_app(pool).await;
     our_images(&app, 6).await;
     let queries = queries_near_stored_hashes(&app.pool, 102, 16).await;
@@ -538,7 +538,7 @@ async fn wait_for_records(index: &HashIndex, records: usize) {
 /// database's full scan answers.
 #[sqlx::test]
 async fn the_memory_index_follows_the_database_and_agrees_with_a_scan(pool: PgPool) {
-    use hallmark::verify::registry::candidates_by_scan;
+    use hallmark::registry::candidates_by_scan;
     let app = spawn_app(pool).await;
     let key = app.key(Role::Generator).await;
     generate_records(&app, &key, 3, 5).await;

@@ -13,7 +13,7 @@
 //! connection triggers a fresh load. The generation pipeline of this process also inserts its
 //! records right after committing, so a client that generated an image can verify a copy of it at
 //! once. While the index is not in step with the database (loading, or reconnecting) it answers
-//! `None` and the caller asks PostgreSQL ([`super::registry::candidates`]), so no record is ever
+//! `None` and the caller asks PostgreSQL ([`super::candidates`]), so no record is ever
 //! missed.
 //!
 //! Memory: 8 bytes per hash, 4 per hash for its owner, and ~40 bytes per record: ~170 MB at 10^6

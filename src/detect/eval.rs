@@ -14,11 +14,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::augment::{png_roundtrip, Transform};
-use super::card::{DetectorEvaluation, DetectorScore, RegistryEvaluation, TransformRate};
 use super::detector::{average_precision, roc_auc, roc_curve, tpr_at_fpr, Detector};
-use super::plot::{self, Series, PALETTE};
-use super::GanError;
 use crate::fingerprint::{hamming, Fingerprinter};
+use crate::gan::card::{DetectorEvaluation, DetectorScore, RegistryEvaluation, TransformRate};
+use crate::gan::plot::{self, Series, PALETTE};
+use crate::gan::GanError;
 
 /// The ROC plots written by `evaluate --detector`.
 pub const ROC_FILE: &str = "detector-roc.png";

@@ -8,14 +8,14 @@ use anyhow::Context as _;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use super::registry::Registry;
-use super::{CheckKind, VerifyReport, VerifyService};
 use crate::config::Settings;
+use crate::detect::detector::Detection;
 use crate::device::DeviceChoice;
-use crate::gan::detector::Detection;
-use crate::gan::registry::load_model;
 use crate::inference::Inference;
+use crate::inference::ServedModel;
+use crate::registry::Registry;
 use crate::store::blobs::Blobs;
+use crate::verify::{CheckKind, VerifyReport, VerifyService};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -63,8 +63,10 @@ async fn registry_pool(settings: &Settings) -> Option<PgPool> {
 fn start_model(settings: &Settings) -> anyhow::Result<Inference> {
     let device = settings.model.device.parse::<DeviceChoice>()?.resolve()?;
     let (dir, name) = (settings.model.dir.clone(), settings.model.name.clone());
-    Inference::start(&settings.limits, move || load_model(&dir, &name, device))
-        .with_context(|| format!("cannot load model {:?}", settings.model.name))
+    Inference::start(&settings.limits, move || {
+        ServedModel::load(&dir, &name, device)
+    })
+    .with_context(|| format!("cannot load model {:?}", settings.model.name))
 }
 
 fn report_text(report: &VerifyReport) -> String {
@@ -169,7 +171,8 @@ pub async fn detect(settings: &Settings, args: &DetectArgs) -> anyhow::Result<()
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let limits = settings.limits.clone();
         let upload =
-            tokio::task::spawn_blocking(move || super::upload::inspect(&bytes, &limits)).await?;
+            tokio::task::spawn_blocking(move || crate::verify::upload::inspect(&bytes, &limits))
+                .await?;
         let outcome: Result<Detection, String> = match upload {
             Ok(upload) => inference
                 .detect(vec![upload.image])

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::{GenerationService, GenerationSpec, OutputFormat, MAX_COUNT};
 use crate::config::Settings;
+use crate::generation::{GenerationService, GenerationSpec, OutputFormat, MAX_COUNT};
 use crate::provenance::pki::register_signing_key;
 use crate::store;
 

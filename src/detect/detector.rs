@@ -13,10 +13,10 @@ use std::path::Path;
 use image::DynamicImage;
 use tch::Device;
 
-use super::card::ModelCard;
-use super::card::{Architecture, Calibration, CalibrationMethod, DetectorCard, DomainRules};
-use super::model::{fit_square, to_chw_u8, Discriminator};
-use super::GanError;
+use crate::gan::card::ModelCard;
+use crate::gan::card::{Architecture, Calibration, CalibrationMethod, DetectorCard, DomainRules};
+use crate::gan::model::{fit_square, to_chw_u8, Discriminator};
+use crate::gan::GanError;
 
 /// The detector's answer for one image; serialised in the API's JSON.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -36,7 +36,7 @@ pub struct Detection {
 }
 
 /// A loaded detector: network, calibration, threshold and domain rules. Holds tensors: keep it
-/// on the thread that loaded it (like [`super::LoadedModel`]).
+/// on the thread that loaded it (like [`crate::gan::LoadedModel`]).
 #[derive(Debug)]
 pub struct Detector {
     net: Discriminator,
@@ -59,15 +59,15 @@ impl Detector {
             return Ok(None);
         };
         validate_card(detector).map_err(|message| GanError::Card {
-            path: dir.join(super::CARD_FILE),
+            path: dir.join(crate::gan::CARD_FILE),
             message,
         })?;
         if let Some(expected) = &detector.generator_sha256 {
-            let generator = dir.join(super::GENERATOR_FILE);
+            let generator = dir.join(crate::gan::GENERATOR_FILE);
             let actual = generator_sha256(&generator)?;
             if !actual.eq_ignore_ascii_case(expected) {
                 return Err(GanError::Card {
-                    path: dir.join(super::CARD_FILE),
+                    path: dir.join(crate::gan::CARD_FILE),
                     message: format!(
                         "the [detector] section is stale: it was trained against generator \
                          weights with SHA-256 {expected}, but {} has {actual}; run `hallmark \

@@ -8,11 +8,11 @@ use std::fmt::Write as _;
 use image::DynamicImage;
 
 use crate::config::VerifySettings;
+use crate::detect::eval::EvalImages;
 use crate::fingerprint::align::{query_phashes, similarity, variant_phashes};
 use crate::fingerprint::Fingerprinter;
 use crate::gan::card::{ConfirmedMatch, TransformRate};
-use crate::gan::detector_eval::EvalImages;
-use crate::verify::index::HashIndex;
+use crate::registry::index::HashIndex;
 use uuid::Uuid;
 
 /// Per image: the similarity of its own original (None when the original was not among the

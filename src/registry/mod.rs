@@ -1,11 +1,13 @@
-//! Finding an upload among the images Hallmark made: the exact file, then the exact pixels, then
-//! a near duplicate (re-encoded, resized, cropped) in two stages.
+//! Hallmark's image registry: finding an upload among the images Hallmark made — the exact
+//! file, then the exact pixels, then a near duplicate (re-encoded, resized, cropped) in two
+//! stages — with the in-memory candidate index ([`index`]) and the study that measures the match
+//! ([`study`]). The check that uses it (gate, evidence, verdict) is [`crate::verify`].
 //!
 //! The upload is looked up by several pHashes (whole, and crop windows,
 //! [`crate::fingerprint::align::query_phashes`]); a record's distance is that of its nearest
 //! variant to the nearest query hash.
 //!
-//! Stage 1 (candidates) runs in memory in the service ([`super::index::HashIndex`], a popcount
+//! Stage 1 (candidates) runs in memory in the service ([`index::HashIndex`], a popcount
 //! scan of every registered hash kept in step with the database) and, where no index is in step
 //! (the command line, start-up, a lost connection), as multi-index hashing in PostgreSQL.
 //! `record_hashes` holds seventeen 64-bit pHashes per record (the whole image and a 4x4 grid of
@@ -26,6 +28,10 @@
 //!
 //! [`variant_phashes`]: crate::fingerprint::align::variant_phashes
 
+pub mod index;
+pub mod study;
+pub mod view;
+
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -37,9 +43,9 @@ use crate::fingerprint::align::{is_downscaled, similarity};
 use crate::fingerprint::{phash_to_db, Fingerprint};
 use crate::provenance::record::RECORD_COLUMNS;
 use crate::provenance::Record;
+use crate::registry::index::HashIndex;
 use crate::store::blobs::Blobs;
 use crate::store::records;
-use crate::verify::index::HashIndex;
 
 /// Beyond this per-chunk radius (d ≥ 16) the probe lists grow past a few thousand values and a
 /// scan is the better plan.

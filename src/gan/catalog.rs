@@ -6,13 +6,12 @@ use image::DynamicImage;
 use tch::Device;
 
 use super::card::ModelCard;
-use super::detector::Detector;
 use super::model::{images_to_input, latents_for, Discriminator, Generator};
 use super::train::model_dir;
 use super::{GanError, CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE};
 
-/// A model ready to run: card, generator (inference mode), discriminator, and the calibrated
-/// detector when the model has one.
+/// A model ready to run: card, generator (inference mode) and discriminator (its detector is
+/// loaded beside it: [`crate::inference::ServedModel`]).
 /// Holds tensors: keep it on one thread and talk to it in images and `Vec<f32>`.
 #[derive(Debug)]
 pub struct LoadedModel {
@@ -21,8 +20,6 @@ pub struct LoadedModel {
     pub card: ModelCard,
     pub generator: Generator,
     pub discriminator: Discriminator,
-    /// The calibrated synthetic-image detector, when the card has a `[detector]` section.
-    pub detector: Option<Detector>,
 }
 
 /// The names of the model directories (those with a `model.toml`) under `models_dir`.
@@ -63,14 +60,12 @@ pub fn load_model(models_dir: &Path, name: &str, device: Device) -> Result<Loade
     let generator = Generator::load(&card.architecture, device, &dir.join(GENERATOR_FILE))?;
     let discriminator =
         Discriminator::load(&card.architecture, device, &dir.join(DISCRIMINATOR_FILE))?;
-    let detector = Detector::load(&dir, &card, device)?;
     Ok(LoadedModel {
         name: name.to_owned(),
         dir,
         card,
         generator,
         discriminator,
-        detector,
     })
 }
 

@@ -7,18 +7,19 @@ use std::sync::Arc;
 use clap::Args;
 use tch::Device;
 
-use super::augment::Transform;
-use super::card::{Architecture, ModelCard};
-use super::classifier::{self, Classifier};
-use super::data::Dataset;
-use super::data::Split;
-use super::detector_train::{self, DetectorTrainConfig};
-use super::registry::load_model;
-use super::train::{self, model_dir, TrainConfig};
-use super::CARD_FILE;
-use super::{detector_eval, DETECTOR_FILE};
 use crate::config::Settings;
+use crate::detect::augment::Transform;
+use crate::detect::eval as detector_eval;
+use crate::detect::train::{self as detector_train, DetectorTrainConfig};
 use crate::device::{DeviceChoice, DeviceName};
+use crate::gan::card::{Architecture, ModelCard};
+use crate::gan::catalog::load_model;
+use crate::gan::data::Dataset;
+use crate::gan::data::Split;
+use crate::gan::quality::{self, Classifier};
+use crate::gan::train::{self, model_dir, TrainConfig};
+use crate::gan::CARD_FILE;
+use crate::gan::DETECTOR_FILE;
 
 /// Where Debian's dataset-fashion-mnist package installs the IDX files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -359,8 +360,9 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
     let max_distance = args
         .max_distance
         .unwrap_or(settings.verify.phash_max_distance);
+    let loaded_detector = crate::detect::Detector::load(&model.dir, &model.card, device)?;
     let detector = if args.detector {
-        Some(model.detector.as_ref().ok_or_else(|| {
+        Some(loaded_detector.as_ref().ok_or_else(|| {
             anyhow::anyhow!(
                 "model {name} has no [detector] section: run `hallmark train-detector` first"
             )
@@ -390,7 +392,7 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
         let study = detector_eval::phash_study(&images, &bar);
         let mut verify_settings = settings.verify.clone();
         verify_settings.phash_max_distance = max_distance;
-        let matching = crate::verify::study::match_study(&images, &verify_settings, &bar);
+        let matching = crate::registry::study::match_study(&images, &verify_settings, &bar);
         Some((study, matching))
     } else {
         None
@@ -515,9 +517,9 @@ pub fn evaluate(settings: &Settings, args: EvaluateArgs) -> anyhow::Result<()> {
     let device = device(settings, args.device.as_deref())?;
     let name = args.model.as_deref().unwrap_or(&settings.model.name);
     let model = load_model(&settings.model.dir, name, device)?;
-    let classifier_dir = classifier::classifier_dir(&settings.model.dir, &args.classifier);
+    let classifier_dir = quality::classifier_dir(&settings.model.dir, &args.classifier);
     let classifier = Classifier::load(&classifier_dir, device)?;
-    let report = classifier::evaluate_quality(
+    let report = quality::evaluate_quality(
         &model,
         &classifier,
         &args.classifier,
@@ -562,7 +564,7 @@ pub fn evaluate(settings: &Settings, args: EvaluateArgs) -> anyhow::Result<()> {
 pub fn train_classifier(settings: &Settings, args: TrainClassifierArgs) -> anyhow::Result<()> {
     let device = device(settings, args.device.as_deref())?;
     let out = model_dir(&settings.model.dir, &args.name)?;
-    let card = classifier::train_classifier(&args.dataset, &out, args.epochs, args.seed, device)?;
+    let card = quality::train_classifier(&args.dataset, &out, args.epochs, args.seed, device)?;
     println!(
         "classifier {} trained in {:.0} s: test accuracy {:.2}%",
         out.display(),

@@ -13,9 +13,9 @@ use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use super::card::{Architecture, MetricsCard};
+use super::catalog::LoadedModel;
 use super::data::{Dataset, Split};
 use super::model::{images_to_input, latents_for, load_weights};
-use super::registry::LoadedModel;
 use super::GanError;
 
 pub const CLASSIFIER_CARD: &str = "classifier.toml";

@@ -8,9 +8,9 @@ use ed25519_dalek::VerifyingKey;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::pki::{self, key_id, SigningIdentity};
-use super::record::{verify_record, Record, RECORD_COLUMNS};
 use crate::config::Settings;
+use crate::provenance::pki::{self, key_id, SigningIdentity};
+use crate::provenance::record::{verify_record, Record, RECORD_COLUMNS};
 use crate::store;
 
 #[derive(Debug, clap::Args)]

@@ -43,16 +43,16 @@ use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Reduction, Tensor};
 
 use super::augment::random_augment;
-use super::card::{Calibration, DetectorCard, DetectorTraining, DomainRules, ModelCard};
-use super::data::{Dataset, Split};
 use super::detector::{
     average_precision, detector_input_random, detector_logits, domain_from_stats, generator_sha256,
     image_stats, threshold_for_fpr, Detector, ImageStats,
 };
-use super::model::Discriminator;
-use super::plot::{self, Series, PALETTE};
-use super::registry::LoadedModel;
-use super::{GanError, CARD_FILE, DETECTOR_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE};
+use crate::gan::card::{Calibration, DetectorCard, DetectorTraining, DomainRules, ModelCard};
+use crate::gan::catalog::LoadedModel;
+use crate::gan::data::{Dataset, Split};
+use crate::gan::model::Discriminator;
+use crate::gan::plot::{self, Series, PALETTE};
+use crate::gan::{GanError, CARD_FILE, DETECTOR_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE};
 
 /// The training curve written next to the weights.
 pub const DETECTOR_CURVE_FILE: &str = "detector-training.png";
@@ -133,7 +133,7 @@ pub fn real_images(
 fn forward_logits(
     net: &Discriminator,
     images: &[DynamicImage],
-    arch: &super::Architecture,
+    arch: &crate::gan::Architecture,
 ) -> Result<Vec<f64>, GanError> {
     Ok(detector_logits(net, images, arch)?
         .into_iter()

@@ -1,0 +1,26 @@
+//! What every handler can reach; built by [`crate::startup`], so that `startup` → `api` is the only
+//! edge between them.
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+
+use super::body::UploadBudget;
+use super::limits::PublicLimiter;
+use crate::config::Settings;
+use crate::generation::GenerationService;
+use crate::registry::index::HashIndex;
+use crate::verify::VerifyService;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Settings,
+    pub generation: GenerationService,
+    pub verify: VerifyService,
+    /// The in-memory near-duplicate index (`verify.memory_index`).
+    pub index: Option<HashIndex>,
+    pub public_limiter: PublicLimiter,
+    /// Memory for request bodies being read, all uploads together (`limits.upload_memory_bytes`).
+    pub uploads: UploadBudget,
+    pub metrics: PrometheusHandle,
+}

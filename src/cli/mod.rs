@@ -1,0 +1,6 @@
+//! The command line's subcommands, one file per group; `main.rs` only parses and dispatches.
+
+pub mod gan;
+pub mod generate;
+pub mod provenance;
+pub mod verify;

@@ -1,0 +1,112 @@
+//! A registry record as it is shown: its fields, the key that signed it and whether the
+//! signature holds now, for one audience (the public never sees the API key id). Domain code
+//! (checks) and the HTTP layer both use it; `api/` serialises it.
+
+use ed25519_dalek::VerifyingKey;
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::fingerprint::phash_from_db;
+use crate::provenance::record::{api_key_commitment, encoding_name};
+use crate::provenance::{verify_record, Record};
+use crate::store::records;
+
+/// A record with what is needed to check it offline.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RecordView {
+    pub id: Uuid,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub model: String,
+    pub model_version: String,
+    /// The generation seed (the signed value is this number's two's-complement i64).
+    pub seed: u64,
+    pub format: String,
+    pub width: i32,
+    pub height: i32,
+    pub file_sha256: String,
+    pub pixel_sha256: String,
+    pub phash: String,
+    pub manifest_id: String,
+    pub signing_key_id: String,
+    /// The API key that made the image: shown to moderators and admins only, never in public
+    /// answers (it would tie images to a customer and date the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<Uuid>,
+    /// SHA-256 commitment to the API key that made the image (hex; null for images made from
+    /// the command line): see `src/provenance/record.rs`.
+    pub api_key_commitment: Option<String>,
+    /// The canonical encoding the signature covers: `hallmark-record-v2` (signs the commitment)
+    /// or `hallmark-record-v1` (older records; signs the key id, so they check offline only
+    /// with it).
+    pub encoding: &'static str,
+    /// Ed25519 signature over the canonical encoding named by `encoding`, hex.
+    pub signature: String,
+    /// Whether the signature verifies against `signing_key` right now, on the server.
+    pub signature_valid: bool,
+    pub signing_key: Option<SigningKeyView>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SigningKeyView {
+    pub id: String,
+    pub algorithm: &'static str,
+    /// Raw 32-byte Ed25519 public key, hex.
+    pub public_key: String,
+    /// The signing certificate chain, leaf first, PEM.
+    pub cert_chain_pem: String,
+}
+
+/// Who a record is shown to: the public never sees the API key id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Public,
+    Staff,
+}
+
+/// A record as the API shows it to `audience`, with its signature checked now against the
+/// stored key.
+///
+/// # Errors
+/// When the database fails.
+pub async fn view(
+    pool: &PgPool,
+    record: Record,
+    audience: Audience,
+) -> Result<RecordView, sqlx::Error> {
+    let signing_key = records::signing_key(pool, &record.fields.signing_key_id).await?;
+    let signature_valid = signing_key
+        .as_ref()
+        .and_then(|(public, _)| <[u8; 32]>::try_from(public.as_slice()).ok())
+        .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
+        .is_some_and(|key| verify_record(&record, &key).is_ok());
+    let f = record.fields;
+    Ok(RecordView {
+        id: f.id,
+        created_at: f.created_at,
+        model: f.model,
+        model_version: f.model_version,
+        seed: u64::from_ne_bytes(f.seed.to_ne_bytes()),
+        format: f.format,
+        width: f.width,
+        height: f.height,
+        file_sha256: hex::encode(&f.file_sha256),
+        pixel_sha256: hex::encode(&f.pixel_sha256),
+        phash: format!("{:016x}", phash_from_db(f.phash)),
+        manifest_id: f.manifest_id,
+        signing_key: signing_key.map(|(public_key, cert_chain_pem)| SigningKeyView {
+            id: f.signing_key_id.clone(),
+            algorithm: "Ed25519",
+            public_key: hex::encode(public_key),
+            cert_chain_pem,
+        }),
+        signing_key_id: f.signing_key_id,
+        api_key_commitment: f
+            .api_key_id
+            .map(|key| hex::encode(api_key_commitment(f.id, key))),
+        api_key_id: f.api_key_id.filter(|_| audience == Audience::Staff),
+        encoding: encoding_name(f.encoding),
+        signature: hex::encode(&record.signature),
+        signature_valid,
+    })
+}
