@@ -17,9 +17,9 @@ use common::{fresh_database, get_per_s, load, ms};
 
 use hallmark::config::Settings;
 use hallmark::gan::{latents_for, load_model};
-use hallmark::provenance::pki::register_signing_key;
 use hallmark::provenance::SigningIdentity;
 use hallmark::store::api_keys::{self, Role};
+use hallmark::store::signing_keys::register as register_signing_key;
 use hallmark::Application;
 use secrecy::ExposeSecret;
 

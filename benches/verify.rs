@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 use common::{fresh_database, get_per_s, load, ms, percentile};
 
 use hallmark::config::Settings;
-use hallmark::provenance::pki::register_signing_key;
 use hallmark::provenance::SigningIdentity;
 use hallmark::registry;
 use hallmark::registry::index::HashIndex;
 use hallmark::store::api_keys::{self, Role};
+use hallmark::store::signing_keys::register as register_signing_key;
 use hallmark::Application;
 use rand::{Rng, SeedableRng};
 use secrecy::ExposeSecret;

@@ -148,7 +148,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Records name the key that signed them, so the current key must be registered first.
     let identity = hallmark::provenance::SigningIdentity::load(&settings)?;
     let pool = store::lazy_pool(&settings.database)?;
-    hallmark::provenance::pki::register_signing_key(&pool, &identity).await?;
+    hallmark::store::signing_keys::register(&pool, &identity).await?;
     let app = Application::build_with_pool(settings.clone(), pool.clone())?;
     // Orphan blobs from an earlier crash, in the background (replicas may do the same at once).
     let blobs = store::blobs::Blobs::from_settings(&settings.storage)?;

@@ -8,8 +8,8 @@ use clap::Args;
 
 use crate::config::Settings;
 use crate::generation::{GenerationService, GenerationSpec, OutputFormat, MAX_COUNT};
-use crate::provenance::pki::register_signing_key;
 use crate::store;
+use crate::store::signing_keys::register as register_signing_key;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum FormatArg {

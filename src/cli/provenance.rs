@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::provenance::pki::{self, key_id, SigningIdentity};
-use crate::provenance::record::{verify_record, Record, RECORD_COLUMNS};
+use crate::provenance::record::{verify_record, Record};
 use crate::store;
 
 #[derive(Debug, clap::Args)]
@@ -65,7 +65,7 @@ pub fn init_keys(settings: &Settings) -> anyhow::Result<SigningIdentity> {
 /// # Errors
 /// When the database is unreachable.
 pub async fn register_key(pool: &PgPool, identity: &SigningIdentity) -> anyhow::Result<()> {
-    pki::register_signing_key(pool, identity)
+    crate::store::signing_keys::register(pool, identity)
         .await
         .context("cannot record the signing key in signing_keys")?;
     Ok(())
@@ -120,8 +120,7 @@ pub async fn verify_records(settings: &Settings, args: &VerifyRecordArgs) -> any
         .collect();
     let local = keys.len();
     let pool = store::lazy_pool(&settings.database)?;
-    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT id, public_key FROM signing_keys")
-        .fetch_all(&pool)
+    let rows = store::signing_keys::all(&pool)
         .await
         .context("cannot read signing_keys")?;
     for (id, public) in rows {
@@ -161,30 +160,17 @@ pub async fn verify_records(settings: &Settings, args: &VerifyRecordArgs) -> any
         }
     };
     if let Some(id) = args.id {
-        let record: Option<Record> = sqlx::query_as(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&pool)
-        .await?;
-        let record = record.with_context(|| format!("no record {id}"))?;
+        let record = store::records::by_id(&pool, id)
+            .await?
+            .with_context(|| format!("no record {id}"))?;
         check(&record);
     } else {
         // Keyset pages, so a large registry is neither held in memory nor in one long query.
-        let query = format!(
-            "SELECT {RECORD_COLUMNS} FROM records \
-             WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2) \
-             ORDER BY created_at, id LIMIT 1000"
-        );
-        let mut after: (Option<chrono::DateTime<chrono::Utc>>, Option<Uuid>) = (None, None);
+        let mut after = None;
         loop {
-            let page: Vec<Record> = sqlx::query_as(&query)
-                .bind(after.0)
-                .bind(after.1)
-                .fetch_all(&pool)
-                .await?;
+            let page = store::records::page_after(&pool, after, 1000).await?;
             let Some(last) = page.last() else { break };
-            after = (Some(last.fields.created_at), Some(last.fields.id));
+            after = Some((last.fields.created_at, last.fields.id));
             page.iter().for_each(&mut check);
         }
     }

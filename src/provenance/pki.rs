@@ -14,7 +14,7 @@
 //! chain and key instead (`provenance.cert_chain` and `provenance.private_key`).
 //!
 //! A key's id ([`key_id`]) is the hex of the first 16 bytes of SHA-256 of its 32-byte public
-//! key, the primary key of the `signing_keys` table ([`register_signing_key`]).
+//! key, the primary key of the `signing_keys` table ([`crate::store::signing_keys::register`]).
 
 use std::fs;
 use std::io::Write;
@@ -29,7 +29,6 @@ use rcgen::{
     Issuer, KeyUsagePurpose, SerialNumber,
 };
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 
 use super::ProvenanceError;
@@ -351,39 +350,6 @@ pub fn signing_cert_days(settings: &Settings) -> u32 {
         0 => DEFAULT_SIGNING_CERT_DAYS,
         days => days,
     }
-}
-
-/// Records `identity`'s public key and chain in `signing_keys` (once) and marks every other key
-/// as retired, so the table lists every key that ever signed and which one is current.
-///
-/// # Errors
-/// When the database is unreachable.
-pub async fn register_signing_key(
-    pool: &PgPool,
-    identity: &SigningIdentity,
-) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO signing_keys (id, public_key, cert_chain_pem) VALUES ($1, $2, $3) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(identity.key_id())
-    .bind(identity.verifying_key().as_bytes().as_slice())
-    .bind(identity.cert_chain_pem())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    sqlx::query("UPDATE signing_keys SET retired_at = now() WHERE id <> $1 AND retired_at IS NULL")
-        .bind(identity.key_id())
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE signing_keys SET retired_at = NULL WHERE id = $1")
-        .bind(identity.key_id())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(inserted)
 }
 
 /// The public key inside a DER certificate, which must be Ed25519.

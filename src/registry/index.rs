@@ -23,12 +23,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::fingerprint::phash_from_db;
+use crate::store::record_hashes;
 
 /// The notification channel the `records` insert trigger uses (migration 3).
 pub const CHANNEL: &str = "hallmark_records";
@@ -257,17 +257,10 @@ impl HashIndex {
     /// Reads every registered hash from the database.
     async fn load(pool: &PgPool) -> Result<Entries, sqlx::Error> {
         let mut entries = Entries::default();
-        let mut rows =
-            sqlx::query_as::<_, (Uuid, i64)>("SELECT record_id, phash FROM record_hashes")
-                .fetch(pool);
-        let mut batch = Vec::with_capacity(4096);
-        while let Some((record, phash)) = rows.try_next().await? {
-            batch.push((record, phash_from_db(phash)));
-            if batch.len() == batch.capacity() {
-                entries.extend_rows(batch.drain(..));
-            }
-        }
-        entries.extend_rows(batch);
+        record_hashes::for_each_batch(pool, |batch| {
+            entries.extend_rows(batch.drain(..).map(|(id, h)| (id, phash_from_db(h))));
+        })
+        .await?;
         Ok(entries)
     }
 
@@ -280,13 +273,7 @@ impl HashIndex {
         if ids.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-            "SELECT record_id, phash FROM record_hashes WHERE record_id = ANY($1)
-             ORDER BY record_id, variant",
-        )
-        .bind(&ids)
-        .fetch_all(pool)
-        .await?;
+        let rows = record_hashes::of_records(pool, &ids).await?;
         let mut state = self.write();
         for group in rows.chunk_by(|a, b| a.0 == b.0) {
             let hashes: Vec<u64> = group.iter().map(|&(_, h)| phash_from_db(h)).collect();

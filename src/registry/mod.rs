@@ -41,11 +41,10 @@ use crate::config::VerifySettings;
 use crate::error::ApiError;
 use crate::fingerprint::align::{is_downscaled, similarity};
 use crate::fingerprint::{phash_to_db, Fingerprint};
-use crate::provenance::record::RECORD_COLUMNS;
 use crate::provenance::Record;
 use crate::registry::index::HashIndex;
 use crate::store::blobs::Blobs;
-use crate::store::records;
+use crate::store::{record_hashes, records};
 
 /// Beyond this per-chunk radius (d ≥ 16) the probe lists grow past a few thousand values and a
 /// scan is the better plan.
@@ -126,7 +125,7 @@ impl Registry {
         {
             return Ok(exact(MatchKind::FileSha256, record));
         }
-        if let Some(record) = by_pixel_sha256(pool, &fingerprint.pixel_sha256).await? {
+        if let Some(record) = records::by_pixel_sha256(pool, &fingerprint.pixel_sha256).await? {
             return Ok(exact(MatchKind::PixelSha256, record));
         }
         let near = nearest(pool, index.as_ref(), queries, settings).await?;
@@ -202,20 +201,9 @@ async fn nearest(
     Ok(candidates(pool, queries, max_distance, limit).await?)
 }
 
-async fn by_pixel_sha256(pool: &PgPool, sha: &[u8; 32]) -> Result<Option<Record>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {RECORD_COLUMNS} FROM records WHERE pixel_sha256 = $1 ORDER BY created_at LIMIT 1"
-    ))
-    .bind(&sha[..])
-    .fetch_optional(pool)
-    .await
-}
-
-/// A registered hash's distance to the nearest of the query hashes (`$1`, a BIGINT array).
-const DISTANCE: &str = "(SELECT min(bit_count((h.phash # q)::bit(64))) FROM unnest($1::int8[]) q)";
-
 /// Stage 1: the records with a registered hash within `max_distance` bits of any of `queries`,
-/// nearest first (by their nearest variant, then by id), at most `limit`.
+/// nearest first (by their nearest variant, then by id), at most `limit`: four index probes
+/// ([`probe_lists`]) or, for wide distances, a scan.
 ///
 /// # Errors
 /// When the database fails.
@@ -227,40 +215,13 @@ pub async fn candidates(
 ) -> Result<Vec<(Uuid, u32)>, sqlx::Error> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let db: Vec<i64> = queries.iter().map(|&q| phash_to_db(q)).collect();
-    let rows: Vec<(Uuid, i32)> = match probe_lists(queries, max_distance) {
-        Some([c0, c1, c2, c3]) => {
-            // Enough memory for an exact bitmap of the probed rows: a lossy one rechecks every
-            // row of each touched page (measured 2.7x more rows at 10^7 hashes).
-            let mut tx = pool.begin().await?;
-            sqlx::query("SET LOCAL work_mem = '64MB'")
-                .execute(&mut *tx)
-                .await?;
-            let rows = sqlx::query_as(&format!(
-                "SELECT record_id, min(distance)::int4 AS distance FROM (
-                     SELECT h.record_id, {DISTANCE} AS distance FROM record_hashes h
-                     WHERE h.phash_c0 = ANY($4) OR h.phash_c1 = ANY($5)
-                        OR h.phash_c2 = ANY($6) OR h.phash_c3 = ANY($7)) near
-                 WHERE distance <= $2
-                 GROUP BY record_id ORDER BY distance, record_id LIMIT $3"
-            ))
-            .bind(&db)
-            .bind(i64::from(max_distance))
-            .bind(limit)
-            .bind(c0)
-            .bind(c1)
-            .bind(c2)
-            .bind(c3)
-            .fetch_all(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            rows
+    let rows = match probe_lists(queries, max_distance) {
+        Some(chunks) => {
+            record_hashes::near_by_chunks(pool, &db, max_distance, limit, chunks).await?
         }
-        None => candidates_by_scan_rows(pool, &db, max_distance, limit).await?,
+        None => record_hashes::near_by_scan(pool, &db, max_distance, limit).await?,
     };
-    Ok(rows
-        .into_iter()
-        .map(|(id, d)| (id, d.unsigned_abs()))
-        .collect())
+    Ok(unsigned(rows))
 }
 
 /// The same search as a full scan, for the benchmark's baseline and the tests' cross-check.
@@ -275,30 +236,15 @@ pub async fn candidates_by_scan(
 ) -> Result<Vec<(Uuid, u32)>, sqlx::Error> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let db: Vec<i64> = queries.iter().map(|&q| phash_to_db(q)).collect();
-    Ok(candidates_by_scan_rows(pool, &db, max_distance, limit)
-        .await?
-        .into_iter()
-        .map(|(id, d)| (id, d.unsigned_abs()))
-        .collect())
+    Ok(unsigned(
+        record_hashes::near_by_scan(pool, &db, max_distance, limit).await?,
+    ))
 }
 
-async fn candidates_by_scan_rows(
-    pool: &PgPool,
-    queries: &[i64],
-    max_distance: u32,
-    limit: i64,
-) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT record_id, min(distance)::int4 AS distance FROM (
-             SELECT h.record_id, {DISTANCE} AS distance FROM record_hashes h) near
-         WHERE distance <= $2
-         GROUP BY record_id ORDER BY distance, record_id LIMIT $3"
-    ))
-    .bind(queries)
-    .bind(i64::from(max_distance))
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+fn unsigned(rows: Vec<(Uuid, i32)>) -> Vec<(Uuid, u32)> {
+    rows.into_iter()
+        .map(|(id, d)| (id, d.unsigned_abs()))
+        .collect()
 }
 
 /// For each of the four 16-bit chunks (most significant first, as the table's `phash_c0..c3`),

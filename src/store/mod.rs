@@ -3,7 +3,9 @@
 pub mod api_keys;
 pub mod blobs;
 pub mod checks;
+pub mod record_hashes;
 pub mod records;
+pub mod signing_keys;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;

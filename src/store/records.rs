@@ -44,6 +44,43 @@ pub async fn insert_all(
     Ok(())
 }
 
+/// The earliest record whose decoded pixels have this SHA-256.
+///
+/// # Errors
+/// When the database fails.
+#[tracing::instrument(skip_all)]
+pub async fn by_pixel_sha256(pool: &PgPool, sha: &[u8; 32]) -> Result<Option<Record>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE pixel_sha256 = $1 ORDER BY created_at LIMIT 1"
+    ))
+    .bind(&sha[..])
+    .fetch_optional(pool)
+    .await
+}
+
+/// A page of records in (created_at, id) order after `after` (from the start when `None`), at
+/// most `limit`: keyset paging, so a large registry is never held in memory at once.
+///
+/// # Errors
+/// When the database fails.
+#[tracing::instrument(skip_all)]
+pub async fn page_after(
+    pool: &PgPool,
+    after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Record>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records \
+         WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2) \
+         ORDER BY created_at, id LIMIT $3"
+    ))
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 /// Which of `hashes` (file SHA-256s, the blob store's names) some record references.
 ///
 /// # Errors

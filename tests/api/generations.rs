@@ -466,7 +466,7 @@ async fn database_outage_gives_503_and_leaves_nothing_behind(pool: PgPool) {
     // Requests wait in the batcher long enough for the outage to start mid-request.
     settings.limits.batch_delay_ms = 800;
     let identity = hallmark::provenance::SigningIdentity::load(&settings).unwrap();
-    hallmark::provenance::pki::register_signing_key(&pool, &identity)
+    hallmark::store::signing_keys::register(&pool, &identity)
         .await
         .unwrap();
     let app = spawn_with(settings, via_proxy, data_dir);

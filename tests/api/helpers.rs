@@ -4,9 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use hallmark::config::Settings;
-use hallmark::provenance::pki::{init_pki, register_signing_key};
+use hallmark::provenance::pki::init_pki;
 use hallmark::provenance::SigningIdentity;
 use hallmark::store::api_keys::{self, Role};
+use hallmark::store::signing_keys::register as register_signing_key;
 use hallmark::Application;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
