@@ -1,19 +1,20 @@
 //! CPU-heavy work (encoding, hashing, signing) goes to tokio's blocking pool, keeping the caller's
 //! tracing span so its logs stay attached to the request.
 
-use crate::error::ApiError;
+/// Work on the blocking pool that did not finish: it panicked (or the runtime is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("background work failed: {0}")]
+pub struct BlockingError(#[from] tokio::task::JoinError);
 
 /// Runs `work` on the blocking pool.
 ///
 /// # Errors
-/// When the work panicked (as a 500 with the panic logged).
-pub async fn run<T, F>(work: F) -> Result<T, ApiError>
+/// When the work panicked.
+pub async fn run<T, F>(work: F) -> Result<T, BlockingError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(work))
-        .await
-        .map_err(|error| ApiError::internal(&error))
+    Ok(tokio::task::spawn_blocking(move || span.in_scope(work)).await?)
 }

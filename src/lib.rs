@@ -7,7 +7,6 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod device;
-pub mod error;
 pub mod fingerprint;
 pub mod gan;
 pub mod generation;

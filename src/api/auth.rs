@@ -9,7 +9,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use secrecy::SecretString;
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use crate::store::api_keys::{self, Caller, Role};
 
 /// A request made with a live API key. Handlers then ask for a role with [`Authenticated::require`].

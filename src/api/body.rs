@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 
 /// How long a body may take, shared with the [`deadline`] middleware as app data.
 #[derive(Debug, Clone, Copy)]

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::auth::Authenticated;
 use super::AppState;
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use crate::generation::{Generated, GenerationRequest, StageTimes};
 use crate::store::api_keys::Role;
 

@@ -2,7 +2,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use crate::registry::index::HashIndex;
 use crate::store;
 

@@ -20,8 +20,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
+use crate::api::error::ApiError;
 use crate::config::ApiSettings;
-use crate::error::ApiError;
 
 /// How often idle addresses are dropped from the limiter's table.
 pub const FORGET_EVERY: Duration = Duration::from_secs(10);

@@ -2,6 +2,7 @@
 
 mod auth;
 pub mod body;
+pub mod error;
 mod generations;
 mod health;
 pub mod limits;
@@ -21,7 +22,7 @@ use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))

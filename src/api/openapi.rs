@@ -17,7 +17,7 @@ use crate::generation::{GenerationRequest, OutputFormat};
     ),
     components(schemas(
         GenerationRequest, OutputFormat, generations::GenerationResponse, generations::GeneratedImage,
-        crate::registry::view::RecordView, crate::registry::view::SigningKeyView, records::RecordList, crate::error::ErrorBody,
+        crate::registry::view::RecordView, crate::registry::view::SigningKeyView, records::RecordList, crate::api::error::ErrorBody,
         crate::verify::VerifyReport, crate::verify::Verdict, crate::verify::RegistryEvidence,
         crate::registry::MatchKind, crate::detect::detector::Detection,
         verify::BatchResponse, verify::BatchItem, verify::ItemError, verify::CheckList,

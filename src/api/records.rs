@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::auth::Authenticated;
 use super::generations::etag;
 use super::AppState;
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use crate::provenance::ImageFormat;
 use crate::registry::view::{view, Audience, RecordView};
 use crate::store::api_keys::Role;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::auth::Authenticated;
 use super::body::{is_multipart, read_body, read_parts};
 use super::AppState;
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use crate::store::api_keys::Role;
 use crate::store::checks::{self, CheckSummary, Cursor, NewCheck, StoredCheck};
 use crate::verify::{CheckKind, CheckTimes, Verdict, VerifyReport};
@@ -150,6 +150,7 @@ pub async fn verify(
             service
                 .check(part.bytes, part.file_name, CheckKind::Full)
                 .await
+                .map_err(ApiError::from)
         }
     }))
     .await;

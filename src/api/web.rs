@@ -15,7 +15,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use crate::fingerprint::sha256;
 
 /// Only our own origin; images also from `blob:` (object URLs of uploads) and `data:`.

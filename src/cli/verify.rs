@@ -131,6 +131,8 @@ pub async fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()
             }
             Err(error) => {
                 failed += 1;
+                // The same stable codes the HTTP API answers with.
+                let error = crate::api::error::ApiError::from(error);
                 if !args.json {
                     writeln!(out, "== {}\nrefused: {error}\n", path.display())?;
                 }

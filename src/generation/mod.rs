@@ -18,15 +18,16 @@ use uuid::Uuid;
 use anyhow::Context;
 
 use crate::blocking;
+use crate::blocking::BlockingError;
 use crate::config::Settings;
 use crate::device::{DeviceChoice, DeviceName};
-use crate::error::ApiError;
 use crate::fingerprint::{self, Fingerprinter};
 use crate::inference::{Inference, InferenceError, ServedModel};
 use crate::provenance::record::now_micros;
 use crate::provenance::{ImageClaim, ImageFormat, ProvenanceSigner, Record, RecordFields};
 use crate::registry::index::HashIndex;
-use crate::store::{blobs::Blobs, records};
+use crate::store::blobs::{BlobError, Blobs};
+use crate::store::records;
 
 /// Most images one request may ask for.
 pub const MAX_COUNT: u32 = 64;
@@ -86,41 +87,25 @@ impl GenerationRequest {
     ///
     /// # Errors
     /// 400 with a code for a bad count, format or quality; 404 `unknown_model` for a model not served.
-    pub fn validate(&self, served_model: &str) -> Result<GenerationSpec, ApiError> {
+    pub fn validate(&self, served_model: &str) -> Result<GenerationSpec, GenerationError> {
         if let Some(model) = &self.model {
             if model != served_model {
-                return Err(ApiError::not_found(
-                    "unknown_model",
-                    format!(
-                        "model {model:?} is not served here; this service serves {served_model:?}"
-                    ),
-                ));
+                return Err(GenerationError::UnknownModel {
+                    asked: model.clone(),
+                    served: served_model.to_owned(),
+                });
             }
         }
         if !(1..=MAX_COUNT).contains(&self.count) {
-            return Err(ApiError::bad_request(
-                "invalid_count",
-                format!(
-                    "count must be between 1 and {MAX_COUNT}, got {}",
-                    self.count
-                ),
-            ));
+            return Err(GenerationError::InvalidCount(self.count));
         }
         let (format, jpeg_quality) = match (self.format, self.quality) {
             (OutputFormat::Png, None) => (OutputFormat::Png, 0),
-            (OutputFormat::Png, Some(_)) => {
-                return Err(ApiError::bad_request(
-                    "invalid_quality",
-                    "quality applies to JPEG only",
-                ))
-            }
+            (OutputFormat::Png, Some(_)) => return Err(GenerationError::QualityForPng),
             (OutputFormat::Jpeg, quality) => {
                 let quality = quality.unwrap_or(90);
                 if !(1..=100).contains(&quality) {
-                    return Err(ApiError::bad_request(
-                        "invalid_quality",
-                        format!("JPEG quality must be between 1 and 100, got {quality}"),
-                    ));
+                    return Err(GenerationError::InvalidQuality(quality));
                 }
                 (OutputFormat::Jpeg, quality)
             }
@@ -191,27 +176,30 @@ pub struct GenerationService {
     pub index: Option<HashIndex>,
 }
 
-impl From<InferenceError> for ApiError {
-    fn from(error: InferenceError) -> Self {
-        match error {
-            InferenceError::QueueFull { .. } => ApiError::new(
-                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                "queue_full",
-                error.to_string(),
-            )
-            .retry_after(1),
-            InferenceError::Timeout(_) => {
-                ApiError::unavailable("model_timeout", error.to_string()).retry_after(1)
-            }
-            InferenceError::Stopped => {
-                ApiError::unavailable("model_unavailable", error.to_string())
-            }
-            InferenceError::NoDetector => {
-                ApiError::unavailable("detector_unavailable", error.to_string())
-            }
-            InferenceError::Model(_) => ApiError::internal(&error),
-        }
-    }
+/// Why a generation failed. The HTTP layer maps each to a status and a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerationError {
+    #[error("model {asked:?} is not served here; this service serves {served:?}")]
+    UnknownModel { asked: String, served: String },
+    #[error("count must be between 1 and {MAX_COUNT}, got {0}")]
+    InvalidCount(u32),
+    #[error("quality applies to JPEG only")]
+    QualityForPng,
+    #[error("JPEG quality must be between 1 and 100, got {0}")]
+    InvalidQuality(u8),
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+    #[error("the image store is full: {0}")]
+    StorageFull(#[source] BlobError),
+    #[error("the image store failed: {0}")]
+    Storage(#[source] BlobError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Blocking(#[from] BlockingError),
+    /// Encoding or signing failed: a fault of ours, not of the request.
+    #[error("cannot make the image: {0}")]
+    Image(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl GenerationService {
@@ -257,7 +245,7 @@ impl GenerationService {
         &self,
         spec: GenerationSpec,
         api_key_id: Option<Uuid>,
-    ) -> Result<(Vec<Generated>, StageTimes), ApiError> {
+    ) -> Result<(Vec<Generated>, StageTimes), GenerationError> {
         let mut times = StageTimes::default();
         let started = Instant::now();
         let images = self
@@ -297,7 +285,7 @@ impl GenerationService {
     }
 
     /// Blobs first, then the records in one transaction; undo the blobs if anything fails.
-    async fn commit(&self, generated: &[Generated]) -> Result<(), ApiError> {
+    async fn commit(&self, generated: &[Generated]) -> Result<(), GenerationError> {
         let result = self.write(generated).await;
         if result.is_err() {
             for image in generated {
@@ -309,7 +297,7 @@ impl GenerationService {
         result
     }
 
-    async fn write(&self, generated: &[Generated]) -> Result<(), ApiError> {
+    async fn write(&self, generated: &[Generated]) -> Result<(), GenerationError> {
         // The group's blobs are written concurrently; each is durable before the records commit.
         futures_util::future::try_join_all(generated.iter().map(|image| {
             self.blobs
@@ -319,10 +307,9 @@ impl GenerationService {
         .map_err(|error| {
             if crate::store::blobs::is_storage_full(&error) {
                 tracing::error!(error = %error, "the blob store is full");
-                ApiError::unavailable("storage_full", "the image store is full; try again later")
-                    .retry_after(30)
+                GenerationError::StorageFull(error)
             } else {
-                ApiError::internal(&error)
+                GenerationError::Storage(error)
             }
         })?;
         let records: Vec<Record> = generated.iter().map(|g| g.record.clone()).collect();
@@ -356,11 +343,11 @@ struct ImageJob {
 }
 
 impl ImageJob {
-    fn finish(self) -> Result<(Generated, StageTimes), ApiError> {
+    fn finish(self) -> Result<(Generated, StageTimes), GenerationError> {
         let mut times = StageTimes::default();
         let started = Instant::now();
         let encoded = encode(&self.image, self.spec.format, self.spec.jpeg_quality)
-            .map_err(|error| ApiError::internal(&error))?;
+            .map_err(|error| GenerationError::Image(Box::new(error)))?;
         times.encode = started.elapsed();
 
         let started = Instant::now();
@@ -386,7 +373,7 @@ impl ImageJob {
         let signed = self
             .signer
             .sign_image(&claim, &encoded)
-            .map_err(|error| ApiError::internal(&error))?;
+            .map_err(|error| GenerationError::Image(Box::new(error)))?;
         let fields = RecordFields {
             id,
             created_at: now_micros(),
@@ -407,7 +394,7 @@ impl ImageJob {
         let signature = self
             .signer
             .sign_record(&fields)
-            .map_err(|error| ApiError::internal(&error))?;
+            .map_err(|error| GenerationError::Image(Box::new(error)))?;
         times.sign = started.elapsed();
         Ok((
             Generated {

@@ -37,13 +37,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::blocking::BlockingError;
 use crate::config::VerifySettings;
-use crate::error::ApiError;
 use crate::fingerprint::align::{is_downscaled, similarity};
 use crate::fingerprint::{phash_to_db, Fingerprint};
 use crate::provenance::Record;
 use crate::registry::index::HashIndex;
-use crate::store::blobs::Blobs;
+use crate::store::blobs::{BlobError, Blobs};
 use crate::store::{record_hashes, records};
 
 /// Beyond this per-chunk radius (d ≥ 16) the probe lists grow past a few thousand values and a
@@ -107,7 +107,7 @@ impl Registry {
         probe: DynamicImage,
         probe_side: u32,
         settings: &VerifySettings,
-    ) -> Result<Search, ApiError> {
+    ) -> Result<Search, RegistryError> {
         let Self { pool, blobs, index } = self;
         let exact = |kind, record| Search {
             found: Some(RegistryMatch {
@@ -137,10 +137,7 @@ impl Registry {
                 continue;
             };
             let record = found_records.swap_remove(at);
-            let bytes = blobs
-                .get(&record.fields.file_sha256)
-                .await
-                .map_err(|error| ApiError::internal(&error))?;
+            let bytes = blobs.get(&record.fields.file_sha256).await?;
             match bytes {
                 Some(bytes) => originals.push((record, distance, bytes)),
                 None => tracing::error!(%id, "record without its blob: skipped as a candidate"),
@@ -183,13 +180,24 @@ impl Registry {
     }
 }
 
+/// Why a registry search failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("cannot read an original from the image store: {0}")]
+    Blob(#[from] BlobError),
+    #[error(transparent)]
+    Blocking(#[from] BlockingError),
+}
+
 /// Stage 1 from the in-memory index when it is in step, else from PostgreSQL.
 async fn nearest(
     pool: &PgPool,
     index: Option<&HashIndex>,
     queries: &[u64],
     settings: &VerifySettings,
-) -> Result<Vec<(Uuid, u32)>, ApiError> {
+) -> Result<Vec<(Uuid, u32)>, RegistryError> {
     let (max_distance, limit) = (settings.phash_max_distance, settings.max_candidates);
     if let Some(index) = index.cloned() {
         let owned = queries.to_vec();

@@ -19,14 +19,15 @@ use uuid::Uuid;
 use crate::registry::view::{view, Audience, RecordView};
 use image::DynamicImage;
 
+use crate::blocking::BlockingError;
 use crate::config::{LimitSettings, Settings, VerifySettings};
 use crate::detect::detector::Detection;
-use crate::error::ApiError;
 use crate::fingerprint::align::{comparison_image, query_phashes};
 use crate::fingerprint::{pixel_sha256, sha256, Fingerprint, Fingerprinter};
 use crate::inference::{Inference, InferenceError};
 use crate::provenance::{ImageFormat, ProvenanceReport, ProvenanceVerifier, ValidationState};
-use crate::registry::{MatchKind, Registry, RegistryMatch};
+use crate::registry::{MatchKind, Registry, RegistryError, RegistryMatch};
+use upload::UploadError;
 
 /// What the evidence adds up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -150,6 +151,24 @@ impl CheckTimes {
     }
 }
 
+/// Why a check could not be made (as opposed to what it found).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The upload was refused by the gate.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Blocking(#[from] BlockingError),
+    #[error("the service is shutting down")]
+    ShuttingDown,
+}
+
 /// Which parts a check runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckKind {
@@ -216,13 +235,13 @@ impl VerifyService {
         bytes: Vec<u8>,
         file_name: Option<String>,
         kind: CheckKind,
-    ) -> Result<(VerifyReport, CheckTimes), ApiError> {
+    ) -> Result<(VerifyReport, CheckTimes), CheckError> {
         // Held to the end: the decoded image lives until the detector has seen it.
         let _slot = self
             .slots
             .acquire()
             .await
-            .map_err(|error| ApiError::internal(&error))?;
+            .map_err(|_| CheckError::ShuttingDown)?;
         let mut times = CheckTimes::default();
         let (inspected, image, probe) = {
             let provenance = Arc::clone(&self.provenance);
@@ -278,7 +297,7 @@ impl VerifyService {
         inspected: &Inspected,
         probe: DynamicImage,
         check: CheckKind,
-    ) -> Result<RegistryEvidence, ApiError> {
+    ) -> Result<RegistryEvidence, CheckError> {
         let mut evidence = RegistryEvidence {
             matched: None,
             distance: None,
@@ -359,7 +378,7 @@ fn inspect(
     limits: &LimitSettings,
     verifier: &ProvenanceVerifier,
     fingerprinter: &Fingerprinter,
-) -> Result<(Inspected, DynamicImage, DynamicImage), ApiError> {
+) -> Result<(Inspected, DynamicImage, DynamicImage), UploadError> {
     let mut times = CheckTimes::default();
     let started = Instant::now();
     let upload = upload::inspect(bytes, limits)?;
