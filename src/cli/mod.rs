@@ -2,5 +2,7 @@
 
 pub mod gan;
 pub mod generate;
+pub mod keys;
 pub mod provenance;
+pub mod service;
 pub mod verify;

@@ -1,0 +1,97 @@
+//! Running the service and preparing its home: `serve`, `migrate`, `init`, `gc`.
+
+use secrecy::ExposeSecret;
+use sqlx::migrate::MigrateDatabase;
+
+use crate::config::Settings;
+use crate::{store, Application};
+
+/// `hallmark serve`.
+///
+/// # Errors
+/// As the command reports them.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    if settings.database.migrate_on_start {
+        migrate(&settings).await?;
+    }
+    // Records name the key that signed them, so the current key must be registered first.
+    let identity = crate::provenance::SigningIdentity::load(&settings)?;
+    let pool = store::lazy_pool(&settings.database)?;
+    crate::store::signing_keys::register(&pool, &identity).await?;
+    let app = Application::build_with_pool(settings.clone(), pool.clone())?;
+    // Orphan blobs from an earlier crash, in the background (replicas may do the same at once).
+    let blobs = store::blobs::Blobs::from_settings(&settings.storage)?;
+    tokio::spawn(async move {
+        let grace = std::time::Duration::from_secs(3600);
+        match store::blobs::collect_garbage(&pool, &blobs, grace).await {
+            Ok(report) => tracing::info!(?report, "blob garbage collection"),
+            Err(error) => tracing::warn!(error = %error, "blob garbage collection failed"),
+        }
+    });
+    tracing::info!(
+        address = %settings.server.host,
+        port = app.port(),
+        "hallmark listening"
+    );
+    app.run_until_stopped().await?;
+    tracing::info!("hallmark stopped");
+    Ok(())
+}
+
+/// `hallmark migrate`.
+///
+/// # Errors
+/// As the command reports them.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = store::lazy_pool(&settings.database)?;
+    store::migrate(&pool)
+        .await
+        .map_err(|error| anyhow::anyhow!("migrations failed: {error}"))?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// `hallmark init`.
+///
+/// # Errors
+/// As the command reports them.
+pub async fn init(settings: &Settings) -> anyhow::Result<()> {
+    for dir in [
+        settings.storage.data_dir.clone(),
+        settings.storage.keys_dir(),
+        settings.storage.blobs_dir(),
+    ] {
+        std::fs::create_dir_all(&dir)
+            .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
+    }
+    let identity = crate::cli::provenance::init_keys(settings)?;
+    let url = settings.database.url.expose_secret();
+    if !sqlx::Postgres::database_exists(url).await? {
+        sqlx::Postgres::create_database(url).await?;
+        tracing::info!("database created");
+    }
+    migrate(settings).await?;
+    let pool = store::lazy_pool(&settings.database)?;
+    crate::cli::provenance::register_key(&pool, &identity).await?;
+    println!(
+        "hallmark is initialised: data in {}",
+        settings.storage.data_dir.display()
+    );
+    Ok(())
+}
+
+/// `hallmark gc`.
+///
+/// # Errors
+/// As the command reports them.
+pub async fn gc(settings: &Settings, grace_minutes: u64) -> anyhow::Result<()> {
+    let pool = store::lazy_pool(&settings.database)?;
+    let blobs = store::blobs::Blobs::from_settings(&settings.storage)?;
+    let grace = std::time::Duration::from_secs(grace_minutes.saturating_mul(60));
+    let report = store::blobs::collect_garbage(&pool, &blobs, grace).await?;
+    println!(
+        "{} blobs: {} referenced, {} unreferenced but younger than {grace_minutes} min, {} removed",
+        report.blobs, report.referenced, report.young, report.removed
+    );
+    Ok(())
+}
