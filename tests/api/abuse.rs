@@ -196,15 +196,7 @@ async fn made_up_methods_do_not_grow_the_metrics(pool: PgPool) {
             .unwrap();
         assert!(response.status().is_client_error());
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(!metrics.contains("ZQX"), "made-up methods became labels");
     assert!(metrics.contains("method=\"OTHER\""), "{metrics}");
 }
@@ -336,15 +328,8 @@ async fn a_manifest_replaced_by_garbage_is_reported_tampered(pool: PgPool) {
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
     let signed = app
-        .client
-        .get(app.url(body["images"][0]["image_url"].as_str().unwrap()))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .bytes_with_key(&key, body["images"][0]["image_url"].as_str().unwrap())
+        .await;
     // The C2PA manifest store of a PNG lives in its caBX chunk.
     let (garbled, chunks) = garble_chunk(&signed, b"caBX");
     assert_eq!(chunks, 1);
@@ -359,7 +344,7 @@ async fn a_manifest_replaced_by_garbage_is_reported_tampered(pool: PgPool) {
     );
     assert_eq!(report["registry"]["record"]["id"], body["images"][0]["id"]);
     // The untouched file is not.
-    let response = lookup(&app, signed.to_vec()).await;
+    let response = lookup(&app, signed).await;
     let report: Value = response.json().await.unwrap();
     assert_eq!(report["tampered"], false, "{report}");
 }
@@ -423,16 +408,8 @@ async fn public_records_commit_to_the_key_instead_of_naming_it(pool: PgPool) {
     let body: Value = response.json().await.unwrap();
     let id = body["images"][0]["id"].as_str().unwrap().to_owned();
     let image = app
-        .client
-        .get(app.url(body["images"][0]["image_url"].as_str().unwrap()))
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
+        .bytes_with_key(&secret, body["images"][0]["image_url"].as_str().unwrap())
+        .await;
 
     let record = app.get_json(&format!("/v1/records/{id}")).await;
     assert!(

@@ -180,15 +180,7 @@ async fn openapi_document_docs_page_and_metrics_are_served(pool: PgPool) {
     assert!(docs.text().await.unwrap().contains("/openapi.json"));
 
     app.client.get(app.url("/healthz")).send().await.unwrap();
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             r#"hallmark_http_requests_total{method="GET",route="/healthz",status="200"}"#

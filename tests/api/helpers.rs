@@ -107,6 +107,32 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET path` with `key`, the body's bytes (e.g. a generated image by its `image_url`).
+    pub async fn bytes_with_key(&self, key: &str, path: &str) -> Vec<u8> {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Files in the blob store.
     pub fn blob_count(&self) -> usize {
         walk(&self.settings.storage.blobs_dir())

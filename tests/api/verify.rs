@@ -80,17 +80,10 @@ async fn our_images(app: &TestApp, count: u32) -> Vec<Vec<u8>> {
     let body: Value = response.json().await.unwrap();
     let mut images = Vec::new();
     for image in body["images"].as_array().unwrap() {
-        let bytes = app
-            .client
-            .get(app.url(image["image_url"].as_str().unwrap()))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        images.push(bytes.to_vec());
+        images.push(
+            app.bytes_with_key(&key, image["image_url"].as_str().unwrap())
+                .await,
+        );
     }
     images
 }
