@@ -1,5 +1,6 @@
 //! The HTTP layer: routes, and the JSON shape of every error.
 
+pub mod access;
 mod auth;
 mod generations;
 mod health;
