@@ -4,6 +4,7 @@ pub mod access;
 mod auth;
 mod generations;
 mod health;
+mod keys;
 pub mod limits;
 pub mod metrics;
 mod openapi;
@@ -36,7 +37,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/verify", web::post().to(verify::verify))
                 .route("/lookup", web::post().to(verify::lookup))
                 .route("/checks", web::get().to(verify::list_checks))
-                .route("/checks/{id}", web::get().to(verify::get_check)),
+                .route("/checks/{id}", web::get().to(verify::get_check))
+                .route("/keys/me", web::get().to(keys::me)),
         );
 }
 
