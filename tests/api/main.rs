@@ -1,6 +1,7 @@
 //! HTTP integration tests: the real app on port 0 against a fresh PostgreSQL database per test
 //! (`#[sqlx::test]` creates it next to `DATABASE_URL`, applies migrations and drops it after).
 
+mod authz;
 mod cli;
 mod generations;
 mod health;
