@@ -1,10 +1,12 @@
 //! The HTTP layer: routes, and the JSON shape of every error.
 
+pub mod access;
 mod auth;
 pub mod body;
 pub mod error;
 mod generations;
 mod health;
+mod keys;
 pub mod limits;
 pub mod metrics;
 mod openapi;
@@ -40,7 +42,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/verify", web::post().to(verify::verify))
                 .route("/lookup", web::post().to(verify::lookup))
                 .route("/checks", web::get().to(verify::list_checks))
-                .route("/checks/{id}", web::get().to(verify::get_check)),
+                .route("/checks/{id}", web::get().to(verify::get_check))
+                .route("/keys/me", web::get().to(keys::me)),
         );
 }
 

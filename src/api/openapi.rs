@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{generations, records, verify};
+use super::{access, generations, keys, records, verify};
 use crate::generation::{GenerationRequest, OutputFormat};
 
 #[derive(OpenApi)]
@@ -13,7 +13,7 @@ use crate::generation::{GenerationRequest, OutputFormat};
     info(title = "Hallmark", description = "GAN images with signed C2PA Content Credentials and a tamper-evident registry"),
     paths(
         generations::create, records::get, records::find, records::image,
-        verify::verify, verify::lookup, verify::list_checks, verify::get_check
+        verify::verify, verify::lookup, verify::list_checks, verify::get_check, keys::me
     ),
     components(schemas(
         GenerationRequest, OutputFormat, generations::GenerationResponse, generations::GeneratedImage,
@@ -21,7 +21,9 @@ use crate::generation::{GenerationRequest, OutputFormat};
         crate::verify::VerifyReport, crate::verify::Verdict, crate::verify::RegistryEvidence,
         crate::registry::MatchKind, crate::detect::detector::Detection,
         verify::BatchResponse, verify::BatchItem, verify::ItemError, verify::CheckList,
-        crate::store::checks::CheckSummary, crate::store::checks::StoredCheck
+        crate::store::checks::CheckSummary, crate::store::checks::StoredCheck,
+        keys::KeyView, access::Permission, access::Method, access::Scope,
+        crate::store::api_keys::Role
     )),
     modifiers(&BearerAuth)
 )]

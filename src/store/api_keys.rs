@@ -17,7 +17,7 @@ const KEY_PREFIX: &str = "hm_";
 /// Characters of the key kept in clear for listings: the prefix and 8 hex digits.
 const SHOWN_CHARS: usize = KEY_PREFIX.len() + 8;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Generator,
@@ -141,6 +141,20 @@ pub async fn list(pool: &PgPool) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
          ORDER BY created_at DESC, id DESC",
     )
     .fetch_all(pool)
+    .await
+}
+
+/// A live (not revoked) key by id.
+///
+/// # Errors
+/// When the database fails.
+pub async fn find_live(pool: &PgPool, id: Uuid) -> Result<Option<ApiKeyInfo>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys
+         WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(pool)
     .await
 }
 

@@ -1,5 +1,6 @@
 // The moderator console: an API key kept in sessionStorage only; batch checks (POST /v1/verify),
-// the history of checks (GET /v1/checks), and the generation panel (POST /v1/generations).
+// the history of checks (GET /v1/checks), and the generation panel (POST /v1/generations). Which
+// panels show is decided by the key's permissions (GET /v1/keys/me), never by trying a route.
 
 import { request, ApiError, filesForm, el, fill, errorBox, dropZone, UrlBag, formatTime, shortHash } from './api.js';
 import {
@@ -42,23 +43,16 @@ async function call(path, options = {}) {
   }
 }
 
-/** What the key may do, found without side effects: a role check answers 403 before anything runs. */
-async function probe(key) {
-  const caps = { moderate: true, generate: true };
-  try {
-    await request('/v1/checks?limit=1', { key });
-  } catch (error) {
-    if (error.status === 401) throw error;
-    if (error.status === 403) caps.moderate = false;
-  }
-  try {
-    // count 0 is refused as invalid_count (400) once the role check has passed.
-    await request('/v1/generations', { method: 'POST', key, json: { count: 0 } });
-  } catch (error) {
-    if (error.status === 401) throw error;
-    if (error.status === 403) caps.generate = false;
-  }
-  return caps;
+/** The key and what it may do (GET /v1/keys/me); a refused key rejects with its 401. */
+async function keyInfo(key) {
+  const me = await request('/v1/keys/me', { key });
+  const allowed = new Set((me.permissions || []).map((p) => `${p.method} ${p.path}`));
+  const may = (...routes) => routes.every((route) => allowed.has(route));
+  return {
+    me,
+    moderate: may('POST /v1/verify', 'GET /v1/checks', 'GET /v1/checks/{id}'),
+    generate: may('POST /v1/generations'),
+  };
 }
 
 function askForKey(message) {
@@ -77,14 +71,16 @@ async function useKey(key) {
   submit.disabled = true;
   fill($('key-message'), el('p', { class: 'busy', text: 'Checking the key…' }));
   try {
-    const caps = await probe(key);
+    const caps = await keyInfo(key);
     apiKey = key;
     storeKey(key);
     fill($('key-message'));
     $('key-form').classList.add('hidden');
     $('key-bar').classList.remove('hidden');
     $('key-preview').textContent = `${key.slice(0, 7)}…${key.slice(-4)}`;
+    $('key-preview').title = `${caps.me.name} · ${caps.me.role} key ${caps.me.prefix}…`;
     fill($('key-roles'),
+      el('span', { class: 'badge info', text: `${caps.me.role} key` }),
       caps.moderate ? el('span', { class: 'badge good', text: 'Can check images' }) : null,
       caps.generate ? el('span', { class: 'badge good', text: 'Can generate' }) : null,
       !caps.moderate && !caps.generate ? el('span', { class: 'badge warn', text: 'No console rights' }) : null);

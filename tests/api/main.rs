@@ -2,6 +2,7 @@
 //! (`#[sqlx::test]` creates it next to `DATABASE_URL`, applies migrations and drops it after).
 
 mod abuse;
+mod authz;
 mod cli;
 mod generations;
 mod health;
