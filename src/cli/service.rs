@@ -90,8 +90,9 @@ pub async fn gc(settings: &Settings, grace_minutes: u64) -> anyhow::Result<()> {
     let grace = std::time::Duration::from_secs(grace_minutes.saturating_mul(60));
     let report = store::blobs::collect_garbage(&pool, &blobs, grace).await?;
     println!(
-        "{} blobs: {} referenced, {} unreferenced but younger than {grace_minutes} min, {} removed",
-        report.blobs, report.referenced, report.young, report.removed
+        "{} blobs: {} referenced, {} unreferenced but younger than {grace_minutes} min, {} removed; \
+         {} unfinished writes removed",
+        report.blobs, report.referenced, report.young, report.removed, report.staging_removed
     );
     Ok(())
 }

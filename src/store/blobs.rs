@@ -196,6 +196,9 @@ pub struct GcReport {
     /// Unreferenced but younger than the grace period: possibly a record about to commit.
     pub young: usize,
     pub removed: usize,
+    /// Unfinished writes (the local store's staging files, `<hash>#<n>`, left by a crash
+    /// mid-write) older than the grace period, removed.
+    pub staging_removed: usize,
 }
 
 /// Removes blobs that no record references and that are older than `grace`. Safe while the
@@ -233,7 +236,57 @@ pub async fn collect_garbage(
             }
         }
     }
+    if let Some(root) = blobs.local_root.clone() {
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(grace.to_std().unwrap_or_default())
+            .unwrap_or(std::time::UNIX_EPOCH);
+        report.staging_removed =
+            tokio::task::spawn_blocking(move || remove_stale_staging(&root, cutoff)).await??;
+    }
     Ok(report)
+}
+
+/// Whether a file name is a local-store staging file: 64 hex digits, `#`, a number.
+fn is_staging_name(name: &str) -> bool {
+    name.split_once('#').is_some_and(|(hash, n)| {
+        hash.len() == 64
+            && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Removes staging files last written before `cutoff` under `root` (the two fan-out levels
+/// below `sha256/`); returns how many.
+fn remove_stale_staging(
+    root: &std::path::Path,
+    cutoff: std::time::SystemTime,
+) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let mut dirs = vec![root.join("sha256")];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+                continue;
+            }
+            let name = entry.file_name();
+            let stale = entry.metadata()?.modified()? < cutoff;
+            if kind.is_file() && stale && name.to_str().is_some_and(is_staging_name) {
+                std::fs::remove_file(entry.path())?;
+                tracing::info!(file = %entry.path().display(), "removed an unfinished blob write");
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -267,6 +320,17 @@ mod tests {
         blobs.delete(&sha).await.unwrap();
         blobs.delete(&sha).await.unwrap();
         assert_eq!(blobs.get(&sha).await.unwrap(), None);
+    }
+
+    #[test]
+    fn staging_files_are_told_from_blobs() {
+        let hash = "ab".repeat(32);
+        assert!(is_staging_name(&format!("{hash}#1")));
+        assert!(is_staging_name(&format!("{hash}#12345")));
+        assert!(!is_staging_name(&hash));
+        assert!(!is_staging_name(&format!("{hash}#")));
+        assert!(!is_staging_name(&format!("{hash}#x")));
+        assert!(!is_staging_name("abc#1"));
     }
 
     #[test]

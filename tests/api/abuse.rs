@@ -363,7 +363,12 @@ async fn orphan_blobs_are_collected_after_their_grace_and_records_keep_theirs(po
     let orphan = bytes::Bytes::from_static(b"bytes whose record never committed");
     let orphan_sha = hallmark::fingerprint::sha256(&orphan);
     blobs.put(&orphan_sha, orphan).await.unwrap();
-    assert_eq!(app.blob_count(), 3);
+    // And what a crash in the middle of a write leaves: the local store's staging file.
+    let hex = "cd".repeat(32);
+    let staging_dir = app.settings.storage.blobs_dir().join("sha256/cd/cd");
+    std::fs::create_dir_all(&staging_dir).unwrap();
+    std::fs::write(staging_dir.join(format!("{hex}#3")), b"half a file").unwrap();
+    assert_eq!(app.blob_count(), 4);
 
     let young = collect_garbage(&app.pool, &blobs, Duration::from_secs(3600))
         .await
@@ -372,10 +377,15 @@ async fn orphan_blobs_are_collected_after_their_grace_and_records_keep_theirs(po
         (young.blobs, young.referenced, young.young, young.removed),
         (3, 2, 1, 0)
     );
+    assert_eq!(young.staging_removed, 0);
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let old = collect_garbage(&app.pool, &blobs, Duration::ZERO)
         .await
         .unwrap();
-    assert_eq!((old.referenced, old.removed), (2, 1));
+    assert_eq!(
+        (old.referenced, old.removed, old.staging_removed),
+        (2, 1, 1)
+    );
     assert_eq!(app.blob_count(), 2);
     assert_eq!(blobs.get(&orphan_sha).await.unwrap(), None);
     // Every record still has its bytes.
