@@ -233,7 +233,7 @@ const MAX_OTHER_FIELDS: usize = 16;
 /// `limit`, 408 past the body deadline.
 pub async fn read_parts(
     headers: &HeaderMap,
-    payload: web::Payload,
+    payload: impl Stream<Item = Result<Bytes, PayloadError>> + 'static,
     limit: usize,
     max_files: usize,
 ) -> Result<Vec<Part>, ApiError> {

@@ -60,6 +60,25 @@ pub fn working_copy(image: &DynamicImage) -> std::borrow::Cow<'_, DynamicImage> 
     }
 }
 
+/// Runs one decoder step. A panic in it is a decoder bug on a hostile file (png 0.18.1 panics
+/// on a PLTE chunk whose length is not a multiple of 3, image-rs/image-png#694, found by
+/// `tests/fuzz.rs`): the file is corrupt, not a 500.
+fn guarded<T>(
+    format: ImageFormat,
+    step: impl FnOnce() -> image::ImageResult<T>,
+) -> Result<T, UploadError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(result) => result.map_err(|error| UploadError::Corrupt {
+            format,
+            reason: error.to_string(),
+        }),
+        Err(_) => Err(UploadError::Corrupt {
+            format,
+            reason: "the decoder failed on this file".into(),
+        }),
+    }
+}
+
 /// Runs the gate. CPU-bound (it decodes): call it on the blocking pool.
 ///
 /// # Errors
@@ -75,14 +94,10 @@ pub fn inspect(bytes: &[u8], limits: &LimitSettings) -> Result<Upload, UploadErr
         });
     }
     let format = ImageFormat::sniff(bytes).ok_or(UploadError::Unsupported)?;
-    let corrupt = |error: image::ImageError| UploadError::Corrupt {
-        format,
-        reason: error.to_string(),
-    };
     // The header alone, unlimited: our own pixel limit below is the one that decides.
     let mut header = ImageReader::with_format(Cursor::new(bytes), codec(format));
     header.no_limits();
-    let (width, height) = header.into_dimensions().map_err(corrupt)?;
+    let (width, height) = guarded(format, || header.into_dimensions())?;
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_image_pixels {
         return Err(UploadError::TooManyPixels {
@@ -108,7 +123,7 @@ pub fn inspect(bytes: &[u8], limits: &LimitSettings) -> Result<Upload, UploadErr
     // Room for the widest layout the decoders produce (16-bit RGBA) and nothing more.
     decode_limits.max_alloc = Some(pixels.saturating_mul(8).max(1 << 20));
     reader.limits(decode_limits);
-    let image = reader.decode().map_err(corrupt)?;
+    let image = guarded(format, || reader.decode())?;
     Ok(Upload {
         format,
         width,
