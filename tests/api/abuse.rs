@@ -494,3 +494,34 @@ async fn public_records_commit_to_the_key_instead_of_naming_it(pool: PgPool) {
         "an edited record passes"
     );
 }
+
+#[sqlx::test]
+async fn slow_header_connections_do_not_stop_other_clients(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    // 500 connections that start a request and never finish its headers (slowloris).
+    let mut slow = Vec::new();
+    for _ in 0..500 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    // A normal client is still served, several times over, while they hang on.
+    for _ in 0..5 {
+        let response = app
+            .client
+            .get(app.url("/healthz"))
+            .timeout(HANG)
+            .send()
+            .await
+            .expect("served despite 500 slow connections");
+        assert_eq!(response.status(), 200);
+    }
+    for stream in &mut slow {
+        stream.write_all(b"1\r\n").await.unwrap();
+    }
+    drop(slow);
+}
