@@ -11,6 +11,7 @@ pub mod fingerprint;
 pub mod gan;
 pub mod generation;
 pub mod inference;
+pub mod progress;
 pub mod provenance;
 pub mod registry;
 pub mod startup;

@@ -10,10 +10,7 @@ use secrecy::ExposeSecret;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::PgPool;
 
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
+pub use hallmark::progress::percentile;
 
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

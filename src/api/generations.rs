@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::auth::Authenticated;
 use super::AppState;
 use crate::api::error::ApiError;
-use crate::generation::{Generated, GenerationRequest, StageTimes};
+use crate::generation::{Generated, GenerationRequest};
 use crate::store::api_keys::Role;
 
 /// One generated image as listed in the JSON answer.
@@ -107,7 +107,7 @@ pub async fn create(
         ));
     }
     let (generated, times) = service.generate(spec, Some(caller.key_id)).await?;
-    let timing = ("Server-Timing", server_timing(&times));
+    let timing = ("Server-Timing", super::server_timing(&times.stages()));
     if raw {
         let image = &generated[0];
         let id = image.record.fields.id;
@@ -128,22 +128,6 @@ pub async fn create(
             seed: spec.seed,
             images: generated.iter().map(GeneratedImage::from).collect(),
         }))
-}
-
-/// Per-stage time of the request (W3C Server-Timing, milliseconds; encode, fingerprint and sign
-/// are summed over the request's images).
-fn server_timing(times: &StageTimes) -> String {
-    [
-        ("inference", times.inference),
-        ("encode", times.encode),
-        ("fingerprint", times.fingerprint),
-        ("sign", times.sign),
-        ("store", times.store),
-    ]
-    .iter()
-    .map(|(name, time)| format!("{name};dur={:.3}", time.as_secs_f64() * 1000.0))
-    .collect::<Vec<_>>()
-    .join(", ")
 }
 
 pub fn etag(file_sha256: &[u8]) -> String {

@@ -77,6 +77,16 @@ fn json_error(error: &JsonPayloadError) -> ApiError {
     }
 }
 
+/// A W3C `Server-Timing` header value: each stage's time in milliseconds.
+#[must_use]
+pub fn server_timing(stages: &[(&str, std::time::Duration)]) -> String {
+    stages
+        .iter()
+        .map(|(name, time)| format!("{name};dur={:.3}", time.as_secs_f64() * 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Every path no route claims.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found(

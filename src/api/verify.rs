@@ -65,7 +65,7 @@ fn with_timing(
     mut response: actix_web::HttpResponseBuilder,
     times: &CheckTimes,
 ) -> actix_web::HttpResponseBuilder {
-    response.insert_header(("Server-Timing", times.server_timing()));
+    response.insert_header(("Server-Timing", super::server_timing(&times.stages())));
     for (stage, time) in times.stages() {
         metrics::histogram!("hallmark_check_stage_seconds", "stage" => stage)
             .record(time.as_secs_f64());

@@ -336,21 +336,6 @@ pub fn train_detector(settings: &Settings, args: TrainDetectorArgs) -> anyhow::R
     Ok(())
 }
 
-fn progress_bar(len: u64, what: &str, quiet: bool) -> indicatif::ProgressBar {
-    if quiet {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} ({{elapsed}}, eta {{eta}})"
-        ))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
-}
-
 /// `evaluate --detector` / `--registry`.
 fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result<()> {
     let device = device(settings, args.device.as_deref())?;
@@ -386,7 +371,7 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
     let per_pass = (real.len() + generated.len()) as u64 * Transform::STANDARD.len() as u64;
     let registry_study = !(args.no_registry && detector.is_some());
     let passes = 1 + u64::from(detector.is_some()) + 2 * u64::from(registry_study);
-    let bar = progress_bar(per_pass * passes, "evaluating", args.quiet);
+    let bar = crate::progress::bar(per_pass * passes, "evaluating", !args.quiet);
     let images = detector_eval::build_images(&real, &generated, seed, &bar);
     let studies = if registry_study {
         let study = detector_eval::phash_study(&images, &bar);

@@ -19,6 +19,7 @@ use crate::fingerprint::{hamming, Fingerprinter};
 use crate::gan::card::{DetectorEvaluation, DetectorScore, RegistryEvaluation, TransformRate};
 use crate::gan::plot::{self, Series, PALETTE};
 use crate::gan::GanError;
+use crate::progress::percentile;
 
 /// The ROC plots written by `evaluate --detector`.
 pub const ROC_FILE: &str = "detector-roc.png";
@@ -135,13 +136,6 @@ pub fn phash_study(images: &EvalImages, bar: &indicatif::ProgressBar) -> PhashSt
         nearest_real,
         registered: registered.len(),
     }
-}
-
-fn percentile(sorted: &[u32], p: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 impl PhashStudy {

@@ -201,18 +201,7 @@ pub fn train_detector(
     let net = Discriminator::load(&arch, device, &model.dir.join(DISCRIMINATOR_FILE))?;
     let mut opt = nn::Adam::default().build(net.var_store(), config.learning_rate)?;
 
-    let bar = if config.progress {
-        indicatif::ProgressBar::new(config.steps)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} detector [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(config.steps, "detector steps", config.progress);
     let curve_n = validation.min(500);
     let curve_real: Vec<DynamicImage> = val_real[..curve_n]
         .iter()

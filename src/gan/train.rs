@@ -289,18 +289,7 @@ pub fn train(
         dataset,
         device,
     };
-    let bar = if config.progress {
-        indicatif::ProgressBar::new(config.steps)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(config.steps, "train", config.progress);
     bar.set_position(state.step);
     let dim = arch.latent_dim as usize;
     let batch = config.batch_size;

@@ -149,14 +149,20 @@ impl StageTimes {
         self.sign += other.sign;
     }
 
-    fn record_metrics(&self) {
-        for (stage, time) in [
+    /// Each stage's time, in pipeline order (encode, fingerprint and sign summed over images).
+    #[must_use]
+    pub fn stages(&self) -> [(&'static str, Duration); 5] {
+        [
             ("inference", self.inference),
             ("encode", self.encode),
             ("fingerprint", self.fingerprint),
             ("sign", self.sign),
             ("store", self.store),
-        ] {
+        ]
+    }
+
+    fn record_metrics(&self) {
+        for (stage, time) in self.stages() {
             metrics::histogram!("hallmark_generation_stage_seconds", "stage" => stage)
                 .record(time.as_secs_f64());
         }

@@ -12,6 +12,7 @@ use crate::detect::eval::EvalImages;
 use crate::fingerprint::align::{query_phashes, similarity, variant_phashes};
 use crate::fingerprint::Fingerprinter;
 use crate::gan::card::{ConfirmedMatch, TransformRate};
+use crate::progress::percentile;
 use crate::registry::index::HashIndex;
 use uuid::Uuid;
 
@@ -145,13 +146,6 @@ fn is_downscaled(query: &DynamicImage, original: &DynamicImage) -> bool {
         query.width().max(query.height()),
         original.width().max(original.height()),
     )
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 impl MatchStudy {

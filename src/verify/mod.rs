@@ -139,16 +139,6 @@ impl CheckTimes {
             ("detect", self.detect),
         ]
     }
-
-    /// `Server-Timing` header value (milliseconds).
-    #[must_use]
-    pub fn server_timing(&self) -> String {
-        self.stages()
-            .iter()
-            .map(|(name, time)| format!("{name};dur={:.3}", time.as_secs_f64() * 1000.0))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 /// Why a check could not be made (as opposed to what it found).
