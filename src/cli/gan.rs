@@ -345,7 +345,8 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
     let max_distance = args
         .max_distance
         .unwrap_or(settings.verify.phash_max_distance);
-    let loaded_detector = crate::detect::Detector::load(&model.dir, &model.card, device)?;
+    let loaded_detector =
+        crate::detect::Detector::load(&model.dir, &model.card, &model.generator_sha256, device)?;
     let detector = if args.detector {
         Some(loaded_detector.as_ref().ok_or_else(|| {
             anyhow::anyhow!(

@@ -54,7 +54,14 @@ impl Detector {
     /// # Errors
     /// When the card's detector section is inconsistent, or the weights file it names is
     /// missing, corrupt or does not match the architecture (the error names the file).
-    pub fn load(dir: &Path, card: &ModelCard, device: Device) -> Result<Option<Self>, GanError> {
+    /// `generator_sha256`: the served generator's weights' SHA-256 (hex,
+    /// [`crate::gan::LoadedModel::generator_sha256`]), which a stale detector is refused against.
+    pub fn load(
+        dir: &Path,
+        card: &ModelCard,
+        generator_sha256: &str,
+        device: Device,
+    ) -> Result<Option<Self>, GanError> {
         let Some(detector) = &card.detector else {
             return Ok(None);
         };
@@ -64,7 +71,7 @@ impl Detector {
         })?;
         if let Some(expected) = &detector.generator_sha256 {
             let generator = dir.join(crate::gan::GENERATOR_FILE);
-            let actual = generator_sha256(&generator)?;
+            let actual = generator_sha256;
             if !actual.eq_ignore_ascii_case(expected) {
                 return Err(GanError::Card {
                     path: dir.join(crate::gan::CARD_FILE),
@@ -272,16 +279,6 @@ pub fn detector_logits(
         }
     }
     Ok(out)
-}
-
-/// SHA-256 (hex) of a weights file: what a detector records of the generator it was trained
-/// against.
-///
-/// # Errors
-/// When the file cannot be read.
-pub fn generator_sha256(path: &Path) -> Result<String, GanError> {
-    let bytes = std::fs::read(path).map_err(|e| GanError::io(path, e))?;
-    Ok(hex::encode(crate::fingerprint::sha256(&bytes)))
 }
 
 fn validate_card(card: &DetectorCard) -> Result<(), String> {

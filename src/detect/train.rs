@@ -44,15 +44,15 @@ use tch::{nn, Device, Kind, Reduction, Tensor};
 
 use super::augment::random_augment;
 use super::detector::{
-    average_precision, detector_input_random, detector_logits, domain_from_stats, generator_sha256,
-    image_stats, threshold_for_fpr, Detector, ImageStats,
+    average_precision, detector_input_random, detector_logits, domain_from_stats, image_stats,
+    threshold_for_fpr, Detector, ImageStats,
 };
 use crate::gan::card::{Calibration, DetectorCard, DetectorTraining, DomainRules, ModelCard};
 use crate::gan::catalog::LoadedModel;
 use crate::gan::data::{Dataset, Split};
 use crate::gan::model::Discriminator;
 use crate::gan::plot::{self, Series, PALETTE};
-use crate::gan::{GanError, CARD_FILE, DETECTOR_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE};
+use crate::gan::{GanError, CARD_FILE, DETECTOR_FILE, DISCRIMINATOR_FILE};
 
 /// The training curve written next to the weights.
 pub const DETECTOR_CURVE_FILE: &str = "detector-training.png";
@@ -324,7 +324,7 @@ pub fn train_detector(
     net.save(&net_path)?;
     let card = DetectorCard {
         weights: DETECTOR_FILE.to_owned(),
-        generator_sha256: Some(generator_sha256(&model.dir.join(GENERATOR_FILE))?),
+        generator_sha256: Some(model.generator_sha256.clone()),
         calibration,
         threshold,
         domain: domain.clone(),

@@ -20,6 +20,9 @@ pub struct LoadedModel {
     pub card: ModelCard,
     pub generator: Generator,
     pub discriminator: Discriminator,
+    /// SHA-256 (hex) of the generator weights: the model version images are stamped with, and
+    /// what a detector must have been trained against. Hashed once, at load.
+    pub generator_sha256: String,
 }
 
 /// The names of the model directories (those with a `model.toml`) under `models_dir`.
@@ -57,7 +60,9 @@ pub fn load_model(models_dir: &Path, name: &str, device: Device) -> Result<Loade
         });
     }
     let card = ModelCard::load(&card_path)?;
-    let generator = Generator::load(&card.architecture, device, &dir.join(GENERATOR_FILE))?;
+    let generator_path = dir.join(GENERATOR_FILE);
+    let generator_sha256 = generator_sha256(&generator_path)?;
+    let generator = Generator::load(&card.architecture, device, &generator_path)?;
     let discriminator =
         Discriminator::load(&card.architecture, device, &dir.join(DISCRIMINATOR_FILE))?;
     Ok(LoadedModel {
@@ -66,7 +71,18 @@ pub fn load_model(models_dir: &Path, name: &str, device: Device) -> Result<Loade
         card,
         generator,
         discriminator,
+        generator_sha256,
     })
+}
+
+/// SHA-256 (hex) of a weights file: what a detector records of the generator it was trained
+/// against.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn generator_sha256(path: &Path) -> Result<String, GanError> {
+    let bytes = std::fs::read(path).map_err(|e| GanError::io(path, e))?;
+    Ok(hex::encode(crate::fingerprint::sha256(&bytes)))
 }
 
 impl LoadedModel {

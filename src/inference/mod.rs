@@ -423,7 +423,7 @@ impl ServedModel {
         device: tch::Device,
     ) -> Result<Self, GanError> {
         let model = load_model(models_dir, name, device)?;
-        let detector = Detector::load(&model.dir, &model.card, device)?;
+        let detector = Detector::load(&model.dir, &model.card, &model.generator_sha256, device)?;
         Ok(Self { model, detector })
     }
 }
@@ -431,11 +431,7 @@ impl ServedModel {
 /// The model's version is the start of the SHA-256 of its generator weights: it names exactly
 /// the weights that made an image, whatever the card says.
 fn weights_version(model: &LoadedModel) -> String {
-    let path = model.dir.join(crate::gan::GENERATOR_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => hex::encode(&crate::fingerprint::sha256(&bytes)[..6]),
-        Err(_) => "unknown".to_owned(),
-    }
+    model.generator_sha256.chars().take(12).collect()
 }
 
 fn fail_all<T>(replies: Vec<(usize, oneshot::Sender<Result<T, InferenceError>>)>, message: &str) {
