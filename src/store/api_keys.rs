@@ -109,6 +109,7 @@ fn hash_key(key: &str) -> Vec<u8> {
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn create(pool: &PgPool, name: &str, role: Role) -> Result<NewApiKey, sqlx::Error> {
     let mut random = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut random);
@@ -135,6 +136,7 @@ pub async fn create(pool: &PgPool, name: &str, role: Role) -> Result<NewApiKey, 
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn list(pool: &PgPool) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys
@@ -148,6 +150,7 @@ pub async fn list(pool: &PgPool) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn find_live(pool: &PgPool, id: Uuid) -> Result<Option<ApiKeyInfo>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys
@@ -163,6 +166,7 @@ pub async fn find_live(pool: &PgPool, id: Uuid) -> Result<Option<ApiKeyInfo>, sq
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn revoke(pool: &PgPool, id_or_prefix: &str) -> Result<bool, sqlx::Error> {
     let result = match Uuid::parse_str(id_or_prefix) {
         Ok(id) => {
@@ -191,6 +195,7 @@ pub async fn revoke(pool: &PgPool, id_or_prefix: &str) -> Result<bool, sqlx::Err
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn authenticate(
     pool: &PgPool,
     presented: &SecretString,

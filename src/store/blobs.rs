@@ -209,6 +209,7 @@ pub struct GcReport {
 ///
 /// # Errors
 /// When the store or the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn collect_garbage(
     pool: &PgPool,
     blobs: &Blobs,

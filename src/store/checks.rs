@@ -76,6 +76,7 @@ impl Cursor {
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn insert_all(pool: &PgPool, checks: &[NewCheck<'_>]) -> Result<(), sqlx::Error> {
     if checks.is_empty() {
         return Ok(());
@@ -105,6 +106,7 @@ pub async fn insert_all(pool: &PgPool, checks: &[NewCheck<'_>]) -> Result<(), sq
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn list(
     pool: &PgPool,
     limit: u32,
@@ -131,6 +133,7 @@ pub async fn list(
 
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<StoredCheck>, sqlx::Error> {
     sqlx::query_as(
         "SELECT c.id, c.created_at, k.name AS key_name, c.report

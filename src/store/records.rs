@@ -103,6 +103,7 @@ pub async fn page_after(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn existing_file_hashes(
     pool: &PgPool,
     hashes: &[Vec<u8>],
@@ -120,6 +121,7 @@ pub async fn existing_file_hashes(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn insert_hashes(
     tx: &mut Transaction<'_, Postgres>,
     hashes: &[(Uuid, &[u64])],
@@ -148,6 +150,7 @@ pub async fn insert_hashes(
 
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Record>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {RECORD_COLUMNS} FROM records WHERE id = $1"
@@ -161,6 +164,7 @@ pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Record>, sqlx::Erro
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Record>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {RECORD_COLUMNS} FROM records WHERE id = ANY($1)"
@@ -174,6 +178,7 @@ pub async fn by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Record>, sqlx::Er
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn by_file_sha256(pool: &PgPool, sha256: &[u8]) -> Result<Vec<Record>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {RECORD_COLUMNS} FROM records WHERE file_sha256 = $1 ORDER BY created_at"
@@ -187,6 +192,7 @@ pub async fn by_file_sha256(pool: &PgPool, sha256: &[u8]) -> Result<Vec<Record>,
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(skip_all)]
 pub async fn signing_key(
     pool: &PgPool,
     key_id: &str,
