@@ -42,8 +42,8 @@ use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use hallmark::config::{LimitSettings, Settings};
 use hallmark::api::error::ApiError;
+use hallmark::config::{LimitSettings, Settings};
 use hallmark::fingerprint::align::{comparison_image, query_phashes, similarity};
 use hallmark::fingerprint::Fingerprinter;
 use hallmark::provenance::pki::init_pki;
@@ -62,6 +62,10 @@ const DEFAULT_ITERS: u64 = 250;
 const DEFAULT_SEED: u64 = 0x4841_4c4c_4d41_524b; // "HALLMARK"
 /// One input running longer than this is a hang (a hang detector, not a performance test).
 const HANG_AFTER: Duration = Duration::from_secs(20);
+/// Inputs slower than this are kept (`target/fuzz-findings/slow-<target>-<hash>.bin`) for study,
+/// without failing the run: on a loaded 2-core machine wall time is no verdict, but the input is
+/// what a bound on per-request CPU has to be tested against.
+const SLOW_AFTER: Duration = Duration::from_secs(2);
 /// The blocking pool's and actix workers' stack size (tokio's and std's default): a parser that
 /// overflows it would take the server process down.
 const WORKER_STACK: usize = 2 << 20;
@@ -2028,6 +2032,14 @@ fn campaign(
         };
         if took > stats.slowest.0 {
             stats.slowest = (took, how.clone());
+        }
+        if took > SLOW_AFTER {
+            let path = save_finding(&format!("slow-{name}"), &input);
+            eprintln!(
+                "slow input ({:.2} s) in {name}: {how}; kept at {}",
+                took.as_secs_f64(),
+                path.display()
+            );
         }
         match reply {
             Reply::Done { stages, caught } => {
