@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hallmark::config::Settings;
-use hallmark::provenance::pki::{init_pki, CA_CERT_FILE};
+use hallmark::provenance::pki::{init_pki, CA_CERT_FILE, SIGNING_CERT_FILE, SIGNING_KEY_FILE};
 use hallmark::provenance::{
     ImageClaim, ImageFormat, ProvenanceReport, ProvenanceSigner, ProvenanceVerifier,
     ValidationState, TRAINED_ALGORITHMIC_MEDIA,
@@ -390,4 +390,105 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
             assert_eq!(out["hallmark"]["phash"], "deadbeef01234567");
         }
     }
+}
+
+/// Other producers' credentials made here, by the C2PA SDK's Python binding
+/// (`scripts/make_c2pa_fixtures.py`), so this check needs nothing beside the repository: a valid
+/// AI-declared manifest, the same file with its pixels changed, an edit with the first as its
+/// parent ingredient, and one by a signer nobody trusts. Hallmark's reader and the reference
+/// reader (c2pa-python) must agree on each.
+#[test]
+fn credentials_made_by_c2pa_python_read_as_the_reference_reader_reads_them() {
+    use ValidationState::*;
+    let producer = pki();
+    let stranger = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.jpg");
+    std::fs::write(&source, image(ImageFormat::Jpeg, 64)).unwrap();
+    let made = dir.path().join("made");
+    let keys = |p: &Pki| p.settings.storage.keys_dir();
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let output = Command::new(python())
+        .arg(scripts.join("make_c2pa_fixtures.py"))
+        .arg(&source)
+        .arg(&made)
+        .arg("--chain")
+        .arg(keys(&producer).join(SIGNING_CERT_FILE))
+        .arg("--key")
+        .arg(keys(&producer).join(SIGNING_KEY_FILE))
+        .arg("--other-chain")
+        .arg(keys(&stranger).join(SIGNING_CERT_FILE))
+        .arg("--other-key")
+        .arg(keys(&stranger).join(SIGNING_KEY_FILE))
+        .output()
+        .expect("python runs (HALLMARK_PYTHON)");
+    assert!(
+        output.status.success(),
+        "make_c2pa_fixtures.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let anchors_path = keys(&producer).join(CA_CERT_FILE);
+    let anchors = std::fs::read_to_string(&anchors_path).unwrap();
+    let ours = ProvenanceVerifier::new(&anchors, Vec::new()).unwrap();
+    let cases = [
+        ("valid.jpg", Trusted, "Trusted", None),
+        (
+            "tampered.jpg",
+            Invalid,
+            "Invalid",
+            Some("assertion.dataHash.mismatch"),
+        ),
+        ("ingredient.jpg", Trusted, "Trusted", None),
+        (
+            "untrusted.jpg",
+            ValidUntrusted,
+            "Valid",
+            Some("signingCredential.untrusted"),
+        ),
+    ];
+    for (name, state, reference_state, code) in cases {
+        let path = made.join(name);
+        let report = ours.verify(&std::fs::read(&path).unwrap());
+        assert_state(&report, state, name);
+        assert!(report.hallmark.is_none(), "{name}: not ours");
+        let reference = Command::new(python())
+            .arg(scripts.join("c2pa_check.py"))
+            .arg(&path)
+            .arg("--anchors")
+            .arg(&anchors_path)
+            .output()
+            .unwrap();
+        assert!(reference.status.success(), "c2pa_check.py {name}");
+        let reference: serde_json::Value = serde_json::from_slice(&reference.stdout).unwrap();
+        assert_eq!(
+            reference["validation_state"], reference_state,
+            "{name}: {reference}"
+        );
+        if let Some(code) = code {
+            assert!(
+                report.failures.iter().any(|c| c == code),
+                "{name}: {report:#?}"
+            );
+            assert!(
+                reference["failures"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c == code),
+                "{name}: {reference}"
+            );
+        } else {
+            assert!(report.failures.is_empty(), "{name}: {report:#?}");
+        }
+        if name != "ingredient.jpg" {
+            assert_eq!(
+                report.digital_source_type.as_deref(),
+                reference["digital_source_type"].as_str(),
+                "{name}"
+            );
+        }
+    }
+    let valid = ours.verify(&std::fs::read(made.join("valid.jpg")).unwrap());
+    assert!(valid.declares_ai_origin(), "{valid:#?}");
+    assert_eq!(valid.claim_generator.as_deref(), Some("fixture-maker/1.0"));
 }

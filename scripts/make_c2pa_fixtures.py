@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Makes other producers' Content Credentials with c2pa-python (the C2PA SDK's own binding), so
+the project's tests of reading them stand on files the repository can make itself.
+
+    make_c2pa_fixtures.py SOURCE.jpg OUT_DIR --chain A.pem --key A.key \
+        --other-chain B.pem --other-key B.key
+
+A and B are two signing identities (PEM certificate chain, leaf first, and its PKCS#8 Ed25519
+key); the tests trust A's root and not B's. Writes to OUT_DIR:
+
+- valid.jpg       signed by A; a c2pa.created action declaring trainedAlgorithmicMedia
+- tampered.jpg    valid.jpg with bytes of its image data changed after signing
+- ingredient.jpg  signed by A; valid.jpg opened as its parent ingredient, then edited
+- untrusted.jpg   signed by B, like valid.jpg
+
+Exits 3 with a message when c2pa-python is not installed (scripts/setup.sh installs it).
+"""
+import argparse
+import json
+import os
+import sys
+
+try:
+    import c2pa
+except ImportError as error:  # pragma: no cover - the message is the point
+    print(
+        f"c2pa-python is not importable by {sys.executable}: {error}. "
+        "Run scripts/setup.sh (pip install c2pa-python==0.38.1).",
+        file=sys.stderr,
+    )
+    sys.exit(3)
+
+AI = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+
+
+def signer(chain_path, key_path):
+    with open(chain_path, "rb") as f:
+        chain = f.read()
+    with open(key_path, "rb") as f:
+        key = f.read()
+    return c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ED25519, chain, key, None))
+
+
+def manifest(title, actions):
+    return {
+        "claim_generator_info": [{"name": "fixture-maker", "version": "1.0"}],
+        "title": title,
+        "assertions": [{"label": "c2pa.actions", "data": {"actions": actions}}],
+    }
+
+
+def created(title):
+    return manifest(title, [{"action": "c2pa.created", "digitalSourceType": AI}])
+
+
+def sign(builder, with_signer, source, dest):
+    with open(source, "rb") as src, open(dest, "wb+") as dst:
+        builder.sign(with_signer, "image/jpeg", src, dst)
+
+
+def tamper(path, dest):
+    """Changes bytes inside the entropy-coded data after the last start-of-scan marker."""
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    sos = data.rfind(b"\xff\xda")  # the main image's scan (a thumbnail may come first)
+    if sos < 0:
+        raise SystemExit(f"{path}: no start-of-scan marker")
+    header = int.from_bytes(data[sos + 2 : sos + 4], "big")
+    at = sos + 2 + header + 16
+    for i in range(at, min(at + 8, len(data) - 2)):
+        if data[i] != 0xFF and data[i] ^ 0x55 != 0xFF:
+            data[i] ^= 0x55
+    with open(dest, "wb") as f:
+        f.write(data)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("source")
+    parser.add_argument("out_dir")
+    parser.add_argument("--chain", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--other-chain", required=True)
+    parser.add_argument("--other-key", required=True)
+    args = parser.parse_args()
+    os.makedirs(args.out_dir, exist_ok=True)
+    out = lambda name: os.path.join(args.out_dir, name)  # noqa: E731
+    ours, theirs = signer(args.chain, args.key), signer(args.other_chain, args.other_key)
+
+    sign(c2pa.Builder(json.dumps(created("valid.jpg"))), ours, args.source, out("valid.jpg"))
+    tamper(out("valid.jpg"), out("tampered.jpg"))
+
+    # An edit of valid.jpg: "opened" names the parent ingredient, then "edited".
+    opened = {"action": "c2pa.opened", "parameters": {"ingredientIds": ["parent"]}}
+    edited = c2pa.Builder(
+        json.dumps(manifest("ingredient.jpg", [opened, {"action": "c2pa.edited"}]))
+    )
+    with open(out("valid.jpg"), "rb") as parent:
+        edited.add_ingredient(
+            json.dumps({"title": "valid.jpg", "relationship": "parentOf", "label": "parent"}),
+            "image/jpeg",
+            parent,
+        )
+    sign(edited, ours, out("valid.jpg"), out("ingredient.jpg"))
+
+    sign(c2pa.Builder(json.dumps(created("untrusted.jpg"))), theirs, args.source, out("untrusted.jpg"))
+    print(json.dumps({"made": ["valid.jpg", "tampered.jpg", "ingredient.jpg", "untrusted.jpg"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
