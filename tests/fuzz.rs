@@ -4,8 +4,9 @@
 //!
 //! Targets (each input under `catch_unwind`, on a worker thread watched by a hang guard):
 //! - `upload`: the gate, [`hallmark::verify::upload::inspect`] (sniff, header, decode under
-//!   limits), then `fingerprint` on whatever it accepts: [`Fingerprinter::fingerprint`],
-//!   [`query_phashes`], [`comparison_image`] and [`similarity`] against a registry-sized
+//!   limits), then `fingerprint` on whatever it accepts:
+//!   the service's hash stage (`verify::hashes`: fingerprint, query pHashes and comparison copy
+//!   on a bounded working copy) and [`similarity`] against a registry-sized
 //!   original, as `VerifyService::check` runs them;
 //! - `c2pa`: [`ProvenanceVerifier::verify`] (the C2PA reader; it catches the reader's panics
 //!   itself, so a panic escaping it is a finding);
@@ -44,7 +45,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hallmark::api::error::ApiError;
 use hallmark::config::{LimitSettings, Settings};
-use hallmark::fingerprint::align::{comparison_image, query_phashes, similarity};
+use hallmark::fingerprint::align::similarity;
 use hallmark::fingerprint::Fingerprinter;
 use hallmark::provenance::pki::init_pki;
 use hallmark::provenance::{
@@ -1742,12 +1743,11 @@ fn upload_exec() -> Exec {
             return Err(format!("{w}x{h} decoded past the pixel limit"));
         }
         set_stage("fingerprint");
-        let fingerprint = fingerprinter.fingerprint(&upload.image);
-        let queries = query_phashes(&fingerprinter, &upload.image);
+        // The service's own hash stage (bounded working copy, as `VerifyService::check` does).
+        let (fingerprint, queries, probe) = hallmark::verify::hashes(&fingerprinter, &upload.image);
         if queries.first() != Some(&fingerprint.phash) {
             return Err("query_phashes does not start with the whole image's pHash".into());
         }
-        let probe = comparison_image(&upload.image);
         if probe.width().max(probe.height()) > 32 {
             return Err(format!(
                 "comparison image {}x{}",

@@ -378,16 +378,7 @@ fn inspect(
     times.provenance = started.elapsed();
     let started = Instant::now();
     let file_sha256 = sha256(bytes);
-    // The exact pixel hash needs every pixel; the perceptual ones work on a copy of bounded size,
-    // so a 4096x4096 upload costs about what a 512x512 one does.
-    let work = upload::working_copy(&upload.image);
-    let fingerprint = Fingerprint {
-        pixel_sha256: pixel_sha256(&upload.image),
-        phash: fingerprinter.phash(&work),
-    };
-    let query_phashes = query_phashes(fingerprinter, &work);
-    let probe = comparison_image(&work);
-    drop(work);
+    let (fingerprint, query_phashes, probe) = hashes(fingerprinter, &upload.image);
     times.hash = started.elapsed();
     Ok((
         Inspected {
@@ -403,6 +394,25 @@ fn inspect(
         upload.image,
         probe,
     ))
+}
+
+/// The hash stage of a check: the fingerprint, the query pHashes and the small comparison copy
+/// of a decoded upload. The exact pixel hash needs every pixel; the perceptual ones work on a copy
+/// of bounded size ([`upload::working_copy`]), so a 4096x4096 upload costs about what a 512x512
+/// one does.
+#[must_use]
+pub fn hashes(
+    fingerprinter: &Fingerprinter,
+    image: &DynamicImage,
+) -> (Fingerprint, Vec<u64>, DynamicImage) {
+    let work = upload::working_copy(image);
+    let fingerprint = Fingerprint {
+        pixel_sha256: pixel_sha256(image),
+        phash: fingerprinter.phash(&work),
+    };
+    let queries = query_phashes(fingerprinter, &work);
+    let probe = comparison_image(&work);
+    (fingerprint, queries, probe)
 }
 
 /// The verdict, whether the file was tampered with, and the sentences that explain both.
