@@ -340,6 +340,168 @@ async fn generate_until_stopped(
 }
 
 // ---------------------------------------------------------------------------------------------
+// PostgreSQL stopped and started again under load
+
+/// Runs `pg_ctlcluster <version> main <action>` for the local cluster (as root, or with
+/// passwordless sudo), waiting for it; panics with the reason when neither works.
+fn pg_cluster(action: &str) {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .expect("a Debian PostgreSQL cluster (/etc/postgresql)")
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+        .expect("a PostgreSQL version under /etc/postgresql");
+    let args = ["--skip-systemctl-redirect", &version, "main", action];
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let output = if root {
+        Command::new("pg_ctlcluster").args(args).output()
+    } else {
+        Command::new("sudo")
+            .arg("-n")
+            .arg("pg_ctlcluster")
+            .args(args)
+            .output()
+    }
+    .expect("pg_ctlcluster runs");
+    assert!(
+        output.status.success(),
+        "pg_ctlcluster {action} (needs root or passwordless sudo): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Starts PostgreSQL again when dropped, whatever happened in between.
+struct StartPostgresOnDrop;
+
+impl Drop for StartPostgresOnDrop {
+    fn drop(&mut self) {
+        let ready = || {
+            Command::new("pg_isready")
+                .args(["-q", "-h", "127.0.0.1", "-p", "5432"])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ready() {
+            pg_cluster("start");
+        }
+        for _ in 0..60 {
+            if ready() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_under_load_gives_503_and_the_service_recovers_by_itself() {
+    let _serial = SERIAL.lock().await;
+    let db = TestDb::new();
+    let data_dir = tempfile::tempdir().unwrap();
+    let env = Env::new(&db.url, data_dir.path());
+    env.ok(&["init"]);
+    let key = env.ok(&["keys", "create", "--role", "generator", "--name", "faults"]);
+    let key = key.trim().to_owned();
+    let server = env.serve().await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let next_seed = Arc::new(AtomicU64::new(1));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(generate_until_stopped(
+                client.clone(),
+                server.url("/v1/generations"),
+                key.clone(),
+                Arc::clone(&next_seed),
+                Arc::clone(&stop),
+                Arc::clone(&tally),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let acked_before = tally.lock().unwrap().acked.len();
+    let outage = Instant::now();
+    {
+        let _restart = StartPostgresOnDrop;
+        pg_cluster("stop");
+        // Down long enough for requests to meet it, then up again (the guard starts it).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let down = outage.elapsed();
+    let acked_at_restart = tally.lock().unwrap().acked.len();
+    // The same process serves again, without a restart.
+    let recovered = Instant::now();
+    let mut back = false;
+    while recovered.elapsed() < READY_LIMIT {
+        let acked = tally.lock().unwrap().acked.len();
+        let ready = client
+            .get(server.url("/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready && acked > acked_at_restart + 4 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let recovery = recovered.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.expect("client task");
+    }
+    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    println!(
+        "faults: PostgreSQL down {} ms under load; {} acknowledged before, {} when it came back, \
+         {} in all; refused {:?}; transport errors {}; ready and 5 more images {} ms after",
+        down.as_millis(),
+        acked_before,
+        acked_at_restart,
+        tally.acked.len(),
+        tally.refused,
+        tally.transport_errors,
+        recovery.as_millis()
+    );
+    assert!(
+        back,
+        "the service did not recover from the outage: {}",
+        env.log_tail()
+    );
+    assert!(
+        tally.refused.get(&503).copied().unwrap_or(0) > 0,
+        "requests during the outage are answered 503: {:?}",
+        tally.refused
+    );
+    assert!(
+        tally.refused.keys().all(|&status| status == 503),
+        "nothing but 503 while the database is away: {:?}",
+        tally.refused
+    );
+    assert_eq!(tally.transport_errors, 0, "every request was answered");
+    assert_eq!(tally.cut, 0);
+    // Every acknowledged image is there.
+    let pool = PgPool::connect(&db.url).await.unwrap();
+    let ids: HashSet<String> = sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM records")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|id| id.to_string())
+        .collect();
+    assert!(tally.acked.iter().all(|a| ids.contains(&a.id)));
+    pool.close().await;
+    drop(server);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The full-disk test
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
