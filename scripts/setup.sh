@@ -41,7 +41,8 @@ apt_install() {
 }
 
 setup_packages() {
-    apt_install postgresql postgresql-client dataset-fashion-mnist python3-venv pkg-config
+    # strace: tests/api/cli.rs traces that blobs are fsynced.
+    apt_install postgresql postgresql-client dataset-fashion-mnist python3-venv pkg-config strace
 }
 
 setup_venv() {

@@ -161,3 +161,89 @@ async fn keys_are_created_listed_and_revoked(pool: PgPool) {
         .status
         .success());
 }
+
+/// The blobs of committed records are on disk, not only in the page cache: each blob file and
+/// the directories that name it are fsynced (traced with strace around `hallmark generate`).
+/// A kill -9 cannot tell this apart (the page cache survives a process); only a power cut could.
+#[sqlx::test]
+async fn generated_blobs_are_fsynced_with_their_directories(pool: PgPool) {
+    let cli = Cli::new(&pool);
+    cli.ok(&["init"]);
+    let work = tempfile::tempdir().unwrap();
+    let trace = work.path().join("trace.txt");
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=openat,fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_hallmark"))
+        .args(["generate", "--count", "2", "--seed", "3", "--out"])
+        .arg(work.path().join("images"))
+        .env("HALLMARK__DATABASE__URL", &cli.url)
+        .env("HALLMARK__STORAGE__DATA_DIR", cli.data_dir.path())
+        .env("HALLMARK__MODEL__DIR", models_dir())
+        .env("HALLMARK__MODEL__DEVICE", "cpu")
+        .status()
+        .expect("strace runs (scripts/setup.sh installs it)");
+    assert!(status.success());
+    // Paths fsynced: each `fsync(fd)` resolved through the thread's last `openat(...) = fd`.
+    // Threads interleave, so a call may be split: `openat(..., "path", ... <unfinished ...>`
+    // then `<... openat resumed>) = fd` on the same thread.
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut open = std::collections::HashMap::new();
+    let mut pending = std::collections::HashMap::new();
+    let mut synced = std::collections::HashSet::new();
+    let result = |rest: &str| rest.rsplit_once("= ").map(|(_, fd)| fd.trim().to_owned());
+    for line in text.lines() {
+        let Some((tid, call)) = line.split_once(' ') else {
+            continue;
+        };
+        let (tid, call) = (tid.to_owned(), call.trim_start());
+        if let Some(rest) = call.strip_prefix("openat(") {
+            let Some(path) = rest.split('"').nth(1) else {
+                continue;
+            };
+            if rest.ends_with("<unfinished ...>") {
+                pending.insert(tid, path.to_owned());
+            } else if let Some(fd) = result(rest) {
+                open.insert((tid, fd), path.to_owned());
+            }
+        } else if let Some(rest) = call.strip_prefix("<... openat resumed>") {
+            if let (Some(path), Some(fd)) = (pending.remove(&tid), result(rest)) {
+                open.insert((tid, fd), path);
+            }
+        } else if let Some(rest) = call
+            .strip_prefix("fsync(")
+            .or_else(|| call.strip_prefix("fdatasync("))
+        {
+            let fd = rest.split([')', ' ']).next().unwrap_or_default();
+            if let Some(path) = open.get(&(tid, fd.to_owned())) {
+                synced.insert(std::path::PathBuf::from(path));
+            }
+        }
+    }
+    let blobs = cli.data_dir.path().join("blobs");
+    let hashes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT file_sha256 FROM records")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(hashes.len(), 2);
+    for hash in hashes {
+        let hex = hex::encode(hash);
+        let file = blobs.join(format!("sha256/{}/{}/{hex}", &hex[..2], &hex[2..4]));
+        assert!(file.is_file());
+        let mut expected = vec![file.clone()];
+        expected.extend(
+            file.ancestors()
+                .skip(1)
+                .take(4)
+                .map(std::path::Path::to_path_buf),
+        );
+        assert_eq!(expected.last(), Some(&blobs));
+        for path in expected {
+            assert!(
+                synced.contains(&path),
+                "{} was not fsynced; fsynced: {synced:#?}",
+                path.display()
+            );
+        }
+    }
+}
