@@ -106,24 +106,9 @@ async fn crash_under_load_loses_no_acknowledged_image() {
     let mut acked: Vec<Acked> = Vec::new();
     let mut figures = Vec::new();
     for round in 1..=rounds {
-        let stop = Arc::new(AtomicBool::new(false));
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
-        let clients: Vec<_> = (0..CLIENTS)
-            .map(|_| {
-                tokio::spawn(generate_until_stopped(
-                    client.clone(),
-                    server.url("/v1/generations"),
-                    key.clone(),
-                    Arc::clone(&next_seed),
-                    Arc::clone(&stop),
-                    Arc::clone(&tally),
-                ))
-            })
-            .collect();
+        let load = Load::start(CLIENTS, &server, &key, &next_seed);
+        let (stop, tally) = (Arc::clone(&load.stop), Arc::clone(&load.tally));
+        let clients = load.clients;
         let kill_after = Duration::from_millis(rng.gen_range(1000..=4000));
         tokio::time::sleep(kill_after).await;
         let killed = Instant::now();
@@ -290,6 +275,41 @@ async fn crash_under_load_loses_no_acknowledged_image() {
 }
 
 /// One client: generates single PNGs until told to stop, noting every answer.
+/// `count` clients generating in a loop until `stop` is set, tallying what they get.
+struct Load {
+    stop: Arc<AtomicBool>,
+    tally: Arc<Mutex<Tally>>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(count: usize, server: &Server, key: &str, next_seed: &Arc<AtomicU64>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let clients = (0..count)
+            .map(|_| {
+                tokio::spawn(generate_until_stopped(
+                    client.clone(),
+                    server.url("/v1/generations"),
+                    key.to_owned(),
+                    Arc::clone(next_seed),
+                    Arc::clone(&stop),
+                    Arc::clone(&tally),
+                ))
+            })
+            .collect();
+        Self {
+            stop,
+            tally,
+            clients,
+        }
+    }
+}
+
 async fn generate_until_stopped(
     client: reqwest::Client,
     url: String,
@@ -407,25 +427,14 @@ async fn postgres_stopped_under_load_gives_503_and_the_service_recovers_by_itsel
     let key = key.trim().to_owned();
     let server = env.serve().await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Mutex::new(Tally::default()));
     let next_seed = Arc::new(AtomicU64::new(1));
+    let load = Load::start(4, &server, &key, &next_seed);
+    let (stop, tally) = (Arc::clone(&load.stop), Arc::clone(&load.tally));
+    let clients = load.clients;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            tokio::spawn(generate_until_stopped(
-                client.clone(),
-                server.url("/v1/generations"),
-                key.clone(),
-                Arc::clone(&next_seed),
-                Arc::clone(&stop),
-                Arc::clone(&tally),
-            ))
-        })
-        .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let acked_before = tally.lock().unwrap().acked.len();
     let outage = Instant::now();
