@@ -10,11 +10,12 @@ use secrecy::SecretString;
 
 use super::AppState;
 use crate::api::error::ApiError;
-use crate::store::api_keys::{self, Caller, Role};
+use crate::store::api_keys::{self, ApiKeyInfo, Caller, Role};
 
-/// A request made with a live API key. Handlers then ask for a role with [`Authenticated::require`].
-#[derive(Debug, Clone, Copy)]
-pub struct Authenticated(pub Caller);
+/// A request made with a live API key (as listed: never the key itself). Handlers then ask for a
+/// role with [`Authenticated::require`].
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub ApiKeyInfo);
 
 impl Authenticated {
     /// # Errors
@@ -28,8 +29,9 @@ impl Authenticated {
     /// # Errors
     /// 403 `forbidden` when the key has none of them.
     pub fn require_any(self, roles: &[Role]) -> Result<Caller, ApiError> {
-        if roles.iter().any(|&role| self.0.role.allows(role)) {
-            return Ok(self.0);
+        let caller = self.0.caller();
+        if roles.iter().any(|&role| caller.role.allows(role)) {
+            return Ok(caller);
         }
         let names: Vec<String> = roles.iter().map(ToString::to_string).collect();
         Err(ApiError::new(
@@ -38,7 +40,7 @@ impl Authenticated {
             format!(
                 "this route needs a {} key; yours is a {} key",
                 names.join(" or "),
-                self.0.role
+                caller.role
             ),
         ))
     }
@@ -81,7 +83,7 @@ impl FromRequest for Authenticated {
                 ApiError::internal(&std::io::Error::other("application state missing"))
             })?;
             match api_keys::authenticate(&state.pool, &presented).await? {
-                Some(caller) => Ok(Self(caller)),
+                Some(key) => Ok(Self(key)),
                 None => Err(unauthorized(
                     "invalid_api_key",
                     "the API key is unknown or has been revoked",

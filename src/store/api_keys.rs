@@ -75,6 +75,17 @@ pub struct ApiKeyInfo {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+impl ApiKeyInfo {
+    /// The key as the handlers see it: its id and role.
+    #[must_use]
+    pub fn caller(&self) -> Caller {
+        Caller {
+            key_id: self.id,
+            role: self.role.0,
+        }
+    }
+}
+
 /// `role` as read from the database (checked by the table's CHECK constraint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -146,21 +157,6 @@ pub async fn list(pool: &PgPool) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
     .await
 }
 
-/// A live (not revoked) key by id.
-///
-/// # Errors
-/// When the database fails.
-#[tracing::instrument(skip_all)]
-pub async fn find_live(pool: &PgPool, id: Uuid) -> Result<Option<ApiKeyInfo>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys
-         WHERE id = $1 AND revoked_at IS NULL",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-}
-
 /// Revokes a key by id, or by its shown prefix when that names exactly one key. Returns whether a
 /// live key was revoked.
 ///
@@ -199,17 +195,18 @@ pub async fn revoke(pool: &PgPool, id_or_prefix: &str) -> Result<bool, sqlx::Err
 pub async fn authenticate(
     pool: &PgPool,
     presented: &SecretString,
-) -> Result<Option<Caller>, sqlx::Error> {
+) -> Result<Option<ApiKeyInfo>, sqlx::Error> {
     let key = presented.expose_secret();
     if !key.starts_with(KEY_PREFIX) {
         return Ok(None);
     }
-    let row: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-            .bind(hash_key(key))
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.and_then(|(key_id, role)| role.parse().ok().map(|role| Caller { key_id, role })))
+    sqlx::query_as(
+        "SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys
+         WHERE key_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(hash_key(key))
+    .fetch_optional(pool)
+    .await
 }
 
 #[cfg(test)]
