@@ -29,6 +29,10 @@ pub struct Blobs {
     store: Arc<dyn ObjectStore>,
     /// The local backend's root, whose files and directories are fsynced after each put.
     local_root: Option<PathBuf>,
+    /// Directories whose own entry in their parent is already on disk: a put fsyncs the file
+    /// and its directory, and goes further up only past a directory not yet known here (new
+    /// fan-out directories are rare: at most 65,536 + 256).
+    durable_dirs: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
 impl std::fmt::Debug for Blobs {
@@ -84,7 +88,11 @@ impl Blobs {
                 Arc::new(builder.build()?)
             }
         };
-        Ok(Self { store, local_root })
+        Ok(Self {
+            store,
+            local_root,
+            durable_dirs: Arc::default(),
+        })
     }
 
     /// Stores the bytes under their hash; on the local backend they are on disk (fsynced) when
@@ -96,8 +104,8 @@ impl Blobs {
         let key = key(sha256);
         self.store.put(&key, PutPayload::from(bytes)).await?;
         if let Some(root) = &self.local_root {
-            let root = root.clone();
-            tokio::task::spawn_blocking(move || sync_path(&root, &key))
+            let (root, durable) = (root.clone(), Arc::clone(&self.durable_dirs));
+            tokio::task::spawn_blocking(move || sync_path(&root, &key, &durable))
                 .await
                 .map_err(|error| local_error(std::io::Error::other(error)))?
                 .map_err(local_error)?;
@@ -153,21 +161,33 @@ fn local_error(source: std::io::Error) -> BlobError {
     }
 }
 
-/// fsync of the file at `key` under `root`, then of each directory from its parent up to
-/// `root`, so both its bytes and its name survive a power cut.
-fn sync_path(root: &std::path::Path, key: &ObjectPath) -> std::io::Result<()> {
+/// fsync of the file at `key` under `root` and of its directory, so both its bytes and its name
+/// survive a power cut; then up the tree while the directory just synced may itself be a new
+/// entry of its parent (not yet in `durable`), up to `root`.
+fn sync_path(
+    root: &std::path::Path,
+    key: &ObjectPath,
+    durable: &std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+) -> std::io::Result<()> {
     let mut path = root.to_path_buf();
     for part in key.parts() {
         path.push(part.as_ref());
     }
     std::fs::File::open(&path)?.sync_all()?;
+    let known = |dir: &std::path::Path| durable.lock().is_ok_and(|set| set.contains(dir));
+    let mut synced = Vec::new();
     let mut dir = path.parent();
     while let Some(d) = dir {
         std::fs::File::open(d)?.sync_all()?;
-        if d == root {
+        synced.push(d.to_path_buf());
+        if d == root || known(d) {
             break;
         }
         dir = d.parent();
+    }
+    // Each of them now has its entry in a synced parent (the last is the root or known).
+    if let Ok(mut set) = durable.lock() {
+        set.extend(synced);
     }
     Ok(())
 }
