@@ -23,6 +23,8 @@ use crate::verify::VerifyService;
 pub struct Application {
     port: u16,
     server: Server,
+    pool: PgPool,
+    blobs: store::blobs::Blobs,
 }
 
 impl Application {
@@ -71,6 +73,7 @@ impl Application {
         let max_connections = settings.server.max_connections;
         let public_limiter = PublicLimiter::new(&settings.api)?;
         public_limiter.spawn_forgetting();
+        let (app_pool, blobs) = (pool.clone(), generation.blobs.clone());
         let state = web::Data::new(AppState {
             pool,
             public_limiter,
@@ -107,12 +110,27 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            pool: app_pool,
+            blobs,
         })
     }
 
     #[must_use]
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Removes blobs an earlier crash left without a record (older than an hour), on the
+    /// service's own blob store, in the background; replicas may do the same at once.
+    pub fn collect_garbage_in_background(&self) {
+        let (pool, blobs) = (self.pool.clone(), self.blobs.clone());
+        tokio::spawn(async move {
+            let grace = Duration::from_secs(3600);
+            match store::blobs::collect_garbage(&pool, &blobs, grace).await {
+                Ok(report) => tracing::info!(?report, "blob garbage collection"),
+                Err(error) => tracing::warn!(error = %error, "blob garbage collection failed"),
+            }
+        });
     }
 
     /// Serves until SIGINT/SIGTERM, then drains in-flight requests (actix handles the signals).

@@ -18,16 +18,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let identity = crate::provenance::SigningIdentity::load(&settings)?;
     let pool = store::lazy_pool(&settings.database)?;
     crate::store::signing_keys::register(&pool, &identity).await?;
-    let app = Application::build_with_pool(settings.clone(), pool.clone())?;
-    // Orphan blobs from an earlier crash, in the background (replicas may do the same at once).
-    let blobs = store::blobs::Blobs::from_settings(&settings.storage)?;
-    tokio::spawn(async move {
-        let grace = std::time::Duration::from_secs(3600);
-        match store::blobs::collect_garbage(&pool, &blobs, grace).await {
-            Ok(report) => tracing::info!(?report, "blob garbage collection"),
-            Err(error) => tracing::warn!(error = %error, "blob garbage collection failed"),
-        }
-    });
+    let app = Application::build_with_pool(settings.clone(), pool)?;
+    app.collect_garbage_in_background();
     tracing::info!(
         address = %settings.server.host,
         port = app.port(),
