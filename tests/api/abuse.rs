@@ -322,14 +322,7 @@ fn garble_chunk(png: &[u8], kind: &[u8; 4]) -> (Vec<u8>, usize) {
 async fn a_manifest_replaced_by_garbage_is_reported_tampered(pool: PgPool) {
     let app = spawn_app(pool).await;
     let key = app.key(Role::Generator).await;
-    let response = app
-        .generate(&key, serde_json::json!({ "count": 1, "seed": 5 }))
-        .await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    let signed = app
-        .bytes_with_key(&key, body["images"][0]["image_url"].as_str().unwrap())
-        .await;
+    let (body, signed) = app.generate_one(&key, 5).await;
     // The C2PA manifest store of a PNG lives in its caBX chunk.
     let (garbled, chunks) = garble_chunk(&signed, b"caBX");
     assert_eq!(chunks, 1);
@@ -411,15 +404,8 @@ async fn public_records_commit_to_the_key_instead_of_naming_it(pool: PgPool) {
         .await
         .unwrap();
     let secret = key.secret.expose_secret().to_owned();
-    let response = app
-        .generate(&secret, serde_json::json!({ "count": 1, "seed": 3 }))
-        .await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
+    let (body, image) = app.generate_one(&secret, 3).await;
     let id = body["images"][0]["id"].as_str().unwrap().to_owned();
-    let image = app
-        .bytes_with_key(&secret, body["images"][0]["image_url"].as_str().unwrap())
-        .await;
 
     let record = app.get_json(&format!("/v1/records/{id}")).await;
     assert!(

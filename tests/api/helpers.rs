@@ -107,6 +107,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// One image generated with `key` and `seed` (answered 201): the answer's JSON, and the
+    /// signed bytes as served.
+    pub async fn generate_one(&self, key: &str, seed: u64) -> (serde_json::Value, Vec<u8>) {
+        let response = self
+            .generate(key, serde_json::json!({ "count": 1, "seed": seed }))
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let url = body["images"][0]["image_url"].as_str().unwrap().to_owned();
+        let bytes = self.bytes_with_key(key, &url).await;
+        (body, bytes)
+    }
+
     /// `GET path` with `key`, the body's bytes (e.g. a generated image by its `image_url`).
     pub async fn bytes_with_key(&self, key: &str, path: &str) -> Vec<u8> {
         self.client
