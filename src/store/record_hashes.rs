@@ -6,8 +6,20 @@ use futures_util::TryStreamExt;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// A registered hash's distance to the nearest of the query hashes (`$1`, a BIGINT array).
-const DISTANCE: &str = "(SELECT min(bit_count((h.phash # q)::bit(64))) FROM unnest($1::int8[]) q)";
+/// The records with a hash among the rows `filter` keeps (all when empty) within `$2` bits of
+/// one of the query hashes (`$1`, a BIGINT array), nearest first (by their nearest hash, then id),
+/// at most `$3`: `(record_id, distance)`.
+fn near_sql(filter: &str) -> String {
+    format!(
+        "SELECT record_id, min(distance)::int4 AS distance FROM (
+             SELECT h.record_id,
+                    (SELECT min(bit_count((h.phash # q)::bit(64))) FROM unnest($1::int8[]) q)
+                        AS distance
+             FROM record_hashes h {filter}) near
+         WHERE distance <= $2
+         GROUP BY record_id ORDER BY distance, record_id LIMIT $3"
+    )
+}
 
 /// Records with a hash within `max_distance` bits of one of `queries` among the rows where some
 /// chunk `phash_c{i}` is in `chunks[i]`, nearest first, at most `limit`: `(record, distance)`.
@@ -29,13 +41,9 @@ pub async fn near_by_chunks(
     sqlx::query("SET LOCAL work_mem = '64MB'")
         .execute(&mut *tx)
         .await?;
-    let rows = sqlx::query_as(&format!(
-        "SELECT record_id, min(distance)::int4 AS distance FROM (
-             SELECT h.record_id, {DISTANCE} AS distance FROM record_hashes h
-             WHERE h.phash_c0 = ANY($4) OR h.phash_c1 = ANY($5)
-                OR h.phash_c2 = ANY($6) OR h.phash_c3 = ANY($7)) near
-         WHERE distance <= $2
-         GROUP BY record_id ORDER BY distance, record_id LIMIT $3"
+    let rows = sqlx::query_as(&near_sql(
+        "WHERE h.phash_c0 = ANY($4) OR h.phash_c1 = ANY($5) \
+         OR h.phash_c2 = ANY($6) OR h.phash_c3 = ANY($7)",
     ))
     .bind(queries)
     .bind(i64::from(max_distance))
@@ -61,17 +69,12 @@ pub async fn near_by_scan(
     max_distance: u32,
     limit: i64,
 ) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT record_id, min(distance)::int4 AS distance FROM (
-             SELECT h.record_id, {DISTANCE} AS distance FROM record_hashes h) near
-         WHERE distance <= $2
-         GROUP BY record_id ORDER BY distance, record_id LIMIT $3"
-    ))
-    .bind(queries)
-    .bind(i64::from(max_distance))
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(&near_sql(""))
+        .bind(queries)
+        .bind(i64::from(max_distance))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }
 
 /// Every registered hash, streamed in batches of up to 4096 rows to `each`.
