@@ -20,15 +20,8 @@ import json
 import os
 import sys
 
-try:
-    import c2pa
-except ImportError as error:  # pragma: no cover - the message is the point
-    print(
-        f"c2pa-python is not importable by {sys.executable}: {error}. "
-        "Run scripts/setup.sh (pip install c2pa-python==0.38.1).",
-        file=sys.stderr,
-    )
-    sys.exit(3)
+# c2pa_check.py (beside this script) imports c2pa-python, or exits 3 saying how to install it.
+from c2pa_check import c2pa
 
 AI = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 
