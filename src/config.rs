@@ -104,6 +104,11 @@ pub struct VerifySettings {
     /// Keep every registered hash in memory for the candidate search (a ~3 ms scan at 10^6
     /// records), in step with the database; `false`: ask PostgreSQL each time.
     pub memory_index: bool,
+    /// Whether an AI-generation declaration in a manifest whose signer is not trusted here
+    /// counts toward the verdict (`ai_generated_declared`). Off by default: anyone can sign
+    /// anything with a certificate of their own.
+    #[serde(default)]
+    pub accept_untrusted_declarations: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +156,41 @@ pub struct ProvenanceSettings {
     pub tsa_url: Option<String>,
     /// Days a newly issued signing certificate is valid; 0 means the default (397).
     pub signing_cert_days: u32,
+    /// Named trust lists (C2PA-style PEM bundles) loaded from a file or an `https://` URL and
+    /// refreshed in the background (`src/provenance/trust.rs`).
+    pub trust_lists: Vec<TrustListSettings>,
+}
+
+/// One `[[provenance.trust_lists]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustListSettings {
+    /// Shown in reports as `trusted_by` and in `/readyz`; unique, and not `hallmark` or
+    /// `operator` (the built-in lists).
+    pub name: String,
+    /// A PEM file path, or an `https://` (or `http://`) URL of a PEM bundle.
+    pub source: String,
+    /// Seconds between reloads; a failed reload keeps the last good copy.
+    #[serde(default = "TrustListSettings::default_refresh_s")]
+    pub refresh_s: u64,
+    /// `signer`: anchors for manifest signers; `tsa`: anchors for time-stamp authorities.
+    #[serde(default)]
+    pub kind: TrustListKind,
+}
+
+impl TrustListSettings {
+    fn default_refresh_s() -> u64 {
+        86_400
+    }
+}
+
+/// What a trust list vouches for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustListKind {
+    #[default]
+    Signer,
+    Tsa,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -268,6 +308,10 @@ mod tests {
             ("[server]\nprot = 9000\n", "prot"),
             ("[[provenance.trust_list]]\nname = \"c2pa\"\n", "trust_list"),
             ("[cache]\nsize = 1\n", "cache"),
+            (
+                "[[provenance.trust_lists]]\nname = \"c\"\nsource = \"a.pem\"\nrefresh = 5\n",
+                "refresh",
+            ),
         ] {
             let file = dir.path().join("typo.toml");
             std::fs::write(&file, text).unwrap();

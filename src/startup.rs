@@ -63,6 +63,7 @@ impl Application {
             Some(generation.inference.clone()),
         )
         .context("cannot load the trust anchors for verification")?;
+        verify.trust().spawn_refreshers();
         let listener = TcpListener::bind(settings.server.address())
             .with_context(|| format!("cannot listen on {}", settings.server.address()))?;
         let port = listener.local_addr()?.port();

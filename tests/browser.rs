@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
+#[path = "fixtures/mod.rs"]
+mod fixtures;
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn repo() -> &'static Path {
@@ -236,12 +239,13 @@ async fn verify_page_and_console_in_chromium(pool: PgPool) {
 
     let screenshots = repo().join("target").join("browser-screenshots");
     let work = tempfile::tempdir().unwrap();
-    let fixtures = repo().join("../shared/fixtures/c2pa");
-    assert!(
-        fixtures.join("C.jpg").exists(),
-        "the C2PA fixtures are expected in {}",
-        fixtures.display()
-    );
+    // Another producer's three-step history over an AI-declared image, and a tampered file, both
+    // made by c2pa-python.
+    let made = fixtures::made_by_c2pa_python();
+    std::fs::copy(made.path("history.jpg"), work.path().join("other.jpg")).unwrap();
+    std::fs::copy(made.path("tampered.jpg"), work.path().join("tampered.jpg")).unwrap();
+    let nested = fixtures::nested_chain(50);
+    std::fs::copy(nested.path("nested.jpg"), work.path().join("nested.jpg")).unwrap();
     let output = tokio::task::spawn_blocking({
         let (base, work_dir) = (server.base_url(), work.path().to_owned());
         let screenshots = screenshots.clone();
@@ -254,7 +258,6 @@ async fn verify_page_and_console_in_chromium(pool: PgPool) {
                 .env("HALLMARK_GENERATOR_KEY", &generator)
                 .env("HALLMARK_SCREENSHOTS", &screenshots)
                 .env("HALLMARK_WORK_DIR", work_dir)
-                .env("HALLMARK_FIXTURES", &fixtures)
                 .env("HALLMARK_NODE_MODULES", &modules)
                 .env("HALLMARK_CHROMIUM", CHROMIUM)
                 .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")

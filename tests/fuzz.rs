@@ -14,8 +14,10 @@
 //!   (`src/api/body.rs`), over mutated content types, boundaries, part headers, bodies and chunkings of
 //!   the body stream, with the service's limits and with a small one.
 //!
-//! Seeds: every file in `../shared/fixtures/c2pa/` (the hostile `tiff_poc.tiff` only through the
-//! gate, which must refuse it by its magic bytes: in c2pa it burns minutes), Hallmark's own signed
+//! Seeds: other producers' credentials made by c2pa-python (`tests/fixtures`), every file in
+//! `../shared/fixtures/c2pa/` when it is there, a TIFF with 20,000 directories and the hostile
+//! `tiff_poc.tiff` (TIFFs only through the gate, which must refuse them by their magic bytes: in
+//! c2pa they burn minutes), Hallmark's own signed
 //! PNG, JPEG and WebP, and small images in many layouts. Mutators: generic (bit flips, interesting
 //! bytes and words, insert/delete runs, truncation, duplication, splicing) and format-aware (PNG
 //! chunks with their CRCs recomputed and re-deflated pixel data, JPEG segments, SOF dimensions and
@@ -73,10 +75,14 @@ const WORKER_STACK: usize = 2 << 20;
 /// Mutated inputs are cut to this size (the service's own limit is 10 MiB).
 const MAX_INPUT: usize = 4 << 20;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/c2pa");
+#[path = "fixtures/mod.rs"]
+mod fixtures;
+
 const REGRESSIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz-regressions");
-/// The fixture that must never reach the C2PA reader directly.
-const HOSTILE_TIFF: &str = "tiff_poc.tiff";
+/// Seeds that must never reach the C2PA reader directly: TIFFs.
+fn is_hostile(name: &str) -> bool {
+    name.ends_with(".tiff")
+}
 
 // ---------------------------------------------------------------------------------------------
 // Configuration and seeds
@@ -147,23 +153,41 @@ fn build_shared() -> Shared {
     settings.storage.data_dir = dir.path().to_owned();
     init_pki(&settings.storage.keys_dir(), 30).unwrap();
     // Trusting the other producers' roots too takes their manifests down the full chain check.
-    settings.provenance.trust_anchors = Some(Path::new(FIXTURES).join("test_cert_root_bundle.pem"));
+    let made = fixtures::made_by_c2pa_python();
+    let mut anchors = std::fs::read_to_string(&made.producer_ca).unwrap();
+    if let Some(extra) = fixtures::shared("test_cert_root_bundle.pem") {
+        anchors.push_str(&String::from_utf8(extra).unwrap());
+    }
+    let anchors_path = dir.path().join("anchors.pem");
+    std::fs::write(&anchors_path, anchors).unwrap();
+    settings.provenance.trust_anchors = Some(anchors_path);
     let signer = ProvenanceSigner::new(SigningIdentity::load(&settings).unwrap(), None).unwrap();
     let verifier = Arc::new(ProvenanceVerifier::from_settings(&settings).unwrap());
 
     let mut gate = Vec::new();
-    let mut names: Vec<PathBuf> = std::fs::read_dir(FIXTURES)
-        .unwrap_or_else(|e| panic!("{FIXTURES}: {e}"))
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.is_file())
+    let mut files: Vec<PathBuf> = fixtures::MadeByC2paPython::NAMES
+        .iter()
+        .map(|name| made.path(name))
         .collect();
-    names.sort();
-    for path in names {
+    if let Some(dir) = fixtures::shared_dir() {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.is_file())
+            .collect();
+        names.sort();
+        files.extend(names);
+    }
+    for path in files {
         gate.push(Seed {
             name: path.file_name().unwrap().to_string_lossy().into_owned(),
             bytes: std::fs::read(&path).unwrap(),
         });
     }
+    gate.push(Seed {
+        name: "many-ifd.tiff".into(),
+        bytes: fixtures::many_ifd_tiff(20_000),
+    });
     let picture = ImageBuffer::from_fn(48, 40, |x, y| {
         image::Rgb([(x * 5) as u8, (y * 6) as u8, ((x * y) % 251) as u8])
     });
@@ -187,7 +211,7 @@ fn build_shared() -> Shared {
     gate.extend(small_images());
     let c2pa = gate
         .iter()
-        .filter(|seed| seed.name != HOSTILE_TIFF)
+        .filter(|seed| !is_hostile(&seed.name))
         .map(|seed| Seed {
             name: seed.name.clone(),
             bytes: seed.bytes.clone(),
@@ -2236,21 +2260,18 @@ fn the_multipart_parser_holds_a_bounded_part_of_a_malformed_body() {
 #[test]
 fn seeds_behave_and_the_hostile_tiff_is_refused_at_the_gate() {
     let shared = shared();
-    let tiff = &shared
-        .gate
-        .iter()
-        .find(|s| s.name == HOSTILE_TIFF)
-        .unwrap()
-        .bytes;
-    let started = Instant::now();
-    let refused = upload::inspect(tiff, &shared.limits).unwrap_err();
-    assert_eq!(refused, upload::UploadError::Unsupported);
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(shared.c2pa.iter().all(|s| s.name != HOSTILE_TIFF));
+    for tiff in shared.gate.iter().filter(|s| is_hostile(&s.name)) {
+        let started = Instant::now();
+        let refused = upload::inspect(&tiff.bytes, &shared.limits).unwrap_err();
+        assert_eq!(refused, upload::UploadError::Unsupported, "{}", tiff.name);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{}: {:?}",
+            tiff.name,
+            started.elapsed()
+        );
+    }
+    assert!(shared.c2pa.iter().all(|s| !is_hostile(&s.name)));
     for seed in shared
         .gate
         .iter()

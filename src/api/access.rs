@@ -133,6 +133,7 @@ pub const ROUTES: &[Route] = &[
     api(Method::Post, "/v1/lookup", Access::Public),
     api(Method::Get, "/v1/checks", Access::Roles(MODERATOR)),
     api(Method::Get, "/v1/checks/{id}", Access::Roles(MODERATOR)),
+    api(Method::Get, "/v1/thumbnails/{sha256}", Access::Public),
     api(Method::Get, "/v1/keys/me", Access::AnyKey),
     service("/healthz"),
     service("/readyz"),

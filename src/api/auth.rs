@@ -4,12 +4,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::http::header;
-use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest};
 use secrecy::SecretString;
 
 use super::AppState;
-use crate::api::error::ApiError;
+use crate::api::error::{code, ApiError, ErrorCode};
 use crate::store::api_keys::{self, ApiKeyInfo, Caller, Role};
 
 /// A request made with a live API key (as listed: never the key itself). Handlers then ask for a
@@ -35,8 +34,7 @@ impl Authenticated {
         }
         let names: Vec<String> = roles.iter().map(ToString::to_string).collect();
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            code::FORBIDDEN,
             format!(
                 "this route needs a {} key; yours is a {} key",
                 names.join(" or "),
@@ -46,15 +44,17 @@ impl Authenticated {
     }
 }
 
-fn unauthorized(code: &'static str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+fn unauthorized(code: ErrorCode, message: &str) -> ApiError {
+    ApiError::new(code, message)
 }
 
 fn bearer(req: &HttpRequest) -> Result<SecretString, ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| unauthorized("missing_api_key", "send Authorization: Bearer <api key>"))?;
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        unauthorized(
+            code::MISSING_API_KEY,
+            "send Authorization: Bearer <api key>",
+        )
+    })?;
     let text = value
         .to_str()
         .ok()
@@ -63,7 +63,7 @@ fn bearer(req: &HttpRequest) -> Result<SecretString, ApiError> {
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
             unauthorized(
-                "malformed_authorization",
+                code::MALFORMED_AUTHORIZATION,
                 "expected Authorization: Bearer <api key>",
             )
         })?;
@@ -85,7 +85,7 @@ impl FromRequest for Authenticated {
             match api_keys::authenticate(&state.pool, &presented).await? {
                 Some(key) => Ok(Self(key)),
                 None => Err(unauthorized(
-                    "invalid_api_key",
+                    code::INVALID_API_KEY,
                     "the API key is unknown or has been revoked",
                 )),
             }

@@ -15,14 +15,13 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::api::error::ApiError;
+use crate::api::error::{code, ApiError, ErrorCode};
 
 /// How long a body may take, shared with the [`deadline`] middleware as app data.
 #[derive(Debug, Clone, Copy)]
@@ -87,29 +86,27 @@ pub async fn deadline(
 /// The coded error for a failed body read: 408 `body_timeout` past the deadline, else 400 with
 /// `code`.
 #[must_use]
-pub fn payload_error(error: &PayloadError, code: &'static str) -> ApiError {
+pub fn payload_error(error: &PayloadError, fallback: ErrorCode) -> ApiError {
     match error {
         PayloadError::Io(io) if io.kind() == io::ErrorKind::TimedOut => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
+            code::BODY_TIMEOUT,
             "the request body did not arrive in time",
         ),
-        other => ApiError::bad_request(code, other.to_string()),
+        other => ApiError::new(fallback, other.to_string()),
     }
 }
 
 fn multipart_error(error: &MultipartError) -> ApiError {
     match error {
-        MultipartError::Payload(payload) => payload_error(payload, "malformed_multipart"),
-        other => ApiError::bad_request("malformed_multipart", other.to_string()),
+        MultipartError::Payload(payload) => payload_error(payload, code::MALFORMED_MULTIPART),
+        other => ApiError::new(code::MALFORMED_MULTIPART, other.to_string()),
     }
 }
 
 #[must_use]
 pub fn too_large(limit: usize) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        code::PAYLOAD_TOO_LARGE,
         format!("the upload is larger than the limit of {limit} bytes"),
     )
 }
@@ -169,8 +166,8 @@ impl UploadBudget {
             Err(_) => {
                 metrics::counter!("hallmark_uploads_refused_total", "reason" => "memory_budget")
                     .increment(1);
-                Err(ApiError::unavailable(
-                    "server_busy",
+                Err(ApiError::new(
+                    code::SERVER_BUSY,
                     "too many uploads are in progress; try again shortly",
                 )
                 .retry_after(1))
@@ -197,7 +194,7 @@ pub fn is_multipart(headers: &HeaderMap) -> bool {
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| payload_error(&e, "malformed_body"))?;
+        let chunk = chunk.map_err(|e| payload_error(&e, code::MALFORMED_BODY))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }
@@ -245,16 +242,16 @@ pub async fn read_parts(
         let mut field = field.map_err(|e| multipart_error(&e))?;
         let is_file = field.name() == Some("file");
         if is_file && parts.len() == max_files {
-            return Err(ApiError::bad_request(
-                "too_many_files",
+            return Err(ApiError::new(
+                code::TOO_MANY_FILES,
                 format!("at most {max_files} files per request"),
             ));
         }
         if !is_file {
             others += 1;
             if others > MAX_OTHER_FIELDS {
-                return Err(ApiError::bad_request(
-                    "too_many_parts",
+                return Err(ApiError::new(
+                    code::TOO_MANY_PARTS,
                     format!(
                         "at most {MAX_OTHER_FIELDS} form fields besides the files named \"file\""
                     ),
@@ -280,8 +277,8 @@ pub async fn read_parts(
         // Other form fields carry nothing we use: read within the same limit and dropped.
     }
     if parts.is_empty() {
-        return Err(ApiError::bad_request(
-            "no_files",
+        return Err(ApiError::new(
+            code::NO_FILES,
             "send the image as the request body, or as multipart/form-data parts named \"file\"",
         ));
     }
@@ -350,7 +347,7 @@ mod tests {
             expired: false,
         };
         let error = stream.next().await.unwrap().unwrap_err();
-        let api = payload_error(&error, "malformed_body");
+        let api = payload_error(&error, code::MALFORMED_BODY);
         assert_eq!((api.status().as_u16(), api.code()), (408, "body_timeout"));
         assert!(stream.next().await.is_none());
     }

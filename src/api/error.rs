@@ -24,108 +24,73 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-/// Every error code the API answers with, its HTTP status and when. One list, so a code means
-/// one thing (a test checks that none repeats, and debug builds check that every error made is
-/// listed).
-pub const CODES: &[(&str, u16, &str)] = &[
-    ("empty_upload", 400, "the upload has no bytes"),
-    ("malformed_body", 400, "the request body could not be read"),
-    ("malformed_json", 400, "the JSON body does not parse"),
-    ("invalid_body", 400, "the JSON body has the wrong shape"),
-    (
-        "malformed_multipart",
-        400,
-        "the multipart body does not parse",
-    ),
-    (
-        "no_files",
-        400,
-        "a multipart upload without a part named file",
-    ),
-    ("too_many_files", 400, "more files than verify.max_files"),
-    (
-        "too_many_parts",
-        400,
-        "too many form fields besides the files",
-    ),
-    ("invalid_id", 400, "a path id that is not a UUID"),
-    ("invalid_sha256", 400, "a sha256 that is not 64 hex digits"),
-    ("invalid_cursor", 400, "a cursor that no page gave"),
-    ("invalid_limit", 400, "a page size out of range"),
-    ("invalid_verdict", 400, "an unknown verdict filter"),
-    ("invalid_count", 400, "an image count out of range"),
-    (
-        "invalid_quality",
-        400,
-        "a JPEG quality out of range, or one for PNG",
-    ),
-    (
-        "malformed_authorization",
-        401,
-        "an Authorization header that is not Bearer",
-    ),
-    ("missing_api_key", 401, "no API key"),
-    ("invalid_api_key", 401, "an unknown or revoked API key"),
-    ("forbidden", 403, "the key's role does not allow the route"),
-    ("route_not_found", 404, "no route for the method and path"),
-    ("record_not_found", 404, "no such record"),
-    ("image_not_found", 404, "no such image for this key"),
-    ("check_not_found", 404, "no such check"),
-    ("asset_not_found", 404, "no such web asset"),
-    ("unknown_model", 404, "a model this service does not serve"),
-    (
-        "not_acceptable",
-        406,
-        "an Accept header no answer satisfies",
-    ),
-    (
-        "body_timeout",
-        408,
-        "the body did not arrive within limits.body_timeout_s",
-    ),
-    (
-        "payload_too_large",
-        413,
-        "a body over limits.max_request_bytes",
-    ),
-    (
-        "unsupported_media_type",
-        415,
-        "not PNG, JPEG or WebP by content (or not JSON)",
-    ),
-    (
-        "image_too_large",
-        422,
-        "more pixels than limits.max_image_pixels",
-    ),
-    (
-        "aspect_ratio_too_large",
-        422,
-        "sides further apart than limits.max_aspect_ratio",
-    ),
-    ("corrupt_image", 422, "an image that does not decode"),
-    ("queue_full", 429, "the model queue is full"),
-    (
-        "rate_limited",
-        429,
-        "too many public requests from one client",
-    ),
-    ("internal", 500, "a fault of ours; logged"),
-    ("database_unavailable", 503, "PostgreSQL does not answer"),
-    ("model_unavailable", 503, "the model thread has stopped"),
-    (
-        "model_timeout",
-        503,
-        "the request waited too long for the model",
-    ),
-    (
-        "detector_unavailable",
-        503,
-        "the served model has no detector",
-    ),
-    ("storage_full", 503, "the image store's disk is full"),
-    ("server_busy", 503, "the upload memory budget is spent"),
-];
+/// A stable, machine-readable error code and the HTTP status it always goes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode {
+    pub code: &'static str,
+    pub status: u16,
+    /// When the API answers with it.
+    pub meaning: &'static str,
+}
+
+macro_rules! error_codes {
+    ($($name:ident = ($code:literal, $status:literal, $meaning:literal);)*) => {
+        /// Every error code the API answers with, as constants: handlers name a code, never
+        /// spell it, so a code means one thing and has one status.
+        pub mod code {
+            use super::ErrorCode;
+            $(pub const $name: ErrorCode = ErrorCode { code: $code, status: $status, meaning: $meaning };)*
+        }
+
+        /// Every error code, in the order of HTTP status (a test checks that none repeats).
+        pub const CODES: &[ErrorCode] = &[$(code::$name),*];
+    };
+}
+
+error_codes! {
+    EMPTY_UPLOAD = ("empty_upload", 400, "the upload has no bytes");
+    MALFORMED_BODY = ("malformed_body", 400, "the request body could not be read");
+    MALFORMED_JSON = ("malformed_json", 400, "the JSON body does not parse");
+    INVALID_BODY = ("invalid_body", 400, "the JSON body has the wrong shape");
+    MALFORMED_MULTIPART = ("malformed_multipart", 400, "the multipart body does not parse");
+    NO_FILES = ("no_files", 400, "a multipart upload without a part named file");
+    TOO_MANY_FILES = ("too_many_files", 400, "more files than verify.max_files");
+    TOO_MANY_PARTS = ("too_many_parts", 400, "too many form fields besides the files");
+    INVALID_ID = ("invalid_id", 400, "a path id that is not a UUID");
+    INVALID_SHA256 = ("invalid_sha256", 400, "a sha256 that is not 64 hex digits");
+    INVALID_CURSOR = ("invalid_cursor", 400, "a cursor that no page gave");
+    INVALID_LIMIT = ("invalid_limit", 400, "a page size out of range");
+    INVALID_VERDICT = ("invalid_verdict", 400, "an unknown verdict filter");
+    INVALID_COUNT = ("invalid_count", 400, "an image count out of range");
+    INVALID_QUALITY = ("invalid_quality", 400, "a JPEG quality out of range, or one for PNG");
+    MALFORMED_AUTHORIZATION = ("malformed_authorization", 401, "an Authorization header that is not Bearer");
+    MISSING_API_KEY = ("missing_api_key", 401, "no API key");
+    INVALID_API_KEY = ("invalid_api_key", 401, "an unknown or revoked API key");
+    FORBIDDEN = ("forbidden", 403, "the key's role does not allow the route");
+    ROUTE_NOT_FOUND = ("route_not_found", 404, "no route for the method and path");
+    RECORD_NOT_FOUND = ("record_not_found", 404, "no such record");
+    IMAGE_NOT_FOUND = ("image_not_found", 404, "no such image for this key");
+    THUMBNAIL_NOT_FOUND = ("thumbnail_not_found", 404, "no such thumbnail in the cache of recent checks");
+    CHECK_NOT_FOUND = ("check_not_found", 404, "no such check");
+    ASSET_NOT_FOUND = ("asset_not_found", 404, "no such web asset");
+    UNKNOWN_MODEL = ("unknown_model", 404, "a model this service does not serve");
+    NOT_ACCEPTABLE = ("not_acceptable", 406, "an Accept header no answer satisfies");
+    BODY_TIMEOUT = ("body_timeout", 408, "the body did not arrive within limits.body_timeout_s");
+    PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "a body over limits.max_request_bytes");
+    UNSUPPORTED_MEDIA_TYPE = ("unsupported_media_type", 415, "not PNG, JPEG or WebP by content (or not JSON)");
+    IMAGE_TOO_LARGE = ("image_too_large", 422, "more pixels than limits.max_image_pixels");
+    ASPECT_RATIO_TOO_LARGE = ("aspect_ratio_too_large", 422, "sides further apart than limits.max_aspect_ratio");
+    CORRUPT_IMAGE = ("corrupt_image", 422, "an image that does not decode");
+    QUEUE_FULL = ("queue_full", 429, "the model queue is full");
+    RATE_LIMITED = ("rate_limited", 429, "too many public requests from one client");
+    INTERNAL = ("internal", 500, "a fault of ours; logged");
+    DATABASE_UNAVAILABLE = ("database_unavailable", 503, "PostgreSQL does not answer");
+    MODEL_UNAVAILABLE = ("model_unavailable", 503, "the model thread has stopped");
+    MODEL_TIMEOUT = ("model_timeout", 503, "the request waited too long for the model");
+    DETECTOR_UNAVAILABLE = ("detector_unavailable", 503, "the served model has no detector");
+    STORAGE_FULL = ("storage_full", 503, "the image store's disk is full");
+    SERVER_BUSY = ("server_busy", 503, "the upload memory budget is spent");
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -136,47 +101,22 @@ pub struct ApiError {
 
 impl ApiError {
     #[must_use]
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        debug_assert!(
-            CODES
-                .iter()
-                .any(|&(c, s, _)| c == code && s == status.as_u16()),
-            "error code {code} with status {status} is not in api::error::CODES"
-        );
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: StatusCode::from_u16(code.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body: ErrorBody {
-                code,
+                code: code.code,
                 message: message.into(),
             },
             retry_after_s: None,
         }
     }
 
-    #[must_use]
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    #[must_use]
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
-
-    #[must_use]
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
-    }
-
     /// An error whose detail is for the logs only; the client sees a generic message.
     #[must_use]
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %error_chain(cause), "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; it has been logged",
-        )
+        Self::new(code::INTERNAL, "internal error; it has been logged")
     }
 
     /// Adds a `Retry-After` header (seconds), for 429 and 503 answers.
@@ -230,40 +170,29 @@ impl ResponseError for ApiError {
 
 impl From<UploadError> for ApiError {
     fn from(error: UploadError) -> Self {
-        let (status, code) = match error {
-            UploadError::Empty => (StatusCode::BAD_REQUEST, "empty_upload"),
-            UploadError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            UploadError::Unsupported => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
-            UploadError::TooManyPixels { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "image_too_large")
-            }
-            UploadError::AspectRatio { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "aspect_ratio_too_large")
-            }
-            UploadError::Corrupt { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image"),
+        let code = match error {
+            UploadError::Empty => code::EMPTY_UPLOAD,
+            UploadError::TooLarge { .. } => code::PAYLOAD_TOO_LARGE,
+            UploadError::Unsupported => code::UNSUPPORTED_MEDIA_TYPE,
+            UploadError::TooManyPixels { .. } => code::IMAGE_TOO_LARGE,
+            UploadError::AspectRatio { .. } => code::ASPECT_RATIO_TOO_LARGE,
+            UploadError::Corrupt { .. } => code::CORRUPT_IMAGE,
         };
-        Self::new(status, code, error.to_string())
+        Self::new(code, error.to_string())
     }
 }
 
 impl From<InferenceError> for ApiError {
     fn from(error: InferenceError) -> Self {
         match error {
-            InferenceError::QueueFull { .. } => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "queue_full",
-                error.to_string(),
-            )
-            .retry_after(1),
+            InferenceError::QueueFull { .. } => {
+                Self::new(code::QUEUE_FULL, error.to_string()).retry_after(1)
+            }
             InferenceError::Timeout(_) => {
-                Self::unavailable("model_timeout", error.to_string()).retry_after(1)
+                Self::new(code::MODEL_TIMEOUT, error.to_string()).retry_after(1)
             }
-            InferenceError::Stopped => Self::unavailable("model_unavailable", error.to_string()),
-            InferenceError::NoDetector => {
-                Self::unavailable("detector_unavailable", error.to_string())
-            }
+            InferenceError::Stopped => Self::new(code::MODEL_UNAVAILABLE, error.to_string()),
+            InferenceError::NoDetector => Self::new(code::DETECTOR_UNAVAILABLE, error.to_string()),
             InferenceError::Model(_) => Self::internal(&error),
         }
     }
@@ -273,19 +202,18 @@ impl From<GenerationError> for ApiError {
     fn from(error: GenerationError) -> Self {
         match error {
             GenerationError::UnknownModel { .. } => {
-                Self::not_found("unknown_model", error.to_string())
+                Self::new(code::UNKNOWN_MODEL, error.to_string())
             }
-            GenerationError::InvalidCount(_) => {
-                Self::bad_request("invalid_count", error.to_string())
-            }
+            GenerationError::InvalidCount(_) => Self::new(code::INVALID_COUNT, error.to_string()),
             GenerationError::QualityForPng | GenerationError::InvalidQuality(_) => {
-                Self::bad_request("invalid_quality", error.to_string())
+                Self::new(code::INVALID_QUALITY, error.to_string())
             }
             GenerationError::Inference(inner) => inner.into(),
-            GenerationError::StorageFull(_) => {
-                Self::unavailable("storage_full", "the image store is full; try again later")
-                    .retry_after(30)
-            }
+            GenerationError::StorageFull(_) => Self::new(
+                code::STORAGE_FULL,
+                "the image store is full; try again later",
+            )
+            .retry_after(30),
             GenerationError::Database(inner) => inner.into(),
             GenerationError::Storage(_)
             | GenerationError::Blocking(_)
@@ -312,7 +240,7 @@ impl From<CheckError> for ApiError {
             CheckError::Database(inner) => inner.into(),
             CheckError::Blocking(_) => Self::internal(&error),
             CheckError::ShuttingDown => {
-                Self::unavailable("model_unavailable", error.to_string()).retry_after(1)
+                Self::new(code::MODEL_UNAVAILABLE, error.to_string()).retry_after(1)
             }
         }
     }
@@ -329,8 +257,7 @@ impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         if database_unreachable(&error) {
             tracing::warn!(error = %error, "database unavailable");
-            Self::unavailable("database_unavailable", "the database is not reachable")
-                .retry_after(5)
+            Self::new(code::DATABASE_UNAVAILABLE, "the database is not reachable").retry_after(5)
         } else {
             Self::internal(&error)
         }
@@ -375,9 +302,14 @@ mod tests {
     #[test]
     fn every_code_is_listed_once() {
         let mut seen = std::collections::HashSet::new();
-        for (code, status, meaning) in CODES {
-            assert!(seen.insert(code), "{code} is listed twice");
-            assert!((400..600).contains(status) && !meaning.is_empty(), "{code}");
+        for code in CODES {
+            assert!(seen.insert(code.code), "{} is listed twice", code.code);
+            assert!(
+                StatusCode::from_u16(code.status).is_ok()
+                    && (400..600).contains(&code.status)
+                    && !code.meaning.is_empty(),
+                "{code:?}"
+            );
         }
     }
 

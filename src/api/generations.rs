@@ -1,12 +1,11 @@
 use actix_web::http::header::{self, ContentType};
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::auth::Authenticated;
 use super::AppState;
-use crate::api::error::ApiError;
+use crate::api::error::{code, ApiError};
 use crate::generation::{Generated, GenerationRequest};
 use crate::store::api_keys::Role;
 
@@ -101,8 +100,7 @@ pub async fn create(
     let raw = wants_bytes(&req);
     if raw && spec.count != 1 {
         return Err(ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "not_acceptable",
+            code::NOT_ACCEPTABLE,
             "image bytes can be returned for count 1 only; use JSON for more",
         ));
     }

@@ -2,7 +2,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::AppState;
-use crate::api::error::ApiError;
+use crate::api::error::{code, ApiError};
 use crate::registry::index::HashIndex;
 use crate::store;
 
@@ -12,14 +12,21 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Ready to serve: the database answers. Also says what the in-memory near-duplicate index holds
-/// (`null` when it is off); an index still loading does not make the service unready, as
-/// searches go to PostgreSQL meanwhile.
+/// (`null` when it is off; an index still loading does not make the service unready, as
+/// searches go to PostgreSQL meanwhile) and each trust list's state (a list that failed to load
+/// shows its `error`, and keeps its last good copy in use: that does not make the service
+/// unready either).
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     store::ping(&state.pool).await.map_err(|error| {
         tracing::warn!(error = %error, "readiness: database unreachable");
-        ApiError::unavailable("database_unavailable", "the database is not reachable")
-            .retry_after(5)
+        ApiError::new(code::DATABASE_UNAVAILABLE, "the database is not reachable").retry_after(5)
     })?;
     let index = state.index.as_ref().map(HashIndex::status);
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok", "index": index })))
+    let trust_lists = state.verify.trust().statuses();
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "database": "ok",
+        "index": index,
+        "trust_lists": trust_lists,
+    })))
 }

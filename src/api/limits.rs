@@ -13,14 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::HeaderMap;
-use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
 use anyhow::Context;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
-use crate::api::error::ApiError;
+use crate::api::error::{code, ApiError};
 use crate::config::ApiSettings;
 
 /// How often idle addresses are dropped from the limiter's table.
@@ -112,8 +111,7 @@ impl PublicLimiter {
         self.limiter.check_key(&client).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                code::RATE_LIMITED,
                 "too many requests from this address; slow down",
             )
             .retry_after(wait.as_secs().max(1))

@@ -21,10 +21,9 @@ pub use state::AppState;
 pub use openapi::ApiDoc;
 
 use actix_web::error::JsonPayloadError;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::api::error::ApiError;
+use crate::api::error::{code, ApiError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
@@ -43,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/lookup", web::post().to(verify::lookup))
                 .route("/checks", web::get().to(verify::list_checks))
                 .route("/checks/{id}", web::get().to(verify::get_check))
+                .route("/thumbnails/{sha256}", web::get().to(verify::thumbnail))
                 .route("/keys/me", web::get().to(keys::me)),
         );
 }
@@ -58,22 +58,17 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
 fn json_error(error: &JsonPayloadError) -> ApiError {
     match error {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                error.to_string(),
-            )
+            ApiError::new(code::PAYLOAD_TOO_LARGE, error.to_string())
         }
         JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            code::UNSUPPORTED_MEDIA_TYPE,
             "expected Content-Type: application/json",
         ),
         JsonPayloadError::Deserialize(inner) if inner.is_data() => {
-            ApiError::bad_request("invalid_body", inner.to_string())
+            ApiError::new(code::INVALID_BODY, inner.to_string())
         }
-        JsonPayloadError::Payload(payload) => body::payload_error(payload, "malformed_json"),
-        other => ApiError::bad_request("malformed_json", other.to_string()),
+        JsonPayloadError::Payload(payload) => body::payload_error(payload, code::MALFORMED_JSON),
+        other => ApiError::new(code::MALFORMED_JSON, other.to_string()),
     }
 }
 
@@ -89,8 +84,8 @@ pub fn server_timing(stages: &[(&str, std::time::Duration)]) -> String {
 
 /// Every path no route claims.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(
-        "route_not_found",
+    Err(ApiError::new(
+        code::ROUTE_NOT_FOUND,
         format!("no route for {} {}", req.method(), req.path()),
     ))
 }

@@ -13,7 +13,7 @@ use crate::generation::{GenerationRequest, OutputFormat};
     info(title = "Hallmark", description = "GAN images with signed C2PA Content Credentials and a tamper-evident registry"),
     paths(
         generations::create, records::get, records::find, records::image,
-        verify::verify, verify::lookup, verify::list_checks, verify::get_check, keys::me
+        verify::verify, verify::lookup, verify::list_checks, verify::get_check, verify::thumbnail, keys::me
     ),
     components(schemas(
         GenerationRequest, OutputFormat, generations::GenerationResponse, generations::GeneratedImage,

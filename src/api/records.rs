@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::auth::Authenticated;
 use super::generations::etag;
 use super::AppState;
-use crate::api::error::ApiError;
+use crate::api::error::{code, ApiError};
 use crate::provenance::ImageFormat;
 use crate::registry::view::{view, Audience, RecordView};
 use crate::store::api_keys::Role;
@@ -19,12 +19,15 @@ pub struct RecordList {
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| {
-        ApiError::bad_request("invalid_id", format!("{raw:?} is not a record id (a UUID)"))
+        ApiError::new(
+            code::INVALID_ID,
+            format!("{raw:?} is not a record id (a UUID)"),
+        )
     })
 }
 
 fn record_not_found(id: Uuid) -> ApiError {
-    ApiError::not_found("record_not_found", format!("no record {id}"))
+    ApiError::new(code::RECORD_NOT_FOUND, format!("no record {id}"))
 }
 
 /// A record by id: public, rate-limited per client address.
@@ -73,7 +76,7 @@ pub async fn find(
     let sha = hex::decode(raw.trim())
         .ok()
         .filter(|bytes| bytes.len() == 32)
-        .ok_or_else(|| ApiError::bad_request("invalid_sha256", "sha256 must be 64 hex digits"))?;
+        .ok_or_else(|| ApiError::new(code::INVALID_SHA256, "sha256 must be 64 hex digits"))?;
     let mut views = Vec::new();
     for record in records::by_file_sha256(&state.pool, &sha).await? {
         views.push(view(&state.pool, record, Audience::Public).await?);
@@ -101,7 +104,7 @@ pub async fn image(
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.require_any(&[Role::Generator, Role::Moderator])?;
     let id = parse_id(&path)?;
-    let not_found = || ApiError::not_found("image_not_found", format!("no image {id}"));
+    let not_found = || ApiError::new(code::IMAGE_NOT_FOUND, format!("no image {id}"));
     let record = records::by_id(&state.pool, id)
         .await?
         .ok_or_else(not_found)?;

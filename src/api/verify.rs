@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::auth::Authenticated;
 use super::body::{is_multipart, read_body, read_parts};
 use super::AppState;
-use crate::api::error::ApiError;
+use crate::api::error::{code, ApiError};
 use crate::store::api_keys::Role;
 use crate::store::checks::{self, CheckSummary, Cursor, NewCheck, StoredCheck};
 use crate::verify::{CheckKind, CheckTimes, Verdict, VerifyReport};
@@ -239,15 +239,15 @@ pub async fn list_checks(
     auth.require(Role::Moderator)?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
+        return Err(ApiError::new(
+            code::INVALID_LIMIT,
             format!("limit must be between 1 and 100, got {limit}"),
         ));
     }
     let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
+            ApiError::new(
+                code::INVALID_CURSOR,
                 "cursor must be a next_cursor from a previous page",
             )
         })?),
@@ -259,8 +259,8 @@ pub async fn list_checks(
                 .into_iter()
                 .find(|v| v.as_str() == name)
                 .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_verdict",
+                    ApiError::new(
+                        code::INVALID_VERDICT,
                         format!(
                             "verdict must be one of {}",
                             Verdict::ALL.map(Verdict::as_str).join(", ")
@@ -307,13 +307,53 @@ pub async fn get_check(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Role::Moderator)?;
     let id = Uuid::parse_str(&path).map_err(|_| {
-        ApiError::bad_request(
-            "invalid_id",
+        ApiError::new(
+            code::INVALID_ID,
             format!("{:?} is not a check id (a UUID)", *path),
         )
     })?;
     let check = checks::get(&state.pool, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("check_not_found", format!("no check {id}")))?;
+        .ok_or_else(|| ApiError::new(code::CHECK_NOT_FOUND, format!("no check {id}")))?;
     Ok(HttpResponse::Ok().json(check))
+}
+
+/// A thumbnail from the Content Credentials of a file checked lately (`history` in a report
+/// links to it), by the SHA-256 of its bytes. Kept in a bounded in-memory cache: a thumbnail may
+/// be gone later (404).
+#[utoipa::path(get, path = "/v1/thumbnails/{sha256}",
+    params(("sha256" = String, Path, description = "SHA-256 of the thumbnail, 64 hex digits")),
+    responses(
+        (status = 200, description = "The thumbnail (PNG, JPEG or WebP, by its bytes)", content_type = "image/jpeg"),
+        (status = 400, description = "invalid_sha256"),
+        (status = 404, description = "thumbnail_not_found"),
+        (status = 429, description = "rate_limited"),
+    ))]
+pub async fn thumbnail(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.public_limiter.check(&req)?;
+    let sha = path.into_inner().to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::new(
+            code::INVALID_SHA256,
+            "sha256 must be 64 hex digits",
+        ));
+    }
+    let found = state.verify.thumbnails().get(&sha).ok_or_else(|| {
+        ApiError::new(
+            code::THUMBNAIL_NOT_FOUND,
+            "no such thumbnail (they are kept for a while after a check)",
+        )
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type(found.format.mime())
+        .insert_header((
+            actix_web::http::header::CACHE_CONTROL,
+            "public, max-age=86400, immutable",
+        ))
+        .insert_header((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(found.bytes.to_vec()))
 }

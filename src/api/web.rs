@@ -15,7 +15,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::api::error::ApiError;
+use crate::api::error::{code, ApiError};
 use crate::fingerprint::sha256;
 
 /// Only our own origin; images also from `blob:` (object URLs of uploads) and `data:`.
@@ -182,7 +182,7 @@ pub async fn asset(
         .iter()
         .enumerate()
         .find(|(_, asset)| asset.name == name.as_str())
-        .ok_or_else(|| ApiError::not_found("asset_not_found", format!("no asset {name:?}")))?;
+        .ok_or_else(|| ApiError::new(code::ASSET_NOT_FOUND, format!("no asset {name:?}")))?;
     let cache_control = if query.v.as_deref() == Some(built.version.as_str()) {
         "public, max-age=31536000, immutable"
     } else {

@@ -111,6 +111,8 @@ pub async fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()
         Some(start_model(settings)?)
     };
     let service = VerifyService::from_settings(settings, registry, inference)?;
+    // Trust lists at URLs are fetched once for this run.
+    service.trust().reload_all().await;
     let mut out = std::io::stdout().lock();
     let mut results = Vec::new();
     let mut failed = 0;

@@ -11,18 +11,25 @@
 //! - [`verify`]: [`ProvenanceVerifier`], built once and shared, reads and validates a manifest
 //!   into a [`ProvenanceReport`]. Only PNG, JPEG and WebP reach the C2PA parser (checked by magic
 //!   bytes), and remote manifests are never fetched.
+//! - [`history`]: the whole manifest store as a tree (actions, ingredients with their own
+//!   validation, CAWG identities, thumbnails), bounded in depth, size and thumbnails.
+//! - [`trust`]: named trust lists (ours, the operator's, C2PA-style lists from files or URLs)
+//!   reloaded in the background, and which list trusted a signer.
 //! - [`record`]: the canonical encoding of a registry record and its Ed25519 signature.
 //!
 //! Signing and verification are synchronous and CPU-bound: call them from a blocking thread.
 
+pub mod history;
 pub mod pki;
 pub mod record;
 pub mod sign;
+pub mod trust;
 pub mod verify;
 
 pub use pki::{key_id, SigningIdentity};
 pub use record::{sign_record, verify_record, Record, RecordFields};
 pub use sign::{ImageClaim, ProvenanceSigner, SignedImage};
+pub use trust::{TrustList, TrustStore};
 pub use verify::{ProvenanceReport, ProvenanceVerifier, ValidationState};
 
 use serde::{Deserialize, Serialize};

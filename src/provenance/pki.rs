@@ -312,12 +312,25 @@ pub fn service_public_keys(settings: &Settings) -> Result<Vec<VerifyingKey>, Pro
     Ok(keys)
 }
 
-/// The PEM bundle of trust anchors for verification: our root CA (when present), the root of an
-/// operator-supplied chain, and the bundle at `provenance.trust_anchors`.
+/// The PEM bundle of trust anchors for verification: our own ([`own_anchors_pem`]) and the
+/// operator's ([`operator_anchors_pem`]).
 ///
 /// # Errors
 /// When a configured file cannot be read or holds no certificate.
 pub fn trust_anchors_pem(settings: &Settings) -> Result<String, ProvenanceError> {
+    let mut bundle = own_anchors_pem(settings)?;
+    if let Some(pem) = operator_anchors_pem(settings)? {
+        push_pem(&mut bundle, &pem);
+    }
+    Ok(bundle)
+}
+
+/// Our root CA (when present) and the root of an operator-supplied signing chain: the anchors of
+/// the built-in `hallmark` trust list.
+///
+/// # Errors
+/// When a file cannot be read.
+pub fn own_anchors_pem(settings: &Settings) -> Result<String, ProvenanceError> {
     let mut bundle = String::new();
     let ca = settings.storage.keys_dir().join(CA_CERT_FILE);
     if ca.exists() {
@@ -330,17 +343,25 @@ pub fn trust_anchors_pem(settings: &Settings) -> Result<String, ProvenanceError>
             push_pem(&mut bundle, &der_to_pem(root));
         }
     }
-    if let Some(path) = non_empty(settings.provenance.trust_anchors.as_deref()) {
-        let pem = read_to_string(path)?;
-        if parse_pem_certificates(pem.as_bytes())?.is_empty() {
-            return Err(ProvenanceError::Config(format!(
-                "no certificate in the trust anchors at {}",
-                path.display()
-            )));
-        }
-        push_pem(&mut bundle, &pem);
-    }
     Ok(bundle)
+}
+
+/// The bundle at `provenance.trust_anchors` (the built-in `operator` trust list), when set.
+///
+/// # Errors
+/// When it cannot be read or holds no certificate.
+pub fn operator_anchors_pem(settings: &Settings) -> Result<Option<String>, ProvenanceError> {
+    let Some(path) = non_empty(settings.provenance.trust_anchors.as_deref()) else {
+        return Ok(None);
+    };
+    let pem = read_to_string(path)?;
+    if parse_pem_certificates(pem.as_bytes())?.is_empty() {
+        return Err(ProvenanceError::Config(format!(
+            "no certificate in the trust anchors at {}",
+            path.display()
+        )));
+    }
+    Ok(Some(pem))
 }
 
 /// Days for a new signing certificate, from the settings.

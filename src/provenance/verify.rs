@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::pki::{self, certificate_public_key, key_id, parse_pem_certificates};
+use super::history::{self, History, ManifestNode, ThumbnailBytes, Walker};
+use super::pki::{self, key_id, parse_pem_certificates};
 use super::sign::GenerationAssertion;
+use super::trust::{self, TrustList};
 use super::{ImageFormat, ProvenanceError, HALLMARK_ASSERTION};
-use crate::config::Settings;
+use crate::config::{Settings, TrustListKind};
 
 /// The outcome of validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,6 +111,39 @@ pub struct ProvenanceReport {
     /// pre-release draft): the file was changed after it was signed.
     #[serde(default)]
     pub damaged: bool,
+    /// The trust list whose anchor the signer chains to (`hallmark`, `operator` or a configured
+    /// list's name), for a trusted manifest.
+    #[serde(default)]
+    pub trusted_by: Option<String>,
+    /// The whole manifest store as a tree: every manifest's actions and ingredients.
+    #[serde(default)]
+    pub history: Option<History>,
+    /// The thumbnails the history refers to, for the service's thumbnail cache; not serialised.
+    #[serde(skip)]
+    pub thumbnails: Vec<ThumbnailBytes>,
+}
+
+/// A declaration of AI generation somewhere in a file's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiDeclaration {
+    /// The IPTC digital source type declared.
+    pub source_type: String,
+    /// `None` for the active manifest; else the title of the ingredient that declared it.
+    pub ingredient: Option<String>,
+    /// Who made the declaring manifest (claim generator, else signer).
+    pub by: String,
+    /// Ingredient levels below the active manifest (0 = the active manifest).
+    pub depth: usize,
+}
+
+/// A Hallmark image found inside another producer's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HallmarkIngredient {
+    pub claims: HallmarkClaims,
+    /// Who made the manifest that took it as an ingredient.
+    pub edited_by: String,
+    /// The actions of that manifest, e.g. `c2pa.cropped`.
+    pub actions: Vec<String>,
 }
 
 impl ProvenanceReport {
@@ -128,19 +163,106 @@ impl ProvenanceReport {
             remote_manifest_url: None,
             error: None,
             damaged: false,
+            trusted_by: None,
+            history: None,
+            thumbnails: Vec::new(),
         }
     }
 
-    /// Whether the manifest states the image was made by a generative model.
+    /// Whether the active manifest states the image was made by a generative model (whoever
+    /// signed it; see [`Self::ai_declaration`] for what counts toward a verdict).
     #[must_use]
     pub fn declares_ai_origin(&self) -> bool {
         matches!(
             self.state,
             ValidationState::Trusted | ValidationState::ValidUntrusted
-        ) && self.digital_source_type.as_deref().is_some_and(|t| {
-            t.ends_with("/trainedAlgorithmicMedia")
-                || t.ends_with("/compositeWithTrainedAlgorithmicMedia")
-        })
+        ) && self
+            .digital_source_type
+            .as_deref()
+            .is_some_and(is_ai_source_type)
+    }
+
+    /// The first declaration of AI generation in the history, nearest the active manifest:
+    /// an action with digital source type `trainedAlgorithmicMedia` or
+    /// `compositeWithTrainedAlgorithmicMedia` in the active manifest or in any ingredient's, down
+    /// the chain. Every manifest on the way must be valid and trusted here, or merely valid when
+    /// `accept_untrusted` (`verify.accept_untrusted_declarations`).
+    #[must_use]
+    pub fn ai_declaration(&self, accept_untrusted: bool) -> Option<AiDeclaration> {
+        let acceptable = |state: ValidationState| {
+            state == ValidationState::Trusted
+                || (accept_untrusted && state == ValidationState::ValidUntrusted)
+        };
+        if !acceptable(self.state) {
+            return None;
+        }
+        let root = &self.history.as_ref()?.manifest;
+        let mut level: Vec<(&ManifestNode, Option<&str>)> = vec![(root, None)];
+        let mut depth = 0;
+        while !level.is_empty() && depth <= history::MAX_DEPTH {
+            let mut next = Vec::new();
+            for (node, title) in level {
+                if let Some(source_type) = node
+                    .actions
+                    .iter()
+                    .filter_map(|a| a.digital_source_type.as_deref())
+                    .find(|t| is_ai_source_type(t))
+                {
+                    return Some(AiDeclaration {
+                        source_type: source_type.to_owned(),
+                        ingredient: (depth > 0).then(|| title.unwrap_or("untitled").to_owned()),
+                        by: node_author(node),
+                        depth,
+                    });
+                }
+                for ingredient in &node.ingredients {
+                    if let (Some(inner), true) =
+                        (&ingredient.manifest, acceptable(ingredient.state))
+                    {
+                        next.push((inner.as_ref(), ingredient.title.as_deref()));
+                    }
+                }
+            }
+            level = next;
+            depth += 1;
+        }
+        None
+    }
+
+    /// A manifest of Hallmark's own among the ingredients (an image this service made, edited
+    /// and signed again by someone else), when that ingredient validated.
+    #[must_use]
+    pub fn hallmark_ingredient(&self) -> Option<HallmarkIngredient> {
+        fn walk(node: &ManifestNode) -> Option<HallmarkIngredient> {
+            for ingredient in &node.ingredients {
+                let Some(inner) = &ingredient.manifest else {
+                    continue;
+                };
+                if let (Some(claims), false) = (
+                    &inner.hallmark,
+                    ingredient.state == ValidationState::Invalid,
+                ) {
+                    return Some(HallmarkIngredient {
+                        claims: claims.clone(),
+                        edited_by: node_author(node),
+                        actions: node.actions.iter().map(|a| a.action.clone()).collect(),
+                    });
+                }
+                if let Some(found) = walk(inner) {
+                    return Some(found);
+                }
+            }
+            None
+        }
+        if self.hallmark.is_some()
+            || !matches!(
+                self.state,
+                ValidationState::Trusted | ValidationState::ValidUntrusted
+            )
+        {
+            return None;
+        }
+        walk(&self.history.as_ref()?.manifest)
     }
 
     /// A few lines for people.
@@ -191,10 +313,30 @@ impl ProvenanceReport {
     }
 }
 
+/// Whether an IPTC digital source type says a generative model made the content.
+#[must_use]
+pub fn is_ai_source_type(source_type: &str) -> bool {
+    source_type.ends_with("/trainedAlgorithmicMedia")
+        || source_type.ends_with("/compositeWithTrainedAlgorithmicMedia")
+}
+
+/// Who made a manifest, for sentences: its claim generator, else its signer.
+fn node_author(node: &ManifestNode) -> String {
+    node.claim_generator
+        .clone()
+        .or_else(|| {
+            node.signer
+                .as_ref()
+                .and_then(|s| s.common_name.clone().or_else(|| s.issuer.clone()))
+        })
+        .unwrap_or_else(|| "an unnamed producer".to_owned())
+}
+
 /// Validates Content Credentials. Build once and share; `Send + Sync`.
 pub struct ProvenanceVerifier {
     context: Arc<Context>,
     own_keys: Vec<VerifyingKey>,
+    lists: Vec<TrustList>,
 }
 
 impl std::fmt::Debug for ProvenanceVerifier {
@@ -209,23 +351,58 @@ impl std::fmt::Debug for ProvenanceVerifier {
 }
 
 impl ProvenanceVerifier {
-    /// Trust anchors from [`pki::trust_anchors_pem`]; our keys from [`pki::service_public_keys`].
+    /// The built-in trust lists and the configured lists kept in files, read once; lists at
+    /// URLs need [`trust::TrustStore`] (the service's, which also reloads them). Our keys from
+    /// [`pki::service_public_keys`].
     ///
     /// # Errors
     /// When a configured file cannot be read or parsed.
     pub fn from_settings(settings: &Settings) -> Result<Self, ProvenanceError> {
-        Self::new(
-            &pki::trust_anchors_pem(settings)?,
-            pki::service_public_keys(settings)?,
-        )
+        let mut lists = trust::builtin_lists(settings)?;
+        for list in &settings.provenance.trust_lists {
+            if list.source.starts_with("https://") || list.source.starts_with("http://") {
+                tracing::warn!(list = %list.name, "trust list at a URL: not loaded here");
+                continue;
+            }
+            let pem = std::fs::read_to_string(&list.source)
+                .map_err(|e| ProvenanceError::io(format!("trust list {}", list.source), e))?;
+            lists.push(TrustList::from_pem(list.name.clone(), list.kind, &pem)?);
+        }
+        Self::with_lists(lists, pki::service_public_keys(settings)?)
     }
 
-    /// `anchors_pem`: PEM bundle of trusted roots (may be empty). `own_keys`: the public keys
-    /// whose manifests are Hallmark's own.
+    /// `anchors_pem`: PEM bundle of trusted roots (may be empty), as one list named `anchors`.
+    /// `own_keys`: the public keys whose manifests are Hallmark's own.
     ///
     /// # Errors
     /// When the anchors cannot be parsed.
     pub fn new(anchors_pem: &str, own_keys: Vec<VerifyingKey>) -> Result<Self, ProvenanceError> {
+        let lists = if anchors_pem.trim().is_empty() {
+            Vec::new()
+        } else {
+            vec![TrustList::from_pem(
+                "anchors",
+                TrustListKind::Signer,
+                anchors_pem,
+            )?]
+        };
+        Self::with_lists(lists, own_keys)
+    }
+
+    /// Trusts every anchor of `lists` (signers' and time-stamp authorities'); reports name the
+    /// signer's list.
+    ///
+    /// # Errors
+    /// When the reader refuses the anchors.
+    pub fn with_lists(
+        lists: Vec<TrustList>,
+        own_keys: Vec<VerifyingKey>,
+    ) -> Result<Self, ProvenanceError> {
+        let mut anchors_pem = String::new();
+        for list in &lists {
+            anchors_pem.push_str(list.pem().trim_end());
+            anchors_pem.push('\n');
+        }
         let mut settings = serde_json::json!({
             "verify": {
                 "verify_after_reading": true,
@@ -244,7 +421,17 @@ impl ProvenanceVerifier {
             settings["trust"] = serde_json::json!({ "user_anchors": anchors_pem });
         }
         let context = Context::new().with_settings(settings)?.into_shared();
-        Ok(Self { context, own_keys })
+        Ok(Self {
+            context,
+            own_keys,
+            lists,
+        })
+    }
+
+    /// The trust lists this verifier trusts.
+    #[must_use]
+    pub fn lists(&self) -> &[TrustList] {
+        &self.lists
     }
 
     /// Reads and validates the manifest embedded in `bytes`.
@@ -283,7 +470,7 @@ impl ProvenanceVerifier {
         let mut report = ProvenanceReport::empty(state, Some(format));
         report.manifest_id = manifest.label().map(str::to_owned);
         report.title = manifest.title().map(str::to_owned);
-        report.claim_generator = claim_generator(manifest);
+        report.claim_generator = history::claim_generator(manifest);
         report.digital_source_type = digital_source_type(manifest);
         if let Some(results) = reader.validation_results() {
             fn codes(list: &[c2pa::validation_status::ValidationStatus], out: &mut Vec<String>) {
@@ -305,31 +492,22 @@ impl ProvenanceVerifier {
                 codes(d.informational(), &mut report.informational);
             }
         }
-        let signing_key = manifest.signature_info().and_then(|info| {
-            report.signer = Some(SignerInfo {
-                issuer: info.issuer.clone(),
-                common_name: info.common_name.clone(),
-                algorithm: info.alg.map(|alg| alg.to_string()),
-                time: info.time.clone(),
+        report.signer = history::signer_info(manifest);
+        if state == ValidationState::Trusted {
+            report.trusted_by = manifest.signature_info().and_then(|info| {
+                let chain = parse_pem_certificates(info.cert_chain().as_bytes()).ok()?;
+                trust::trusted_by(&self.lists, &chain).map(str::to_owned)
             });
-            let chain = parse_pem_certificates(info.cert_chain().as_bytes()).ok()?;
-            certificate_public_key(chain.first()?).ok()
-        });
-        let ours = signing_key.filter(|key| self.own_keys.contains(key));
-        if let (Some(key), ValidationState::Trusted | ValidationState::ValidUntrusted) =
-            (ours, state)
-        {
-            if let Ok(claims) = manifest.find_assertion::<GenerationAssertion>(HALLMARK_ASSERTION) {
-                report.hallmark = Some(HallmarkClaims {
-                    record_id: claims.record_id,
-                    model: claims.model,
-                    model_version: claims.model_version,
-                    seed: claims.seed,
-                    phash: claims.phash,
-                    signing_key_id: key_id(&key),
-                });
-            }
         }
+        if matches!(
+            state,
+            ValidationState::Trusted | ValidationState::ValidUntrusted
+        ) {
+            report.hallmark = hallmark_claims(manifest, &self.own_keys);
+        }
+        let mut walker = Walker::new(reader, &self.own_keys);
+        report.history = walker.history();
+        report.thumbnails = walker.thumbnails;
         report
     }
 }
@@ -362,20 +540,23 @@ fn error_report(error: c2pa::Error, format: ImageFormat) -> ProvenanceReport {
     report
 }
 
-fn claim_generator(manifest: &c2pa::Manifest) -> Option<String> {
-    if let Some(infos) = manifest.claim_generator_info.as_deref() {
-        let names: Vec<String> = infos
-            .iter()
-            .map(|info| match info.version.as_deref() {
-                Some(version) => format!("{}/{version}", info.name),
-                None => info.name.clone(),
-            })
-            .collect();
-        if !names.is_empty() {
-            return Some(names.join(" "));
-        }
-    }
-    manifest.claim_generator().map(str::to_owned)
+/// Hallmark's claims in a manifest signed by one of our keys.
+pub(super) fn hallmark_claims(
+    manifest: &c2pa::Manifest,
+    own_keys: &[VerifyingKey],
+) -> Option<HallmarkClaims> {
+    let key = history::signing_key(manifest).filter(|key| own_keys.contains(key))?;
+    let claims = manifest
+        .find_assertion::<GenerationAssertion>(HALLMARK_ASSERTION)
+        .ok()?;
+    Some(HallmarkClaims {
+        record_id: claims.record_id,
+        model: claims.model,
+        model_version: claims.model_version,
+        seed: claims.seed,
+        phash: claims.phash,
+        signing_key_id: key_id(&key),
+    })
 }
 
 /// The digital source type of the `c2pa.created` action (else of any action) in the manifest's

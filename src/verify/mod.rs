@@ -7,6 +7,7 @@
 //! ([`crate::registry::Registry::find`]) and, for moderators, asks the model thread's detector; [`decide`] turns
 //! the evidence into a [`Verdict`] with plain-language reasons.
 
+pub mod thumbnails;
 pub mod upload;
 
 use std::sync::Arc;
@@ -25,9 +26,15 @@ use crate::detect::detector::Detection;
 use crate::fingerprint::align::{comparison_image, query_phashes};
 use crate::fingerprint::{pixel_sha256, sha256, Fingerprint, Fingerprinter};
 use crate::inference::{Inference, InferenceError};
-use crate::provenance::{ImageFormat, ProvenanceReport, ProvenanceVerifier, ValidationState};
+use crate::provenance::{
+    ImageFormat, ProvenanceReport, ProvenanceVerifier, TrustStore, ValidationState,
+};
 use crate::registry::{MatchKind, Registry, RegistryError, RegistryMatch};
+use thumbnails::ThumbnailCache;
 use upload::UploadError;
+
+/// Memory for the thumbnails of checked files' credentials, all together.
+const THUMBNAIL_CACHE_BYTES: usize = 64 << 20;
 
 /// What the evidence adds up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -171,7 +178,9 @@ pub enum CheckKind {
 /// Everything a check needs, built once.
 #[derive(Clone)]
 pub struct VerifyService {
-    provenance: Arc<ProvenanceVerifier>,
+    /// The trust lists and the verifier built from them (swapped when a list changes).
+    trust: Arc<TrustStore>,
+    thumbnails: ThumbnailCache,
     fingerprinter: Arc<Fingerprinter>,
     /// The registry; `None` on the command line without a database.
     registry: Option<Registry>,
@@ -195,7 +204,8 @@ impl VerifyService {
         inference: Option<Inference>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            provenance: Arc::new(ProvenanceVerifier::from_settings(settings)?),
+            trust: TrustStore::new(settings)?,
+            thumbnails: ThumbnailCache::new(THUMBNAIL_CACHE_BYTES),
             fingerprinter: Arc::new(Fingerprinter::new()),
             registry,
             inference,
@@ -205,6 +215,18 @@ impl VerifyService {
                 &settings.limits,
             ))),
         })
+    }
+
+    /// The trust lists in use.
+    #[must_use]
+    pub fn trust(&self) -> &Arc<TrustStore> {
+        &self.trust
+    }
+
+    /// Thumbnails from the credentials of files checked lately.
+    #[must_use]
+    pub fn thumbnails(&self) -> &ThumbnailCache {
+        &self.thumbnails
     }
 
     /// Whether the detector can run.
@@ -233,8 +255,8 @@ impl VerifyService {
             .await
             .map_err(|_| CheckError::ShuttingDown)?;
         let mut times = CheckTimes::default();
-        let (inspected, image, probe) = {
-            let provenance = Arc::clone(&self.provenance);
+        let (mut inspected, image, probe) = {
+            let provenance = self.trust.verifier();
             let fingerprinter = Arc::clone(&self.fingerprinter);
             let limits = self.limits.clone();
             crate::blocking::run(move || inspect(&bytes, &limits, &provenance, &fingerprinter))
@@ -259,8 +281,15 @@ impl VerifyService {
         };
         times.detect = started.elapsed();
 
-        let (verdict, tampered, explanation) =
-            decide(&inspected.provenance, &registry, detector.as_ref(), kind);
+        self.thumbnails
+            .insert(std::mem::take(&mut inspected.provenance.thumbnails));
+        let (verdict, tampered, explanation) = decide(
+            &inspected.provenance,
+            &registry,
+            detector.as_ref(),
+            kind,
+            self.settings.accept_untrusted_declarations,
+        );
         metrics::counter!("hallmark_checks_total", "verdict" => verdict.as_str()).increment(1);
         Ok((
             VerifyReport {
@@ -420,11 +449,17 @@ pub fn hashes(
 /// Order of strength: Hallmark's own evidence (a valid Hallmark manifest or a registry match),
 /// then another producer's valid manifest declaring AI generation, then the detector.
 #[must_use]
+///
+/// Another producer's history counts as follows: a Hallmark manifest among its ingredients (our
+/// image, edited and signed again by someone else) is Hallmark's own evidence; a declaration of AI
+/// generation anywhere down the ingredient chain counts when every manifest on the way is
+/// trusted here (or merely valid, with `accept_untrusted`).
 pub fn decide(
     provenance: &ProvenanceReport,
     registry: &RegistryEvidence,
     detector: Option<&Detection>,
     kind: CheckKind,
+    accept_untrusted: bool,
 ) -> (Verdict, bool, Vec<String>) {
     let mut why = Vec::new();
     let signer = provenance
@@ -436,9 +471,15 @@ pub fn decide(
     // file changed after it was signed.
     let tampered = provenance.state == ValidationState::Invalid || provenance.damaged;
     match provenance.state {
-        ValidationState::Trusted => why.push(format!(
-            "Content Credentials are present, valid, and signed by {signer}, a trusted signer."
-        )),
+        ValidationState::Trusted => why.push(match &provenance.trusted_by {
+            Some(list) => format!(
+                "Content Credentials are present, valid, and signed by {signer}, trusted through \
+                 the \"{list}\" trust list."
+            ),
+            None => format!(
+                "Content Credentials are present, valid, and signed by {signer}, a trusted signer."
+            ),
+        }),
         ValidationState::ValidUntrusted => why.push(format!(
             "Content Credentials are present and intact, but the signer ({signer}) is not on this \
              service's trust list."
@@ -506,14 +547,66 @@ pub fn decide(
             )),
         },
     }
-    if provenance.declares_ai_origin() && provenance.hallmark.is_none() {
+    if let Some(history) = &provenance.history {
+        let steps = history.manifests;
+        if steps > 1 {
+            why.push(format!(
+                "Its history holds {steps} signed steps{}.",
+                if history.truncated {
+                    " (cut at the service's limit)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    let ours_inside = provenance.hallmark_ingredient();
+    if let Some(inside) = &ours_inside {
+        let edits: Vec<&str> = inside
+            .actions
+            .iter()
+            .map(|a| a.strip_prefix("c2pa.").unwrap_or(a))
+            .collect();
         why.push(format!(
-            "The manifest declares the image AI-generated ({}).",
-            provenance
-                .digital_source_type
-                .as_deref()
-                .unwrap_or_default()
+            "Its history contains Hallmark record {} (model {} {}): the image was edited after \
+             generation by {}{}.",
+            inside.claims.record_id,
+            inside.claims.model,
+            inside.claims.model_version,
+            inside.edited_by,
+            if edits.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", edits.join(", "))
+            }
         ));
+    }
+    let declaration = provenance.ai_declaration(accept_untrusted);
+    if provenance.hallmark.is_none() && ours_inside.is_none() {
+        match (&declaration, provenance.ai_declaration(true)) {
+            (Some(d), _) => why.push(match &d.ingredient {
+                None => format!(
+                    "The manifest declares the image AI-generated ({}), stated by {}.",
+                    short_source_type(&d.source_type),
+                    d.by
+                ),
+                Some(title) => format!(
+                    "Its history declares AI generation: the ingredient \"{title}\", {} step(s) \
+                     back, was made by {} as {}.",
+                    d.depth,
+                    d.by,
+                    short_source_type(&d.source_type)
+                ),
+            }),
+            (None, Some(d)) => why.push(format!(
+                "A manifest in its history declares AI generation ({}, stated by {}), but its \
+                 signer is not trusted here, so the declaration does not count \
+                 (verify.accept_untrusted_declarations is off).",
+                short_source_type(&d.source_type),
+                d.by
+            )),
+            (None, None) => {}
+        }
     }
     match detector {
         Some(d) if d.out_of_domain => why.push(format!(
@@ -536,15 +629,16 @@ pub fn decide(
         None => {}
     }
 
-    let verdict = if provenance.hallmark.is_some() || registry.matched.is_some() {
-        Verdict::HallmarkGenerated
-    } else if provenance.declares_ai_origin() {
-        Verdict::AiGeneratedDeclared
-    } else if detector.is_some_and(|d| d.likely_synthetic && !d.out_of_domain) {
-        Verdict::LikelySynthetic
-    } else {
-        Verdict::NoEvidence
-    };
+    let verdict =
+        if provenance.hallmark.is_some() || registry.matched.is_some() || ours_inside.is_some() {
+            Verdict::HallmarkGenerated
+        } else if declaration.is_some() {
+            Verdict::AiGeneratedDeclared
+        } else if detector.is_some_and(|d| d.likely_synthetic && !d.out_of_domain) {
+            Verdict::LikelySynthetic
+        } else {
+            Verdict::NoEvidence
+        };
     why.push(
         match verdict {
             Verdict::HallmarkGenerated => "Verdict: made by Hallmark.",
@@ -560,9 +654,15 @@ pub fn decide(
     (verdict, tampered, why)
 }
 
+/// `trainedAlgorithmicMedia` for the IPTC URL.
+fn short_source_type(source_type: &str) -> &str {
+    source_type.rsplit('/').next().unwrap_or(source_type)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provenance::history::{Action, History, IngredientNode, ManifestNode};
 
     fn provenance(state: ValidationState) -> ProvenanceReport {
         serde_json::from_value(serde_json::json!({
@@ -598,15 +698,155 @@ mod tests {
         }
     }
 
+    const AI: &str = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
+
+    fn node(generator: &str, actions: &[(&str, Option<&str>)]) -> ManifestNode {
+        ManifestNode {
+            label: Some(format!("urn:c2pa:{generator}")),
+            title: Some(format!("{generator}.jpg")),
+            format: Some("image/jpeg".into()),
+            claim_generator: Some(generator.into()),
+            signer: None,
+            hallmark: None,
+            actions: actions
+                .iter()
+                .map(|(action, source)| Action {
+                    action: (*action).into(),
+                    software_agent: None,
+                    digital_source_type: source.map(str::to_owned),
+                    when: None,
+                    description: None,
+                    parameters: None,
+                })
+                .collect(),
+            ingredients: Vec::new(),
+            identities: Vec::new(),
+            thumbnail: None,
+        }
+    }
+
+    fn with_parent(
+        mut child: ManifestNode,
+        parent: ManifestNode,
+        state: ValidationState,
+    ) -> ManifestNode {
+        child.ingredients.push(IngredientNode {
+            title: parent.title.clone(),
+            format: parent.format.clone(),
+            relationship: Some("parentOf".into()),
+            state,
+            failures: Vec::new(),
+            thumbnail: None,
+            manifest: Some(Box::new(parent)),
+        });
+        child
+    }
+
+    fn with_history(state: ValidationState, root: ManifestNode) -> ProvenanceReport {
+        let mut p = provenance(state);
+        p.history = Some(History {
+            manifest: root,
+            manifests: 1,
+            truncated: false,
+        });
+        p
+    }
+
     #[test]
     fn declared_ai_origin_from_another_producer() {
-        let mut p = provenance(ValidationState::ValidUntrusted);
-        p.digital_source_type =
-            Some("http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia".into());
-        let (verdict, tampered, why) = decide(&p, &no_match(), None, CheckKind::Lookup);
+        let p = with_history(
+            ValidationState::Trusted,
+            node("maker/1", &[("c2pa.created", Some(AI))]),
+        );
+        let (verdict, tampered, why) = decide(&p, &no_match(), None, CheckKind::Lookup, false);
         assert_eq!(verdict, Verdict::AiGeneratedDeclared);
         assert!(!tampered);
-        assert!(why.iter().any(|l| l.contains("declares")), "{why:?}");
+        assert!(
+            why.iter()
+                .any(|l| l.contains("declares") && l.contains("trainedAlgorithmicMedia")),
+            "{why:?}"
+        );
+    }
+
+    #[test]
+    fn an_untrusted_declaration_counts_only_when_the_operator_says_so() {
+        let p = with_history(
+            ValidationState::ValidUntrusted,
+            node("maker/1", &[("c2pa.created", Some(AI))]),
+        );
+        let (verdict, _, why) = decide(&p, &no_match(), None, CheckKind::Lookup, false);
+        assert_eq!(verdict, Verdict::NoEvidence);
+        assert!(why.iter().any(|l| l.contains("does not count")), "{why:?}");
+        let (verdict, _, _) = decide(&p, &no_match(), None, CheckKind::Lookup, true);
+        assert_eq!(verdict, Verdict::AiGeneratedDeclared);
+    }
+
+    #[test]
+    fn a_declaration_down_the_ingredient_chain_names_the_step() {
+        let generated = node("generator/2", &[("c2pa.created", Some(AI))]);
+        let edit = with_parent(
+            node("editor/1", &[("c2pa.opened", None), ("c2pa.cropped", None)]),
+            generated,
+            ValidationState::Trusted,
+        );
+        let active = with_parent(
+            node("publisher/3", &[("c2pa.published", None)]),
+            edit.clone(),
+            ValidationState::Trusted,
+        );
+        let p = with_history(ValidationState::Trusted, active);
+        let declaration = p.ai_declaration(false).unwrap();
+        assert_eq!(declaration.depth, 2);
+        assert_eq!(declaration.by, "generator/2");
+        assert_eq!(declaration.ingredient.as_deref(), Some("generator/2.jpg"));
+        let (verdict, _, why) = decide(&p, &no_match(), None, CheckKind::Lookup, false);
+        assert_eq!(verdict, Verdict::AiGeneratedDeclared);
+        assert!(
+            why.iter()
+                .any(|l| l.contains("\"generator/2.jpg\"") && l.contains("2 step(s) back")),
+            "{why:?}"
+        );
+        // An untrusted link in the chain breaks it.
+        let broken = with_history(
+            ValidationState::Trusted,
+            with_parent(
+                node("publisher/3", &[]),
+                edit,
+                ValidationState::ValidUntrusted,
+            ),
+        );
+        assert!(broken.ai_declaration(false).is_none());
+        assert!(broken.ai_declaration(true).is_some());
+    }
+
+    #[test]
+    fn our_image_edited_by_someone_else_is_still_ours() {
+        let mut ours = node("hallmark/0.1.0", &[("c2pa.created", Some(AI))]);
+        ours.hallmark = Some(crate::provenance::verify::HallmarkClaims {
+            record_id: Uuid::nil(),
+            model: "fashion-dcgan32".into(),
+            model_version: "3".into(),
+            seed: 7,
+            phash: "0011223344556677".into(),
+            signing_key_id: "k".into(),
+        });
+        let edit = with_parent(
+            node(
+                "editor/1",
+                &[("c2pa.opened", None), ("c2pa.color_adjustments", None)],
+            ),
+            ours,
+            ValidationState::Trusted,
+        );
+        let p = with_history(ValidationState::ValidUntrusted, edit);
+        let (verdict, _, why) = decide(&p, &no_match(), None, CheckKind::Lookup, false);
+        assert_eq!(verdict, Verdict::HallmarkGenerated);
+        assert!(
+            why.iter()
+                .any(|l| l.contains("edited after generation by editor/1")
+                    && l.contains("color_adjustments")),
+            "{why:?}"
+        );
     }
 
     #[test]
@@ -615,7 +855,7 @@ mod tests {
         p.digital_source_type =
             Some("http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia".into());
         p.failures = vec!["assertion.dataHash.mismatch".into()];
-        let (verdict, tampered, why) = decide(&p, &no_match(), None, CheckKind::Lookup);
+        let (verdict, tampered, why) = decide(&p, &no_match(), None, CheckKind::Lookup, false);
         assert_eq!(verdict, Verdict::NoEvidence);
         assert!(tampered);
         assert!(why[0].contains("assertion.dataHash.mismatch"));
@@ -628,13 +868,13 @@ mod tests {
         damaged.error = Some("JUMBF parse error".into());
         let mut registry = no_match();
         registry.matched = Some(MatchKind::PixelSha256);
-        let (verdict, tampered, why) = decide(&damaged, &registry, None, CheckKind::Lookup);
+        let (verdict, tampered, why) = decide(&damaged, &registry, None, CheckKind::Lookup, false);
         assert_eq!(verdict, Verdict::HallmarkGenerated);
         assert!(tampered);
         assert!(why[0].contains("damaged"), "{why:?}");
         let mut draft = provenance(ValidationState::Unreadable);
         draft.error = Some("pre-release (draft) C2PA content, not supported".into());
-        assert!(!decide(&draft, &no_match(), None, CheckKind::Lookup).1);
+        assert!(!decide(&draft, &no_match(), None, CheckKind::Lookup, false).1);
     }
 
     #[test]
@@ -643,11 +883,11 @@ mod tests {
         let high = detection(0.9, false);
         let low = detection(0.1, false);
         let away = detection(0.0, true);
-        let run = |d: &Detection| decide(&p, &no_match(), Some(d), CheckKind::Full).0;
+        let run = |d: &Detection| decide(&p, &no_match(), Some(d), CheckKind::Full, false).0;
         assert_eq!(run(&high), Verdict::LikelySynthetic);
         assert_eq!(run(&low), Verdict::NoEvidence);
         assert_eq!(run(&away), Verdict::NoEvidence);
-        let (_, _, why) = decide(&p, &no_match(), Some(&away), CheckKind::Full);
+        let (_, _, why) = decide(&p, &no_match(), Some(&away), CheckKind::Full, false);
         assert!(why.iter().any(|l| l.contains("colour image")), "{why:?}");
     }
 
@@ -657,7 +897,13 @@ mod tests {
         let mut registry = no_match();
         registry.matched = Some(MatchKind::Phash);
         registry.distance = Some(4);
-        let (verdict, _, _) = decide(&p, &registry, Some(&detection(0.1, false)), CheckKind::Full);
+        let (verdict, _, _) = decide(
+            &p,
+            &registry,
+            Some(&detection(0.1, false)),
+            CheckKind::Full,
+            false,
+        );
         assert_eq!(verdict, Verdict::HallmarkGenerated);
     }
 

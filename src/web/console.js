@@ -5,7 +5,7 @@
 import { request, ApiError, filesForm, el, fill, errorBox, dropZone, UrlBag, formatTime, shortHash } from './api.js';
 import {
   provenanceSummary, registryFacts, detectorFacts, explanationList, technicalDetails,
-  verdictBadge, tamperedBadge, recordLink, VERDICT_CODES, verdictLabel,
+  verdictBadge, tamperedBadge, recordLink, VERDICT_CODES, verdictLabel, historyTimeline, trustedByLine,
 } from './report.js';
 
 const KEY_STORAGE = 'hallmark.apiKey';
@@ -122,7 +122,8 @@ function manifestSection(report) {
   return el('section', { 'data-manifest': p.state },
     el('h3', { text: 'Manifest' }),
     el('p', {}, el('span', { class: `badge ${s.tone}`, text: s.badge }), ' ', s.text,
-      p.signer?.issuer ? ` Certificate issued by ${p.signer.issuer}.` : ''));
+      p.signer?.issuer ? ` Certificate issued by ${p.signer.issuer}.` : ''),
+    trustedByLine(report));
 }
 
 /** The matched original, fetched with the key (the image route is not public). */
@@ -157,6 +158,7 @@ function reportCard(title, report, file, bag) {
         manifestSection(report),
         registryFacts(report.registry),
         detectorFacts(report.detector),
+        historyTimeline(report),
         technicalDetails(report))));
 }
 

@@ -132,6 +132,9 @@ export function provenanceFacts(report) {
         ['Issued by', p.signer.issuer],
         ['Algorithm', p.signer.algorithm],
         ['Signed at', p.signer.time ? formatTime(p.signer.time) : null],
+        ['Trusted by', typeof p.trusted_by === 'string' && p.trusted_by
+          ? el('span', { 'data-trusted-by': clip(p.trusted_by, 80) }, mono(clip(p.trusted_by, 80)), ` (${trustedByWords(p.trusted_by)})`)
+          : null],
       ])));
   }
   const h = p.hallmark;
@@ -253,4 +256,352 @@ export function recordFacts(record) {
       ? el('span', { class: 'badge good', text: 'Valid (Ed25519)' })
       : el('span', { class: 'badge bad', text: 'Not valid: the record was altered' })],
   ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manifest history: the chain of manifests behind the image, oldest first.
+// Everything here comes from the uploaded file, so it is read defensively: types are checked,
+// strings clipped, lists capped, and the chain is walked in a loop with a hard limit (never by
+// recursion), so a hostile file with hundreds of nested ingredients draws quickly.
+
+/** Where the trust in a signer comes from, in words (`trusted_by` names a trust list). */
+export function trustedByWords(name) {
+  if (typeof name !== 'string' || !name) return null;
+  const words = {
+    hallmark: "this service's own certificate authority",
+    operator: "trust anchors added by this service's operator",
+  };
+  return words[name] || 'a trust list this service loads';
+}
+
+/** "Trusted by: <name> (<words>)", marked with data-trusted-by; null when there is none. */
+export function trustedByLine(report, tag = 'p') {
+  const name = report?.provenance?.trusted_by;
+  if (typeof name !== 'string' || !name) return null;
+  return el(tag, { class: 'trusted-by', 'data-trusted-by': clip(name, 80) },
+    'Trusted by: ', mono(clip(name, 80)), ` (${trustedByWords(name)})`);
+}
+
+const HISTORY = {
+  walk: 256,        // manifests followed down the parentOf chain at most
+  head: 12,         // oldest steps drawn
+  tail: 12,         // newest steps drawn
+  summaryEnds: 3,   // steps named at each end of the one-line summary when it is cut
+  items: 8,         // placed ingredients drawn per step
+  actions: 16,      // actions listed per step
+  identities: 4,    // CAWG identity lines per step
+  failures: 8,      // failure codes per step
+  text: 160,        // characters of any one string from the file
+};
+
+const ACTION_WORDS = {
+  'c2pa.created': 'created',
+  'c2pa.opened': 'opened',
+  'c2pa.edited': 'edited',
+  'c2pa.cropped': 'cropped',
+  'c2pa.color_adjustments': 'colour adjusted',
+  'c2pa.resized': 'resized',
+  'c2pa.placed': 'placed',
+  'c2pa.converted': 'converted',
+  'c2pa.filtered': 'filtered',
+  'c2pa.drawing': 'drew',
+  'c2pa.published': 'published',
+  'c2pa.transcoded': 'transcoded',
+  'c2pa.repackaged': 'repackaged',
+  'c2pa.orientation': 'rotated',
+  'c2pa.removed': 'removed',
+  'c2pa.redacted': 'redacted',
+  'c2pa.watermarked': 'watermarked',
+  'c2pa.edited.metadata': 'metadata edited',
+};
+
+/** An action label in plain words, lower case: c2pa.cropped → "cropped", c2pa.foo → "foo". */
+export function actionWord(label) {
+  const text = clip(label, 60) || 'unknown action';
+  return ACTION_WORDS[text] || (text.startsWith('c2pa.') ? text.slice(5) : text);
+}
+
+/** The digital source type as a short tag: "AI: trainedAlgorithmicMedia", or its term as is. */
+export function sourceTypeTag(uri) {
+  const term = clip(String(uri || '').split('/').pop(), 60);
+  if (!term) return null;
+  return /^(trainedAlgorithmicMedia|compositeWithTrainedAlgorithmicMedia)$/.test(term) ? `AI: ${term}` : term;
+}
+
+function clip(value, max = HISTORY.text) {
+  if (typeof value !== 'string') return null;
+  const text = value.replace(/\s+/g, ' ').trim();
+  if (!text) return null;
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+const list = (value) => (Array.isArray(value) ? value : []);
+const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
+const capitalise = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+
+function agentName(agent) {
+  if (typeof agent === 'string') return clip(agent, 80);
+  if (isObject(agent)) return clip(agent.name, 80); // C2PA 2 writes {name, version}
+  return null;
+}
+
+function formatDate(value) {
+  if (typeof value !== 'string' || !value) return null;
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return clip(value, 40);
+  return date.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
+/**
+ * The steps, oldest first: each is { manifest, via, placed, active, state, failures }, where `via`
+ * is the parentOf ingredient the manifest was reached through (null for the active one). A parent
+ * with no manifest of its own (an original without Content Credentials) is a step with a null
+ * manifest.
+ */
+function historySteps(report) {
+  const p = report.provenance || {};
+  const steps = [];
+  const seen = new Set();
+  let manifest = isObject(p.history?.manifest) ? p.history.manifest : null;
+  let via = null;
+  let cut = false;
+  while (manifest || via) {
+    if (steps.length >= HISTORY.walk || (manifest && seen.has(manifest))) { cut = true; break; }
+    if (manifest) seen.add(manifest);
+    const ingredients = manifest ? list(manifest.ingredients).filter(isObject) : [];
+    const parent = ingredients.find((i) => i.relationship === 'parentOf') || null;
+    steps.push({
+      manifest,
+      via,
+      placed: ingredients.filter((i) => i !== parent),
+      active: steps.length === 0,
+      state: steps.length === 0 ? p.state : via?.state,
+      failures: steps.length === 0 ? list(p.failures) : list(via?.failures),
+    });
+    if (!manifest) break;
+    via = parent;
+    manifest = parent && isObject(parent.manifest) ? parent.manifest : null;
+  }
+  steps.reverse();
+  steps.forEach((step, i) => { step.number = i + 1; });
+  return { steps, cut };
+}
+
+/** Actions of a manifest, bounded, with their words. */
+function stepActions(manifest) {
+  return list(manifest?.actions).filter(isObject).slice(0, 64).map((a) => ({
+    label: clip(a.action, 60) || 'unknown',
+    word: actionWord(a.action),
+    agent: agentName(a.software_agent),
+    source: typeof a.digital_source_type === 'string' ? a.digital_source_type : null,
+    when: typeof a.when === 'string' ? a.when : null,
+    description: clip(a.description),
+  }));
+}
+
+const MAIN_ACTIONS = new Set(['c2pa.created', 'c2pa.opened', 'c2pa.edited']);
+
+/** One step in one phrase: "Created with X (AI: …)", "Edited in X: cropped, colour adjusted", "Signed by X on D". */
+function stepPhrase(step) {
+  const m = step.manifest;
+  if (!m) {
+    const title = clip(step.via?.title, 60);
+    const what = title ? `“${title}”` : 'an image';
+    return !step.via?.state || step.via.state === 'no_manifest'
+      ? `Started from ${what} without Content Credentials`
+      : `Came from ${what} (its own history is not shown)`;
+  }
+  const actions = stepActions(m);
+  const signer = isObject(m.signer) ? m.signer : null;
+  const signedBy = `Signed by ${clip(signer?.common_name, 80) || clip(signer?.issuer, 80) || 'an unknown signer'}`;
+  const signedOn = formatDate(signer?.time);
+  if (!actions.length) return `${signedBy}${signedOn ? ` on ${signedOn}` : ''}`;
+
+  const labels = new Set(actions.map((a) => a.label));
+  const agent = actions.find((a) => a.agent)?.agent || clip(m.claim_generator, 80);
+  const sources = [...new Set(actions.map((a) => sourceTypeTag(a.source)).filter(Boolean))];
+  const minor = [...new Set(actions.filter((a) => !MAIN_ACTIONS.has(a.label)).map((a) => a.word))];
+  let verb;
+  let preposition = 'in';
+  if (labels.has('c2pa.created')) { verb = 'Created'; preposition = 'with'; }
+  else if (labels.has('c2pa.edited') || minor.length) verb = 'Edited';
+  else verb = 'Opened';
+  // A lone action other than an edit reads better as itself: "Published with X", "Converted with X".
+  if (verb === 'Edited' && !labels.has('c2pa.edited') && minor.length === 1 && !labels.has('c2pa.opened')
+      && /^(published|converted|transcoded|repackaged|watermarked)$/.test(minor[0])) {
+    verb = capitalise(minor[0]);
+    preposition = 'with';
+    minor.length = 0;
+  }
+  let phrase = verb + (agent ? ` ${preposition} ${agent}` : '');
+  if (sources.length) phrase += ` (${sources.slice(0, 3).join(', ')})`;
+  const shown = minor.slice(0, 6);
+  if (shown.length) phrase += `: ${shown.join(', ')}${minor.length > shown.length ? `, and ${minor.length - shown.length} more` : ''}`;
+  if (step.active) phrase += `; ${signedBy.charAt(0).toLowerCase()}${signedBy.slice(1)}${signedOn ? ` on ${signedOn}` : ''}`;
+  return phrase;
+}
+
+const STEP_STATES = {
+  trusted: { tone: 'good', text: 'Trusted' },
+  valid_untrusted: { tone: 'warn', text: 'Untrusted signer' },
+  invalid: { tone: 'bad', text: 'Invalid' },
+  no_manifest: { tone: 'neutral', text: 'No Content Credentials' },
+  unreadable: { tone: 'warn', text: 'Unreadable' },
+  unsupported: { tone: 'neutral', text: 'Not checked' },
+};
+
+function stateBadge(state) {
+  const s = STEP_STATES[state];
+  if (!s) return null;
+  return el('span', { class: `badge ${s.tone}`, 'data-step-state': state, text: s.text });
+}
+
+/** A same-origin (or data:) thumbnail that quietly goes away when it cannot be loaded. */
+function thumbnailImage(thumbnail, alt) {
+  if (!isObject(thumbnail) || typeof thumbnail.url !== 'string') return null;
+  const url = thumbnail.url;
+  const safe = (url.startsWith('/') && !url.startsWith('//') && !url.startsWith('/\\')) || /^data:image\/[a-z+.-]+[;,]/i.test(url);
+  if (!safe) return null;
+  const img = el('img', { class: 'history-thumb', src: url, alt: clip(alt, 80) || 'Thumbnail', decoding: 'async' });
+  img.addEventListener('error', () => { img.hidden = true; img.classList.add('hidden'); }, { once: true });
+  return img;
+}
+
+function relationshipWord(relationship) {
+  switch (relationship) {
+    case 'componentOf': return 'Placed';
+    case 'inputTo': return 'Input';
+    case 'parentOf': return 'Parent';
+    default: return 'Ingredient';
+  }
+}
+
+function placedItem(ingredient) {
+  const title = clip(ingredient.title, 80) || 'untitled ingredient';
+  const m = isObject(ingredient.manifest) ? ingredient.manifest : null;
+  const signer = m && isObject(m.signer) ? clip(m.signer.common_name, 80) || clip(m.signer.issuer, 80) : null;
+  const failures = list(ingredient.failures).map((f) => clip(String(f), 80)).filter(Boolean).slice(0, HISTORY.failures);
+  return el('li', { 'data-ingredient': ingredient.relationship || 'unknown' },
+    thumbnailImage(ingredient.thumbnail || m?.thumbnail, `Thumbnail of ${title}`),
+    el('span', { class: 'item-text' },
+      el('span', { class: 'item-rel', text: `${relationshipWord(ingredient.relationship)}: ` }),
+      el('span', { class: 'item-title', title, text: title }),
+      clip(ingredient.format, 40) ? el('span', { class: 'hint', text: ` · ${clip(ingredient.format, 40)}` }) : null,
+      ' ', stateBadge(ingredient.state),
+      signer ? el('span', { class: 'hint', text: ` signed by ${signer}` }) : null,
+      m?.hallmark === true ? el('span', { class: 'badge info', text: "Hallmark's own" }) : null,
+      failures.length ? el('span', { class: 'failures' }, ' ', failures.map((code) => mono(code))) : null));
+}
+
+function stepItem(step) {
+  const m = step.manifest;
+  const signer = m && isObject(m.signer) ? m.signer : null;
+  const actions = stepActions(m);
+  const title = clip(m?.title, 80) || clip(step.via?.title, 80);
+  const format = clip(m?.format, 40) || clip(step.via?.format, 40);
+  const failures = step.failures.map((f) => clip(String(f), 80)).filter(Boolean);
+  const identities = list(m?.identities).filter(isObject).map((i) => ({ label: clip(i.label, 40), summary: clip(i.summary) }))
+    .filter((i) => i.summary);
+  const placed = step.placed;
+  const when = signer?.time || actions.find((a) => a.when)?.when;
+  const thumb = thumbnailImage(m?.thumbnail || step.via?.thumbnail, `Thumbnail of step ${step.number}${title ? `: ${title}` : ''}`);
+  const tone = STEP_STATES[step.state]?.tone || 'neutral';
+
+  const lines = [];
+  if (title || format) {
+    lines.push(el('p', { class: 'step-title' }, title ? el('span', { class: 'item-title', title, text: title }) : null,
+      format ? el('span', { class: 'hint', text: `${title ? ' · ' : ''}${format}` }) : null));
+  }
+  if (m) {
+    lines.push(el('p', { class: 'step-signer' },
+      signer
+        ? `Signed by ${clip(signer.common_name, 80) || '—'}${clip(signer.issuer, 80) ? ` (issued by ${clip(signer.issuer, 80)})` : ''}`
+        : 'No signer named',
+      when ? ` on ${formatTime(when)}` : '',
+      clip(m.claim_generator, 80) ? el('span', { class: 'hint', text: ` · made with ${clip(m.claim_generator, 80)}` }) : null));
+  }
+  // A lone action without a description is already said by the step's phrase.
+  if (actions.length > 1 || actions.some((a) => a.description)) {
+    const shown = actions.slice(0, HISTORY.actions);
+    lines.push(el('p', { class: 'step-actions' }, 'Actions: ',
+      shown.map((a, i) => [i ? ', ' : '', el('span', { title: [a.label, a.agent, a.description].filter(Boolean).join(' · '), text: a.word }),
+        a.description ? el('span', { class: 'hint', text: ` (${a.description})` }) : null]),
+      actions.length > shown.length ? `, and ${actions.length - shown.length} more` : ''));
+  }
+  if (identities.length) {
+    lines.push(el('ul', { class: 'step-identities' }, identities.slice(0, HISTORY.identities).map((i) =>
+      el('li', { 'data-identity': i.label || 'identity' }, el('span', { class: 'hint', text: 'Identity: ' }), i.summary)),
+    identities.length > HISTORY.identities ? el('li', { class: 'hint', text: `and ${identities.length - HISTORY.identities} more` }) : null));
+  }
+  if (failures.length) {
+    lines.push(el('p', { class: 'step-failures' }, 'Failed: ',
+      failures.slice(0, HISTORY.failures).map((code, i) => [i ? ', ' : '', mono(code)]),
+      failures.length > HISTORY.failures ? ` and ${failures.length - HISTORY.failures} more` : ''));
+  }
+  if (placed.length) {
+    lines.push(el('ul', { class: 'step-items' }, placed.slice(0, HISTORY.items).map(placedItem),
+      placed.length > HISTORY.items ? el('li', { class: 'hint', text: `and ${placed.length - HISTORY.items} more ingredients` }) : null));
+  }
+
+  return el('li', {
+    class: `step ${tone}`, 'data-step': String(step.number), 'data-state': step.state || null,
+    'data-active': step.active ? 'true' : null, 'data-hallmark': m?.hallmark === true ? 'true' : null,
+    title: clip(m?.label, 120) || null,
+  },
+  el('span', { class: 'step-no', 'aria-hidden': 'true', text: String(step.number) }),
+  el('div', { class: 'step-main' },
+    el('div', { class: 'step-head' },
+      el('strong', { class: 'step-what', text: stepPhrase(step) }),
+      el('span', { class: 'badges' },
+        stateBadge(step.state),
+        m?.hallmark === true ? el('span', { class: 'badge info', 'data-step-hallmark': 'true', text: "Hallmark's own" }) : null,
+        step.active ? el('span', { class: 'badge neutral step-current', text: 'This file' }) : null)),
+    el('div', { class: 'step-body' }, thumb, lines.length ? el('div', { class: 'step-lines' }, lines) : null)));
+}
+
+/** The one-line summary: every step's phrase joined by arrows, the middle cut when long. */
+function historySentence(steps) {
+  const phrases = (n) => steps.slice(0, n).map(stepPhrase);
+  const ends = HISTORY.summaryEnds;
+  if (steps.length <= ends * 2 + 1) return steps.map(stepPhrase).join(' → ');
+  const head = phrases(ends);
+  const tail = steps.slice(-ends).map(stepPhrase);
+  return [...head, `… ${steps.length - ends * 2} more steps …`, ...tail].join(' → ');
+}
+
+/**
+ * The manifest history of a report (`report.provenance.history`) as a timeline, oldest step
+ * first: a <section data-history-section> holding a summary sentence ([data-history-summary]) and
+ * an <ol class="timeline" data-history> of <li data-step> items. Null when there is no history.
+ */
+export function historyTimeline(report) {
+  const history = report?.provenance?.history;
+  if (!isObject(history) || !isObject(history.manifest)) return null;
+  const { steps, cut } = historySteps(report);
+  if (!steps.length) return null;
+
+  const items = [];
+  const { head, tail } = HISTORY;
+  if (steps.length > head + tail + 1) {
+    items.push(...steps.slice(0, head).map(stepItem));
+    items.push(el('li', { class: 'step-gap', 'data-step-gap': String(steps.length - head - tail),
+      text: `… ${steps.length - head - tail} more steps …` }));
+    items.push(...steps.slice(-tail).map(stepItem));
+  } else {
+    items.push(...steps.map(stepItem));
+  }
+
+  const count = Number.isInteger(history.manifests) && history.manifests > 0 ? history.manifests : null;
+  const notes = [];
+  notes.push(`${steps.length} step${steps.length === 1 ? '' : 's'}, oldest first`);
+  if (count && count !== steps.length) notes.push(`${count} manifest${count === 1 ? '' : 's'} in all`);
+  const truncated = history.truncated === true || cut;
+
+  return el('section', { class: 'history', 'data-history-section': 'true', 'data-steps': String(steps.length) },
+    el('h3', { text: 'Manifest history' }),
+    el('p', { class: 'history-summary', 'data-history-summary': 'true', text: historySentence(steps) }),
+    el('p', { class: 'hint history-notes', text: `${notes.join(' · ')}.` }),
+    truncated ? el('p', { class: 'message info history-truncated', 'data-history-truncated': 'true',
+      text: 'The history is longer than this service reads: it was cut short, so the oldest steps may be missing.' }) : null,
+    el('ol', { class: 'timeline', 'data-history': 'true' }, items));
 }

@@ -8,3 +8,6 @@ mod generations;
 mod health;
 mod helpers;
 mod verify;
+
+#[path = "../fixtures/mod.rs"]
+mod fixtures;

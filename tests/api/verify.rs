@@ -3,7 +3,7 @@
 //! the training domain; hostile and broken uploads.
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hallmark::gan::data::{Dataset, Split};
@@ -18,11 +18,10 @@ use sqlx::PgPool;
 
 use crate::helpers::{crc32, error_code, spawn_app, TestApp};
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/c2pa")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+/// Another producer's file made by c2pa-python (`tests/fixtures`): `valid.jpg` (AI-declared, by
+/// a CA this service does not trust), `tampered.jpg`, `ingredient.jpg`, `untrusted.jpg`.
+fn made(name: &str) -> Vec<u8> {
+    crate::fixtures::made_by_c2pa_python().bytes(name)
 }
 
 fn decode(bytes: &[u8]) -> DynamicImage {
@@ -157,14 +156,14 @@ async fn other_producers_real_images_and_tampering(pool: PgPool) {
     our_images(&app, 2).await;
 
     // Another producer's valid manifest (its signer is not ours, nor trusted here).
-    let other = report(&app, &key, fixture("C.jpg")).await;
+    let other = report(&app, &key, made("valid.jpg")).await;
     assert_eq!(other["provenance"]["state"], "valid_untrusted", "{other}");
     assert!(other["provenance"]["hallmark"].is_null());
     assert!(other["registry"]["match"].is_null());
     assert_ne!(other["verdict"], "hallmark_generated");
     assert_eq!(other["tampered"], false);
 
-    let tampered = report(&app, &key, fixture("XCA.jpg")).await;
+    let tampered = report(&app, &key, made("tampered.jpg")).await;
     assert_eq!(tampered["tampered"], true, "{tampered}");
     assert_eq!(tampered["provenance"]["state"], "invalid");
     assert!(tampered["provenance"]["failures"]
@@ -183,9 +182,15 @@ async fn other_producers_real_images_and_tampering(pool: PgPool) {
     assert!(real["explanation"].as_array().unwrap().len() >= 3);
 }
 
+/// An untrusted producer's declaration counts only where the operator accepts untrusted
+/// declarations (`verify.accept_untrusted_declarations`; by default it is shown but does not count,
+/// see `other_producers_histories_and_trust_lists`).
 #[sqlx::test]
 async fn another_producers_ai_declaration_is_reported(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let app = crate::helpers::spawn_app_with(pool, |settings| {
+        settings.verify.accept_untrusted_declarations = true;
+    })
+    .await;
     let key = app.key(Role::Moderator).await;
     // A different organisation's identity signs an image that we never registered.
     let elsewhere = tempfile::tempdir().unwrap();
@@ -243,7 +248,7 @@ async fn bad_uploads_get_coded_4xx_and_the_server_stays_up(pool: PgPool) {
         ("bomb", huge_header, 422, "image_too_large"),
         (
             "tiff",
-            fixture("tiff_poc.tiff"),
+            crate::fixtures::many_ifd_tiff(20_000),
             415,
             "unsupported_media_type",
         ),
@@ -293,7 +298,7 @@ async fn a_batch_answers_every_file_even_with_a_bad_one(pool: PgPool) {
         .part("file", Part::bytes(b"junk".to_vec()).file_name("notes.txt"))
         .part(
             "file",
-            Part::bytes(fixture("C.jpg")).file_name("../../C.jpg"),
+            Part::bytes(made("valid.jpg")).file_name("../../C.jpg"),
         );
     let response = app
         .client
@@ -339,7 +344,7 @@ async fn checks_are_stored_listed_paged_and_filtered(pool: PgPool) {
         ours[0].clone(),
         ours[1].clone(),
         real_test_image(2),
-        fixture("C.jpg"),
+        made("valid.jpg"),
     ] {
         report(&app, &key, bytes).await;
     }
@@ -592,4 +597,146 @@ async fn the_memory_index_follows_the_database_and_agrees_with_a_scan(pool: PgPo
         .iter()
         .all(|id| everything.iter().any(|(r, _)| r.to_string() == *id)));
     sync.abort();
+}
+
+/// Another producer's multi-step history through the public look-up: the tree, the declaration
+/// that does not count from an untrusted signer, the thumbnails served by hash (and nothing else
+/// served by that route); then the same file trusted through a named list, which the report
+/// names, and a list that cannot load shown in `/readyz`.
+#[sqlx::test]
+async fn other_producers_histories_and_trust_lists(pool: PgPool) {
+    use hallmark::config::{TrustListKind, TrustListSettings};
+    let set = crate::fixtures::made_by_c2pa_python();
+    let producer_ca = set.producer_ca.to_string_lossy().into_owned();
+    let app = crate::helpers::spawn_app_with(pool, |settings| {
+        settings.provenance.trust_lists = vec![
+            TrustListSettings {
+                name: "c2pa-trust-list".into(),
+                source: producer_ca,
+                refresh_s: 3600,
+                kind: TrustListKind::Signer,
+            },
+            TrustListSettings {
+                name: "unreachable".into(),
+                source: "http://127.0.0.1:1/list.pem".into(),
+                refresh_s: 3600,
+                kind: TrustListKind::Signer,
+            },
+        ];
+    })
+    .await;
+    let lookup = |bytes: Vec<u8>| {
+        let request = app
+            .client
+            .post(app.url("/v1/lookup"))
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+
+    // history.jpg: published by the stranger (no list trusts it) over the producer's edit.
+    let report = lookup(made("history.jpg")).await;
+    let provenance = &report["provenance"];
+    assert_eq!(provenance["state"], "valid_untrusted", "{report}");
+    assert!(provenance["trusted_by"].is_null());
+    let history = &provenance["history"];
+    assert_eq!(history["manifests"], 4, "{history}");
+    let parent = &history["manifest"]["ingredients"][0];
+    assert_eq!(parent["state"], "trusted");
+    assert_eq!(parent["manifest"]["actions"][1]["action"], "c2pa.cropped");
+    assert_eq!(
+        report["verdict"], "no_evidence",
+        "an untrusted declaration does not count"
+    );
+    let text = report["explanation"].to_string();
+    assert!(text.contains("does not count"), "{text}");
+
+    // Thumbnails by hash, with their own type; nothing else under that route.
+    let thumbnail = parent["thumbnail"]["url"]
+        .as_str()
+        .or_else(|| history["manifest"]["ingredients"][1]["thumbnail"]["url"].as_str())
+        .expect("the C2PA SDK made ingredient thumbnails");
+    let response = app.client.get(app.url(thumbnail)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("image/"));
+    let sha = thumbnail.rsplit('/').next().unwrap();
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(hex::encode(hallmark::fingerprint::sha256(&bytes)), sha);
+    let missing = app
+        .client
+        .get(app.url(&format!("/v1/thumbnails/{}", "0".repeat(64))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(error_code(missing).await, "thumbnail_not_found");
+    let bad = app
+        .client
+        .get(app.url("/v1/thumbnails/..%2F..%2Fetc%2Fpasswd"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    // ingredient.jpg: the producer, trusted through the named list; its parent declares AI.
+    let report = lookup(made("ingredient.jpg")).await;
+    assert_eq!(report["provenance"]["state"], "trusted", "{report}");
+    assert_eq!(report["provenance"]["trusted_by"], "c2pa-trust-list");
+    assert_eq!(report["verdict"], "ai_generated_declared");
+    let text = report["explanation"].to_string();
+    assert!(
+        text.contains("the ingredient \\\"valid.jpg\\\"") && text.contains("c2pa-trust-list"),
+        "{text}"
+    );
+
+    // The list that cannot load is in /readyz with its error; the service is ready regardless.
+    let ready: Value = app.get_json("/readyz").await;
+    let lists = ready["trust_lists"].as_array().unwrap();
+    let named = |name: &str| lists.iter().find(|l| l["name"] == name).unwrap().clone();
+    assert_eq!(named("hallmark")["source"], "built-in");
+    assert!(named("c2pa-trust-list")["anchors"].as_u64().unwrap() >= 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while named_error(&app).await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn named_error(app: &TestApp) -> Option<String> {
+    let ready: Value = app.get_json("/readyz").await;
+    ready["trust_lists"]
+        .as_array()?
+        .iter()
+        .find(|l| l["name"] == "unreachable")?["error"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Another producer's edit of an image Hallmark made: still ours, "edited after generation by".
+#[sqlx::test]
+async fn our_image_edited_by_another_producer_is_recognised(pool: PgPool) {
+    let set = crate::fixtures::made_by_c2pa_python();
+    let hallmark_settings = set.hallmark.clone();
+    let app = crate::helpers::spawn_app_with(pool, move |settings| {
+        // The keys that signed the Hallmark image inside the edit are this service's.
+        settings.storage.data_dir = hallmark_settings.storage.data_dir.clone();
+    })
+    .await;
+    let key = app.key(Role::Moderator).await;
+    let report = report(&app, &key, made("hallmark-edited.png")).await;
+    assert_eq!(report["verdict"], "hallmark_generated", "{report}");
+    assert!(report["provenance"]["hallmark"].is_null());
+    let text = report["explanation"].to_string();
+    assert!(
+        text.contains(&set.hallmark_record.to_string())
+            && text.contains("edited after generation by fixture-maker/1.0"),
+        "{text}"
+    );
 }

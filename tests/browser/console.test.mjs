@@ -2,7 +2,7 @@
 // playwright-core. Run by tests/browser.rs against a running `hallmark serve`; everything it needs
 // comes in the environment:
 //   HALLMARK_BASE_URL, HALLMARK_MODERATOR_KEY, HALLMARK_GENERATOR_KEY, HALLMARK_SCREENSHOTS (dir),
-//   HALLMARK_WORK_DIR (scratch dir), HALLMARK_FIXTURES (../shared/fixtures/c2pa),
+//   HALLMARK_WORK_DIR (scratch dir, holding other.jpg and tampered.jpg made by c2pa-python),
 //   HALLMARK_NODE_MODULES (where scripts/setup.sh installed playwright-core), HALLMARK_CHROMIUM.
 // Each step asserts on visible text and leaves a screenshot; a failing step leaves FAILED-<step>.png.
 
@@ -23,7 +23,6 @@ const MODERATOR_KEY = env('HALLMARK_MODERATOR_KEY');
 const GENERATOR_KEY = env('HALLMARK_GENERATOR_KEY');
 const SHOTS = env('HALLMARK_SCREENSHOTS');
 const WORK = env('HALLMARK_WORK_DIR');
-const FIXTURES = env('HALLMARK_FIXTURES');
 const require = createRequire(path.join(env('HALLMARK_NODE_MODULES'), 'noop.js'));
 const { chromium } = require('playwright-core');
 
@@ -79,8 +78,9 @@ try {
   const files = {
     signed: path.join(WORK, 'signed.png'),
     stripped: path.join(WORK, 'stripped.jpg'),
-    other: path.join(FIXTURES, 'C.jpg'),
-    tampered: path.join(FIXTURES, 'XCA.jpg'),
+    other: path.join(WORK, 'other.jpg'), // made by c2pa-python (tests/fixtures)
+    tampered: path.join(WORK, 'tampered.jpg'),
+    nested: path.join(WORK, 'nested.jpg'), // 50 nested edits over an AI-declared original
     text: path.join(WORK, 'notes.txt'),
   };
   fs.writeFileSync(files.text, 'This is a text file, not an image.\n');
@@ -158,15 +158,31 @@ try {
 
   await step('05-verify-other-producer', pub, async () => {
     await pub.locator('#file').setInputFiles(files.other);
-    await expectText(result, 'Result for C.jpg', 'Signed by an untrusted signer', 'Who signed it',
+    await expectText(result, 'Result for other.jpg', 'Signed by an untrusted signer', 'Who signed it',
       'No Hallmark record matches this image');
     const signer = await textOf(result.locator('dl.kv dd').first());
     assert.ok(signer && signer !== '—', `the signer is named: ${signer}`);
+    // The whole history as a timeline: the AI-created original, the edit, the published file.
+    await expectText(result.locator('[data-history-summary]'), 'Created', '(AI: trainedAlgorithmicMedia)',
+      'cropped, colour adjusted');
+    assert.equal(await result.locator('ol.timeline[data-history] > li[data-step]').count(), 3);
+    await expectText(result.locator('.step-items'), 'Placed: untrusted.jpg');
+    await expectText(result, 'declares AI generation', 'so the declaration does not count');
+  });
+
+  await step('05b-verify-50-nested-edits', pub, async () => {
+    await pub.locator('#file').setInputFiles(files.nested);
+    await expectText(result, 'Result for nested.jpg', 'Manifest history', 'more steps');
+    // 51 manifests: the timeline draws both ends and says how many steps it skipped.
+    const steps = await result.locator('ol.timeline[data-history] > li[data-step]').count();
+    assert.ok(steps >= 2 && steps <= 30, `a bounded timeline: ${steps} steps drawn`);
+    await expectText(result.locator('li[data-step-gap]'), 'more steps');
+    await expectText(result.locator('[data-history-summary]'), '(AI: trainedAlgorithmicMedia)');
   });
 
   await step('06-verify-tampered', pub, async () => {
     await pub.locator('#file').setInputFiles(files.tampered);
-    await expectText(result, 'Result for XCA.jpg', 'Tampered', 'assertion.dataHash.mismatch');
+    await expectText(result, 'Result for tampered.jpg', 'Tampered', 'assertion.dataHash.mismatch');
   });
 
   await step('07-verify-not-an-image', pub, async () => {
@@ -195,7 +211,7 @@ try {
     const card = (name) => mod.locator(`#check-results .card[data-file="${name}"]`);
     await expectText(card('signed.png'), 'Hallmark-generated', 'Trusted', 'Detector', 'against threshold');
     await expectText(card('stripped.jpg'), 'Hallmark-generated', 'Hamming distance');
-    await expectText(card('C.jpg'), 'Untrusted signer');
+    await expectText(card('other.jpg'), 'Untrusted signer', 'Manifest history', '(AI: trainedAlgorithmicMedia)');
     await expectText(card('notes.txt'), 'Rejected', 'unsupported_media_type');
     for (const name of ['signed.png', 'stripped.jpg']) {
       const original = card(name).locator(`[data-original="${imageId}"] img`);
@@ -209,7 +225,7 @@ try {
     await rows.nth(2).waitFor();
     const all = await rows.count();
     assert.ok(all >= 3, `three checks listed, got ${all}`);
-    await expectText(mod.locator('#history-rows'), 'signed.png', 'stripped.jpg', 'C.jpg');
+    await expectText(mod.locator('#history-rows'), 'signed.png', 'stripped.jpg', 'other.jpg');
   });
 
   await step('11-console-history-filter', mod, async () => {
@@ -219,7 +235,7 @@ try {
       return rows.length >= 2 && rows.every((row) => row.dataset.verdict === 'hallmark_generated');
     });
     const text = await textOf(mod.locator('#history-rows'));
-    assert.ok(!text.includes('C.jpg'), `C.jpg is filtered out: ${text}`);
+    assert.ok(!text.includes('other.jpg'), `other.jpg is filtered out: ${text}`);
     await mod.locator('#history-rows tr[data-check]').first().getByRole('button', { name: /Details/ }).click();
     await expectText(mod.locator('#history-detail'), 'Hallmark-generated', 'Matched a Hallmark record');
   });
@@ -255,7 +271,7 @@ try {
     assert.ok(second.every((id) => !first.includes(id)), 'page 2 repeats nothing from page 1');
     assert.ok(await mod.locator('#history-older').isDisabled(), 'twelve checks make two pages');
     const both = firstText + (await textOf(mod.locator('#history-rows')));
-    for (const name of ['signed.png', 'stripped.jpg', 'C.jpg']) {
+    for (const name of ['signed.png', 'stripped.jpg', 'other.jpg']) {
       assert.ok(both.includes(name), `${name} is on one of the pages`);
     }
 
