@@ -1569,7 +1569,7 @@ fn multipart_seeds() -> Vec<Seed> {
                     b1,
                     "big.jpg",
                     "image/jpeg",
-                    image_named("prerelease.jpg"),
+                    image_named("tampered.jpg"),
                 )],
                 "",
             ),
