@@ -876,3 +876,55 @@ fn misnamed_or_repeated_trust_lists_are_refused() {
         assert!(error.to_string().contains("trust_lists"), "{error}");
     }
 }
+
+/// Time-stamps are checked against the time-stamp authorities' lists. `C_with_CAWG_data.jpg`
+/// (c2pa-rs's test file) carries a 2025 DigiCert time-stamp; DigiCert's public root (from the
+/// machine's `ca-certificates`) stands in for the C2PA TSA trust list. Without that `tsa` list the
+/// time-stamp is untrusted, with it trusted; a `tsa` list never names a signer's list.
+#[test]
+fn time_stamps_are_checked_against_the_tsa_list() {
+    use hallmark::config::TrustListKind;
+    use hallmark::provenance::TrustList;
+    let tsa_root = Path::new("/etc/ssl/certs/DigiCert_Trusted_Root_G4.pem");
+    let (Some(bundle), true) = (
+        fixtures::shared("test_cert_root_bundle.pem"),
+        tsa_root.exists(),
+    ) else {
+        eprintln!(
+            "note: the test roots or {} are absent; skipped",
+            tsa_root.display()
+        );
+        return;
+    };
+    let signers = TrustList::from_pem(
+        "c2pa-trust-list",
+        TrustListKind::Signer,
+        &String::from_utf8(bundle).unwrap(),
+    )
+    .unwrap();
+    let authorities = TrustList::from_pem(
+        "c2pa-tsa-trust-list",
+        TrustListKind::Tsa,
+        &std::fs::read_to_string(tsa_root).unwrap(),
+    )
+    .unwrap();
+    let file = fixtures::shared("C_with_CAWG_data.jpg").unwrap();
+
+    let without = ProvenanceVerifier::with_lists(vec![signers.clone()], Vec::new()).unwrap();
+    let stamp = without.verify(&file).time_stamp.expect("time-stamped");
+    assert_eq!(stamp.state, "untrusted", "{stamp:?}");
+    assert!(stamp.codes.iter().any(|c| c == "timeStamp.untrusted"));
+
+    let with = ProvenanceVerifier::with_lists(vec![signers, authorities], Vec::new()).unwrap();
+    let report = with.verify(&file);
+    let stamp = report.time_stamp.clone().unwrap();
+    assert_eq!(stamp.state, "trusted", "{stamp:?}");
+    assert_eq!(
+        stamp.authority.as_deref(),
+        Some("DigiCert SHA256 RSA4096 Timestamp Responder 2025 1")
+    );
+    assert!(stamp.time.is_some());
+    // The claim signer chains to the test roots, not to the TSA list.
+    let c = with.verify(&fixtures::shared("C.jpg").unwrap());
+    assert_eq!(c.trusted_by.as_deref(), Some("c2pa-trust-list"));
+}

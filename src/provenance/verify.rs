@@ -118,9 +118,27 @@ pub struct ProvenanceReport {
     /// The whole manifest store as a tree: every manifest's actions and ingredients.
     #[serde(default)]
     pub history: Option<History>,
+    /// The RFC 3161 time-stamp on the active manifest's signature, when there is one, checked
+    /// against every trust list's anchors (the `tsa` lists are there for this).
+    #[serde(default)]
+    pub time_stamp: Option<TimeStamp>,
     /// The thumbnails the history refers to, for the service's thumbnail cache; not serialised.
     #[serde(skip)]
     pub thumbnails: Vec<ThumbnailBytes>,
+}
+
+/// A time-stamp and what the reader made of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeStamp {
+    /// When the time-stamp authority says the signature existed.
+    pub time: Option<String>,
+    /// The authority's certificate common name, as the reader names it.
+    pub authority: Option<String>,
+    /// `trusted` (its certificate chains to a trust list), `untrusted` (valid, but no list vouches
+    /// for the authority) or `invalid` (it does not match the signature, or is malformed).
+    pub state: String,
+    /// The reader's `timeStamp.*` codes.
+    pub codes: Vec<String>,
 }
 
 /// A declaration of AI generation somewhere in a file's history.
@@ -165,6 +183,7 @@ impl ProvenanceReport {
             damaged: false,
             trusted_by: None,
             history: None,
+            time_stamp: None,
             thumbnails: Vec::new(),
         }
     }
@@ -484,6 +503,14 @@ impl ProvenanceVerifier {
                 codes(active.failure(), &mut report.failures);
                 codes(active.success(), &mut report.successes);
                 codes(active.informational(), &mut report.informational);
+                report.time_stamp = time_stamp(
+                    active
+                        .success()
+                        .iter()
+                        .chain(active.informational())
+                        .chain(active.failure()),
+                    manifest.signature_info().and_then(|i| i.time.clone()),
+                );
             }
             for delta in results.ingredient_deltas().into_iter().flatten() {
                 let d = delta.validation_deltas();
@@ -538,6 +565,52 @@ fn error_report(error: c2pa::Error, format: ImageFormat) -> ProvenanceReport {
     // Unreadable for any reason but a known draft format: the store is there and broken.
     report.damaged = state == ValidationState::Unreadable && !matches!(error, E::PrereleaseError);
     report
+}
+
+/// The time-stamp from the reader's `timeStamp.*` codes, if any.
+fn time_stamp<'a>(
+    statuses: impl Iterator<Item = &'a c2pa::validation_status::ValidationStatus>,
+    time: Option<String>,
+) -> Option<TimeStamp> {
+    let mut codes = Vec::new();
+    let mut authority = None;
+    for status in statuses.filter(|s| s.code().starts_with("timeStamp.")) {
+        if !codes.iter().any(|c| c == status.code()) {
+            codes.push(status.code().to_owned());
+        }
+        // e.g. "timestamp cert trusted: DigiCert Timestamp 2023, trust list: user_anchors"
+        if authority.is_none() {
+            authority = status
+                .explanation()
+                .and_then(|e| e.split_once(": "))
+                .and_then(|(_, rest)| rest.split(", trust list").next())
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty());
+        }
+    }
+    if codes.is_empty() {
+        return None;
+    }
+    let state = if codes.iter().any(|c| {
+        matches!(
+            c.as_str(),
+            "timeStamp.mismatch" | "timeStamp.malformed" | "timeStamp.outsideValidity"
+        )
+    }) {
+        "invalid"
+    } else if codes.iter().any(|c| c == "timeStamp.untrusted") {
+        "untrusted"
+    } else if codes.iter().any(|c| c == "timeStamp.trusted") {
+        "trusted"
+    } else {
+        "untrusted"
+    };
+    Some(TimeStamp {
+        time,
+        authority,
+        state: state.to_owned(),
+        codes,
+    })
 }
 
 /// Hallmark's claims in a manifest signed by one of our keys.

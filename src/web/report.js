@@ -132,6 +132,7 @@ export function provenanceFacts(report) {
         ['Issued by', p.signer.issuer],
         ['Algorithm', p.signer.algorithm],
         ['Signed at', p.signer.time ? formatTime(p.signer.time) : null],
+        ['Time-stamp', timeStampText(p.time_stamp)],
         ['Trusted by', typeof p.trusted_by === 'string' && p.trusted_by
           ? el('span', { 'data-trusted-by': clip(p.trusted_by, 80) }, mono(clip(p.trusted_by, 80)), ` (${trustedByWords(p.trusted_by)})`)
           : null],
@@ -263,6 +264,15 @@ export function recordFacts(record) {
 // Everything here comes from the uploaded file, so it is read defensively: types are checked,
 // strings clipped, lists capped, and the chain is walked in a loop with a hard limit (never by
 // recursion), so a hostile file with hundreds of nested ingredients draws quickly.
+
+/** A time-stamp in words: "trusted · DigiCert Timestamp 2023" (the authority from the file). */
+function timeStampText(stamp) {
+  if (!stamp || typeof stamp !== 'object') return null;
+  const words = { trusted: 'trusted', untrusted: 'from an authority no trust list vouches for', invalid: 'invalid' };
+  const state = words[stamp.state] || 'unknown';
+  const authority = clip(stamp.authority, 80);
+  return authority ? `${state} · ${authority}` : state;
+}
 
 /** Where the trust in a signer comes from, in words (`trusted_by` names a trust list). */
 export function trustedByWords(name) {
