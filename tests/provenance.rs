@@ -301,6 +301,13 @@ fn files_from_other_producers_get_the_expected_reports() {
         "{remote:#?}"
     );
     let cawg = with_roots.verify(&fixture("C_with_CAWG_data.jpg"));
+    let identities = &cawg.history.as_ref().unwrap().manifest.identities;
+    println!("CAWG identities: {identities:?}");
+    assert_eq!(identities.len(), 1, "{cawg:#?}");
+    assert!(
+        identities[0].summary.contains("cawg.x509.cose"),
+        "{identities:?}"
+    );
     assert!(
         cawg.failures
             .iter()
