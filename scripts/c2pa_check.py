@@ -25,17 +25,27 @@ except ImportError as error:  # pragma: no cover - the message is the point
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 
 
+def reader_context(anchors_path):
+    """A reader context that never fetches remote manifests and trusts the PEM bundle at
+    anchors_path (when given)."""
+    settings = {"verify": {"remote_manifest_fetch": False}}
+    if anchors_path:
+        with open(anchors_path, encoding="ascii") as f:
+            settings["trust"] = {"user_anchors": f.read()}
+    return c2pa.Context.from_dict(settings)
+
+
+def mime_of(path):
+    return next((m for ext, m in MIME.items() if path.lower().endswith(ext)), None)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("file")
     parser.add_argument("--anchors")
     args = parser.parse_args()
-    settings = {"verify": {"remote_manifest_fetch": False}}
-    if args.anchors:
-        with open(args.anchors, encoding="ascii") as f:
-            settings["trust"] = {"user_anchors": f.read()}
-    context = c2pa.Context.from_dict(settings)
-    mime = next((m for ext, m in MIME.items() if args.file.lower().endswith(ext)), None)
+    context = reader_context(args.anchors)
+    mime = mime_of(args.file)
     with open(args.file, "rb") as stream:
         reader = c2pa.Reader(mime, stream, None, context)
         store = json.loads(reader.json())

@@ -29,9 +29,8 @@ import argparse
 import json
 import sys
 
-from c2pa_check import c2pa
+from c2pa_check import c2pa, mime_of, reader_context
 
-MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 STATES = {"Trusted": "trusted", "Valid": "valid_untrusted", "Invalid": "invalid"}
 MAX_DEPTH = 64
 
@@ -111,7 +110,7 @@ def walk(store, deltas, label, path, depth, on_path, out):
 
 
 def read(path, context):
-    mime = next((m for ext, m in MIME.items() if path.lower().endswith(ext)), None)
+    mime = mime_of(path)
     out = {"state": None, "error": None, "failures": [], "manifests": [], "ingredients": []}
     try:
         with open(path, "rb") as stream:
@@ -145,11 +144,7 @@ def main():
     parser.add_argument("files", nargs="+")
     parser.add_argument("--anchors")
     args = parser.parse_args()
-    settings = {"verify": {"remote_manifest_fetch": False}}
-    if args.anchors:
-        with open(args.anchors, encoding="ascii") as f:
-            settings["trust"] = {"user_anchors": f.read()}
-    context = c2pa.Context.from_dict(settings)
+    context = reader_context(args.anchors)
     print(json.dumps({path: read(path, context) for path in args.files}))
     return 0
 

@@ -72,16 +72,20 @@ pub async fn find(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.public_limiter.check(&req)?;
-    let raw = query.sha256.as_deref().unwrap_or_default();
-    let sha = hex::decode(raw.trim())
-        .ok()
-        .filter(|bytes| bytes.len() == 32)
-        .ok_or_else(|| ApiError::new(code::INVALID_SHA256, "sha256 must be 64 hex digits"))?;
+    let sha = parse_sha256(query.sha256.as_deref().unwrap_or_default())?;
     let mut views = Vec::new();
     for record in records::by_file_sha256(&state.pool, &sha).await? {
         views.push(view(&state.pool, record, Audience::Public).await?);
     }
     Ok(HttpResponse::Ok().json(RecordList { records: views }))
+}
+
+/// A SHA-256 given as 64 hex digits (either case), or 400 `invalid_sha256`.
+pub(crate) fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| ApiError::new(code::INVALID_SHA256, "sha256 must be 64 hex digits"))
 }
 
 /// The exact signed bytes of an image: its owner's generator key, a moderator key (to compare an

@@ -335,13 +335,7 @@ pub async fn thumbnail(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.public_limiter.check(&req)?;
-    let sha = path.into_inner().to_ascii_lowercase();
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::new(
-            code::INVALID_SHA256,
-            "sha256 must be 64 hex digits",
-        ));
-    }
+    let sha = hex::encode(super::records::parse_sha256(&path)?);
     let found = state.verify.thumbnails().get(&sha).ok_or_else(|| {
         ApiError::new(
             code::THUMBNAIL_NOT_FOUND,
