@@ -93,7 +93,7 @@ fn main() {
             bytes.len(),
             signed.bytes.len(),
             signed.bytes.len() - bytes.len(),
-            signed.manifest_size,
+            signed.manifest.len(),
             us(sign),
             us(verify),
         );

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Independent check of a Hallmark-signed image with c2pa-python (the C2PA SDK's Python binding).
 
-Usage: c2pa_check.py FILE [--anchors PEM]
+Usage: c2pa_check.py FILE [--anchors PEM] [--manifest STORE.c2pa]
 
 Prints one JSON object: the validation state, the failure codes, the claim generator, the
 digital source type of the c2pa.created action and Hallmark's org.hallmark.generation assertion.
 With --anchors, that PEM bundle (Hallmark's root CA) is trusted, so a good file is "Trusted".
+With --manifest, the manifest store is read from that file (a sidecar, e.g. one fetched from a
+Soft Binding Resolution API) and validated against FILE, instead of the store embedded in FILE.
 Exits 3 with a message when c2pa-python is not installed (scripts/setup.sh installs it).
 """
 import argparse
@@ -43,11 +45,16 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("file")
     parser.add_argument("--anchors")
+    parser.add_argument("--manifest")
     args = parser.parse_args()
     context = reader_context(args.anchors)
     mime = mime_of(args.file)
+    sidecar = None
+    if args.manifest:
+        with open(args.manifest, "rb") as f:
+            sidecar = f.read()
     with open(args.file, "rb") as stream:
-        reader = c2pa.Reader(mime, stream, None, context)
+        reader = c2pa.Reader(mime, stream, sidecar, context)
         store = json.loads(reader.json())
         state = reader.get_validation_state()
     active = store["manifests"][store["active_manifest"]]
@@ -64,6 +71,8 @@ def main() -> int:
         "digital_source_type": None,
         "hallmark": None,
         "signature_alg": active.get("signature_info", {}).get("alg"),
+        "signer": active.get("signature_info", {}).get("common_name"),
+        "soft_binding": None,
     }
     for assertion in active.get("assertions", []):
         label = assertion.get("label", "")
@@ -73,6 +82,8 @@ def main() -> int:
                     out["digital_source_type"] = action.get("digitalSourceType")
         elif label == "org.hallmark.generation":
             out["hallmark"] = assertion.get("data")
+        elif label.startswith("c2pa.soft-binding"):
+            out["soft_binding"] = assertion.get("data")
     print(json.dumps(out))
     return 0
 

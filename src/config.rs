@@ -26,6 +26,23 @@ pub struct Settings {
     pub verify: VerifySettings,
     #[serde(default)]
     pub provenance: ProvenanceSettings,
+    pub c2pa_api: C2paApiSettings,
+}
+
+/// The C2PA Soft Binding Resolution API (`src/api/softbinding.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct C2paApiSettings {
+    /// Where it is mounted, e.g. `/c2pa/v1`.
+    pub prefix: String,
+    /// `false`: public and rate-limited per client, like `/v1/lookup`; `true`: any live API key
+    /// (the spec's `fetch:manifests` scope).
+    pub require_key: bool,
+    /// Largest Hamming distance between a `byBinding` value and a registered pHash that counts as
+    /// a match (there are no pixels to confirm it with).
+    pub max_binding_distance: u32,
+    /// Most matches one query answers, whatever `maxResults` asks.
+    pub max_results: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -47,6 +47,12 @@ enum Command {
     VerifyRecord(hallmark::cli::provenance::VerifyRecordArgs),
     /// Issue a new signing key and certificate; older images and records still verify.
     RotateKey,
+    /// Put the manifest store of records made before the manifest repository into it (extracted
+    /// from each stored signed image). Safe to run again.
+    Backfill,
+    /// Recover an image's Content Credentials through a C2PA Soft Binding Resolution API (this
+    /// service's by default): find the manifest, fetch its store, validate it, print it.
+    Resolve(hallmark::cli::manifests::ResolveArgs),
     /// Remove stored image bytes that no record references (left by a crash between writing an
     /// image and committing its record), once older than the grace period. Also runs when
     /// `hallmark serve` starts; safe with several replicas running.
@@ -103,6 +109,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::RotateKey => hallmark::cli::provenance::rotate_key(&settings).await,
         Command::Keys(command) => hallmark::cli::keys::run(&settings, command).await,
+        Command::Backfill => hallmark::cli::manifests::backfill(&settings).await,
+        Command::Resolve(args) => hallmark::cli::manifests::resolve(&settings, &args).await,
         Command::Gc { grace_minutes } => service::gc(&settings, grace_minutes).await,
     }
 }

@@ -86,6 +86,12 @@ impl Application {
             metrics: api::metrics::handle(),
         });
 
+        let c2pa_prefix = state
+            .settings
+            .c2pa_api
+            .prefix
+            .trim_end_matches('/')
+            .to_owned();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(api::body::deadline))
@@ -95,7 +101,7 @@ impl Application {
                 .app_data(body_timeout)
                 .app_data(api::json_config(max_body))
                 .app_data(web::PayloadConfig::new(max_body))
-                .configure(api::routes)
+                .configure(|cfg| api::routes(cfg, &c2pa_prefix))
                 .default_service(web::to(api::not_found))
         })
         .shutdown_timeout(shutdown_timeout)

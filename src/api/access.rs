@@ -134,6 +134,21 @@ pub const ROUTES: &[Route] = &[
     api(Method::Get, "/v1/checks", Access::Roles(MODERATOR)),
     api(Method::Get, "/v1/checks/{id}", Access::Roles(MODERATOR)),
     api(Method::Get, "/v1/thumbnails/{sha256}", Access::Public),
+    // The Soft Binding Resolution API (default prefix); `c2pa_api.require_key` makes these
+    // "any live key" instead.
+    api(Method::Get, "/c2pa/v1/matches/byBinding", Access::Public),
+    api(Method::Post, "/c2pa/v1/matches/byBinding", Access::Public),
+    api(Method::Post, "/c2pa/v1/matches/byContent", Access::Public),
+    api(
+        Method::Get,
+        "/c2pa/v1/manifests/{manifestId}",
+        Access::Public,
+    ),
+    api(
+        Method::Get,
+        "/c2pa/v1/services/supportedAlgorithms",
+        Access::Public,
+    ),
     api(Method::Get, "/v1/keys/me", Access::AnyKey),
     service("/healthz"),
     service("/readyz"),

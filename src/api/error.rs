@@ -58,6 +58,10 @@ error_codes! {
     TOO_MANY_PARTS = ("too_many_parts", 400, "too many form fields besides the files");
     INVALID_ID = ("invalid_id", 400, "a path id that is not a UUID");
     INVALID_SHA256 = ("invalid_sha256", 400, "a sha256 that is not 64 hex digits");
+    INVALID_BINDING_VALUE = ("invalid_binding_value", 400, "a soft-binding value that is not base64 of the algorithm's bytes");
+    UNKNOWN_ALGORITHM = ("unknown_algorithm", 400, "a soft-binding algorithm this service does not resolve");
+    INVALID_MAX_RESULTS = ("invalid_max_results", 400, "a maxResults that is not a positive integer");
+    INVALID_MANIFEST_ID = ("invalid_manifest_id", 400, "a manifest id that is not urn:c2pa:...");
     INVALID_CURSOR = ("invalid_cursor", 400, "a cursor that no page gave");
     INVALID_LIMIT = ("invalid_limit", 400, "a page size out of range");
     INVALID_VERDICT = ("invalid_verdict", 400, "an unknown verdict filter");
@@ -70,6 +74,7 @@ error_codes! {
     ROUTE_NOT_FOUND = ("route_not_found", 404, "no route for the method and path");
     RECORD_NOT_FOUND = ("record_not_found", 404, "no such record");
     IMAGE_NOT_FOUND = ("image_not_found", 404, "no such image for this key");
+    MANIFEST_NOT_FOUND = ("manifest_not_found", 404, "no manifest store with that id in the repository");
     THUMBNAIL_NOT_FOUND = ("thumbnail_not_found", 404, "no such thumbnail in the cache of recent checks");
     CHECK_NOT_FOUND = ("check_not_found", 404, "no such check");
     ASSET_NOT_FOUND = ("asset_not_found", 404, "no such web asset");
@@ -77,6 +82,7 @@ error_codes! {
     NOT_ACCEPTABLE = ("not_acceptable", 406, "an Accept header no answer satisfies");
     BODY_TIMEOUT = ("body_timeout", 408, "the body did not arrive within limits.body_timeout_s");
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "a body over limits.max_request_bytes");
+    BINDING_VALUE_TOO_LONG = ("binding_value_too_long", 414, "a soft-binding value too long for a URL: POST it");
     UNSUPPORTED_MEDIA_TYPE = ("unsupported_media_type", 415, "not PNG, JPEG or WebP by content (or not JSON)");
     IMAGE_TOO_LARGE = ("image_too_large", 422, "more pixels than limits.max_image_pixels");
     ASPECT_RATIO_TOO_LARGE = ("aspect_ratio_too_large", 422, "sides further apart than limits.max_aspect_ratio");

@@ -13,6 +13,7 @@ mod openapi;
 #[path = "web.rs"]
 mod pages;
 pub(crate) mod records;
+mod softbinding;
 mod state;
 mod verify;
 
@@ -25,7 +26,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::error::{code, ApiError};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Every route; the Soft Binding Resolution API under `c2pa_prefix` (`c2pa_api.prefix`).
+pub fn routes(cfg: &mut web::ServiceConfig, c2pa_prefix: &str) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::render))
@@ -44,6 +46,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/checks/{id}", web::get().to(verify::get_check))
                 .route("/thumbnails/{sha256}", web::get().to(verify::thumbnail))
                 .route("/keys/me", web::get().to(keys::me)),
+        )
+        .service(
+            web::scope(c2pa_prefix)
+                .route("/matches/byBinding", web::get().to(softbinding::by_binding))
+                .route(
+                    "/matches/byBinding",
+                    web::post().to(softbinding::by_binding_post),
+                )
+                .route(
+                    "/matches/byContent",
+                    web::post().to(softbinding::by_content),
+                )
+                .route(
+                    "/manifests/{manifest_id}",
+                    web::get().to(softbinding::manifest),
+                )
+                .route(
+                    "/services/supportedAlgorithms",
+                    web::get().to(softbinding::supported_algorithms),
+                ),
         );
 }
 

@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{access, generations, keys, records, verify};
+use super::{access, generations, keys, records, softbinding, verify};
 use crate::generation::{GenerationRequest, OutputFormat};
 
 #[derive(OpenApi)]
@@ -13,7 +13,9 @@ use crate::generation::{GenerationRequest, OutputFormat};
     info(title = "Hallmark", description = "GAN images with signed C2PA Content Credentials and a tamper-evident registry"),
     paths(
         generations::create, records::get, records::find, records::image,
-        verify::verify, verify::lookup, verify::list_checks, verify::get_check, verify::thumbnail, keys::me
+        verify::verify, verify::lookup, verify::list_checks, verify::get_check, verify::thumbnail, keys::me,
+        softbinding::by_binding, softbinding::by_binding_post, softbinding::by_content,
+        softbinding::manifest, softbinding::supported_algorithms
     ),
     components(schemas(
         GenerationRequest, OutputFormat, generations::GenerationResponse, generations::GeneratedImage,
@@ -23,7 +25,9 @@ use crate::generation::{GenerationRequest, OutputFormat};
         verify::BatchResponse, verify::BatchItem, verify::ItemError, verify::CheckList,
         crate::store::checks::CheckSummary, crate::store::checks::StoredCheck,
         keys::KeyView, access::Permission, access::Method, access::Scope,
-        crate::store::api_keys::Role
+        crate::store::api_keys::Role,
+        softbinding::SoftBindingMatch, softbinding::SoftBindingQueryResult,
+        softbinding::SoftBindingQuery, softbinding::AlgName, softbinding::SoftBindingAlgList
     )),
     modifiers(&BearerAuth)
 )]

@@ -130,6 +130,10 @@ pub struct Generated {
     pub variant_phashes: Vec<u64>,
     pub bytes: Bytes,
     pub format: ImageFormat,
+    /// The manifest store embedded in `bytes` (JUMBF), kept in the manifest repository.
+    pub manifest: Bytes,
+    /// Its SHA-256: its name in the blob store, `records.manifest_sha256`.
+    pub manifest_sha256: [u8; 32],
 }
 
 /// Time spent in each stage, summed over a request's images.
@@ -295,8 +299,10 @@ impl GenerationService {
         let result = self.write(generated).await;
         if result.is_err() {
             for image in generated {
-                if let Err(error) = self.blobs.delete(&image.record.fields.file_sha256).await {
-                    tracing::warn!(error = %error, "could not remove a blob after a failed commit");
+                for name in [&image.record.fields.file_sha256[..], &image.manifest_sha256] {
+                    if let Err(error) = self.blobs.delete(name).await {
+                        tracing::warn!(error = %error, "could not remove a blob after a failed commit");
+                    }
                 }
             }
         }
@@ -304,10 +310,15 @@ impl GenerationService {
     }
 
     async fn write(&self, generated: &[Generated]) -> Result<(), GenerationError> {
-        // The group's blobs are written concurrently; each is durable before the records commit.
-        futures_util::future::try_join_all(generated.iter().map(|image| {
-            self.blobs
-                .put(&image.record.fields.file_sha256, image.bytes.clone())
+        // The group's blobs (each image and its manifest store) are written concurrently; each is
+        // durable before the records commit.
+        futures_util::future::try_join_all(generated.iter().flat_map(|image| {
+            [
+                self.blobs
+                    .put(&image.record.fields.file_sha256, image.bytes.clone()),
+                self.blobs
+                    .put(&image.manifest_sha256, image.manifest.clone()),
+            ]
         }))
         .await
         .map_err(|error| {
@@ -319,12 +330,16 @@ impl GenerationService {
             }
         })?;
         let records: Vec<Record> = generated.iter().map(|g| g.record.clone()).collect();
+        let manifests: Vec<Vec<u8>> = generated
+            .iter()
+            .map(|g| g.manifest_sha256.to_vec())
+            .collect();
         let hashes: Vec<(Uuid, &[u64])> = generated
             .iter()
             .map(|g| (g.record.fields.id, g.variant_phashes.as_slice()))
             .collect();
         let mut tx = self.pool.begin().await?;
-        records::insert_all(&mut tx, &records).await?;
+        records::insert_all(&mut tx, &records, &manifests).await?;
         records::insert_hashes(&mut tx, &hashes).await?;
         tx.commit().await?;
         if let Some(index) = &self.index {
@@ -408,6 +423,8 @@ impl ImageJob {
                 variant_phashes,
                 bytes: Bytes::from(signed.bytes),
                 format: self.spec.format.image_format(),
+                manifest_sha256: fingerprint::sha256(&signed.manifest),
+                manifest: Bytes::from(signed.manifest),
             },
             times,
         ))

@@ -36,6 +36,54 @@ use serde::{Deserialize, Serialize};
 
 /// Label of Hallmark's own assertion in the manifests it signs.
 pub const HALLMARK_ASSERTION: &str = "org.hallmark.generation";
+/// The soft-binding algorithm of every Hallmark manifest (`c2pa.soft-binding` assertion, and `alg`
+/// in the Soft Binding Resolution API): the 64-bit perceptual hash of the whole image that the
+/// registry searches on, as `docs/soft-binding.md` specifies. Not on the C2PA soft-binding
+/// algorithm list.
+pub const SOFT_BINDING_ALG: &str = "org.hallmark.fingerprint.1";
+
+/// The soft-binding value of a perceptual hash: standard base64 (with padding) of its 8 bytes,
+/// most significant first.
+#[must_use]
+pub fn soft_binding_value(phash: u64) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(phash.to_be_bytes())
+}
+
+/// The perceptual hash a soft-binding value names, when it is 8 bytes of base64 (standard or
+/// URL-safe, padded or not).
+#[must_use]
+pub fn parse_soft_binding_value(value: &str) -> Option<u64> {
+    use base64::Engine as _;
+    let value = value.trim();
+    if value.len() > 24 {
+        return None;
+    }
+    let engines = [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    engines.iter().find_map(|engine| {
+        let bytes = engine.decode(value).ok()?;
+        Some(u64::from_be_bytes(bytes.try_into().ok()?))
+    })
+}
+
+/// The manifest store (JUMBF, `application/c2pa`) embedded in a PNG, JPEG or WebP file.
+///
+/// # Errors
+/// When the bytes are of no accepted format or carry no manifest store.
+pub fn extract_manifest_store(bytes: &[u8]) -> Result<Vec<u8>, ProvenanceError> {
+    let format = ImageFormat::sniff(bytes)
+        .ok_or_else(|| ProvenanceError::Format("not a PNG, JPEG or WebP file".into()))?;
+    Ok(c2pa::jumbf_io::load_jumbf_from_stream(
+        format.mime(),
+        &mut std::io::Cursor::new(bytes),
+    )?)
+}
+
 /// IPTC digital source type of images made by a trained model.
 pub const TRAINED_ALGORITHMIC_MEDIA: &str =
     "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
@@ -145,6 +193,18 @@ impl std::str::FromStr for ImageFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soft_binding_values_round_trip_and_refuse_other_lengths() {
+        let phash = 0xdead_beef_0123_4567;
+        let value = soft_binding_value(phash);
+        assert_eq!(value, "3q2+7wEjRWc=");
+        assert_eq!(parse_soft_binding_value(&value), Some(phash));
+        assert_eq!(parse_soft_binding_value("3q2-7wEjRWc"), Some(phash));
+        for bad in ["", "AAAA", "not base64!", &"A".repeat(100_000)] {
+            assert_eq!(parse_soft_binding_value(bad), None, "{bad:.20}");
+        }
+    }
 
     #[test]
     fn magic_bytes_pick_the_format() {

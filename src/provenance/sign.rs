@@ -48,8 +48,9 @@ pub struct SignedImage {
     pub bytes: Vec<u8>,
     /// The manifest label, `urn:c2pa:<uuid>` (stored in `records.manifest_id`).
     pub manifest_id: String,
-    /// Size of the embedded manifest store (JUMBF), bytes.
-    pub manifest_size: usize,
+    /// The embedded manifest store (JUMBF, `application/c2pa`), as the manifest repository
+    /// keeps it.
+    pub manifest: Vec<u8>,
 }
 
 /// Hallmark's assertion as stored in the manifest (label [`HALLMARK_ASSERTION`]).
@@ -191,6 +192,14 @@ impl ProvenanceSigner {
                     }]},
                 },
                 { "label": HALLMARK_ASSERTION, "data": assertion },
+                {
+                    "label": "c2pa.soft-binding",
+                    "data": {
+                        "alg": super::SOFT_BINDING_ALG,
+                        "name": "Hallmark perceptual hash of the whole image (docs/soft-binding.md)",
+                        "blocks": [{ "scope": {}, "value": super::soft_binding_value(claim.phash) }],
+                    },
+                },
             ],
         });
         let mut builder =
@@ -201,7 +210,7 @@ impl ProvenanceSigner {
         Ok(SignedImage {
             bytes: dest.into_inner(),
             manifest_id,
-            manifest_size: manifest.len(),
+            manifest,
         })
     }
 }

@@ -477,6 +477,33 @@ impl ProvenanceVerifier {
         }
     }
 
+    /// Validates a manifest store kept apart from its asset (a sidecar, or the manifest
+    /// repository's copy) against `asset`, which must be the very bytes it was signed over.
+    #[must_use]
+    pub fn verify_with_manifest(&self, store: &[u8], asset: &[u8]) -> ProvenanceReport {
+        let Some(format) = ImageFormat::sniff(asset) else {
+            let mut report = ProvenanceReport::empty(ValidationState::Unsupported, None);
+            report.error = Some("not a PNG, JPEG or WebP file".into());
+            return report;
+        };
+        let read = catch_unwind(AssertUnwindSafe(|| {
+            Reader::from_shared_context(&self.context).with_manifest_data_and_stream(
+                store,
+                format.mime(),
+                Cursor::new(asset),
+            )
+        }));
+        match read {
+            Ok(Ok(reader)) => self.report(&reader, format),
+            Ok(Err(error)) => error_report(error, format),
+            Err(_) => {
+                let mut report = ProvenanceReport::empty(ValidationState::Unreadable, Some(format));
+                report.error = Some("the C2PA reader failed on this manifest store".into());
+                report
+            }
+        }
+    }
+
     fn report(&self, reader: &Reader, format: ImageFormat) -> ProvenanceReport {
         let Some(manifest) = reader.active_manifest() else {
             return ProvenanceReport::empty(ValidationState::NoManifest, Some(format));

@@ -128,7 +128,14 @@ impl Registry {
         if let Some(record) = records::by_pixel_sha256(pool, &fingerprint.pixel_sha256).await? {
             return Ok(exact(MatchKind::PixelSha256, record));
         }
-        let near = nearest(pool, index.as_ref(), queries, settings).await?;
+        let near = nearest(
+            pool,
+            index.as_ref(),
+            queries,
+            settings.phash_max_distance,
+            settings.max_candidates,
+        )
+        .await?;
         let ids: Vec<Uuid> = near.iter().map(|&(id, _)| id).collect();
         let mut found_records = records::by_ids(pool, &ids).await?;
         let mut originals = Vec::with_capacity(near.len());
@@ -180,6 +187,39 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The records with a registered pHash (whole image or crop window) within `max_distance`
+    /// bits of `phash`, nearest first, at most `limit`: the Soft Binding Resolution API's
+    /// `byBinding`, which has a fingerprint and no pixels to confirm with.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn by_binding(
+        &self,
+        phash: u64,
+        max_distance: u32,
+        limit: usize,
+    ) -> Result<Vec<(Record, u32)>, RegistryError> {
+        let near = nearest(
+            &self.pool,
+            self.index.as_ref(),
+            &[phash],
+            max_distance,
+            limit,
+        )
+        .await?;
+        let ids: Vec<Uuid> = near.iter().map(|&(id, _)| id).collect();
+        let mut found = records::by_ids(&self.pool, &ids).await?;
+        Ok(near
+            .into_iter()
+            .filter_map(|(id, distance)| {
+                let at = found.iter().position(|r| r.fields.id == id)?;
+                Some((found.swap_remove(at), distance))
+            })
+            .collect())
+    }
+}
+
 /// Why a registry search failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -196,9 +236,9 @@ async fn nearest(
     pool: &PgPool,
     index: Option<&HashIndex>,
     queries: &[u64],
-    settings: &VerifySettings,
+    max_distance: u32,
+    limit: usize,
 ) -> Result<Vec<(Uuid, u32)>, RegistryError> {
-    let (max_distance, limit) = (settings.phash_max_distance, settings.max_candidates);
     if let Some(index) = index.cloned() {
         let owned = queries.to_vec();
         let found = crate::blocking::run(move || index.search(&owned, max_distance, limit)).await?;

@@ -7,7 +7,8 @@ use crate::provenance::record::RECORD_COLUMNS;
 use crate::provenance::Record;
 
 /// Inserts records inside the caller's transaction, all in one statement (one round trip
-/// whatever their number).
+/// whatever their number), each with the SHA-256 of its manifest store (`manifest_sha256[i]`
+/// for `records[i]`).
 ///
 /// # Errors
 /// When the database fails.
@@ -15,7 +16,9 @@ use crate::provenance::Record;
 pub async fn insert_all(
     tx: &mut Transaction<'_, Postgres>,
     records: &[Record],
+    manifest_sha256: &[Vec<u8>],
 ) -> Result<(), sqlx::Error> {
+    debug_assert_eq!(records.len(), manifest_sha256.len());
     if records.is_empty() {
         return Ok(());
     }
@@ -31,10 +34,10 @@ pub async fn insert_all(
     sqlx::query(
         "INSERT INTO records (id, created_at, model, model_version, seed, format, width, height,
             file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, encoding,
-            signature)
+            signature, manifest_sha256)
          SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::int8[],
             $6::text[], $7::int4[], $8::int4[], $9::bytea[], $10::bytea[], $11::int8[],
-            $12::text[], $13::text[], $14::uuid[], $15::int2[], $16::bytea[])",
+            $12::text[], $13::text[], $14::uuid[], $15::int2[], $16::bytea[], $17::bytea[])",
     )
     .bind(column!(id))
     .bind(column!(created_at))
@@ -57,6 +60,7 @@ pub async fn insert_all(
             .map(|r| r.signature.clone())
             .collect::<Vec<_>>(),
     )
+    .bind(manifest_sha256)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -99,7 +103,8 @@ pub async fn page_after(
     .await
 }
 
-/// Which of `hashes` (file SHA-256s, the blob store's names) some record references.
+/// Which of `hashes` (the blob store's names) some record references, as its file or as its
+/// manifest store.
 ///
 /// # Errors
 /// When the database fails.
@@ -108,12 +113,91 @@ pub async fn existing_file_hashes(
     pool: &PgPool,
     hashes: &[Vec<u8>],
 ) -> Result<std::collections::HashSet<Vec<u8>>, sqlx::Error> {
-    let rows: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT DISTINCT file_sha256 FROM records WHERE file_sha256 = ANY($1)")
-            .bind(hashes)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT file_sha256 FROM records WHERE file_sha256 = ANY($1)
+         UNION
+         SELECT manifest_sha256 FROM records WHERE manifest_sha256 = ANY($1)",
+    )
+    .bind(hashes)
+    .fetch_all(pool)
+    .await?;
     Ok(rows.into_iter().collect())
+}
+
+/// Where a manifest store is in the repository.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ManifestLocation {
+    /// The record whose image carries it.
+    pub id: Uuid,
+    /// Its SHA-256 in the blob store; `None` until `hallmark backfill` has extracted it.
+    pub manifest_sha256: Option<Vec<u8>>,
+}
+
+/// The record with manifest id `manifest_id` (its `urn:c2pa:...` label) and where its store is.
+///
+/// # Errors
+/// When the database fails.
+#[tracing::instrument(skip_all)]
+pub async fn manifest_by_id(
+    pool: &PgPool,
+    manifest_id: &str,
+) -> Result<Option<ManifestLocation>, sqlx::Error> {
+    sqlx::query_as("SELECT id, manifest_sha256 FROM records WHERE manifest_id = $1 LIMIT 1")
+        .bind(manifest_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The SHA-256 of a record's manifest store, when it is in the repository.
+///
+/// # Errors
+/// When the database fails.
+#[tracing::instrument(skip_all)]
+pub async fn manifest_sha256(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let row: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT manifest_sha256 FROM records WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.flatten())
+}
+
+/// Records whose manifest store is not in the repository yet, in (created_at, id) order after
+/// `after` (from the start when `None`), at most `limit`.
+///
+/// # Errors
+/// When the database fails.
+#[tracing::instrument(skip_all)]
+pub async fn without_manifest(
+    pool: &PgPool,
+    after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Record>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records
+         WHERE manifest_sha256 IS NULL
+           AND ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))
+         ORDER BY created_at, id LIMIT $3"
+    ))
+    .bind(after.map(|(at, _)| at))
+    .bind(after.map(|(_, id)| id))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Links a record to its manifest store (`hallmark backfill`).
+///
+/// # Errors
+/// When the database fails.
+#[tracing::instrument(skip_all)]
+pub async fn set_manifest_sha256(pool: &PgPool, id: Uuid, sha: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE records SET manifest_sha256 = $2 WHERE id = $1")
+        .bind(id)
+        .bind(sha)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Registers each record's variant pHashes (whole image first) for the near-duplicate search,

@@ -114,7 +114,24 @@ pub struct VerifyReport {
     pub registry: RegistryEvidence,
     /// The model's calibrated detector; null for public look-ups or a model without one.
     pub detector: Option<Detection>,
+    /// The matched record's Content Credentials from the manifest repository, validated against
+    /// the original image, when the upload itself carries no valid manifest of ours (stripped,
+    /// re-encoded, resized, cropped): durable Content Credentials.
+    #[schema(value_type = Option<Object>)]
+    pub recovered: Option<Recovered>,
     pub checked_at: DateTime<Utc>,
+}
+
+/// Content Credentials recovered from the manifest repository for an upload that lost them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovered {
+    /// The `urn:c2pa:...` label of the original's manifest (`GET {c2pa_api.prefix}/manifests/{id}`).
+    pub manifest_id: String,
+    /// How the upload differs from the signed original, in words.
+    pub upload_differs: String,
+    /// The stored manifest store validated against the stored original image (not the upload,
+    /// whose bytes differ).
+    pub provenance: ProvenanceReport,
 }
 
 /// Time spent in each stage of a check (summed over files), for `Server-Timing` and metrics.
@@ -217,6 +234,12 @@ impl VerifyService {
         })
     }
 
+    /// The registry, where the database is reachable.
+    #[must_use]
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
+    }
+
     /// The trust lists in use.
     #[must_use]
     pub fn trust(&self) -> &Arc<TrustStore> {
@@ -267,7 +290,7 @@ impl VerifyService {
         times.hash = inspected.times.hash;
 
         let started = Instant::now();
-        let registry = self.registry(&inspected, probe, kind).await?;
+        let registry = self.registry_evidence(&inspected, probe, kind).await?;
         times.registry = started.elapsed();
 
         let started = Instant::now();
@@ -283,6 +306,13 @@ impl VerifyService {
 
         self.thumbnails
             .insert(std::mem::take(&mut inspected.provenance.thumbnails));
+        let recovered = self
+            .recover(
+                &inspected.provenance,
+                &registry,
+                (inspected.width, inspected.height),
+            )
+            .await?;
         let (verdict, tampered, explanation) = decide(
             &inspected.provenance,
             &registry,
@@ -290,6 +320,27 @@ impl VerifyService {
             kind,
             self.settings.accept_untrusted_declarations,
         );
+        let mut explanation = explanation;
+        if let Some(recovered) = &recovered {
+            let at = explanation
+                .iter()
+                .position(|line| line.starts_with("Verdict:"))
+                .unwrap_or(explanation.len());
+            explanation.insert(
+                at,
+                format!(
+                    "Its Content Credentials were recovered from Hallmark's manifest repository \
+                     (manifest {}): {} against the signed original. The upload itself is {}.",
+                    recovered.manifest_id,
+                    match recovered.provenance.state {
+                        ValidationState::Trusted => "valid and trusted",
+                        ValidationState::ValidUntrusted => "valid, signer not trusted here",
+                        _ => "NOT valid",
+                    },
+                    recovered.upload_differs
+                ),
+            );
+        }
         metrics::counter!("hallmark_checks_total", "verdict" => verdict.as_str()).increment(1);
         Ok((
             VerifyReport {
@@ -305,13 +356,74 @@ impl VerifyService {
                 provenance: inspected.provenance,
                 registry,
                 detector,
+                recovered,
                 checked_at: Utc::now(),
             },
             times,
         ))
     }
 
-    async fn registry(
+    /// The matched record's manifest store, validated against its original, for an upload whose
+    /// own manifest is not a valid one of ours.
+    async fn recover(
+        &self,
+        upload: &ProvenanceReport,
+        registry: &RegistryEvidence,
+        (width, height): (u32, u32),
+    ) -> Result<Option<Recovered>, CheckError> {
+        let (Some(kind), Some(record), Some(store)) = (
+            registry.matched,
+            registry.record.as_ref(),
+            self.registry.as_ref(),
+        ) else {
+            return Ok(None);
+        };
+        if upload.hallmark.is_some() {
+            return Ok(None);
+        }
+        let Some(sha) = crate::store::records::manifest_sha256(&store.pool, record.id).await?
+        else {
+            return Ok(None);
+        };
+        let Ok(file_sha) = hex::decode(&record.file_sha256) else {
+            return Ok(None);
+        };
+        let (manifest, original) = match (
+            store.blobs.get(&sha).await,
+            store.blobs.get(&file_sha).await,
+        ) {
+            (Ok(Some(manifest)), Ok(Some(original))) => (manifest, original),
+            (manifest, original) => {
+                tracing::error!(id = %record.id, manifest_found = matches!(manifest, Ok(Some(_))),
+                    original_found = matches!(original, Ok(Some(_))), "manifest repository: a blob is missing");
+                return Ok(None);
+            }
+        };
+        let verifier = self.trust.verifier();
+        let provenance =
+            crate::blocking::run(move || verifier.verify_with_manifest(&manifest, &original))
+                .await?;
+        let upload_differs = match kind {
+            MatchKind::FileSha256 => "it is the very file that was signed, yet its manifest \
+                                      does not validate"
+                .to_owned(),
+            MatchKind::PixelSha256 => "same pixels as the signed original, in a different file: \
+                                       its Content Credentials were stripped or the file re-saved"
+                .to_owned(),
+            MatchKind::Phash => format!(
+                "a changed copy of the signed original (re-encoded, resized or cropped: {} x {} \
+                 against the original's {} x {}), without its Content Credentials",
+                width, height, record.width, record.height
+            ),
+        };
+        Ok(Some(Recovered {
+            manifest_id: record.manifest_id.clone(),
+            upload_differs,
+            provenance,
+        }))
+    }
+
+    async fn registry_evidence(
         &self,
         inspected: &Inspected,
         probe: DynamicImage,

@@ -7,6 +7,7 @@ mod cli;
 mod generations;
 mod health;
 mod helpers;
+mod softbinding;
 mod verify;
 
 #[path = "../fixtures/mod.rs"]
