@@ -11,7 +11,12 @@
 //!    both against a full scan of the same table (`registry::candidates_by_scan`), half the
 //!    queries planted 8 bits from a stored hash.
 //!
-//! Run: `make bench` or `cargo bench --bench verify [-- service|index]` (DATABASE_URL names the server to use; the
+//! 3. The C2PA Soft Binding Resolution API at 10^4 and 10^6 records (the synthetic registry of
+//!    part 2 plus one real generated image): `POST /c2pa/v1/matches/byContent` and
+//!    `GET /c2pa/v1/matches/byBinding` requests/s and p50/p99 at 8 clients, next to
+//!    `POST /v1/lookup` with the same upload (a stripped copy of the generated image).
+//!
+//! Run: `make bench` or `cargo bench --bench verify [-- service|index|c2pa]` (DATABASE_URL names the server to use; the
 //! bench makes its own database `hallmark_bench_verify`).
 
 mod common;
@@ -312,6 +317,121 @@ async fn index_bench(pool: &PgPool, max_distance: u32) {
     println!();
 }
 
+/// Part 3: the resolution API against a registry of `size` records, next to `/v1/lookup`.
+async fn c2pa_bench(settings: &Settings, pool: &PgPool) {
+    sqlx::query(
+        "INSERT INTO signing_keys (id, public_key, cert_chain_pem) VALUES ('bench', decode(repeat('01', 32), 'hex'), '')
+         ON CONFLICT DO NOTHING",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let identity = SigningIdentity::load(settings).unwrap();
+    register_signing_key(pool, &identity).await.unwrap();
+    let generator = api_keys::create(pool, "bench-gen", Role::Generator)
+        .await
+        .unwrap();
+    let generator = generator.secret.expose_secret().to_owned();
+    println!("## C2PA Soft Binding Resolution API, 8 clients");
+    println!();
+    println!("| records | request | req/s | vs /v1/lookup | p50 ms | p99 ms |");
+    println!("|---:|---|---:|---:|---:|---:|");
+    let mut have = 0;
+    for size in [10_000_i64, 1_000_000] {
+        grow(pool, have, size).await;
+        have = size;
+        let app = Application::build_with_pool(settings.clone(), pool.clone()).unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let server = tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::new();
+        // The memory index loads in the background; wait for it, as a warm service has.
+        for _ in 0..600 {
+            let ready: serde_json::Value = client
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if ready["index"]["in_step"] == true {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let made: serde_json::Value = client
+            .post(format!("{base}/v1/generations"))
+            .bearer_auth(&generator)
+            .json(&serde_json::json!({"count": 1, "seed": size}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let png = client
+            .get(format!(
+                "{base}{}",
+                made["images"][0]["image_url"].as_str().unwrap()
+            ))
+            .bearer_auth(&generator)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        // A stripped copy: no manifest, found by its pixels.
+        let mut stripped = Cursor::new(Vec::new());
+        image::load_from_memory(&png)
+            .unwrap()
+            .write_to(&mut stripped, image::ImageFormat::Png)
+            .unwrap();
+        let stripped = stripped.into_inner();
+        let value = hallmark::provenance::soft_binding_value(
+            u64::from_str_radix(made["images"][0]["phash"].as_str().unwrap(), 16).unwrap(),
+        );
+        let post = |path: &'static str| {
+            let (url, body) = (format!("{base}{path}"), stripped.clone());
+            move |client: &reqwest::Client, _: usize, _: usize| {
+                client
+                    .post(&url)
+                    .header("Content-Type", "image/png")
+                    .body(body.clone())
+            }
+        };
+        let by_binding = {
+            let url = format!("{base}/c2pa/v1/matches/byBinding");
+            let value = value.clone();
+            move |client: &reqwest::Client, _: usize, _: usize| {
+                client.get(&url).query(&[
+                    ("alg", hallmark::provenance::SOFT_BINDING_ALG),
+                    ("value", value.as_str()),
+                ])
+            }
+        };
+        load(8, 40, 200, &[], post("/v1/lookup")).await; // warm-up
+        let lookup = load(8, 400, 200, &[], post("/v1/lookup")).await;
+        let content = load(8, 400, 200, &[], post("/c2pa/v1/matches/byContent")).await;
+        let binding = load(8, 2000, 200, &[], by_binding).await;
+        for (name, r) in [
+            ("POST /v1/lookup (baseline)", &lookup),
+            ("POST /c2pa/v1/matches/byContent", &content),
+            ("GET /c2pa/v1/matches/byBinding", &binding),
+        ] {
+            println!(
+                "| {size} | {name} | {:.0} | {:.2}x | {:.1} | {:.1} |",
+                r.per_s,
+                r.per_s / lookup.per_s,
+                ms(r.p50),
+                ms(r.p99)
+            );
+        }
+        server.abort();
+    }
+    println!();
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -330,6 +450,14 @@ fn main() {
         println!();
         if runs("service") {
             service_bench(&settings, &pool).await;
+        }
+        if runs("c2pa") {
+            let mut c2pa_settings = settings.clone();
+            let c2pa_pool = fresh_database(&mut c2pa_settings, "hallmark_bench_c2pa").await;
+            c2pa_bench(&c2pa_settings, &c2pa_pool).await;
+            c2pa_pool.close().await;
+            let url = c2pa_settings.database.url.expose_secret().to_owned();
+            sqlx::Postgres::drop_database(&url).await.unwrap();
         }
         if !runs("index") {
             return;

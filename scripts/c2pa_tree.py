@@ -2,7 +2,11 @@
 """What the reference reader (c2pa-python, the C2PA SDK's Python binding) sees in a file, as the
 plain tree that Hallmark's conformance test compares with its own report.
 
-Usage: c2pa_tree.py [--anchors PEM] FILE...
+Usage: c2pa_tree.py [--anchors PEM] [--reader python|c2patool] FILE...
+
+`--reader c2patool` reads each file with the c2patool command (0.27.22, `cargo install c2patool
+--locked`; found on PATH or at $C2PATOOL) instead of the Python binding: the same JSON, the same
+tree.
 
 Prints one JSON object per file, keyed by the path:
 
@@ -27,6 +31,8 @@ Exits 3 when c2pa-python is not installed (scripts/setup.sh installs it).
 """
 import argparse
 import json
+import os
+import subprocess
 import sys
 
 from c2pa_check import c2pa, mime_of, reader_context
@@ -109,20 +115,9 @@ def walk(store, deltas, label, path, depth, on_path, out):
             walk(store, deltas, inner, child, depth + 1, on_path | {inner}, out)
 
 
-def read(path, context):
-    mime = mime_of(path)
+def tree(store, state):
+    """The flat tree of a reader's JSON store, for either reader."""
     out = {"state": None, "error": None, "failures": [], "manifests": [], "ingredients": []}
-    try:
-        with open(path, "rb") as stream:
-            reader = c2pa.Reader(mime, stream, None, context)
-            store = json.loads(reader.json())
-            state = reader.get_validation_state()
-    except Exception as error:  # the reader's word for "no manifest" is an exception
-        text = str(error)
-        no_manifest = "JumbfNotFound" in text or "ManifestNotFound" in text or "no JUMBF" in text
-        out["state"] = "no_manifest" if no_manifest else "error"
-        out["error"] = text
-        return out
     active = store.get("active_manifest")
     if not active:
         out["state"] = "no_manifest"
@@ -139,11 +134,49 @@ def read(path, context):
     return out
 
 
+def read_with_c2patool(path, anchors):
+    tool = os.environ.get("C2PATOOL", "c2patool")
+    command = [tool, path] + (["trust", "--trust_anchors", anchors] if anchors else [])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        text = (done.stderr or done.stdout).strip().splitlines()
+        message = text[0] if text else f"exit {done.returncode}"
+        lowered = message.lower()
+        state = ("remote" if "remote manifest" in lowered
+                 else "no_manifest" if "no claim found" in lowered or "jumbf" in lowered
+                 else "error")
+        return {"state": state, "error": message, "failures": [], "manifests": [],
+                "ingredients": []}
+    store = json.loads(done.stdout)
+    return tree(store, store.get("validation_state"))
+
+
+def read(path, context):
+    mime = mime_of(path)
+    out = {"state": None, "error": None, "failures": [], "manifests": [], "ingredients": []}
+    try:
+        with open(path, "rb") as stream:
+            reader = c2pa.Reader(mime, stream, None, context)
+            store = json.loads(reader.json())
+            state = reader.get_validation_state()
+    except Exception as error:  # the reader's word for "no manifest" is an exception
+        text = str(error)
+        no_manifest = "JumbfNotFound" in text or "ManifestNotFound" in text or "no JUMBF" in text
+        out["state"] = "no_manifest" if no_manifest else "error"
+        out["error"] = text
+        return out
+    return tree(store, state)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("files", nargs="+")
     parser.add_argument("--anchors")
+    parser.add_argument("--reader", choices=["python", "c2patool"], default="python")
     args = parser.parse_args()
+    if args.reader == "c2patool":
+        print(json.dumps({path: read_with_c2patool(path, args.anchors) for path in args.files}))
+        return 0
     context = reader_context(args.anchors)
     print(json.dumps({path: read(path, context) for path in args.files}))
     return 0

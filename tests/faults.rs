@@ -205,13 +205,19 @@ async fn crash_under_load_loses_no_acknowledged_image() {
         );
     }
 
-    // 2. Straight from the database: every record's blob is on disk, with the bytes it names.
+    // 2. Straight from the database: every record's blobs (its image and its manifest store) are
+    // on disk, with the bytes they name.
     let pool = PgPool::connect(&db.url).await.unwrap();
-    let rows: Vec<(uuid::Uuid, Vec<u8>)> = sqlx::query_as("SELECT id, file_sha256 FROM records")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let pairs: Vec<(uuid::Uuid, Vec<u8>, Vec<u8>)> =
+        sqlx::query_as("SELECT id, file_sha256, manifest_sha256 FROM records")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     pool.close().await;
+    let rows: Vec<(uuid::Uuid, Vec<u8>)> = pairs
+        .iter()
+        .map(|(id, file, _)| (*id, file.clone()))
+        .collect();
     let record_ids: HashSet<String> = rows.iter().map(|(id, _)| id.to_string()).collect();
     for image in &acked {
         assert!(
@@ -221,8 +227,15 @@ async fn crash_under_load_loses_no_acknowledged_image() {
         );
     }
     let blobs_dir = data_dir.path().join("blobs");
-    let referenced: HashSet<String> = rows.iter().map(|(_, sha)| hex::encode(sha)).collect();
-    for (id, sha) in &rows {
+    let referenced: HashSet<String> = pairs
+        .iter()
+        .flat_map(|(_, file, manifest)| [hex::encode(file), hex::encode(manifest)])
+        .collect();
+    let every_blob: Vec<(uuid::Uuid, Vec<u8>)> = pairs
+        .iter()
+        .flat_map(|(id, file, manifest)| [(*id, file.clone()), (*id, manifest.clone())])
+        .collect();
+    for (id, sha) in &every_blob {
         let hex = hex::encode(sha);
         let path = blob_path(&blobs_dir, &hex);
         let bytes = std::fs::read(&path)

@@ -5,7 +5,7 @@
 import { request, ApiError, filesForm, el, fill, errorBox, dropZone, UrlBag, formatTime, shortHash } from './api.js';
 import {
   provenanceSummary, registryFacts, detectorFacts, explanationList, technicalDetails,
-  verdictBadge, tamperedBadge, recordLink, VERDICT_CODES, verdictLabel, historyTimeline, trustedByLine,
+  verdictBadge, tamperedBadge, recordLink, VERDICT_CODES, verdictLabel, historyTimeline, trustedByLine, recoveredSection,
 } from './report.js';
 
 const KEY_STORAGE = 'hallmark.apiKey';
@@ -156,6 +156,7 @@ function reportCard(title, report, file, bag) {
       el('div', { class: 'facts' },
         explanationList(report),
         manifestSection(report),
+        recoveredSection(report),
         registryFacts(report.registry),
         detectorFacts(report.detector),
         historyTimeline(report),

@@ -615,3 +615,33 @@ export function historyTimeline(report) {
       text: 'The history is longer than this service reads: it was cut short, so the oldest steps may be missing.' }) : null,
     el('ol', { class: 'timeline', 'data-history': 'true' }, items));
 }
+
+/**
+ * Content Credentials recovered from the manifest repository for an upload that lost them:
+ * who signed the original and what it claims, validated against the signed original, and how
+ * the upload differs. Null when there is nothing recovered.
+ */
+export function recoveredSection(report) {
+  const r = report?.recovered;
+  if (!r || typeof r !== 'object' || !r.provenance) return null;
+  const p = r.provenance;
+  const valid = p.state === 'trusted' || p.state === 'valid_untrusted';
+  const h = p.hallmark;
+  return el('section', { class: 'recovered', 'data-recovered': p.state },
+    el('h3', { text: 'Recovered Content Credentials' }),
+    el('p', {},
+      el('span', { class: `badge ${p.state === 'trusted' ? 'good' : valid ? 'warn' : 'bad'}`,
+        text: p.state === 'trusted' ? 'Recovered · trusted' : valid ? 'Recovered · untrusted signer' : 'Recovered · not valid' }),
+      ' ',
+      `This image's Content Credentials were found in Hallmark's manifest repository and checked against the signed original${valid ? '' : ', where they did not validate'}.`),
+    el('p', { class: 'upload-differs', 'data-upload-differs': '' },
+      `The uploaded file itself differs from the signed original: ${clip(r.upload_differs, 300) || 'it is a changed copy'}.`),
+    kv([
+      ['Manifest', mono(clip(r.manifest_id, 120))],
+      ['Signed by', clip(p.signer?.common_name, 120)],
+      ['Signed at', p.signer?.time ? formatTime(p.signer.time) : null],
+      ['Declares', p.digital_source_type ? sourceTypeWords(p.digital_source_type) : null],
+      ['Hallmark record', h?.record_id ? recordLink(h.record_id) : null],
+      ['Model', h ? `${clip(h.model, 80)} (version ${clip(String(h.model_version), 40)})` : null],
+    ]));
+}

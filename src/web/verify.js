@@ -3,7 +3,7 @@
 import { request, filesForm, el, fill, errorBox, dropZone, UrlBag, formatTime } from './api.js';
 import {
   statusBanner, provenanceFacts, registryFacts, explanationList, technicalDetails, recordFacts, tamperedBadge,
-  historyTimeline,
+  historyTimeline, recoveredSection,
 } from './report.js';
 
 const result = document.getElementById('result');
@@ -51,6 +51,7 @@ function renderReport(file, report) {
         statusBanner(report),
         registryFacts(report.registry),
         provenanceFacts(report),
+        recoveredSection(report),
         historyTimeline(report),
         explanationList(report),
         technicalDetails(report))));

@@ -72,7 +72,8 @@ async fn one_png_is_signed_registered_and_served(pool: PgPool) {
     assert_eq!(answer["model"], "fashion-dcgan32");
     let images = check_images(&app, &key, &answer).await;
     assert!(images[0].starts_with(b"\x89PNG"));
-    assert_eq!(app.blob_count(), 1);
+    // The image and its manifest store (the manifest repository).
+    assert_eq!(app.blob_count(), 2);
 }
 
 #[sqlx::test]
@@ -89,7 +90,7 @@ async fn sixty_four_jpegs_in_one_request(pool: PgPool) {
     assert!(images.iter().all(|b| b.starts_with(&[0xFF, 0xD8, 0xFF])));
     let distinct: HashSet<_> = images.iter().map(|b| sha256(b)).collect();
     assert_eq!(distinct.len(), 64);
-    assert_eq!(app.blob_count(), 64);
+    assert_eq!(app.blob_count(), 128, "each image and its manifest store");
 }
 
 #[sqlx::test]
@@ -497,7 +498,7 @@ async fn database_outage_gives_503_and_leaves_nothing_behind(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(stored, 2);
-    assert_eq!(app.blob_count(), 2, "no orphaned blob");
+    assert_eq!(app.blob_count(), 4, "no orphaned blob (2 images, 2 stores)");
 
     let mut recovered = false;
     for _ in 0..20 {

@@ -154,6 +154,10 @@ try {
     await expectText(result, 'Result for stripped.jpg', 'No Content Credentials', 'Matched a Hallmark record',
       'Hamming distance', imageId);
     assert.equal(await result.locator('[data-registry]').getAttribute('data-registry'), 'phash');
+    // Durable Content Credentials: the original's manifest, from the manifest repository.
+    await expectText(result.locator('[data-recovered]'), 'Recovered Content Credentials', 'Recovered · trusted',
+      'differs from the signed original', 'urn:c2pa:');
+    assert.equal(await result.locator('[data-recovered]').getAttribute('data-recovered'), 'trusted');
   });
 
   await step('05-verify-other-producer', pub, async () => {
