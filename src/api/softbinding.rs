@@ -10,7 +10,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Authenticated;
-use super::body::{is_multipart, read_body, read_parts};
 use super::AppState;
 use crate::api::error::{code, ApiError};
 use crate::provenance::{parse_soft_binding_value, SOFT_BINDING_ALG};
@@ -262,16 +261,7 @@ pub async fn by_content(
         query.max_results.as_deref(),
         state.settings.c2pa_api.max_results,
     )?;
-    let max = state.settings.limits.max_request_bytes;
-    let _reservation = state.uploads.reserve(req.headers(), max)?;
-    let bytes = if is_multipart(req.headers()) {
-        read_parts(req.headers(), payload, max, 1)
-            .await?
-            .remove(0)
-            .bytes
-    } else {
-        read_body(payload, max).await?
-    };
+    let (bytes, _, _reservation) = super::verify::read_one_upload(&req, payload, &state).await?;
     let (report, _) = state.verify.check(bytes, None, CheckKind::Lookup).await?;
     let registry = report.registry;
     let matches = match (registry.matched, registry.record) {

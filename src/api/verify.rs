@@ -205,20 +205,31 @@ pub async fn lookup(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.public_limiter.check(&req)?;
-    let limit = state.settings.limits.max_request_bytes;
-    let _reservation = state.uploads.reserve(req.headers(), limit)?;
-    let (bytes, file_name) = if is_multipart(req.headers()) {
-        let mut parts = read_parts(req.headers(), payload, limit, 1).await?;
-        let part = parts.remove(0);
-        (part.bytes, part.file_name)
-    } else {
-        (read_body(payload, limit).await?, None)
-    };
+    let (bytes, file_name, _reservation) = read_one_upload(&req, payload, &state).await?;
     let (report, times) = state
         .verify
         .check(bytes, file_name, CheckKind::Lookup)
         .await?;
     Ok(with_timing(HttpResponse::Ok(), &times).json(report))
+}
+
+/// One uploaded image, raw or as one multipart part, within the size limit and the upload
+/// memory budget (held by the returned reservation until the request is answered).
+pub(super) async fn read_one_upload(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(Vec<u8>, Option<String>, super::body::Reservation), ApiError> {
+    let limit = state.settings.limits.max_request_bytes;
+    let reservation = state.uploads.reserve(req.headers(), limit)?;
+    if is_multipart(req.headers()) {
+        let part = read_parts(req.headers(), payload, limit, 1)
+            .await?
+            .remove(0);
+        Ok((part.bytes, part.file_name, reservation))
+    } else {
+        Ok((read_body(payload, limit).await?, None, reservation))
+    }
 }
 
 /// The history of checks, newest first, with keyset paging and a verdict filter.

@@ -456,14 +456,31 @@ impl ProvenanceVerifier {
     /// Reads and validates the manifest embedded in `bytes`.
     #[must_use]
     pub fn verify(&self, bytes: &[u8]) -> ProvenanceReport {
+        self.read(bytes, None)
+    }
+
+    /// Validates a manifest store kept apart from its asset (a sidecar, or the manifest
+    /// repository's copy) against `asset`, which must be the very bytes it was signed over.
+    #[must_use]
+    pub fn verify_with_manifest(&self, store: &[u8], asset: &[u8]) -> ProvenanceReport {
+        self.read(asset, Some(store))
+    }
+
+    /// `bytes` with their embedded manifest store, or with `store`.
+    fn read(&self, bytes: &[u8], store: Option<&[u8]>) -> ProvenanceReport {
         let Some(format) = ImageFormat::sniff(bytes) else {
             let mut report = ProvenanceReport::empty(ValidationState::Unsupported, None);
             report.error = Some("not a PNG, JPEG or WebP file".into());
             return report;
         };
         let read = catch_unwind(AssertUnwindSafe(|| {
-            Reader::from_shared_context(&self.context)
-                .with_stream(format.mime(), Cursor::new(bytes))
+            let reader = Reader::from_shared_context(&self.context);
+            match store {
+                None => reader.with_stream(format.mime(), Cursor::new(bytes)),
+                Some(store) => {
+                    reader.with_manifest_data_and_stream(store, format.mime(), Cursor::new(bytes))
+                }
+            }
         }));
         match read {
             Ok(Ok(reader)) => self.report(&reader, format),
@@ -471,34 +488,7 @@ impl ProvenanceVerifier {
             Err(_) => {
                 let mut report = ProvenanceReport::empty(ValidationState::Unreadable, Some(format));
                 report.error = Some("the C2PA reader failed on this file".into());
-                report.damaged = true;
-                report
-            }
-        }
-    }
-
-    /// Validates a manifest store kept apart from its asset (a sidecar, or the manifest
-    /// repository's copy) against `asset`, which must be the very bytes it was signed over.
-    #[must_use]
-    pub fn verify_with_manifest(&self, store: &[u8], asset: &[u8]) -> ProvenanceReport {
-        let Some(format) = ImageFormat::sniff(asset) else {
-            let mut report = ProvenanceReport::empty(ValidationState::Unsupported, None);
-            report.error = Some("not a PNG, JPEG or WebP file".into());
-            return report;
-        };
-        let read = catch_unwind(AssertUnwindSafe(|| {
-            Reader::from_shared_context(&self.context).with_manifest_data_and_stream(
-                store,
-                format.mime(),
-                Cursor::new(asset),
-            )
-        }));
-        match read {
-            Ok(Ok(reader)) => self.report(&reader, format),
-            Ok(Err(error)) => error_report(error, format),
-            Err(_) => {
-                let mut report = ProvenanceReport::empty(ValidationState::Unreadable, Some(format));
-                report.error = Some("the C2PA reader failed on this manifest store".into());
+                report.damaged = store.is_none();
                 report
             }
         }
