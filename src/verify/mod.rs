@@ -311,6 +311,7 @@ impl VerifyService {
                 &inspected.provenance,
                 &registry,
                 (inspected.width, inspected.height),
+                inspected.format,
             )
             .await?;
         let (verdict, tampered, explanation) = decide(
@@ -370,6 +371,7 @@ impl VerifyService {
         upload: &ProvenanceReport,
         registry: &RegistryEvidence,
         (width, height): (u32, u32),
+        format: ImageFormat,
     ) -> Result<Option<Recovered>, CheckError> {
         let (Some(kind), Some(record), Some(store)) = (
             registry.matched,
@@ -411,9 +413,13 @@ impl VerifyService {
                                        its Content Credentials were stripped or the file re-saved"
                 .to_owned(),
             MatchKind::Phash => format!(
-                "a changed copy of the signed original (re-encoded, resized or cropped: {} x {} \
-                 against the original's {} x {}), without its Content Credentials",
-                width, height, record.width, record.height
+                "a changed copy of the signed original, without its Content Credentials: {}",
+                how_changed(
+                    (width, height),
+                    (record.width, record.height),
+                    format,
+                    &record.format
+                )
             ),
         };
         Ok(Some(Recovered {
@@ -479,6 +485,35 @@ impl VerifyService {
         }
         Ok(evidence)
     }
+}
+
+/// How a near duplicate differs from its original, in words: re-encoded (same size), resized (same
+/// shape), or cropped; and the format when it changed.
+fn how_changed(
+    upload: (u32, u32),
+    original: (i32, i32),
+    format: ImageFormat,
+    original_format: &str,
+) -> String {
+    let (w, h) = upload;
+    let (ow, oh) = (original.0.unsigned_abs(), original.1.unsigned_abs());
+    let mut how = if (w, h) == (ow, oh) {
+        format!("re-encoded at the same {w} x {h}")
+    } else if (f64::from(w) * f64::from(oh) - f64::from(h) * f64::from(ow)).abs()
+        <= 0.02 * f64::from(ow) * f64::from(oh)
+    {
+        format!("resized from {ow} x {oh} to {w} x {h}")
+    } else {
+        format!("cropped (and perhaps resized) from {ow} x {oh} to {w} x {h}")
+    };
+    if format.as_str() != original_format {
+        how.push_str(&format!(
+            ", as {} instead of {}",
+            format.as_str().to_uppercase(),
+            original_format.to_uppercase()
+        ));
+    }
+    how
 }
 
 /// `limits.max_concurrent_checks`, where 0 means one per CPU core.
@@ -1017,6 +1052,23 @@ mod tests {
             false,
         );
         assert_eq!(verdict, Verdict::HallmarkGenerated);
+    }
+
+    #[test]
+    fn changes_are_named() {
+        let png = ImageFormat::Png;
+        assert_eq!(
+            how_changed((32, 32), (32, 32), ImageFormat::Jpeg, "png"),
+            "re-encoded at the same 32 x 32, as JPEG instead of PNG"
+        );
+        assert_eq!(
+            how_changed((16, 16), (32, 32), png, "png"),
+            "resized from 32 x 32 to 16 x 16"
+        );
+        assert_eq!(
+            how_changed((28, 28), (32, 30), png, "png"),
+            "cropped (and perhaps resized) from 32 x 30 to 28 x 28"
+        );
     }
 
     #[test]
