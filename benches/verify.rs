@@ -340,7 +340,8 @@ async fn c2pa_bench(settings: &Settings, pool: &PgPool) {
     for size in [10_000_i64, 1_000_000] {
         grow(pool, have, size).await;
         have = size;
-        let app = Application::build_with_pool(settings.clone(), pool.clone()).unwrap();
+        // The app gets its own pool: stopping it closes that pool, not the one growing the table.
+        let app = Application::build(settings.clone()).unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         let server = tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::new();
@@ -362,7 +363,8 @@ async fn c2pa_bench(settings: &Settings, pool: &PgPool) {
         let made: serde_json::Value = client
             .post(format!("{base}/v1/generations"))
             .bearer_auth(&generator)
-            .json(&serde_json::json!({"count": 1, "seed": size}))
+            // A seed outside the synthetic records' range (`grow` selects hashes by seed).
+            .json(&serde_json::json!({"count": 1, "seed": 1_000_000_000_000_i64 + size}))
             .send()
             .await
             .unwrap()
@@ -453,11 +455,17 @@ fn main() {
         }
         if runs("c2pa") {
             let mut c2pa_settings = settings.clone();
+            // One load client is one address: the public routes' per-client limit is lifted.
+            c2pa_settings.api.public_rate_per_s = 1_000_000;
+            c2pa_settings.api.public_burst = 1_000_000;
             let c2pa_pool = fresh_database(&mut c2pa_settings, "hallmark_bench_c2pa").await;
             c2pa_bench(&c2pa_settings, &c2pa_pool).await;
             c2pa_pool.close().await;
+            // The stopped apps' pools may still hold connections: best effort, with force.
             let url = c2pa_settings.database.url.expose_secret().to_owned();
-            sqlx::Postgres::drop_database(&url).await.unwrap();
+            if let Err(error) = sqlx::Postgres::force_drop_database(&url).await {
+                eprintln!("could not drop hallmark_bench_c2pa: {error}");
+            }
         }
         if !runs("index") {
             return;

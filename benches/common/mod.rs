@@ -85,16 +85,19 @@ where
                     "{:?}",
                     response.text().await
                 );
-                let timing = response.headers()["server-timing"]
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
+                // Routes without `Server-Timing` (or stages not asked for) add no stage time.
+                let timing = response
+                    .headers()
+                    .get("server-timing")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
                 response.bytes().await.unwrap();
                 latencies.push(sent.elapsed());
-                for part in timing.split(", ") {
+                for part in timing.split(", ").filter(|p| !p.is_empty()) {
                     let (name, dur) = part.split_once(";dur=").unwrap();
-                    let slot = stages.iter().position(|s| *s == name).unwrap();
-                    totals[slot] += dur.parse::<f64>().unwrap();
+                    if let Some(slot) = stages.iter().position(|s| *s == name) {
+                        totals[slot] += dur.parse::<f64>().unwrap();
+                    }
                 }
             }
             (latencies, totals)
