@@ -55,6 +55,37 @@ fn big_jpeg() -> Vec<u8> {
     out.into_inner()
 }
 
+/// One generated image through the API: the generation's answer and the signed bytes.
+async fn generate_one(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    seed: u64,
+) -> (serde_json::Value, Vec<u8>) {
+    let made: serde_json::Value = client
+        .post(format!("{base}/v1/generations"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"count": 1, "seed": seed}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("{base}{}", made["images"][0]["image_url"].as_str().unwrap());
+    let bytes = client
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    (made, bytes)
+}
+
 async fn service_bench(settings: &Settings, pool: &PgPool) {
     let generator = api_keys::create(pool, "bench-gen", Role::Generator)
         .await
@@ -68,29 +99,7 @@ async fn service_bench(settings: &Settings, pool: &PgPool) {
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
-    let made: serde_json::Value = client
-        .post(format!("{base}/v1/generations"))
-        .bearer_auth(&generator)
-        .json(&serde_json::json!({"count": 1, "seed": 3}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let png = client
-        .get(format!(
-            "{base}{}",
-            made["images"][0]["image_url"].as_str().unwrap()
-        ))
-        .bearer_auth(&generator)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
+    let (_, png) = generate_one(&client, &base, &generator, 3).await;
     let jpeg = big_jpeg();
     let url = format!("{base}/v1/verify");
     let run = |body: &[u8], requests| {
@@ -360,29 +369,9 @@ async fn c2pa_bench(settings: &Settings, pool: &PgPool) {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let made: serde_json::Value = client
-            .post(format!("{base}/v1/generations"))
-            .bearer_auth(&generator)
-            // A seed outside the synthetic records' range (`grow` selects hashes by seed).
-            .json(&serde_json::json!({"count": 1, "seed": 1_000_000_000_000_i64 + size}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let png = client
-            .get(format!(
-                "{base}{}",
-                made["images"][0]["image_url"].as_str().unwrap()
-            ))
-            .bearer_auth(&generator)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        // A seed outside the synthetic records' range (`grow` selects hashes by seed).
+        let seed = 1_000_000_000_000 + size.unsigned_abs();
+        let (made, png) = generate_one(&client, &base, &generator, seed).await;
         // A stripped copy: no manifest, found by its pixels.
         let mut stripped = Cursor::new(Vec::new());
         image::load_from_memory(&png)

@@ -262,7 +262,7 @@ pub async fn by_content(
         state.settings.c2pa_api.max_results,
     )?;
     let (bytes, _, _reservation) = super::verify::read_one_upload(&req, payload, &state).await?;
-    let (report, _) = state.verify.check(bytes, None, CheckKind::Lookup).await?;
+    let (report, _) = state.verify.check(bytes, None, CheckKind::Match).await?;
     let registry = report.registry;
     let matches = match (registry.matched, registry.record) {
         (Some(kind), Some(record)) if limit > 0 => vec![SoftBindingMatch {
@@ -320,15 +320,15 @@ pub async fn manifest(
         }
     }
     let not_found = || ApiError::new(code::MANIFEST_NOT_FOUND, format!("no manifest {id}"));
-    let location = records::manifest_by_id(&state.pool, &id)
+    let sha = records::manifest_sha256_by_manifest_id(&state.pool, &id)
         .await?
-        .ok_or_else(not_found)?;
-    let sha = location.manifest_sha256.ok_or_else(|| {
-        ApiError::new(
-            code::MANIFEST_NOT_FOUND,
-            format!("the store of {id} is not in the repository yet (hallmark backfill)"),
-        )
-    })?;
+        .ok_or_else(not_found)?
+        .ok_or_else(|| {
+            ApiError::new(
+                code::MANIFEST_NOT_FOUND,
+                format!("the store of {id} is not in the repository yet (hallmark backfill)"),
+            )
+        })?;
     let bytes = state
         .generation
         .blobs

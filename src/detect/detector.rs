@@ -609,9 +609,22 @@ pub fn average_precision(scores: &[f64], positive: &[bool]) -> f64 {
     if total_pos == 0.0 {
         return 0.0;
     }
+    let (mut ap, mut last_recall) = (0.0, 0.0);
+    for (tp, fp) in sweep(scores, positive) {
+        let recall = tp / total_pos;
+        ap += (recall - last_recall) * tp / (tp + fp);
+        last_recall = recall;
+    }
+    ap
+}
+
+/// Counts of (true, false) positives at every distinct threshold, highest score first, ties taken
+/// together: the walk both the precision-recall and the ROC curves make.
+fn sweep(scores: &[f64], positive: &[bool]) -> Vec<(f64, f64)> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]));
-    let (mut tp, mut fp, mut ap, mut last_recall) = (0.0, 0.0, 0.0, 0.0);
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut out = Vec::new();
     let mut k = 0;
     while k < order.len() {
         let s = scores[order[k]];
@@ -623,11 +636,9 @@ pub fn average_precision(scores: &[f64], positive: &[bool]) -> f64 {
             }
             k += 1;
         }
-        let recall = tp / total_pos;
-        ap += (recall - last_recall) * tp / (tp + fp);
-        last_recall = recall;
+        out.push((tp, fp));
     }
-    ap
+    out
 }
 
 /// The ROC curve: (false positive rate, true positive rate) at every distinct threshold,
@@ -636,23 +647,12 @@ pub fn average_precision(scores: &[f64], positive: &[bool]) -> f64 {
 pub fn roc_curve(scores: &[f64], positive: &[bool]) -> Vec<(f64, f64)> {
     let pos = positive.iter().filter(|&&p| p).count().max(1) as f64;
     let neg = positive.iter().filter(|&&p| !p).count().max(1) as f64;
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]));
     let mut out = vec![(0.0, 0.0)];
-    let (mut tp, mut fp) = (0.0, 0.0);
-    let mut k = 0;
-    while k < order.len() {
-        let s = scores[order[k]];
-        while k < order.len() && scores[order[k]] == s {
-            if positive[order[k]] {
-                tp += 1.0;
-            } else {
-                fp += 1.0;
-            }
-            k += 1;
-        }
-        out.push((fp / neg, tp / pos));
-    }
+    out.extend(
+        sweep(scores, positive)
+            .into_iter()
+            .map(|(tp, fp)| (fp / neg, tp / pos)),
+    );
     if out.last() != Some(&(1.0, 1.0)) {
         out.push((1.0, 1.0));
     }

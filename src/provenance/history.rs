@@ -179,7 +179,7 @@ impl<'a> Walker<'a> {
         }
         let thumbnail = manifest
             .thumbnail()
-            .and_then(|(format, bytes)| self.keep_thumbnail(format, &bytes));
+            .and_then(|(_, bytes)| self.keep_thumbnail(&bytes));
         let ingredients = manifest
             .ingredients()
             .iter()
@@ -217,7 +217,7 @@ impl<'a> Walker<'a> {
         let (state, failures) = ingredient_validation(ingredient, delta);
         let thumbnail = ingredient
             .thumbnail()
-            .and_then(|(format, bytes)| self.keep_thumbnail(format, &bytes));
+            .and_then(|(_, bytes)| self.keep_thumbnail(&bytes));
         let manifest = ingredient.active_manifest().and_then(|label| {
             // A manifest that names itself (a loop in a hostile store) is not walked twice.
             if depth >= MAX_DEPTH || self.nodes >= MAX_NODES || self.on_path.contains(label) {
@@ -240,11 +240,11 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn keep_thumbnail(&mut self, _declared: &str, bytes: &[u8]) -> Option<Thumbnail> {
+    /// The manifest's own word for the type is not asked: the bytes decide.
+    fn keep_thumbnail(&mut self, bytes: &[u8]) -> Option<Thumbnail> {
         if bytes.len() > MAX_THUMBNAIL_BYTES {
             return None;
         }
-        // The bytes decide the type, not the manifest's word for it.
         let format = ImageFormat::sniff(bytes)?;
         let sha256 = hex::encode(crate::fingerprint::sha256(bytes));
         if !self.thumbnails.iter().any(|t| t.sha256 == sha256) {
@@ -417,27 +417,18 @@ fn ingredient_validation(
     delta: Option<&(Vec<String>, Vec<String>)>,
 ) -> (ValidationState, Vec<String>) {
     let mut failures: Vec<String> = Vec::new();
-    let mut successes: Vec<String> = Vec::new();
-    let push = |list: &[ValidationStatus], out: &mut Vec<String>| {
-        for status in list {
-            if !out.iter().any(|c| c == status.code()) {
-                out.push(status.code().to_owned());
-            }
-        }
-    };
     if let Some(results) = ingredient.validation_results() {
-        if let Some(active) = results.active_manifest() {
-            push(active.failure(), &mut failures);
-            push(active.success(), &mut successes);
+        for status in results.active_manifest().map_or(&[][..], |a| a.failure()) {
+            if !failures.iter().any(|c| c == status.code()) {
+                failures.push(status.code().to_owned());
+            }
         }
     } else if let Some(statuses) = ingredient.validation_status() {
         // Ingredient v1/v2: one list; codes that are not successes are failures.
         for status in statuses {
-            let code = status.code().to_owned();
-            if is_success_code(&code) {
-                successes.push(code);
-            } else if !failures.contains(&code) {
-                failures.push(code);
+            let code = status.code();
+            if !is_success_code(code) && !failures.iter().any(|c| c == code) {
+                failures.push(code.to_owned());
             }
         }
     }
@@ -467,11 +458,9 @@ fn ingredient_validation(
 }
 
 fn is_success_code(code: &str) -> bool {
-    code.ends_with(".validated")
-        || code.ends_with(".match")
-        || code.ends_with(".trusted")
-        || code.ends_with(".accessible")
-        || code == "timeStamp.validated"
+    [".validated", ".match", ".trusted", ".accessible"]
+        .iter()
+        .any(|suffix| code.ends_with(suffix))
 }
 
 /// The state that failure codes add up to: untrusted when the only failure is the signer's trust.
@@ -483,44 +472,6 @@ pub(super) fn state_from_codes(failures: &[String]) -> ValidationState {
         ValidationState::ValidUntrusted
     } else {
         ValidationState::Trusted
-    }
-}
-
-impl History {
-    /// Every manifest in the tree, the active one first, with the path of ingredient titles that
-    /// leads to it.
-    #[must_use]
-    pub fn steps(&self) -> Vec<Step<'_>> {
-        let mut out = Vec::new();
-        collect(&self.manifest, None, 0, &mut out);
-        out
-    }
-}
-
-/// One manifest of the tree and how it entered it.
-#[derive(Debug, Clone, Copy)]
-pub struct Step<'a> {
-    pub manifest: &'a ManifestNode,
-    /// The ingredient this manifest came in as; `None` for the active manifest.
-    pub ingredient: Option<&'a IngredientNode>,
-    pub depth: usize,
-}
-
-fn collect<'a>(
-    manifest: &'a ManifestNode,
-    ingredient: Option<&'a IngredientNode>,
-    depth: usize,
-    out: &mut Vec<Step<'a>>,
-) {
-    out.push(Step {
-        manifest,
-        ingredient,
-        depth,
-    });
-    for child in &manifest.ingredients {
-        if let Some(inner) = &child.manifest {
-            collect(inner, Some(child), depth + 1, out);
-        }
     }
 }
 

@@ -413,20 +413,28 @@ impl TrustStore {
     /// One background task per configured list, reloading it every `refresh_s` seconds until the
     /// runtime stops.
     pub fn spawn_refreshers(self: &Arc<Self>) {
-        let intervals: Vec<u64> = self
+        // (interval, loaded already): a list loaded by `new` waits one interval; the others
+        // (lists at URLs, files that failed) are tried at once.
+        let lists: Vec<(Duration, bool)> = self
             .configured
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|c| c.settings.refresh_s.max(1))
+            .map(|c| {
+                (
+                    Duration::from_secs(c.settings.refresh_s.max(1)),
+                    c.good.is_some(),
+                )
+            })
             .collect();
-        for (index, seconds) in intervals.into_iter().enumerate() {
+        for (index, (period, loaded)) in lists.into_iter().enumerate() {
             let store = Arc::clone(self);
             tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(Duration::from_secs(seconds));
+                let first =
+                    tokio::time::Instant::now() + if loaded { period } else { Duration::ZERO };
+                let mut ticks = tokio::time::interval_at(first, period);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
-                    // The first tick is now: lists at URLs are first loaded here.
                     ticks.tick().await;
                     store.reload(index).await;
                 }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use c2pa::{Context, Reader};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::history::{self, History, ManifestNode, ThumbnailBytes, Walker};
@@ -447,12 +446,6 @@ impl ProvenanceVerifier {
         })
     }
 
-    /// The trust lists this verifier trusts.
-    #[must_use]
-    pub fn lists(&self) -> &[TrustList] {
-        &self.lists
-    }
-
     /// Reads and validates the manifest embedded in `bytes`.
     #[must_use]
     pub fn verify(&self, bytes: &[u8]) -> ProvenanceReport {
@@ -506,8 +499,6 @@ impl ProvenanceVerifier {
         let mut report = ProvenanceReport::empty(state, Some(format));
         report.manifest_id = manifest.label().map(str::to_owned);
         report.title = manifest.title().map(str::to_owned);
-        report.claim_generator = history::claim_generator(manifest);
-        report.digital_source_type = digital_source_type(manifest);
         if let Some(results) = reader.validation_results() {
             fn codes(list: &[c2pa::validation_status::ValidationStatus], out: &mut Vec<String>) {
                 for status in list {
@@ -536,22 +527,28 @@ impl ProvenanceVerifier {
                 codes(d.informational(), &mut report.informational);
             }
         }
-        report.signer = history::signer_info(manifest);
+        // The active manifest's node of the history says who signed and what it claims.
+        let mut walker = Walker::new(reader, &self.own_keys);
+        let history = walker.history();
+        report.thumbnails = walker.thumbnails;
+        if let Some(root) = history.as_ref().map(|h| &h.manifest) {
+            report.claim_generator.clone_from(&root.claim_generator);
+            report.signer.clone_from(&root.signer);
+            report.digital_source_type = digital_source_type(&root.actions);
+            if matches!(
+                state,
+                ValidationState::Trusted | ValidationState::ValidUntrusted
+            ) {
+                report.hallmark.clone_from(&root.hallmark);
+            }
+        }
+        report.history = history;
         if state == ValidationState::Trusted {
             report.trusted_by = manifest.signature_info().and_then(|info| {
                 let chain = parse_pem_certificates(info.cert_chain().as_bytes()).ok()?;
                 trust::trusted_by(&self.lists, &chain).map(str::to_owned)
             });
         }
-        if matches!(
-            state,
-            ValidationState::Trusted | ValidationState::ValidUntrusted
-        ) {
-            report.hallmark = hallmark_claims(manifest, &self.own_keys);
-        }
-        let mut walker = Walker::new(reader, &self.own_keys);
-        report.history = walker.history();
-        report.thumbnails = walker.thumbnails;
         report
     }
 }
@@ -649,29 +646,12 @@ pub(super) fn hallmark_claims(
     })
 }
 
-/// The digital source type of the `c2pa.created` action (else of any action) in the manifest's
-/// actions assertions.
-fn digital_source_type(manifest: &c2pa::Manifest) -> Option<String> {
-    let mut any = None;
-    for assertion in manifest.assertions() {
-        if !assertion.label().starts_with("c2pa.actions") {
-            continue;
-        }
-        let Ok(value) = assertion.value() else {
-            continue;
-        };
-        let Some(actions) = value.get("actions").and_then(Value::as_array) else {
-            continue;
-        };
-        for action in actions {
-            let Some(source) = action.get("digitalSourceType").and_then(Value::as_str) else {
-                continue;
-            };
-            if action.get("action").and_then(Value::as_str) == Some("c2pa.created") {
-                return Some(source.to_owned());
-            }
-            any.get_or_insert_with(|| source.to_owned());
-        }
-    }
-    any
+/// The digital source type of the `c2pa.created` action, else of the first action that states
+/// one.
+fn digital_source_type(actions: &[history::Action]) -> Option<String> {
+    actions
+        .iter()
+        .find(|a| a.action == "c2pa.created" && a.digital_source_type.is_some())
+        .or_else(|| actions.iter().find(|a| a.digital_source_type.is_some()))
+        .and_then(|a| a.digital_source_type.clone())
 }

@@ -261,15 +261,14 @@ pub async fn candidates(
     max_distance: u32,
     limit: usize,
 ) -> Result<Vec<(Uuid, u32)>, sqlx::Error> {
+    let Some(chunks) = probe_lists(queries, max_distance) else {
+        return candidates_by_scan(pool, queries, max_distance, limit).await;
+    };
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let db: Vec<i64> = queries.iter().map(|&q| phash_to_db(q)).collect();
-    let rows = match probe_lists(queries, max_distance) {
-        Some(chunks) => {
-            record_hashes::near_by_chunks(pool, &db, max_distance, limit, chunks).await?
-        }
-        None => record_hashes::near_by_scan(pool, &db, max_distance, limit).await?,
-    };
-    Ok(unsigned(rows))
+    Ok(unsigned(
+        record_hashes::near_by_chunks(pool, &db, max_distance, limit, chunks).await?,
+    ))
 }
 
 /// The same search as a full scan, for the benchmark's baseline and the tests' cross-check.

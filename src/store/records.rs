@@ -124,25 +124,18 @@ pub async fn existing_file_hashes(
     Ok(rows.into_iter().collect())
 }
 
-/// Where a manifest store is in the repository.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ManifestLocation {
-    /// The record whose image carries it.
-    pub id: Uuid,
-    /// Its SHA-256 in the blob store; `None` until `hallmark backfill` has extracted it.
-    pub manifest_sha256: Option<Vec<u8>>,
-}
-
-/// The record with manifest id `manifest_id` (its `urn:c2pa:...` label) and where its store is.
+/// For the record whose manifest id is `manifest_id` (its `urn:c2pa:...` label): the SHA-256 of
+/// its manifest store, `None` inside until `hallmark backfill` has extracted it. `None` outside
+/// when no record has that manifest id.
 ///
 /// # Errors
 /// When the database fails.
 #[tracing::instrument(skip_all)]
-pub async fn manifest_by_id(
+pub async fn manifest_sha256_by_manifest_id(
     pool: &PgPool,
     manifest_id: &str,
-) -> Result<Option<ManifestLocation>, sqlx::Error> {
-    sqlx::query_as("SELECT id, manifest_sha256 FROM records WHERE manifest_id = $1 LIMIT 1")
+) -> Result<Option<Option<Vec<u8>>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT manifest_sha256 FROM records WHERE manifest_id = $1 LIMIT 1")
         .bind(manifest_id)
         .fetch_optional(pool)
         .await

@@ -190,6 +190,10 @@ pub enum CheckKind {
     Full,
     /// The public look-up: provenance and registry only.
     Lookup,
+    /// Only which record the upload is (the Soft Binding Resolution API's `byContent`): as
+    /// `Lookup`, without recovering the record's credentials or keeping thumbnails, which nobody
+    /// would see.
+    Match,
 }
 
 /// Everything a check needs, built once.
@@ -304,16 +308,19 @@ impl VerifyService {
         };
         times.detect = started.elapsed();
 
-        self.thumbnails
-            .insert(std::mem::take(&mut inspected.provenance.thumbnails));
-        let recovered = self
-            .recover(
+        let thumbnails = std::mem::take(&mut inspected.provenance.thumbnails);
+        let recovered = if kind == CheckKind::Match {
+            None
+        } else {
+            self.thumbnails.insert(thumbnails);
+            self.recover(
                 &inspected.provenance,
                 &registry,
                 (inspected.width, inspected.height),
                 inspected.format,
             )
-            .await?;
+            .await?
+        };
         let (verdict, tampered, explanation) = decide(
             &inspected.provenance,
             &registry,
@@ -479,7 +486,7 @@ impl VerifyService {
             }
             let audience = match check {
                 CheckKind::Full => Audience::Staff,
-                CheckKind::Lookup => Audience::Public,
+                CheckKind::Lookup | CheckKind::Match => Audience::Public,
             };
             evidence.record = Some(view(&registry.pool, record, audience).await?);
         }

@@ -38,12 +38,12 @@ impl ThumbnailCache {
         }
     }
 
-    /// Keeps `thumbnails`, dropping the oldest past the budget. The hash is recomputed here:
-    /// what is served under a name is what hashes to it.
+    /// Keeps `thumbnails` under the SHA-256 the history computed from their bytes, dropping the
+    /// oldest past the budget.
     pub fn insert(&self, thumbnails: Vec<ThumbnailBytes>) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for thumbnail in thumbnails {
-            let sha256 = hex::encode(crate::fingerprint::sha256(&thumbnail.bytes));
+            let sha256 = thumbnail.sha256;
             let size = thumbnail.bytes.len();
             if size > self.budget || inner.entries.contains_key(&sha256) {
                 continue;
@@ -86,10 +86,11 @@ mod tests {
     use super::*;
 
     fn thumb(fill: u8, len: usize) -> ThumbnailBytes {
+        let bytes = vec![fill; len];
         ThumbnailBytes {
-            sha256: String::new(),
+            sha256: hex::encode(crate::fingerprint::sha256(&bytes)),
             format: ImageFormat::Png,
-            bytes: vec![fill; len],
+            bytes,
         }
     }
 

@@ -1,7 +1,6 @@
 //! Durable Content Credentials: the soft-binding assertion, the manifest repository, the C2PA Soft
 //! Binding Resolution API (`/c2pa/v1`), recovery in verification, `hallmark backfill`.
 
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,6 +11,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::helpers::{error_code, spawn_app, TestApp};
+use crate::verify::{cropped, decode, encode, half_size, stripped};
 
 fn python() -> PathBuf {
     crate::fixtures::python()
@@ -33,39 +33,13 @@ fn run_json(command: &mut Command) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    match format {
-        ImageFormat::Jpeg => {
-            let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 75);
-            image.to_rgb8().write_with_encoder(encoder).unwrap();
-        }
-        other => image.write_to(&mut out, other).unwrap(),
-    }
-    out.into_inner()
-}
-
 /// The ways a platform changes an image: metadata stripped, JPEG 75, half size, 10% cropped.
 fn changed_copies(signed: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
-    let image = image::load_from_memory(signed).unwrap();
-    let (w, h) = (image.width(), image.height());
     vec![
-        ("stripped", encode(&image, ImageFormat::Png)),
-        ("jpeg75", encode(&image, ImageFormat::Jpeg)),
-        (
-            "half",
-            encode(
-                &image.resize_exact(w / 2, h / 2, image::imageops::FilterType::Triangle),
-                ImageFormat::Png,
-            ),
-        ),
-        (
-            "crop10",
-            encode(
-                &image.crop_imm(0, 0, w * 9 / 10, h * 9 / 10),
-                ImageFormat::Png,
-            ),
-        ),
+        ("stripped", stripped(signed)),
+        ("jpeg75", encode(&decode(signed), ImageFormat::Jpeg)),
+        ("half", half_size(signed)),
+        ("crop10", cropped(signed)),
     ]
 }
 

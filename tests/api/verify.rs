@@ -24,11 +24,11 @@ fn made(name: &str) -> Vec<u8> {
     crate::fixtures::made_by_c2pa_python().bytes(name)
 }
 
-fn decode(bytes: &[u8]) -> DynamicImage {
+pub(crate) fn decode(bytes: &[u8]) -> DynamicImage {
     image::load_from_memory(bytes).unwrap()
 }
 
-fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+pub(crate) fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     match format {
         ImageFormat::Jpeg => {
@@ -41,11 +41,11 @@ fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
 }
 
 /// The pixels again, in a fresh PNG: every byte of metadata (the manifest) gone.
-fn stripped(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn stripped(bytes: &[u8]) -> Vec<u8> {
     encode(&decode(bytes), ImageFormat::Png)
 }
 
-fn half_size(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn half_size(bytes: &[u8]) -> Vec<u8> {
     let image = decode(bytes);
     let (w, h) = (image.width() / 2, image.height() / 2);
     encode(
@@ -55,7 +55,7 @@ fn half_size(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// A 90% x 90% window from the top-left corner: 10% of each side cut away.
-fn cropped(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn cropped(bytes: &[u8]) -> Vec<u8> {
     let image = decode(bytes);
     let (w, h) = (image.width() * 9 / 10, image.height() * 9 / 10);
     encode(&image.crop_imm(0, 0, w, h), ImageFormat::Png)
