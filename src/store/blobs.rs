@@ -57,10 +57,7 @@ impl Blobs {
         let store: Arc<dyn ObjectStore> = match settings.blob_backend {
             BlobBackend::Local => {
                 let dir = settings.blobs_dir();
-                std::fs::create_dir_all(&dir).map_err(|source| object_store::Error::Generic {
-                    store: "local",
-                    source: Box::new(source),
-                })?;
+                std::fs::create_dir_all(&dir).map_err(local_error)?;
                 local_root = Some(dir.clone());
                 Arc::new(LocalFileSystem::new_with_prefix(dir)?)
             }
