@@ -36,6 +36,9 @@ enum Command {
     Evaluate(hallmark::cli::gan::EvaluateArgs),
     /// Train the small Fashion-MNIST classifier that `evaluate --quality` uses.
     TrainClassifier(hallmark::cli::gan::TrainClassifierArgs),
+    /// Train and list the generator zoo the detector learns other generators from.
+    #[command(subcommand)]
+    Zoo(hallmark::cli::zoo::ZooCommand),
     /// Fine-tune and calibrate the model's synthetic-image detector (detector.safetensors + card).
     TrainDetector(hallmark::cli::gan::TrainDetectorArgs),
     /// Check image files as moderators do: Content Credentials, registry match (when the
@@ -101,6 +104,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Generate(args) => hallmark::cli::generate::generate(&settings, args).await,
         Command::Evaluate(args) => hallmark::cli::gan::evaluate(&settings, args),
         Command::TrainClassifier(args) => hallmark::cli::gan::train_classifier(&settings, args),
+        Command::Zoo(command) => hallmark::cli::zoo::run(&settings, command),
         Command::TrainDetector(args) => hallmark::cli::gan::train_detector(&settings, args),
         Command::Verify(args) => hallmark::cli::verify::verify(&settings, &args).await,
         Command::Detect(args) => hallmark::cli::verify::detect(&settings, &args).await,

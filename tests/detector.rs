@@ -276,3 +276,146 @@ fn train_detector_then_evaluate_on_a_tiny_run() {
         .to_string();
     assert!(error.contains("detector.safetensors"), "{error}");
 }
+
+/// `zoo train`, `train-detector` against the zoo with a family held out, and
+/// `evaluate --leave-one-out`, end to end on a tiny budget; the held-out family's generators
+/// never give the detector a training image.
+#[test]
+fn zoo_detector_and_leave_one_family_out_on_a_tiny_budget() {
+    let tmp = model_copy();
+    let models = tmp.path();
+    let dir = models.join(MODEL);
+    let zoo = models.join("zoo");
+    let out = hallmark(
+        models,
+        &[
+            "zoo",
+            "train",
+            "--steps",
+            "4",
+            "--batch-size",
+            "4",
+            "--width",
+            "4",
+            "--latent-dim",
+            "8",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let families = ["tconv", "nearest", "pixelshuffle", "vae", "mlp"];
+    for family in families {
+        for stage in ["early", "late"] {
+            let member = zoo.join(format!("{family}-{stage}"));
+            assert!(stdout.contains(&format!("{family}-{stage}")), "{stdout}");
+            for file in ["generator.safetensors", "member.toml", "samples.png"] {
+                assert!(
+                    member.join(file).is_file(),
+                    "{}",
+                    member.join(file).display()
+                );
+            }
+            let card = hallmark::gan::zoo::MemberCard::load(&member.join("member.toml")).unwrap();
+            assert_eq!(card.family.name(), family);
+            assert_eq!(card.steps, if stage == "early" { 1 } else { 4 });
+        }
+    }
+    assert!(zoo.join("zoo.png").is_file());
+    let members = hallmark::gan::zoo::load_zoo(&zoo, Device::Cpu).unwrap();
+    assert_eq!(members.len(), 10);
+    let images = members[0].generate(3, &[0, 1, 2]).unwrap();
+    assert_eq!((images.len(), images[0].width()), (3, 32));
+
+    let train = |hold_out: &str| {
+        hallmark(
+            models,
+            &[
+                "train-detector",
+                "--model",
+                MODEL,
+                "--steps",
+                "3",
+                "--batch-size",
+                "8",
+                "--validation",
+                "64",
+                "--real-limit",
+                "256",
+                "--hold-out",
+                hold_out,
+                "--device",
+                "cpu",
+                "--quiet",
+            ],
+        );
+        let card = ModelCard::load(&dir.join("model.toml")).unwrap();
+        card.detector.unwrap().training.unwrap()
+    };
+    // Every generator but the held-out family's gives images, ours included.
+    let training = train("nearest");
+    let sources: Vec<&String> = training.generated_sources.keys().collect();
+    assert_eq!(training.held_out_families, ["nearest"]);
+    assert!(
+        sources.iter().all(|s| !s.starts_with("zoo:nearest-")),
+        "{sources:?}"
+    );
+    assert!(training.generated_sources[&format!("own:{MODEL}")] > 0);
+    for family in families.iter().filter(|f| **f != "nearest") {
+        for stage in ["early", "late"] {
+            assert!(training.generated_sources[&format!("zoo:{family}-{stage}")] > 0);
+        }
+    }
+    // Holding out the model's own family holds out the model's generator too.
+    let training = train("tconv");
+    assert!(training
+        .generated_sources
+        .keys()
+        .all(|s| !s.starts_with("own:") && !s.starts_with("zoo:tconv-")));
+    assert_eq!(training.generated_sources.len(), 8);
+
+    // Back to a detector trained on everything; then leave one family out.
+    train("");
+    let out = hallmark(
+        models,
+        &[
+            "evaluate",
+            "--leave-one-out",
+            "--model",
+            MODEL,
+            "--lofo-steps",
+            "2",
+            "--real",
+            "40",
+            "--per-generator",
+            "10",
+            "--write-card",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("mean") && stdout.contains("crop10%"),
+        "{stdout}"
+    );
+    let card = ModelCard::load(&dir.join("model.toml")).unwrap();
+    let rows = card.detector.unwrap().leave_one_family_out;
+    assert_eq!(rows.len(), families.len() * Transform::STANDARD.len());
+    for row in &rows {
+        assert!(!row.generators.is_empty());
+        for generator in &row.generators {
+            assert!(
+                !row.trained_on.contains(generator),
+                "{generator} trained the detector that held out {}",
+                row.family
+            );
+        }
+        assert!((0.0..=1.0).contains(&row.roc_auc) && row.threshold > 0.0);
+    }
+    for family in families {
+        assert!(dir.join(format!("detector-lofo-{family}.png")).is_file());
+    }
+}

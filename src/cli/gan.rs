@@ -10,14 +10,18 @@ use tch::Device;
 use crate::config::Settings;
 use crate::detect::augment::Transform;
 use crate::detect::eval as detector_eval;
+use crate::detect::lofo::{self, LofoConfig};
+use crate::detect::mix::FakeMix;
 use crate::detect::train::{self as detector_train, DetectorTrainConfig};
 use crate::device::{DeviceChoice, DeviceName};
+use crate::gan::card::DetectorInput;
 use crate::gan::card::{Architecture, ModelCard};
 use crate::gan::catalog::load_model;
 use crate::gan::data::Dataset;
 use crate::gan::data::Split;
 use crate::gan::quality::{self, Classifier};
 use crate::gan::train::{self, model_dir, TrainConfig};
+use crate::gan::zoo::{load_zoo, Family, ZooGenerator};
 use crate::gan::CARD_FILE;
 use crate::gan::DETECTOR_FILE;
 
@@ -90,6 +94,27 @@ pub struct EvaluateArgs {
     /// Only the pHash registry-match study (needs no detector).
     #[arg(long)]
     pub registry: bool,
+    /// Leave one generator family out: for each zoo family, train a detector with the served
+    /// detector's recipe on all other families and score it on the held-out one (AUC, AP,
+    /// TPR and FPR at its calibrated threshold, clean and under each transform); ROC plots
+    /// `detector-lofo-<family>.png` in the model directory.
+    #[arg(long)]
+    pub leave_one_out: bool,
+    /// Zoo for --leave-one-out; default: <models dir>/zoo.
+    #[arg(long)]
+    pub zoo: Option<PathBuf>,
+    /// Training steps of each held-out detector; default: the served detector's.
+    #[arg(long)]
+    pub lofo_steps: Option<u64>,
+    /// Evaluation images per generator of a held-out family.
+    #[arg(long, default_value_t = 1000)]
+    pub per_generator: usize,
+    /// Write the --leave-one-out report here too.
+    #[arg(long)]
+    pub lofo_out: Option<PathBuf>,
+    /// CPU threads for torch; default: torch's choice.
+    #[arg(long)]
+    pub threads: Option<i32>,
     /// With --detector: measure the detector alone (the registry study takes far longer);
     /// --write-card then keeps the card's registry figures.
     #[arg(long, conflicts_with = "registry")]
@@ -145,7 +170,7 @@ pub struct TrainClassifierArgs {
     pub device: Option<String>,
 }
 
-fn device(settings: &Settings, flag: Option<&str>) -> anyhow::Result<Device> {
+pub(crate) fn device(settings: &Settings, flag: Option<&str>) -> anyhow::Result<Device> {
     let choice: DeviceChoice = flag.unwrap_or(&settings.model.device).parse()?;
     Ok(choice.resolve()?)
 }
@@ -263,6 +288,24 @@ pub struct TrainDetectorArgs {
     /// Steps between validation points of the training curve.
     #[arg(long, default_value_t = 100)]
     pub eval_every: u64,
+    /// Generator zoo to train against as well (`hallmark zoo train`); default: <models
+    /// dir>/zoo when it exists.
+    #[arg(long)]
+    pub zoo: Option<PathBuf>,
+    /// Train against the model's own generator only.
+    #[arg(long, conflicts_with = "zoo")]
+    pub no_zoo: bool,
+    /// Leave these generator families out of training (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub hold_out: Vec<String>,
+    /// What the network sees: pixels, or pixels-residual (pixels and their
+    /// neighbouring-pixel residual).
+    #[arg(long, default_value = "pixels-residual")]
+    pub input: String,
+    /// Steps of the family head that names a synthetic image's nearest generator family
+    /// (needs a zoo; 0: none).
+    #[arg(long, default_value_t = 300)]
+    pub attribution_steps: u64,
     #[arg(long)]
     pub device: Option<String>,
     /// CPU threads for torch; default: torch's choice.
@@ -298,9 +341,27 @@ pub fn train_detector(settings: &Settings, args: TrainDetectorArgs) -> anyhow::R
         validation: args.validation,
         real_limit: args.real_limit,
         eval_every: args.eval_every,
+        input: parse_input(&args.input)?,
+        attribution_steps: args.attribution_steps,
         progress: !args.quiet,
     };
-    let report = detector_train::train_detector(&model, &args.dataset, &config, device)?;
+    let zoo = open_zoo(settings, args.zoo.as_ref(), args.no_zoo, device)?;
+    let held_out = args
+        .hold_out
+        .iter()
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| Family::parse(f.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mix = FakeMix::new(&model, &zoo, &held_out)?;
+    eprintln!(
+        "generated images from: {}",
+        mix.sources()
+            .iter()
+            .map(|s| s.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let report = detector_train::train_detector(&model, &mix, &args.dataset, &config, device)?;
     let card = &report.card;
     if let Some(t) = &card.training {
         println!(
@@ -334,6 +395,40 @@ pub fn train_detector(settings: &Settings, args: TrainDetectorArgs) -> anyhow::R
         model.dir.join(CARD_FILE).display()
     );
     Ok(())
+}
+
+/// The detector input named on the command line.
+fn parse_input(name: &str) -> anyhow::Result<DetectorInput> {
+    match name {
+        "pixels" => Ok(DetectorInput::Pixels),
+        "pixels-residual" => Ok(DetectorInput::PixelsResidual),
+        other => anyhow::bail!("unknown detector input {other:?}: pixels or pixels-residual"),
+    }
+}
+
+/// The zoo a detector trains or is evaluated against: `--zoo`, else `<models dir>/zoo` when it
+/// holds members, else none.
+fn open_zoo(
+    settings: &Settings,
+    dir: Option<&PathBuf>,
+    none: bool,
+    device: Device,
+) -> anyhow::Result<Vec<ZooGenerator>> {
+    if none {
+        return Ok(Vec::new());
+    }
+    let path = super::zoo::zoo_dir(settings, dir);
+    if dir.is_none() && !path.is_dir() {
+        return Ok(Vec::new());
+    }
+    let zoo = load_zoo(&path, device)?;
+    if dir.is_some() && zoo.is_empty() {
+        anyhow::bail!(
+            "{} holds no zoo members: run `hallmark zoo train`",
+            path.display()
+        );
+    }
+    Ok(zoo)
 }
 
 /// `evaluate --detector` / `--registry`.
@@ -481,6 +576,91 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
     Ok(())
 }
 
+/// `evaluate --leave-one-out`.
+fn evaluate_leave_one_out(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result<()> {
+    let device = device(settings, args.device.as_deref())?;
+    let name = args.model.as_deref().unwrap_or(&settings.model.name);
+    let model = load_model(&settings.model.dir, name, device)?;
+    let arch = &model.card.architecture;
+    let zoo = open_zoo(settings, args.zoo.as_ref(), false, device)?;
+    if zoo.is_empty() {
+        anyhow::bail!("--leave-one-out needs a generator zoo: run `hallmark zoo train` first");
+    }
+    let section = model.card.detector.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("model {name} has no [detector] section: run `hallmark train-detector`")
+    })?;
+    let recipe = section.training.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("the detector of {name} records no training recipe to repeat")
+    })?;
+    let config = LofoConfig {
+        train: DetectorTrainConfig {
+            steps: args.lofo_steps.unwrap_or(recipe.steps),
+            batch_size: recipe.batch_size as usize,
+            learning_rate: recipe.learning_rate,
+            seed: recipe.seed,
+            validation: recipe.real_validation_images as usize,
+            real_limit: None,
+            eval_every: 100,
+            input: section.input,
+            // The held-out detectors are scored on their logits alone.
+            attribution_steps: 0,
+            progress: !args.quiet,
+        },
+        per_generator: args.per_generator,
+        seed: args.seed,
+    };
+    let real = detector_train::real_images(
+        &args.dataset,
+        Split::Test,
+        arch.image_size,
+        arch.channels,
+        args.real,
+    )?;
+    let results = lofo::leave_one_family_out(
+        &model,
+        &zoo,
+        &args.dataset,
+        &real,
+        &config,
+        Some(&model.dir),
+        device,
+    )?;
+    let mut report = format!(
+        "model {name}: {} real test images ({}); {} evaluation images per generator (latent seed {}); each held-out detector: {} steps, batch {}, input {}\ntransforms:\n",
+        real.len(),
+        args.dataset.display(),
+        args.per_generator,
+        detector_train::EVALUATION_SEED_BASE + args.seed,
+        config.train.steps,
+        config.train.batch_size,
+        config.train.input.name()
+    );
+    for t in Transform::STANDARD {
+        report.push_str(&format!("  {}\n", t.definition()));
+    }
+    report.push_str(&lofo::table(&results));
+    print!("{report}");
+    if let Some(path) = &args.lofo_out {
+        std::fs::write(path, &report)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    if args.write_card {
+        let path = model.dir.join(CARD_FILE);
+        let mut card = ModelCard::load(&path)?;
+        let section = card
+            .detector
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("{} has no [detector] section", path.display()))?;
+        section.leave_one_family_out = results
+            .iter()
+            .flat_map(lofo::FamilyResult::scores)
+            .collect();
+        card.save(&path)?;
+        println!("leave-one-family-out figures written to {}", path.display());
+    }
+    Ok(())
+}
+
 /// How the card names the real images an evaluation used.
 fn real_source(args: &EvaluateArgs) -> String {
     format!("{} (t10k split)", args.dataset.display())
@@ -491,8 +671,19 @@ fn real_source(args: &EvaluateArgs) -> String {
 /// # Errors
 /// Unknown model or classifier, missing dataset, torch failures.
 pub fn evaluate(settings: &Settings, args: EvaluateArgs) -> anyhow::Result<()> {
-    if !args.quality && !args.detector && !args.registry {
-        anyhow::bail!("nothing to evaluate: pass --quality, --detector or --registry");
+    if let Some(threads) = args.threads {
+        tch::set_num_threads(threads);
+    }
+    if !args.quality && !args.detector && !args.registry && !args.leave_one_out {
+        anyhow::bail!(
+            "nothing to evaluate: pass --quality, --detector, --registry or --leave-one-out"
+        );
+    }
+    if args.leave_one_out {
+        evaluate_leave_one_out(settings, &args)?;
+        if !args.quality && !args.detector && !args.registry {
+            return Ok(());
+        }
     }
     if args.detector || args.registry {
         evaluate_detector(settings, &args)?;

@@ -7,3 +7,4 @@ pub mod manifests;
 pub mod provenance;
 pub mod service;
 pub mod verify;
+pub mod zoo;

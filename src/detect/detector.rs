@@ -14,9 +14,13 @@ use image::DynamicImage;
 use tch::Device;
 
 use crate::gan::card::ModelCard;
-use crate::gan::card::{Architecture, Calibration, CalibrationMethod, DetectorCard, DomainRules};
+use crate::gan::card::{
+    Architecture, Calibration, CalibrationMethod, DetectorCard, DetectorInput, DomainRules,
+};
 use crate::gan::model::{fit_square, to_chw_u8, Discriminator};
 use crate::gan::GanError;
+
+use super::attribution::Attribution;
 
 /// The detector's answer for one image; serialised in the API's JSON.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -33,15 +37,31 @@ pub struct Detection {
     /// Plain-language reason when out of domain (e.g. "colour image; the model makes grey
     /// images").
     pub out_of_domain_reason: Option<String>,
+    /// For an image called likely synthetic: the generator family its traces are nearest to,
+    /// when the detector's family head is sure enough (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nearest_family: Option<NearestFamily>,
+}
+
+/// The generator family a synthetic image is nearest to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct NearestFamily {
+    /// Family name (`tconv`, `nearest`, `pixelshuffle`, `vae`, `mlp`).
+    pub family: String,
+    /// How that family makes pixels.
+    pub how: String,
+    /// The family head's probability.
+    pub probability: f64,
 }
 
 /// A loaded detector: network, calibration, threshold and domain rules. Holds tensors: keep it
 /// on the thread that loaded it (like [`crate::gan::LoadedModel`]).
 #[derive(Debug)]
 pub struct Detector {
-    net: Discriminator,
+    net: DetectorNet,
     arch: Architecture,
     card: DetectorCard,
+    attribution: Option<Attribution>,
 }
 
 /// Images scored per forward pass (bounds memory for large batches).
@@ -85,18 +105,38 @@ impl Detector {
             }
         }
         let path = dir.join(&detector.weights);
-        let net = Discriminator::load(&card.architecture, device, &path)?;
-        Ok(Some(Self::from_parts(
-            net,
-            card.architecture.clone(),
-            detector.clone(),
-        )))
+        let net = DetectorNet::load(&card.architecture, detector.input, device, &path)?;
+        let attribution = match &detector.attribution {
+            Some(a) => Some(Attribution::load(dir, a, net.feature_width(), device)?),
+            None => None,
+        };
+        Ok(Some(
+            Self::from_parts(net, card.architecture.clone(), detector.clone())
+                .with_attribution(attribution),
+        ))
+    }
+
+    /// The same detector with a family head.
+    #[must_use]
+    pub fn with_attribution(mut self, attribution: Option<Attribution>) -> Self {
+        self.attribution = attribution;
+        self
+    }
+
+    #[must_use]
+    pub fn attribution(&self) -> Option<&Attribution> {
+        self.attribution.as_ref()
     }
 
     /// A detector from a network and its card section (training and evaluation use this).
     #[must_use]
-    pub fn from_parts(net: Discriminator, arch: Architecture, card: DetectorCard) -> Self {
-        Self { net, arch, card }
+    pub fn from_parts(net: DetectorNet, arch: Architecture, card: DetectorCard) -> Self {
+        Self {
+            net,
+            arch,
+            card,
+            attribution: None,
+        }
     }
 
     #[must_use]
@@ -110,7 +150,7 @@ impl Detector {
     }
 
     #[must_use]
-    pub fn network(&self) -> &Discriminator {
+    pub fn network(&self) -> &DetectorNet {
         &self.net
     }
 
@@ -148,7 +188,7 @@ impl Detector {
             .collect();
         let mut logits = self.logits(&scored)?.into_iter();
         let threshold = self.card.threshold;
-        Ok(reasons
+        let mut detections: Vec<Detection> = reasons
             .into_iter()
             .map(|reason| {
                 let probability = match reason {
@@ -164,10 +204,209 @@ impl Detector {
                     likely_synthetic: probability.is_some_and(|p| p >= threshold),
                     out_of_domain: reason.is_some(),
                     out_of_domain_reason: reason,
+                    nearest_family: None,
                 }
             })
-            .collect())
+            .collect();
+        // The family head, for the images called synthetic only.
+        if let Some(head) = &self.attribution {
+            let called: Vec<usize> = (0..images.len())
+                .filter(|&i| detections[i].likely_synthetic)
+                .collect();
+            if !called.is_empty() {
+                let chosen: Vec<DynamicImage> = called.iter().map(|&i| images[i].clone()).collect();
+                let nearest = head.nearest(&detector_features(&self.net, &chosen, &self.arch)?)?;
+                for (i, (family, p)) in called.into_iter().zip(nearest) {
+                    if p >= head.min_probability() {
+                        detections[i].nearest_family = Some(NearestFamily {
+                            family: family.to_string(),
+                            how: family.how().to_owned(),
+                            probability: (p * 1e4).round() / 1e4,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(detections)
     }
+}
+
+/// The detector's network: a discriminator-shaped network (spectrally normalised
+/// convolutions, no batch norm, so an image's logit never depends on its batch) over the
+/// [`DetectorInput`] of images in the model's layout.
+#[derive(Debug)]
+pub struct DetectorNet {
+    net: Discriminator,
+    input: DetectorInput,
+    channels: i64,
+    size: i64,
+}
+
+impl DetectorNet {
+    fn build(
+        arch: &Architecture,
+        input: DetectorInput,
+        device: Device,
+    ) -> Result<Discriminator, GanError> {
+        Discriminator::with_input_channels(arch, input.channels(arch.channels), device)
+    }
+
+    /// # Errors
+    /// When the weights file is missing, corrupt or does not match.
+    pub fn load(
+        arch: &Architecture,
+        input: DetectorInput,
+        device: Device,
+        path: &Path,
+    ) -> Result<Self, GanError> {
+        let mut net = Self::build(arch, input, device)?;
+        crate::gan::model::load_weights(net.var_store_mut(), path)?;
+        Ok(Self::wrap(net, arch, input))
+    }
+
+    fn wrap(net: Discriminator, arch: &Architecture, input: DetectorInput) -> Self {
+        Self {
+            net,
+            input,
+            channels: i64::from(arch.channels),
+            size: i64::from(arch.image_size),
+        }
+    }
+
+    /// A fresh network for fine-tuning, initialised from the model's discriminator: every
+    /// weight copied, and for [`DetectorInput::PixelsResidual`] the first convolution's
+    /// residual channels left at their small random initialisation.
+    ///
+    /// # Errors
+    /// When the discriminator does not load, or torch fails.
+    pub fn from_discriminator(
+        arch: &Architecture,
+        input: DetectorInput,
+        device: Device,
+        discriminator: &Path,
+    ) -> Result<Self, GanError> {
+        let source = Discriminator::load(arch, device, discriminator)?;
+        if input == DetectorInput::Pixels {
+            return Ok(Self::wrap(source, arch, input));
+        }
+        let net = Self::build(arch, input, device)?;
+        let from = source.var_store().variables();
+        tch::no_grad(|| -> Result<(), GanError> {
+            for (name, var) in net.var_store().variables() {
+                let Some(src) = from.get(&name) else { continue };
+                let mut var = var.shallow_clone();
+                if src.size() == var.size() {
+                    var.f_copy_(src)?;
+                } else if name.ends_with(".weight") {
+                    // [out, channels, k, k] into the first `channels` input channels.
+                    let c = src.size()[1];
+                    var.f_narrow(1, 0, c)?.f_copy_(src)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Self::wrap(net, arch, input))
+    }
+
+    #[must_use]
+    pub fn input(&self) -> DetectorInput {
+        self.input
+    }
+
+    #[must_use]
+    pub fn device(&self) -> Device {
+        self.net.device()
+    }
+
+    /// Channels of [`Self::features_t`].
+    #[must_use]
+    pub fn feature_width(&self) -> i64 {
+        self.net.feature_width()
+    }
+
+    /// The last hidden layer's activations averaged over positions, `[N, width]`, in
+    /// inference mode.
+    pub fn features_t(&self, images: &tch::Tensor) -> tch::Tensor {
+        self.net.features_t(&self.prepare(images), false)
+    }
+
+    fn prepare(&self, images: &tch::Tensor) -> tch::Tensor {
+        match self.input {
+            DetectorInput::Pixels => images.shallow_clone(),
+            DetectorInput::PixelsResidual => {
+                let residual = images - neighbour_copy(images);
+                tch::Tensor::cat(&[images, &residual], 1)
+            }
+        }
+    }
+
+    #[must_use]
+    pub fn var_store(&self) -> &tch::nn::VarStore {
+        self.net.var_store()
+    }
+
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn save(&self, path: &Path) -> Result<(), GanError> {
+        self.net.save(path)
+    }
+
+    /// Logits `[N]` (high: real) of images `[N, C, S, S]` in [-1, 1].
+    pub fn forward_t(&self, images: &tch::Tensor, train: bool) -> tch::Tensor {
+        self.net.forward_t(&self.prepare(images), train)
+    }
+
+    /// Logits of images in the model's input layout (NCHW floats in [-1, 1]).
+    ///
+    /// # Errors
+    /// When the length is not a whole number of images, or torch fails.
+    pub fn logits(&self, input: &[f32]) -> Result<Vec<f32>, GanError> {
+        let logits = self.run(input, |x| self.forward_t(x, false))?;
+        Ok(Vec::<f32>::try_from(&logits)?)
+    }
+
+    /// [`Self::features_t`] of images in the model's input layout, on the CPU.
+    ///
+    /// # Errors
+    /// When the length is not a whole number of images, or torch fails.
+    pub fn features(&self, input: &[f32]) -> Result<tch::Tensor, GanError> {
+        self.run(input, |x| self.features_t(x))
+    }
+
+    fn run(
+        &self,
+        input: &[f32],
+        f: impl Fn(&tch::Tensor) -> tch::Tensor,
+    ) -> Result<tch::Tensor, GanError> {
+        let per_image = (self.channels * self.size * self.size) as usize;
+        if !input.len().is_multiple_of(per_image) {
+            return Err(GanError::Invalid(format!(
+                "{} input values are not a whole number of {}x{}x{} images",
+                input.len(),
+                self.channels,
+                self.size,
+                self.size
+            )));
+        }
+        let n = (input.len() / per_image) as i64;
+        let out = tch::no_grad(|| -> Result<tch::Tensor, GanError> {
+            let x = tch::Tensor::f_from_slice(input)?
+                .f_view([n, self.channels, self.size, self.size])?
+                .f_to_device(self.net.device())?;
+            Ok(f(&x))
+        })?;
+        Ok(out.f_to_device(Device::Cpu)?)
+    }
+}
+
+/// Each 2x2 block replaced by its top-left pixel: nearest-neighbour 2x down, then up.
+fn neighbour_copy(images: &tch::Tensor) -> tch::Tensor {
+    let size = images.size();
+    let (h, w) = (size[2], size[3]);
+    images
+        .slice(2, 0, h, 2)
+        .slice(3, 0, w, 2)
+        .upsample_nearest2d([h, w], None::<f64>, None::<f64>)
 }
 
 /// The shortest side, as a share of the model size, that is placed on the canvas at native
@@ -255,7 +494,7 @@ pub fn detector_input_random(
 /// # Errors
 /// When torch fails.
 pub fn detector_logits(
-    net: &Discriminator,
+    net: &DetectorNet,
     images: &[DynamicImage],
     arch: &Architecture,
 ) -> Result<Vec<f32>, GanError> {
@@ -279,6 +518,41 @@ pub fn detector_logits(
         }
     }
     Ok(out)
+}
+
+/// The detector's last hidden features of each image, `[N, width]`: the mean over its
+/// [`detector_views`] (what the family head reads).
+///
+/// # Errors
+/// When torch fails.
+pub fn detector_features(
+    net: &DetectorNet,
+    images: &[DynamicImage],
+    arch: &Architecture,
+) -> Result<tch::Tensor, GanError> {
+    let mut rows = Vec::with_capacity(images.len());
+    for chunk in images.chunks(CHUNK) {
+        let mut input = Vec::new();
+        let mut counts = Vec::with_capacity(chunk.len());
+        for image in chunk {
+            let views = detector_views(image, arch);
+            counts.push(views.len() as i64);
+            for view in &views {
+                to_input(view, arch.channels, &mut input);
+            }
+        }
+        let features = net.features(&input)?;
+        for part in features.f_split_with_sizes(counts.as_slice(), 0)? {
+            rows.push(part.f_mean_dim([0_i64].as_slice(), false, tch::Kind::Float)?);
+        }
+    }
+    if rows.is_empty() {
+        return Ok(tch::Tensor::zeros(
+            [0, net.feature_width()],
+            (tch::Kind::Float, Device::Cpu),
+        ));
+    }
+    Ok(tch::Tensor::f_stack(&rows, 0)?)
 }
 
 fn validate_card(card: &DetectorCard) -> Result<(), String> {

@@ -32,6 +32,7 @@
 //! 0.04 for grey models (the training data has none; JPEG colour noise of a grey image stored
 //! as RGB stays far below it).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -42,15 +43,18 @@ use rand_chacha::ChaCha8Rng;
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Reduction, Tensor};
 
+use super::attribution::{fit_attribution, ATTRIBUTION_FILE};
 use super::augment::random_augment;
 use super::detector::{
     average_precision, detector_input_random, detector_logits, domain_from_stats, image_stats,
-    threshold_for_fpr, Detector, ImageStats,
+    threshold_for_fpr, Detector, DetectorNet, ImageStats,
 };
-use crate::gan::card::{Calibration, DetectorCard, DetectorTraining, DomainRules, ModelCard};
+use super::mix::FakeMix;
+use crate::gan::card::{
+    Calibration, DetectorCard, DetectorInput, DetectorTraining, DomainRules, ModelCard,
+};
 use crate::gan::catalog::LoadedModel;
 use crate::gan::data::{Dataset, Split};
-use crate::gan::model::Discriminator;
 use crate::gan::plot::{self, Series, PALETTE};
 use crate::gan::{GanError, CARD_FILE, DETECTOR_FILE, DISCRIMINATOR_FILE};
 
@@ -60,6 +64,8 @@ pub const DETECTOR_CURVE_FILE: &str = "detector-training.png";
 pub const TRAIN_SEED_BASE: u64 = 1_000_000_000;
 pub const VALIDATION_SEED_BASE: u64 = 2_000_000_000;
 pub const EVALUATION_SEED_BASE: u64 = 3_000_000_000;
+/// Mixed into the training and validation seeds for the family head's images.
+const ATTRIBUTION_SEED: u64 = 0x00fa_0000_0000;
 /// False-positive budget on validation real images (see the module docs).
 pub const VALIDATION_FPR: f64 = 0.008;
 /// Widening of the observed pixel-statistic ranges, and the chroma limit of grey models.
@@ -80,6 +86,10 @@ pub struct DetectorTrainConfig {
     pub real_limit: Option<usize>,
     /// Steps between validation-accuracy points of the curve.
     pub eval_every: u64,
+    /// What the network sees.
+    pub input: DetectorInput,
+    /// Steps of the family head (0: none); it needs at least two families.
+    pub attribution_steps: u64,
     pub progress: bool,
 }
 
@@ -87,6 +97,9 @@ pub struct DetectorTrainConfig {
 #[derive(Debug, Clone)]
 pub struct DetectorTrainReport {
     pub card: DetectorCard,
+    /// Generated images drawn per source (`own:<model>`, `zoo:<member>`): training,
+    /// validation and calibration together.
+    pub images_per_source: BTreeMap<String, u64>,
     /// Validation generated images the domain rules would refuse (should be ~0).
     pub generated_out_of_domain: f64,
     pub real_out_of_domain: f64,
@@ -131,7 +144,7 @@ pub fn real_images(
 }
 
 fn forward_logits(
-    net: &Discriminator,
+    net: &DetectorNet,
     images: &[DynamicImage],
     arch: &crate::gan::Architecture,
 ) -> Result<Vec<f64>, GanError> {
@@ -141,17 +154,99 @@ fn forward_logits(
         .collect())
 }
 
-/// Trains the detector of `model` and writes `detector.safetensors`, the curve and the card's
-/// `[detector]` section into the model directory.
+/// Trains the detector of `model` against the generators of `mix` and writes
+/// `detector.safetensors`, the curve and the card's `[detector]` section into the model
+/// directory.
 ///
 /// # Errors
 /// Missing dataset or discriminator weights, file errors, torch failures.
 pub fn train_detector(
     model: &LoadedModel,
+    mix: &FakeMix<'_>,
     dataset_dir: &Path,
     config: &DetectorTrainConfig,
     device: Device,
 ) -> Result<DetectorTrainReport, GanError> {
+    let fitted = fit_detector(model, mix, dataset_dir, config, device)?;
+    let card = &fitted.report.card;
+    fitted
+        .detector
+        .network()
+        .save(&model.dir.join(DETECTOR_FILE))?;
+    if let Some(head) = fitted.detector.attribution() {
+        head.save(&model.dir.join(ATTRIBUTION_FILE))?;
+    }
+    let card_path = model.dir.join(CARD_FILE);
+    let mut full = ModelCard::load(&card_path)?;
+    // Any evaluation described the old weights: `hallmark evaluate --detector` makes a new one.
+    full.detector = Some(card.clone());
+    full.save(&card_path)?;
+    fitted
+        .curve
+        .write(&model.dir.join(DETECTOR_CURVE_FILE), config.steps)?;
+    Ok(fitted.report)
+}
+
+/// A trained detector, its report and its training curve, not yet written anywhere
+/// (leave-one-family-out runs keep them in memory).
+pub struct FittedDetector {
+    pub detector: Detector,
+    pub report: DetectorTrainReport,
+    pub curve: TrainingCurve,
+}
+
+/// Loss, accuracy and validation-accuracy points of a run.
+pub struct TrainingCurve {
+    losses: Vec<f32>,
+    accs: Vec<f32>,
+    val_points: Vec<(f64, f64)>,
+}
+
+impl TrainingCurve {
+    /// # Errors
+    /// When drawing or writing fails.
+    pub fn write(&self, path: &Path, steps: u64) -> Result<(), GanError> {
+        let curve = |v: &[f32]| plot::smoothed(v);
+        plot::line_chart(
+            path,
+            "Detector fine-tuning",
+            ("step", "loss / accuracy"),
+            0.0..steps.max(1) as f64,
+            0.0..f64::from(self.losses.iter().copied().fold(1.0_f32, f32::max)) * 1.05,
+            &[
+                Series {
+                    label: "training loss (BCE, smoothed)".into(),
+                    points: curve(&self.losses),
+                    color: PALETTE[1],
+                },
+                Series {
+                    label: "training accuracy (smoothed)".into(),
+                    points: curve(&self.accs),
+                    color: PALETTE[0],
+                },
+                Series {
+                    label: "validation accuracy (logit 0, clean + augmented)".into(),
+                    points: self.val_points.clone(),
+                    color: PALETTE[2],
+                },
+            ],
+        )
+    }
+}
+
+/// Trains and calibrates a detector of `model` against the generators of `mix`; writes
+/// nothing.
+///
+/// # Errors
+/// Missing dataset or discriminator weights, torch failures.
+#[allow(clippy::too_many_lines)]
+pub fn fit_detector(
+    model: &LoadedModel,
+    mix: &FakeMix<'_>,
+    dataset_dir: &Path,
+    config: &DetectorTrainConfig,
+    device: Device,
+) -> Result<FittedDetector, GanError> {
     let started = Instant::now();
     let arch = model.card.architecture.clone();
     if config.batch_size == 0 || config.steps == 0 {
@@ -187,8 +282,13 @@ pub fn train_detector(
         domain_from_stats(&arch, &stats, border_px, DOMAIN_MARGIN, MAX_CHROMA);
 
     // Validation images: clean and one augmented copy of each.
+    let mut images_per_source = BTreeMap::new();
     let val_real = to_images(&dataset, val_idx);
-    let val_fake = model.generate(val_seed, &(0..validation as u64).collect::<Vec<_>>())?;
+    let val_fake = mix.generate(
+        val_seed,
+        &(0..validation as u64).collect::<Vec<_>>(),
+        &mut images_per_source,
+    )?;
     let val_real_aug: Vec<DynamicImage> = val_real
         .iter()
         .map(|i| random_augment(i, &mut rng))
@@ -198,7 +298,12 @@ pub fn train_detector(
         .map(|i| random_augment(i, &mut rng))
         .collect();
 
-    let net = Discriminator::load(&arch, device, &model.dir.join(DISCRIMINATOR_FILE))?;
+    let net = DetectorNet::from_discriminator(
+        &arch,
+        config.input,
+        device,
+        &model.dir.join(DISCRIMINATOR_FILE),
+    )?;
     let mut opt = nn::Adam::default().build(net.var_store(), config.learning_rate)?;
 
     let bar = crate::progress::bar(config.steps, "detector steps", config.progress);
@@ -213,7 +318,7 @@ pub fn train_detector(
         .chain(&val_fake_aug[..curve_n])
         .cloned()
         .collect();
-    let val_accuracy = |net: &Discriminator| -> Result<f64, GanError> {
+    let val_accuracy = |net: &DetectorNet| -> Result<f64, GanError> {
         let r = forward_logits(net, &curve_real, &arch)?;
         let f = forward_logits(net, &curve_fake, &arch)?;
         let right =
@@ -245,7 +350,7 @@ pub fn train_detector(
             .map(|_| train_idx[rng.gen_range(0..train_idx.len())])
             .collect();
         let indices: Vec<u64> = (step * b as u64..(step + 1) * b as u64).collect();
-        let fakes = model.generate(train_seed, &indices)?;
+        let fakes = mix.generate(train_seed, &indices, &mut images_per_source)?;
         let batch: Vec<DynamicImage> = to_images(&dataset, &real_batch)
             .iter()
             .chain(&fakes)
@@ -318,20 +423,30 @@ pub fn train_detector(
         .copied()
         .collect();
     let round = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
+    let attribution = fit_attribution(
+        &net,
+        mix,
+        &arch,
+        (train_seed ^ ATTRIBUTION_SEED, val_seed ^ ATTRIBUTION_SEED),
+        config.attribution_steps,
+        &mut rng,
+        &mut images_per_source,
+    )?;
     let tpr_all: Vec<f64> = pf.iter().chain(&pfa).copied().collect();
 
-    let net_path = model.dir.join(DETECTOR_FILE);
-    net.save(&net_path)?;
     let card = DetectorCard {
         weights: DETECTOR_FILE.to_owned(),
         generator_sha256: Some(model.generator_sha256.clone()),
         calibration,
         threshold,
         domain: domain.clone(),
+        input: config.input,
+        attribution: attribution.as_ref().map(|a| a.1.clone()),
         training: Some(DetectorTraining {
             method: format!(
                 "fine-tune of {DISCRIMINATOR_FILE} (all layers, Adam, binary cross-entropy, \
-                 real = 1; learning rate constant for half the steps, then linearly down to 5%) on real train images vs generated images, both augmented alike; inputs with sides of 3/4 to 1x the model size placed on a black canvas at native scale (one random whole-pixel placement in training, the mean logit over all of them otherwise), others resized"
+                 real = 1; learning rate constant for half the steps, then linearly down to 5%) on real train images vs generated images (with a zoo: every other one from the model's generator, the rest from the zoo members in turn), both augmented alike; input {}; inputs with sides of 3/4 to 1x the model size placed on a black canvas at native scale (one random whole-pixel placement in training, the mean logit over all of them otherwise), others resized",
+                config.input.name()
             ),
             steps: config.steps,
             batch_size: b as u32,
@@ -354,41 +469,14 @@ pub fn train_detector(
             validation_fpr_clean: round(rate(&pr), 5),
             validation_fpr_augmented: round(rate(&pra), 5),
             validation_tpr: round(rate(&tpr_all), 5),
+            generated_sources: images_per_source.clone(),
+            held_out_families: mix.held_out().iter().map(ToString::to_string).collect(),
         }),
         evaluation: None,
+        leave_one_family_out: Vec::new(),
     };
-    let card_path = model.dir.join(CARD_FILE);
-    let mut full = ModelCard::load(&card_path)?;
-    full.detector = Some(card.clone());
-    full.save(&card_path)?;
-
-    let curve = |v: &[f32]| plot::smoothed(v);
-    plot::line_chart(
-        &model.dir.join(DETECTOR_CURVE_FILE),
-        "Detector fine-tuning",
-        ("step", "loss / accuracy"),
-        0.0..config.steps.max(1) as f64,
-        0.0..f64::from(losses.iter().copied().fold(1.0_f32, f32::max)) * 1.05,
-        &[
-            Series {
-                label: "training loss (BCE, smoothed)".into(),
-                points: curve(&losses),
-                color: PALETTE[1],
-            },
-            Series {
-                label: "training accuracy (smoothed)".into(),
-                points: curve(&accs),
-                color: PALETTE[0],
-            },
-            Series {
-                label: "validation accuracy (logit 0, clean + augmented)".into(),
-                points: val_points,
-                color: PALETTE[2],
-            },
-        ],
-    )?;
-
-    let detector = Detector::from_parts(net, arch.clone(), card.clone());
+    let detector = Detector::from_parts(net, arch.clone(), card.clone())
+        .with_attribution(attribution.map(|a| a.0));
     let ood = |images: &[DynamicImage]| {
         images
             .iter()
@@ -398,9 +486,18 @@ pub fn train_detector(
     };
     let generated_out_of_domain = ood(&val_fake);
     let real_out_of_domain = ood(&val_real);
-    Ok(DetectorTrainReport {
-        card,
-        generated_out_of_domain,
-        real_out_of_domain,
+    Ok(FittedDetector {
+        detector,
+        report: DetectorTrainReport {
+            card,
+            images_per_source,
+            generated_out_of_domain,
+            real_out_of_domain,
+        },
+        curve: TrainingCurve {
+            losses,
+            accs,
+            val_points,
+        },
     })
 }

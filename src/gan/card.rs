@@ -95,12 +95,72 @@ pub struct DetectorCard {
     pub threshold: f64,
     /// Which uploads the detector may score at all.
     pub domain: DomainRules,
+    /// What the network sees: the pixels, or the pixels and their neighbouring-pixel
+    /// residual (absent in older cards: pixels).
+    #[serde(default)]
+    pub input: DetectorInput,
+    /// Which generator family a synthetic image is nearest to (absent: not trained, e.g. no
+    /// zoo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<AttributionCard>,
     /// How the detector was trained (absent for hand-made cards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<DetectorTraining>,
     /// Filled by `hallmark evaluate --detector --write-card`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<DetectorEvaluation>,
+    /// Filled by `hallmark evaluate --leave-one-out --write-card`: each zoo family scored by a
+    /// detector trained without it, with this detector's recipe.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leave_one_family_out: Vec<FamilyScore>,
+}
+
+/// The family-attribution head of a detector: a linear softmax over the detector's last
+/// hidden features, one class per generator family it was trained against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributionCard {
+    /// Weights file in the model directory.
+    pub weights: String,
+    /// Class order of the head (family names).
+    pub families: Vec<String>,
+    /// The nearest family is named only at or above this probability.
+    pub min_probability: f64,
+    /// Validation images (clean and augmented) whose family was the head's first choice.
+    pub validation_accuracy: f64,
+    pub steps: u64,
+}
+
+/// The detector network's input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectorInput {
+    /// The image's channels, in [-1, 1].
+    #[default]
+    Pixels,
+    /// The image's channels, and beside each its neighbouring-pixel residual: the image minus
+    /// its nearest-neighbour 2x down-then-up copy (NPR, Tan et al. 2024), which isolates the
+    /// traces upsampling layers leave between neighbouring pixels.
+    PixelsResidual,
+}
+
+impl DetectorInput {
+    /// The name on the command line and in the card.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pixels => "pixels",
+            Self::PixelsResidual => "pixels-residual",
+        }
+    }
+
+    /// Network input channels for images of `channels` channels.
+    #[must_use]
+    pub fn channels(self, channels: u32) -> u32 {
+        match self {
+            Self::Pixels => channels,
+            Self::PixelsResidual => 2 * channels,
+        }
+    }
 }
 
 fn default_detector_weights() -> String {
@@ -180,6 +240,13 @@ pub struct DetectorTraining {
     pub validation_fpr_augmented: f64,
     /// Validation generated images called synthetic at the threshold (clean and augmented).
     pub validation_tpr: f64,
+    /// The generators of the generated images (`own:<model>`, `zoo:<member>`) and how many
+    /// training images each gave (absent in older cards: only the model's own generator).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub generated_sources: std::collections::BTreeMap<String, u64>,
+    /// Families held out of training (leave-one-family-out evaluation runs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_out_families: Vec<String>,
 }
 
 /// `hallmark evaluate --detector` results.
@@ -193,6 +260,25 @@ pub struct DetectorEvaluation {
     pub transforms: String,
     pub detector: Vec<DetectorScore>,
     pub registry: RegistryEvaluation,
+}
+
+/// One family's figures under one transform, from a detector that never saw the family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FamilyScore {
+    pub family: String,
+    /// Zoo members (and our own generator for its family) whose images were scored.
+    pub generators: Vec<String>,
+    /// The generators whose images trained that detector (none of `generators`).
+    pub trained_on: Vec<String>,
+    pub transform: String,
+    pub roc_auc: f64,
+    pub ap: f64,
+    /// The family's images called likely synthetic at that detector's calibrated threshold.
+    pub tpr_at_threshold: f64,
+    /// Real test images called likely synthetic at that threshold.
+    pub fpr_real: f64,
+    /// The threshold (calibrated probability) of the held-out detector.
+    pub threshold: f64,
 }
 
 /// Detector figures under one transform (positive = synthetic).

@@ -14,6 +14,7 @@ pub mod model;
 pub(crate) mod plot;
 pub mod quality;
 pub mod train;
+pub mod zoo;
 
 use std::path::{Path, PathBuf};
 

@@ -262,11 +262,24 @@ impl Discriminator {
     /// # Errors
     /// When the architecture is invalid.
     pub fn new(arch: &Architecture, device: Device) -> Result<Self, GanError> {
+        Self::with_input_channels(arch, arch.channels, device)
+    }
+
+    /// A discriminator of `arch` whose input has `channels` channels (the detector's input
+    /// can carry more than the image's).
+    ///
+    /// # Errors
+    /// When the architecture is invalid.
+    pub fn with_input_channels(
+        arch: &Architecture,
+        channels: u32,
+        device: Device,
+    ) -> Result<Self, GanError> {
         arch.validate().map_err(GanError::Invalid)?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let mut convs = Vec::new();
-        let mut in_c = i64::from(arch.channels);
+        let mut in_c = i64::from(channels);
         for i in 0..arch.stages() {
             let out_c = i64::from(arch.d_width) << i;
             convs.push(SnConv2d::new(
@@ -333,6 +346,22 @@ impl Discriminator {
             x = conv.forward_t(&x, train).prelu(&self.slope);
         }
         self.out.forward_t(&x, train).view([-1])
+    }
+
+    /// The last hidden layer's activations averaged over positions: `[N, channels]` (what the
+    /// detector's family attribution reads).
+    pub fn features_t(&self, images: &Tensor, train: bool) -> Tensor {
+        let mut x = images.shallow_clone();
+        for conv in &self.convs {
+            x = conv.forward_t(&x, train).prelu(&self.slope);
+        }
+        x.mean_dim([2_i64, 3].as_slice(), false, Kind::Float)
+    }
+
+    /// Channels of [`Self::features_t`].
+    #[must_use]
+    pub fn feature_width(&self) -> i64 {
+        i64::from(self.arch.d_width) << (self.arch.stages() - 1)
     }
 
     /// Logits for a batch given in the model's input layout (see [`images_to_input`]):
@@ -483,7 +512,7 @@ pub fn tensor_to_images(images: &Tensor) -> Result<Vec<DynamicImage>, GanError> 
     Ok(out)
 }
 
-fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<(), GanError> {
+pub(crate) fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<(), GanError> {
     let tmp = path.with_extension("tmp.safetensors");
     let mut named: Vec<(String, Tensor)> = vs
         .variables()

@@ -60,7 +60,7 @@ struct TrainState {
 }
 
 /// The discriminator and generator losses for logits of real and generated images.
-fn losses(loss: &str, real: &Tensor, fake: &Tensor) -> Tensor {
+pub(crate) fn discriminator_loss(loss: &str, real: &Tensor, fake: &Tensor) -> Tensor {
     if loss == "hinge" {
         (-real + 1.0).relu().mean(Kind::Float) + (fake + 1.0).relu().mean(Kind::Float)
     } else {
@@ -68,7 +68,7 @@ fn losses(loss: &str, real: &Tensor, fake: &Tensor) -> Tensor {
     }
 }
 
-fn generator_loss(loss: &str, fake: &Tensor) -> Tensor {
+pub(crate) fn generator_loss(loss: &str, fake: &Tensor) -> Tensor {
     if loss == "hinge" {
         -fake.mean(Kind::Float)
     } else {
@@ -93,7 +93,7 @@ pub fn train_step(
     let fake = nets.generator.forward_t(latents, true);
     let both = Tensor::f_cat(&[real, &fake.detach()], 0)?;
     let logits = nets.discriminator.forward_t(&both, true);
-    let d_loss = losses(loss, &logits.narrow(0, 0, n), &logits.narrow(0, n, n));
+    let d_loss = discriminator_loss(loss, &logits.narrow(0, 0, n), &logits.narrow(0, n, n));
     opt_d.backward_step(&d_loss);
     let g_loss = generator_loss(loss, &nets.discriminator.forward_t(&fake, true));
     opt_g.backward_step(&g_loss);
@@ -437,8 +437,11 @@ mod tests {
                 std: [0.01, 0.5],
                 margin: 0.1,
             },
+            input: crate::gan::card::DetectorInput::Pixels,
+            attribution: None,
             training: None,
             evaluation: None,
+            leave_one_family_out: Vec::new(),
         });
         card.save(&card_path).unwrap();
         // Resuming with nothing left to train keeps the generator, and so the detector.

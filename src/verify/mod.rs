@@ -770,13 +770,24 @@ pub fn decide(
                 .as_deref()
                 .unwrap_or("outside the model's domain")
         )),
-        Some(d) => why.push(format!(
-            "The detector ({}) gives a {:.1}% probability that this image is synthetic \
-             (threshold {:.1}%).",
-            d.model,
-            d.probability.unwrap_or_default() * 100.0,
-            d.threshold * 100.0
-        )),
+        Some(d) => {
+            why.push(format!(
+                "The detector ({}) gives a {:.1}% probability that this image is synthetic \
+                 (threshold {:.1}%).",
+                d.model,
+                d.probability.unwrap_or_default() * 100.0,
+                d.threshold * 100.0
+            ));
+            if let Some(n) = &d.nearest_family {
+                why.push(format!(
+                    "Its traces are nearest to the {} family of generators ({}; {:.0}% by the \
+                     detector's family head).",
+                    n.family,
+                    n.how,
+                    n.probability * 100.0
+                ));
+            }
+        }
         None if kind == CheckKind::Full => {
             why.push("No detector is available for the served model.".to_owned());
         }
@@ -853,6 +864,7 @@ mod tests {
             likely_synthetic: !out_of_domain && probability >= 0.5,
             out_of_domain,
             out_of_domain_reason: out_of_domain.then(|| "colour image".into()),
+            nearest_family: None,
         }
     }
 
