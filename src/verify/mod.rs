@@ -1048,6 +1048,26 @@ mod tests {
     }
 
     #[test]
+    fn the_nearest_family_is_named_in_the_explanation() {
+        let p = provenance(ValidationState::NoManifest);
+        let mut high = detection(0.9, false);
+        let (_, _, why) = decide(&p, &no_match(), Some(&high), CheckKind::Full, false);
+        assert!(!why.iter().any(|l| l.contains("nearest to")), "{why:?}");
+        high.nearest_family = Some(crate::detect::NearestFamily {
+            family: "pixelshuffle".into(),
+            how: "sub-pixel shuffle".into(),
+            probability: 0.83,
+        });
+        let (verdict, _, why) = decide(&p, &no_match(), Some(&high), CheckKind::Full, false);
+        assert_eq!(verdict, Verdict::LikelySynthetic);
+        assert!(
+            why.iter()
+                .any(|l| l.contains("nearest to the pixelshuffle family") && l.contains("83%")),
+            "{why:?}"
+        );
+    }
+
+    #[test]
     fn detector_decides_only_without_provenance_and_in_domain() {
         let p = provenance(ValidationState::NoManifest);
         let high = detection(0.9, false);
