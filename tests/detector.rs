@@ -375,8 +375,23 @@ fn zoo_detector_and_leave_one_family_out_on_a_tiny_budget() {
         .all(|s| !s.starts_with("own:") && !s.starts_with("zoo:tconv-")));
     assert_eq!(training.generated_sources.len(), 8);
 
-    // Back to a detector trained on everything; then leave one family out.
+    // Back to a detector trained on everything, with a family head over all five families
+    // that the served model loads; then leave one family out.
     train("");
+    let card = ModelCard::load(&dir.join("model.toml")).unwrap();
+    let head = card.detector.unwrap().attribution.unwrap();
+    assert_eq!(head.families, families);
+    assert!(dir.join(&head.weights).is_file());
+    let served = ServedModel::load(models, MODEL, Device::Cpu).unwrap();
+    let detector = served.detector.as_ref().unwrap();
+    assert!(detector.attribution().is_some());
+    let images = served.model.generate(1, &[0, 1, 2]).unwrap();
+    for d in detector.detect(MODEL, &images).unwrap() {
+        if let Some(n) = &d.nearest_family {
+            assert!(d.likely_synthetic && n.probability >= 0.6);
+            assert!(families.contains(&n.family.as_str()));
+        }
+    }
     let out = hallmark(
         models,
         &[

@@ -175,7 +175,9 @@ impl<'a> FakeMix<'a> {
         indices: &[u64],
         counts: &mut BTreeMap<String, u64>,
     ) -> Result<Vec<DynamicImage>, GanError> {
-        let mut groups: BTreeMap<String, (&Source<'a>, Vec<(usize, u64)>)> = BTreeMap::new();
+        // Per source: (position in the answer, latent index) of each of its images.
+        type Wanted<'s, 'a> = (&'s Source<'a>, Vec<(usize, u64)>);
+        let mut groups: BTreeMap<String, Wanted<'_, 'a>> = BTreeMap::new();
         for (at, &index) in indices.iter().enumerate() {
             let source = self.source_of(index);
             groups

@@ -187,7 +187,7 @@ struct Nets {
 }
 
 fn up_channels(width: i64, step: u32) -> i64 {
-    (width * 4 >> step).max(width)
+    ((width * 4) >> step).max(width)
 }
 
 fn conv3(p: nn::Path, c_in: i64, c_out: i64) -> nn::Conv2D {
