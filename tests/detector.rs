@@ -328,7 +328,7 @@ fn zoo_detector_and_leave_one_family_out_on_a_tiny_budget() {
     let images = members[0].generate(3, &[0, 1, 2]).unwrap();
     assert_eq!((images.len(), images[0].width()), (3, 32));
 
-    let train = |hold_out: &str| {
+    let train = |hold_out: &str, input: &str| {
         hallmark(
             models,
             &[
@@ -345,6 +345,8 @@ fn zoo_detector_and_leave_one_family_out_on_a_tiny_budget() {
                 "256",
                 "--hold-out",
                 hold_out,
+                "--input",
+                input,
                 "--device",
                 "cpu",
                 "--quiet",
@@ -354,7 +356,7 @@ fn zoo_detector_and_leave_one_family_out_on_a_tiny_budget() {
         card.detector.unwrap().training.unwrap()
     };
     // Every generator but the held-out family's gives images, ours included.
-    let training = train("nearest");
+    let training = train("nearest", "pixels");
     let sources: Vec<&String> = training.generated_sources.keys().collect();
     assert_eq!(training.held_out_families, ["nearest"]);
     assert!(
@@ -368,7 +370,7 @@ fn zoo_detector_and_leave_one_family_out_on_a_tiny_budget() {
         }
     }
     // Holding out the model's own family holds out the model's generator too.
-    let training = train("tconv");
+    let training = train("tconv", "pixels");
     assert!(training
         .generated_sources
         .keys()
@@ -376,8 +378,9 @@ fn zoo_detector_and_leave_one_family_out_on_a_tiny_budget() {
     assert_eq!(training.generated_sources.len(), 8);
 
     // Back to a detector trained on everything, with a family head over all five families
-    // that the served model loads; then leave one family out.
-    train("");
+    // that the served model loads (on the residual input, so that both inputs are exercised);
+    // then leave one family out with that recipe.
+    train("", "pixels-residual");
     let card = ModelCard::load(&dir.join("model.toml")).unwrap();
     let head = card.detector.unwrap().attribution.unwrap();
     assert_eq!(head.families, families);
@@ -416,6 +419,8 @@ fn zoo_detector_and_leave_one_family_out_on_a_tiny_budget() {
         stdout.contains("mean") && stdout.contains("crop10%"),
         "{stdout}"
     );
+    // The held-out detectors repeat the served detector's recipe, input included.
+    assert!(stdout.contains("input pixels-residual"), "{stdout}");
     let card = ModelCard::load(&dir.join("model.toml")).unwrap();
     let rows = card.detector.unwrap().leave_one_family_out;
     assert_eq!(rows.len(), families.len() * Transform::STANDARD.len());

@@ -513,10 +513,21 @@ pub fn tensor_to_images(images: &Tensor) -> Result<Vec<DynamicImage>, GanError> 
 }
 
 pub(crate) fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<(), GanError> {
+    save_weights_prefixed(vs, path, "")
+}
+
+/// Like [`save_weights`], for the variables whose names start with `prefix` only (a zoo
+/// member's generator without the VAE's encoder).
+pub(crate) fn save_weights_prefixed(
+    vs: &nn::VarStore,
+    path: &Path,
+    prefix: &str,
+) -> Result<(), GanError> {
     let tmp = path.with_extension("tmp.safetensors");
     let mut named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
+        .filter(|(name, _)| name.starts_with(prefix))
         .map(|(name, t)| (name, t.to_device(Device::Cpu)))
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));

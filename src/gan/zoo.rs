@@ -642,7 +642,7 @@ fn train_family(
             let dir = zoo_dir.join(&name);
             std::fs::create_dir_all(&dir).map_err(|e| GanError::io(&dir, e))?;
             let weights = dir.join(GENERATOR_FILE);
-            save_prefixed(&vs, &weights, "g.")?;
+            super::model::save_weights_prefixed(&vs, &weights, "g.")?;
             let bytes = std::fs::read(&weights).map_err(|e| GanError::io(&weights, e))?;
             card.name = name;
             card.steps = step;
@@ -663,24 +663,6 @@ fn train_family(
     }
     bar.finish_and_clear();
     Ok(saved)
-}
-
-/// Saves the variables whose names start with `prefix` (the generator, not the VAE's
-/// encoder).
-fn save_prefixed(vs: &nn::VarStore, path: &Path, prefix: &str) -> Result<(), GanError> {
-    let tmp = path.with_extension("tmp.safetensors");
-    let mut named: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .filter(|(name, _)| name.starts_with(prefix))
-        .map(|(name, t)| (name, t.to_device(Device::Cpu)))
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    Tensor::write_safetensors(&named, &tmp).map_err(|e| GanError::Weights {
-        path: tmp.clone(),
-        message: e.to_string(),
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| GanError::io(path, e))
 }
 
 #[cfg(test)]
