@@ -27,6 +27,19 @@ pub struct Settings {
     #[serde(default)]
     pub provenance: ProvenanceSettings,
     pub c2pa_api: C2paApiSettings,
+    pub transparency_log: TransparencyLogSettings,
+}
+
+/// The public transparency log (`src/tlog/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransparencyLogSettings {
+    /// The checkpoint origin line, also the key name of the log's signatures.
+    pub origin: String,
+    /// Milliseconds between integrations of pending entries.
+    pub checkpoint_interval_ms: u64,
+    /// Most pending entries one integration takes.
+    pub batch_size: u32,
 }
 
 /// The C2PA Soft Binding Resolution API (`src/api/softbinding.rs`).

@@ -17,6 +17,7 @@ pub mod registry;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tlog;
 pub mod verify;
 
 pub use startup::Application;

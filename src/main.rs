@@ -48,6 +48,10 @@ enum Command {
     Detect(hallmark::cli::verify::DetectArgs),
     /// Check registry records' signatures; reports OK or TAMPERED per record.
     VerifyRecord(hallmark::cli::provenance::VerifyRecordArgs),
+    /// The public transparency log: verify it end to end, print a record's offline proof or the
+    /// log's verifier key.
+    #[command(subcommand)]
+    Log(hallmark::cli::log::LogCommand),
     /// Issue a new signing key and certificate; older images and records still verify.
     RotateKey,
     /// Put the manifest store of records made before the manifest repository into it (extracted
@@ -111,6 +115,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::VerifyRecord(args) => {
             hallmark::cli::provenance::verify_records(&settings, &args).await
         }
+        Command::Log(command) => hallmark::cli::log::run(&settings, command).await,
         Command::RotateKey => hallmark::cli::provenance::rotate_key(&settings).await,
         Command::Keys(command) => hallmark::cli::keys::run(&settings, command).await,
         Command::Backfill => hallmark::cli::manifests::backfill(&settings).await,

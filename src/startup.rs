@@ -17,6 +17,7 @@ use crate::generation::GenerationService;
 use crate::registry::index::HashIndex;
 use crate::registry::Registry;
 use crate::store;
+use crate::tlog::Log;
 use crate::verify::VerifyService;
 
 /// A service bound to its port, not yet running.
@@ -28,12 +29,13 @@ pub struct Application {
 }
 
 impl Application {
-    /// Loads the model and the signing identity, binds the listener and builds the server with a
-    /// lazily connecting database pool (so `/readyz` can report a database that is down).
+    /// Loads the model, the signing identity and the transparency log's key, binds the listener
+    /// and builds the server with a lazily connecting database pool (so `/readyz` can report a
+    /// database that is down); starts the log's sequencer in the background.
     ///
     /// # Errors
-    /// When the model or the signing key cannot be loaded, the address cannot be bound or the
-    /// database URL is malformed; each message says which.
+    /// When the model, the signing key or the transparency log key cannot be loaded, the address
+    /// cannot be bound or the database URL is malformed; each message says which.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = store::lazy_pool(&settings.database)?;
         Self::build_with_pool(settings, pool)
@@ -74,6 +76,12 @@ impl Application {
         let max_connections = settings.server.max_connections;
         let public_limiter = PublicLimiter::new(&settings.api)?;
         public_limiter.spawn_forgetting();
+        let log = std::sync::Arc::new(
+            Log::from_settings(&settings, pool.clone(), generation.blobs.clone())
+                .context("cannot open the transparency log")?,
+        );
+        // Integrates every transparency_log.checkpoint_interval_ms; ends with the pool.
+        std::sync::Arc::clone(&log).spawn();
         let (app_pool, blobs) = (pool.clone(), generation.blobs.clone());
         let state = web::Data::new(AppState {
             pool,
@@ -84,6 +92,7 @@ impl Application {
             verify,
             index,
             metrics: api::metrics::handle(),
+            log,
         });
 
         let c2pa_prefix = state

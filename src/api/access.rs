@@ -129,6 +129,7 @@ pub const ROUTES: &[Route] = &[
     api(Method::Get, "/v1/images/{id}", Access::Roles(IMAGE_READERS)),
     api(Method::Get, "/v1/records", Access::Public),
     api(Method::Get, "/v1/records/{id}", Access::Public),
+    api(Method::Get, "/v1/records/{id}/proof", Access::Public),
     api(Method::Post, "/v1/verify", Access::Roles(MODERATOR)),
     api(Method::Post, "/v1/lookup", Access::Public),
     api(Method::Get, "/v1/checks", Access::Roles(MODERATOR)),
@@ -150,6 +151,10 @@ pub const ROUTES: &[Route] = &[
         Access::Public,
     ),
     api(Method::Get, "/v1/keys/me", Access::AnyKey),
+    // The transparency log (c2sp.org/tlog-tiles): public, like the static files it mirrors.
+    api(Method::Get, "/log/checkpoint", Access::Public),
+    api(Method::Get, "/log/key", Access::Public),
+    api(Method::Get, "/log/tile/{tile_path}", Access::Public),
     service("/healthz"),
     service("/readyz"),
     service("/metrics"),
@@ -266,7 +271,7 @@ mod tests {
 
     /// The HTTP API's own routes and the Soft Binding Resolution API's.
     fn is_api(path: &str) -> bool {
-        path.starts_with("/v1/") || path.starts_with("/c2pa/v1/")
+        path.starts_with("/v1/") || path.starts_with("/c2pa/v1/") || path.starts_with("/log/")
     }
 
     #[test]
@@ -281,7 +286,7 @@ mod tests {
             assert_eq!(
                 route.in_openapi,
                 is_api(route.path),
-                "{route}: the API is /v1 and /c2pa/v1, and all of it is documented"
+                "{route}: the API is /v1, /c2pa/v1 and /log, and all of it is documented"
             );
             if let Access::Roles(grants) = route.access {
                 assert!(!grants.is_empty(), "{route} names no role");

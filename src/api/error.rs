@@ -15,6 +15,7 @@ use crate::blocking::BlockingError;
 use crate::generation::GenerationError;
 use crate::inference::InferenceError;
 use crate::registry::RegistryError;
+use crate::tlog::LogError;
 use crate::verify::upload::UploadError;
 use crate::verify::CheckError;
 
@@ -67,6 +68,7 @@ error_codes! {
     INVALID_VERDICT = ("invalid_verdict", 400, "an unknown verdict filter");
     INVALID_COUNT = ("invalid_count", 400, "an image count out of range");
     INVALID_QUALITY = ("invalid_quality", 400, "a JPEG quality out of range, or one for PNG");
+    INVALID_TILE_PATH = ("invalid_tile_path", 400, "a log tile path that is not tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>] as c2sp.org/tlog-tiles spells them");
     MALFORMED_AUTHORIZATION = ("malformed_authorization", 401, "an Authorization header that is not Bearer");
     MISSING_API_KEY = ("missing_api_key", 401, "no API key");
     INVALID_API_KEY = ("invalid_api_key", 401, "an unknown or revoked API key");
@@ -79,6 +81,8 @@ error_codes! {
     CHECK_NOT_FOUND = ("check_not_found", 404, "no such check");
     ASSET_NOT_FOUND = ("asset_not_found", 404, "no such web asset");
     UNKNOWN_MODEL = ("unknown_model", 404, "a model this service does not serve");
+    TILE_NOT_FOUND = ("tile_not_found", 404, "a log tile or entry bundle beyond the current tree");
+    NOT_IN_LOG = ("not_in_log", 404, "a record made before the transparency log, not yet handed to it (hallmark log backfill)");
     NOT_ACCEPTABLE = ("not_acceptable", 406, "an Accept header no answer satisfies");
     BODY_TIMEOUT = ("body_timeout", 408, "the body did not arrive within limits.body_timeout_s");
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "a body over limits.max_request_bytes");
@@ -255,6 +259,15 @@ impl From<CheckError> for ApiError {
 impl From<BlockingError> for ApiError {
     fn from(error: BlockingError) -> Self {
         Self::internal(&error)
+    }
+}
+
+impl From<LogError> for ApiError {
+    fn from(error: LogError) -> Self {
+        match error {
+            LogError::Database(error) => error.into(),
+            other => Self::internal(&other),
+        }
     }
 }
 

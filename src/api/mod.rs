@@ -8,6 +8,7 @@ mod generations;
 mod health;
 mod keys;
 pub mod limits;
+mod log;
 pub mod metrics;
 mod openapi;
 #[path = "web.rs"]
@@ -26,7 +27,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::error::{code, ApiError};
 
-/// Every route; the Soft Binding Resolution API under `c2pa_prefix` (`c2pa_api.prefix`).
+/// Every route; the Soft Binding Resolution API under `c2pa_prefix` (`c2pa_api.prefix`), the
+/// transparency log's static layout under `/log`.
 pub fn routes(cfg: &mut web::ServiceConfig, c2pa_prefix: &str) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
@@ -35,11 +37,18 @@ pub fn routes(cfg: &mut web::ServiceConfig, c2pa_prefix: &str) {
         .route("/docs", web::get().to(openapi::page))
         .configure(pages::routes)
         .service(
+            web::scope("/log")
+                .route("/checkpoint", web::get().to(log::checkpoint))
+                .route("/key", web::get().to(log::key))
+                .route("/tile/{tile_path:.*}", web::get().to(log::tile)),
+        )
+        .service(
             web::scope("/v1")
                 .route("/generations", web::post().to(generations::create))
                 .route("/images/{id}", web::get().to(records::image))
                 .route("/records", web::get().to(records::find))
                 .route("/records/{id}", web::get().to(records::get))
+                .route("/records/{id}/proof", web::get().to(log::proof))
                 .route("/verify", web::post().to(verify::verify))
                 .route("/lookup", web::post().to(verify::lookup))
                 .route("/checks", web::get().to(verify::list_checks))

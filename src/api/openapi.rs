@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{access, generations, keys, records, softbinding, verify};
+use super::{access, generations, keys, log, records, softbinding, verify};
 use crate::generation::{GenerationRequest, OutputFormat};
 
 #[derive(OpenApi)]
@@ -15,7 +15,8 @@ use crate::generation::{GenerationRequest, OutputFormat};
         generations::create, records::get, records::find, records::image,
         verify::verify, verify::lookup, verify::list_checks, verify::get_check, verify::thumbnail, keys::me,
         softbinding::by_binding, softbinding::by_binding_post, softbinding::by_content,
-        softbinding::manifest, softbinding::supported_algorithms
+        softbinding::manifest, softbinding::supported_algorithms,
+        log::checkpoint, log::key, log::tile, log::proof
     ),
     components(schemas(
         GenerationRequest, OutputFormat, generations::GenerationResponse, generations::GeneratedImage,
@@ -27,7 +28,8 @@ use crate::generation::{GenerationRequest, OutputFormat};
         keys::KeyView, access::Permission, access::Method, access::Scope,
         crate::store::api_keys::Role,
         softbinding::SoftBindingMatch, softbinding::SoftBindingQueryResult,
-        softbinding::SoftBindingQuery, softbinding::AlgName, softbinding::SoftBindingAlgList
+        softbinding::SoftBindingQuery, softbinding::AlgName, softbinding::SoftBindingAlgList,
+        log::ProofPending
     )),
     modifiers(&BearerAuth)
 )]

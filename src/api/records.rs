@@ -17,7 +17,7 @@ pub struct RecordList {
     pub records: Vec<RecordView>,
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| {
         ApiError::new(
             code::INVALID_ID,
@@ -26,7 +26,7 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     })
 }
 
-fn record_not_found(id: Uuid) -> ApiError {
+pub(crate) fn record_not_found(id: Uuid) -> ApiError {
     ApiError::new(code::RECORD_NOT_FOUND, format!("no record {id}"))
 }
 

@@ -23,4 +23,6 @@ pub struct AppState {
     /// Memory for request bodies being read, all uploads together (`limits.upload_memory_bytes`).
     pub uploads: UploadBudget,
     pub metrics: PrometheusHandle,
+    /// The transparency log (`src/tlog/`).
+    pub log: std::sync::Arc<crate::tlog::Log>,
 }

@@ -3,6 +3,7 @@
 pub mod gan;
 pub mod generate;
 pub mod keys;
+pub mod log;
 pub mod manifests;
 pub mod provenance;
 pub mod service;

@@ -24,7 +24,8 @@ pub struct VerifyRecordArgs {
 }
 
 /// The PKI part of `hallmark init`: creates the CA and signing key unless an operator-supplied
-/// identity is configured; then checks the identity loads. Returns it.
+/// identity is configured, and the transparency log's key in any case; then checks the identity
+/// loads. Returns it.
 ///
 /// # Errors
 /// When the keys cannot be created or loaded.
@@ -36,6 +37,12 @@ pub fn init_keys(settings: &Settings) -> anyhow::Result<SigningIdentity> {
         .is_some_and(|p| !p.as_os_str().is_empty());
     if custom {
         println!("provenance: using the configured certificate chain and key");
+        let created = pki::init_log_key(&settings.storage.keys_dir())?;
+        println!(
+            "transparency log: {} key in {}",
+            if created { "created" } else { "kept" },
+            settings.storage.keys_dir().display()
+        );
     } else {
         let outcome = pki::init_pki(
             &settings.storage.keys_dir(),

@@ -57,6 +57,12 @@ pub async fn init(settings: &Settings) -> anyhow::Result<()> {
             .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
     }
     let identity = crate::cli::provenance::init_keys(settings)?;
+    let log_key = crate::provenance::pki::load_log_key(&settings.storage.keys_dir())?;
+    let log_signer = crate::tlog::LogSigner::new(&settings.transparency_log.origin, log_key)?;
+    println!(
+        "transparency log: verifier key {} (publish it; `hallmark log key` prints it again)",
+        log_signer.verifier_key()
+    );
     let url = settings.database.url.expose_secret();
     if !sqlx::Postgres::database_exists(url).await? {
         sqlx::Postgres::create_database(url).await?;

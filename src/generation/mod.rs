@@ -1,7 +1,8 @@
 //! The generation pipeline: model → encode → fingerprint → C2PA sign → SHA-256 of the signed
-//! file → blob store + signed records committed in one transaction. No image is handed back
-//! unless its record is committed; on any failure the blobs just written are removed again, and
-//! since blobs are only reachable through a record, none is ever seen half-made.
+//! file → blob store + signed records (and their transparency-log entries) committed in one
+//! transaction. No image is handed back unless its record is committed; on any failure the blobs
+//! just written are removed again, and since blobs are only reachable through a record, none is
+//! ever seen half-made.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -338,9 +339,16 @@ impl GenerationService {
             .iter()
             .map(|g| (g.record.fields.id, g.variant_phashes.as_slice()))
             .collect();
+        // Each record's transparency-log entry is handed to the sequencer in the record's own
+        // transaction: no record without its entry, no entry without its record.
+        let entries: Vec<(Uuid, Vec<u8>)> = records
+            .iter()
+            .map(|r| (r.fields.id, crate::tlog::entry(r)))
+            .collect();
         let mut tx = self.pool.begin().await?;
         records::insert_all(&mut tx, &records, &manifests).await?;
         records::insert_hashes(&mut tx, &hashes).await?;
+        crate::store::log::append_pending(&mut tx, &entries).await?;
         tx.commit().await?;
         if let Some(index) = &self.index {
             for (id, list) in &hashes {

@@ -9,6 +9,7 @@
 //! | `signing.key.pem` | the signing key, PKCS#8, mode 0600 |
 //! | `signing.cert.pem` | the signing certificate issued by the CA: digitalSignature, EKUs emailProtection and C2PA claim signing |
 //! | `retired/<key id>.cert.pem` | signing certificates replaced by [`rotate_signing_key`]; their public keys still verify |
+//! | `log.key.pem` | the transparency log's Ed25519 checkpoint key, PKCS#8, mode 0600 ([`init_log_key`]; no certificate: verifiers pin its C2SP verifier key) |
 //!
 //! Existing files are kept, so `init` is idempotent. An operator may bring their own Ed25519
 //! chain and key instead (`provenance.cert_chain` and `provenance.private_key`).
@@ -39,6 +40,7 @@ pub const CA_CERT_FILE: &str = "ca.cert.pem";
 pub const SIGNING_KEY_FILE: &str = "signing.key.pem";
 pub const SIGNING_CERT_FILE: &str = "signing.cert.pem";
 pub const RETIRED_DIR: &str = "retired";
+pub const LOG_KEY_FILE: &str = "log.key.pem";
 
 /// Days a new signing certificate is valid when the setting is 0.
 pub const DEFAULT_SIGNING_CERT_DAYS: u32 = 397;
@@ -172,6 +174,7 @@ impl SigningIdentity {
 pub struct PkiInit {
     pub created_ca: bool,
     pub created_signing_key: bool,
+    pub created_log_key: bool,
     pub key_id: String,
     pub keys_dir: PathBuf,
 }
@@ -211,6 +214,7 @@ pub fn init_pki(keys_dir: &Path, signing_cert_days: u32) -> Result<PkiInit, Prov
             )))
         }
     };
+    let created_log_key = init_log_key(keys_dir)?;
     let leaf = parse_pem_certificates(read_to_string(&cert_path)?.as_bytes())?;
     let leaf = leaf.first().ok_or_else(|| {
         ProvenanceError::Key(format!("no certificate in {}", cert_path.display()))
@@ -218,8 +222,42 @@ pub fn init_pki(keys_dir: &Path, signing_cert_days: u32) -> Result<PkiInit, Prov
     Ok(PkiInit {
         created_ca,
         created_signing_key,
+        created_log_key,
         key_id: key_id(&certificate_public_key(leaf)?),
         keys_dir: keys_dir.to_owned(),
+    })
+}
+
+/// Creates the transparency log's checkpoint key (`log.key.pem`, mode 0600) in `keys_dir` unless
+/// it exists; `true` when it was created. Kept apart from the signing key: it is never rotated
+/// with it, since verifiers pin it.
+///
+/// # Errors
+/// When the directory or the file cannot be written.
+pub fn init_log_key(keys_dir: &Path) -> Result<bool, ProvenanceError> {
+    create_private_dir(keys_dir)?;
+    let path = keys_dir.join(LOG_KEY_FILE);
+    if path.exists() {
+        return Ok(false);
+    }
+    write_private_key(&path, &SigningKey::generate(&mut OsRng))?;
+    Ok(true)
+}
+
+/// The transparency log's checkpoint key from `keys_dir`.
+///
+/// # Errors
+/// When the file is missing (run `hallmark init`) or is not an Ed25519 PKCS#8 key.
+pub fn load_log_key(keys_dir: &Path) -> Result<SigningKey, ProvenanceError> {
+    let path = keys_dir.join(LOG_KEY_FILE);
+    if !path.exists() {
+        return Err(ProvenanceError::Config(format!(
+            "the transparency log key {} is missing: run `hallmark init`",
+            path.display()
+        )));
+    }
+    SigningKey::from_pkcs8_pem(&read_to_string(&path)?).map_err(|_| {
+        ProvenanceError::Key(format!("{} is not an Ed25519 PKCS#8 key", path.display()))
     })
 }
 
@@ -641,15 +679,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
         let first = init_pki(&keys, 30).unwrap();
-        assert!(first.created_ca && first.created_signing_key);
+        assert!(first.created_ca && first.created_signing_key && first.created_log_key);
         #[cfg(unix)]
-        for file in [CA_KEY_FILE, SIGNING_KEY_FILE] {
+        for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
             use std::os::unix::fs::PermissionsExt;
             let mode = fs::metadata(keys.join(file)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
         let second = init_pki(&keys, 30).unwrap();
-        assert!(!second.created_ca && !second.created_signing_key);
+        assert!(!second.created_ca && !second.created_signing_key && !second.created_log_key);
         assert_eq!(first.key_id, second.key_id, "a second init keeps the keys");
 
         let chain = read_to_string(&keys.join(SIGNING_CERT_FILE)).unwrap()

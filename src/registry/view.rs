@@ -45,6 +45,10 @@ pub struct RecordView {
     /// Whether the signature verifies against `signing_key` right now, on the server.
     pub signature_valid: bool,
     pub signing_key: Option<SigningKeyView>,
+    /// The record's index in the public transparency log (`GET /v1/records/{id}/proof` proves
+    /// it); null until the next checkpoint includes it, and for records made before the log
+    /// until `hallmark log backfill`.
+    pub log_index: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -75,6 +79,9 @@ pub async fn view(
     audience: Audience,
 ) -> Result<RecordView, sqlx::Error> {
     let signing_key = records::signing_key(pool, &record.fields.signing_key_id).await?;
+    let log_index = crate::store::log::index_of(pool, record.fields.id)
+        .await?
+        .and_then(|index| u64::try_from(index).ok());
     let signature_valid = signing_key
         .as_ref()
         .and_then(|(public, _)| <[u8; 32]>::try_from(public.as_slice()).ok())
@@ -108,5 +115,6 @@ pub async fn view(
         encoding: encoding_name(f.encoding),
         signature: hex::encode(&record.signature),
         signature_valid,
+        log_index,
     })
 }

@@ -98,7 +98,32 @@ impl Blobs {
     /// # Errors
     /// When the store fails (see [`is_storage_full`]).
     pub async fn put(&self, sha256: &[u8], bytes: Bytes) -> Result<(), BlobError> {
-        let key = key(sha256);
+        self.put_at(key(sha256), bytes).await
+    }
+
+    /// Writes an object under a name of the caller's (the transparency log's static files,
+    /// `log/...`, outside the content-addressed `sha256/` tree that [`collect_garbage`] sweeps),
+    /// durable like [`Blobs::put`]; an existing object of that name is replaced.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn put_named(&self, name: &str, bytes: Bytes) -> Result<(), BlobError> {
+        self.put_at(ObjectPath::from(name), bytes).await
+    }
+
+    /// A named object's bytes, or `None` when there is none.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn get_named(&self, name: &str) -> Result<Option<Bytes>, BlobError> {
+        match self.store.get(&ObjectPath::from(name)).await {
+            Ok(result) => result.bytes().await.map(Some),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn put_at(&self, key: ObjectPath, bytes: Bytes) -> Result<(), BlobError> {
         self.store.put(&key, PutPayload::from(bytes)).await?;
         if let Some(root) = &self.local_root {
             let (root, durable) = (root.clone(), Arc::clone(&self.durable_dirs));

@@ -1,8 +1,9 @@
-//! PostgreSQL (the pool, migrations, API keys, records) and the blob store for image bytes.
+//! PostgreSQL (the pool, migrations, API keys, records, the transparency log) and the blob store for image bytes.
 
 pub mod api_keys;
 pub mod blobs;
 pub mod checks;
+pub mod log;
 pub mod record_hashes;
 pub mod records;
 pub mod signing_keys;

@@ -76,6 +76,10 @@ async fn migrations_apply_twice_without_harm(pool: PgPool) {
         [
             "api_keys",
             "checks",
+            "log_checkpoints",
+            "log_entries",
+            "log_hashes",
+            "log_pending",
             "record_hashes",
             "records",
             "signing_keys"

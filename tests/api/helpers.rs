@@ -146,9 +146,10 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Files in the blob store.
+    /// Files in the blob store's content-addressed tree (images and manifest stores; not the
+    /// transparency log's tiles under `log/`).
     pub fn blob_count(&self) -> usize {
-        walk(&self.settings.storage.blobs_dir())
+        walk(&self.settings.storage.blobs_dir().join("sha256"))
     }
 }
 

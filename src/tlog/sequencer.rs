@@ -1,0 +1,334 @@
+//! The log as the service runs it: integration of pending entries (one sequencer at a time,
+//! elected by an advisory lock), publication of tiles to the blob store, and what the HTTP
+//! layer serves (checkpoint, tiles, proofs).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sqlx::PgPool;
+use tlog_tiles::{prove_record, stored_hash_index, stored_hashes, sub_tree_index, tree_hash, Hash};
+use uuid::Uuid;
+
+use super::hashes::StoredHashes;
+use super::note::LogSigner;
+use super::proof::InclusionProof;
+use super::tiles::{entry_bundle, new_tiles, TilePath};
+use super::LogError;
+use crate::config::{Settings, TransparencyLogSettings};
+use crate::store::blobs::Blobs;
+use crate::store::log::{self as store, StoredCheckpoint};
+
+/// Where the log's static files go in the blob store.
+const BLOB_PREFIX: &str = "log/";
+
+/// What one integration round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integration {
+    /// Another sequencer holds the lock: this round is its.
+    Busy,
+    /// Nothing was pending.
+    Idle,
+    /// The tree grew from `old` to `new` entries and a checkpoint was signed.
+    Integrated { old: u64, new: u64 },
+}
+
+/// Where a record stands in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProofState {
+    Integrated(InclusionProof),
+    /// Handed to the sequencer, not yet in a checkpoint.
+    Pending,
+    /// Not in the log: a record made before the log existed, until `hallmark log backfill`
+    /// hands it over ([`Log::backfill_once`]).
+    NotLogged,
+}
+
+/// The transparency log of one service (or command).
+#[derive(Debug)]
+pub struct Log {
+    pool: PgPool,
+    blobs: Blobs,
+    signer: LogSigner,
+    interval: Duration,
+    batch_size: i64,
+}
+
+impl Log {
+    /// The log with the key `hallmark init` made and the `[transparency_log]` settings.
+    ///
+    /// # Errors
+    /// When the key is missing or unreadable, or the origin cannot name a key.
+    pub fn from_settings(
+        settings: &Settings,
+        pool: PgPool,
+        blobs: Blobs,
+    ) -> Result<Self, LogError> {
+        let key = crate::provenance::pki::load_log_key(&settings.storage.keys_dir())
+            .map_err(|error| LogError::Key(error.to_string()))?;
+        let signer = LogSigner::new(&settings.transparency_log.origin, key)?;
+        Ok(Self::new(pool, blobs, signer, &settings.transparency_log))
+    }
+
+    #[must_use]
+    pub fn new(
+        pool: PgPool,
+        blobs: Blobs,
+        signer: LogSigner,
+        settings: &TransparencyLogSettings,
+    ) -> Self {
+        Self {
+            pool,
+            blobs,
+            signer,
+            interval: Duration::from_millis(settings.checkpoint_interval_ms.max(1)),
+            batch_size: i64::from(settings.batch_size.max(1)),
+        }
+    }
+
+    #[must_use]
+    pub fn signer(&self) -> &LogSigner {
+        &self.signer
+    }
+
+    /// One integration round, in one transaction: under the sequencer's advisory lock, the
+    /// oldest pending entries get the indices after the current tree, their hashes are stored
+    /// and the new root is signed. The first round of an empty log signs the empty tree.
+    ///
+    /// # Errors
+    /// When the database fails or the stored hashes are incomplete; nothing is written then.
+    #[tracing::instrument(skip_all)]
+    pub async fn integrate_once(&self) -> Result<Integration, LogError> {
+        let mut tx = self.pool.begin().await?;
+        if !store::try_lock_sequencer(&mut tx).await? {
+            return Ok(Integration::Busy);
+        }
+        let latest = store::latest_checkpoint(&mut *tx).await?;
+        let pending = store::pending(&mut tx, self.batch_size).await?;
+        if pending.is_empty() && latest.is_some() {
+            return Ok(Integration::Idle);
+        }
+        let old = latest.map_or(0, |c| u64::try_from(c.size).unwrap_or(0));
+        // Appending needs only the roots of the tree's complete subtrees (its right edge).
+        let edge = sub_tree_index(0, old, Vec::new());
+        let mut known = known(store::hashes(&mut *tx, &edge).await?);
+        let mut new_hashes = Vec::new();
+        for (n, item) in (old..).zip(&pending) {
+            let base = stored_hash_index(0, n);
+            for (index, hash) in (base..).zip(stored_hashes(n, &item.entry, &known)?) {
+                known.insert(index, hash);
+                new_hashes.push((as_i64(index), hash.0.to_vec()));
+            }
+        }
+        let new = old + pending.len() as u64;
+        let root = tree_hash(new, &known)?;
+        let checkpoint = StoredCheckpoint {
+            size: as_i64(new),
+            root: root.0.to_vec(),
+            note: self.signer.sign_checkpoint(new, root)?,
+        };
+        store::integrate(&mut tx, as_i64(old), &pending, &new_hashes, &checkpoint).await?;
+        tx.commit().await?;
+        Ok(Integration::Integrated { old, new })
+    }
+
+    /// Hands the sequencer the entries of records made before the log (one batch of at most
+    /// `batch_size`; their number, `None` when another sequencer holds the lock). Under the
+    /// sequencer's lock, so a record cannot be integrated between the look-up and the hand-over,
+    /// and never gets two entries.
+    ///
+    /// # Errors
+    /// When the database fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn backfill_once(&self) -> Result<Option<usize>, LogError> {
+        let mut tx = self.pool.begin().await?;
+        if !store::try_lock_sequencer(&mut tx).await? {
+            return Ok(None);
+        }
+        let records = store::unlogged_records(&mut tx, self.batch_size).await?;
+        let entries: Vec<(Uuid, Vec<u8>)> = records
+            .iter()
+            .map(|record| (record.fields.id, super::entry(record)))
+            .collect();
+        store::append_pending(&mut tx, &entries).await?;
+        tx.commit().await?;
+        Ok(Some(entries.len()))
+    }
+
+    /// Writes the tiles and entry bundles that changed from `old` to `new` entries, and the
+    /// latest checkpoint, to the blob store.
+    ///
+    /// # Errors
+    /// When the database or the blob store fails.
+    #[tracing::instrument(skip_all, fields(old, new))]
+    pub async fn publish(&self, old: u64, new: u64) -> Result<(), LogError> {
+        for tile in new_tiles(old, new) {
+            let bytes = self.build_tile(tile).await?;
+            self.blobs
+                .put_named(&blob_name(tile), Bytes::from(bytes))
+                .await?;
+        }
+        // Another replica may have signed a larger tree meanwhile: publish whatever is latest.
+        if let Some(latest) = store::latest_checkpoint(&self.pool).await? {
+            self.blobs
+                .put_named(
+                    &format!("{BLOB_PREFIX}checkpoint"),
+                    Bytes::from(latest.note.into_bytes()),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the latest checkpoint's tiles again from PostgreSQL (at start-up: a crash may
+    /// have come between a commit and its tiles).
+    ///
+    /// # Errors
+    /// When the database or the blob store fails.
+    pub async fn republish_latest(&self) -> Result<(), LogError> {
+        let Some(latest) = store::latest_checkpoint(&self.pool).await? else {
+            return Ok(());
+        };
+        let before = store::checkpoint_size_before(&self.pool, latest.size)
+            .await?
+            .unwrap_or(0);
+        self.publish(to_u64(before), to_u64(latest.size)).await
+    }
+
+    /// Integrates every `transparency_log.checkpoint_interval_ms` and publishes what changed,
+    /// in the background, until the pool is closed.
+    pub fn spawn(self: Arc<Self>) {
+        tokio::spawn(async move {
+            if let Err(error) = self.republish_latest().await {
+                tracing::warn!(error = %error, "could not republish the log's latest tiles");
+            }
+            let mut ticker = tokio::time::interval(self.interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                ticker.tick().await;
+                if self.pool.is_closed() {
+                    break;
+                }
+                match self.integrate_once().await {
+                    Ok(Integration::Integrated { old, new }) => {
+                        tracing::debug!(old, new, "transparency log checkpoint signed");
+                        if let Err(error) = self.publish(old, new).await {
+                            tracing::warn!(error = %error, "could not publish the log's tiles");
+                        }
+                        failing = false;
+                    }
+                    Ok(_) => failing = false,
+                    Err(error) => {
+                        // Once per outage, not every round.
+                        if !failing {
+                            tracing::warn!(error = %error, "transparency log integration failed");
+                        }
+                        failing = true;
+                    }
+                }
+            }
+        });
+    }
+
+    /// The latest signed checkpoint note; before the first integration, the empty tree's
+    /// (Ed25519 is deterministic: the very note the first round stores).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn checkpoint(&self) -> Result<String, LogError> {
+        match store::latest_checkpoint(&self.pool).await? {
+            Some(checkpoint) => Ok(checkpoint.note),
+            None => self.signer.sign_checkpoint(0, tlog_tiles::EMPTY_HASH),
+        }
+    }
+
+    /// A tile or entry bundle of the current tree: from the blob store, or built from
+    /// PostgreSQL (and stored) when missing there. `None` when the tree does not reach it.
+    ///
+    /// # Errors
+    /// When the database or the blob store fails.
+    pub async fn tile(&self, tile: TilePath) -> Result<Option<Bytes>, LogError> {
+        let size = store::latest_checkpoint(&self.pool)
+            .await?
+            .map_or(0, |c| to_u64(c.size));
+        if tile.min_tree_size().is_none_or(|needed| needed > size) {
+            return Ok(None);
+        }
+        let name = blob_name(tile);
+        if let Some(bytes) = self.blobs.get_named(&name).await? {
+            return Ok(Some(bytes));
+        }
+        let bytes = Bytes::from(self.build_tile(tile).await?);
+        if let Err(error) = self.blobs.put_named(&name, bytes.clone()).await {
+            tracing::warn!(error = %error, tile = %name, "could not store a rebuilt tile");
+        }
+        Ok(Some(bytes))
+    }
+
+    /// A record's inclusion proof against the latest checkpoint, or where it stands.
+    ///
+    /// # Errors
+    /// When the database fails or the stored hashes are incomplete.
+    pub async fn proof(&self, record_id: Uuid) -> Result<ProofState, LogError> {
+        let index = match store::position(&self.pool, record_id).await? {
+            (Some(index), _) => index,
+            (None, true) => return Ok(ProofState::Pending),
+            (None, false) => return Ok(ProofState::NotLogged),
+        };
+        let checkpoint = store::latest_checkpoint(&self.pool)
+            .await?
+            .ok_or(LogError::Tree(tlog_tiles::Error::IndexesNotInTree))?;
+        let (size, index) = (to_u64(checkpoint.size), to_u64(index));
+        let path = self
+            .with_hashes(|hashes| prove_record(size, index, hashes))
+            .await?;
+        Ok(ProofState::Integrated(InclusionProof {
+            index,
+            path,
+            checkpoint: checkpoint.note,
+        }))
+    }
+
+    /// A tile's bytes from PostgreSQL.
+    async fn build_tile(&self, tile: TilePath) -> Result<Vec<u8>, LogError> {
+        if let Some(hash_tile) = tile.hash_tile() {
+            return self.with_hashes(|hashes| hash_tile.read_data(hashes)).await;
+        }
+        let (start, end) = tile.entry_range();
+        let rows = store::entries(&self.pool, as_i64(start), as_i64(end)).await?;
+        if rows.len() as u64 != end - start {
+            return Err(LogError::Tree(tlog_tiles::Error::IndexesNotInTree));
+        }
+        let entries: Vec<Vec<u8>> = rows.into_iter().map(|row| row.entry).collect();
+        entry_bundle(&entries)
+    }
+
+    /// Runs `compute` on the stored hashes it reads (see [`super::hashes`]).
+    async fn with_hashes<T>(
+        &self,
+        compute: impl Fn(&StoredHashes) -> Result<T, tlog_tiles::Error>,
+    ) -> Result<T, LogError> {
+        let recorder = StoredHashes::recording();
+        compute(&recorder)?;
+        let hashes = store::hashes(&self.pool, &recorder.recorded()).await?;
+        Ok(compute(&known(hashes))?)
+    }
+}
+
+fn known(hashes: std::collections::HashMap<u64, [u8; 32]>) -> StoredHashes {
+    StoredHashes::Known(hashes.into_iter().map(|(i, h)| (i, Hash(h))).collect())
+}
+
+fn blob_name(tile: TilePath) -> String {
+    format!("{BLOB_PREFIX}{}", tile.path())
+}
+
+/// Indices and sizes are below 2^63 by the tables' types.
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
