@@ -40,6 +40,9 @@ pub struct TransparencyLogSettings {
     pub checkpoint_interval_ms: u64,
     /// Most pending entries one integration takes.
     pub batch_size: u32,
+    /// Longest a `POST /v1/generations` with `wait_for_log` waits for its records' checkpoint
+    /// before answering 503 `log_timeout` (the records are committed and logged regardless).
+    pub wait_timeout_ms: u64,
 }
 
 /// The C2PA Soft Binding Resolution API (`src/api/softbinding.rs`).

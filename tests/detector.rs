@@ -178,6 +178,13 @@ fn train_detector_then_evaluate_on_a_tiny_run() {
     assert!(card.threshold > 0.0 && card.threshold < 1.0);
     let training = card.training.as_ref().unwrap();
     assert_eq!((training.steps, training.real_validation_images), (3, 64));
+    // The threshold keeps the validation FPR at most 0.8% under each standard transform.
+    let fpr = &training.validation_fpr_by_transform;
+    assert_eq!(
+        fpr.keys().collect::<Vec<_>>(),
+        ["crop10%", "jpeg75", "resize0.5x"]
+    );
+    assert!(fpr.values().all(|f| *f <= 0.008), "{fpr:?}");
     let images = model.model.generate(1, &[0, 1]).unwrap();
     assert_eq!(detector.detect(MODEL, &images).unwrap().len(), 2);
 
@@ -244,6 +251,32 @@ fn train_detector_then_evaluate_on_a_tiny_run() {
     assert_eq!(detector_only.real_images, 40);
     assert_eq!(detector_only.detector.len(), 4);
     assert_eq!(detector_only.registry, evaluation.registry);
+
+    // Retraining drops the old weights' detector figures but keeps the registry's (they depend
+    // on the generator alone), so that `evaluate --detector --no-registry --write-card` follows.
+    hallmark(
+        models,
+        &[
+            "train-detector",
+            "--model",
+            MODEL,
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--validation",
+            "64",
+            "--real-limit",
+            "256",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    );
+    let card = ModelCard::load(&dir.join("model.toml")).unwrap();
+    let kept = card.detector.unwrap().evaluation.unwrap();
+    assert!(kept.detector.is_empty());
+    assert_eq!(kept.registry, evaluation.registry);
 
     // The detector records the generator it was trained against; with other generator
     // weights it is stale and refused.

@@ -13,11 +13,11 @@
 //! is available the test fails, unless `HALLMARK_FAULT_SKIP_DISK_FULL=1` says to skip it.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,12 +27,14 @@ use rand_chacha::ChaCha8Rng;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sqlx::migrate::MigrateDatabase;
 use sqlx::PgPool;
 
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/hallmark";
-/// Longest wait for `/readyz` after a start: a guard against a hang, not a performance check.
-const READY_LIMIT: Duration = Duration::from_secs(120);
+#[allow(dead_code)]
+#[path = "support/serve.rs"]
+mod serve;
+
+use serve::{Env, Server, TestDb, READY_LIMIT};
+
 const CLIENTS: usize = 8;
 
 /// The two tests share two CPU cores in CI; one at a time keeps the figures meaningful.
@@ -722,216 +724,6 @@ impl Drop for Tmpfs {
 
 // ---------------------------------------------------------------------------------------------
 // Shared pieces
-
-/// A database of its own on the server `DATABASE_URL` names; dropped at the end (best effort).
-struct TestDb {
-    url: String,
-}
-
-impl TestDb {
-    fn new() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "hallmark_faults_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
-        let (base, query) = match base.split_once('?') {
-            Some((base, query)) => (base.to_owned(), format!("?{query}")),
-            None => (base, String::new()),
-        };
-        let authority = base.find("://").map_or(0, |i| i + 3);
-        let server = base[authority..]
-            .find('/')
-            .map_or(base.as_str(), |i| &base[..authority + i]);
-        Self {
-            url: format!("{server}/{name}{query}"),
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        // Its own thread and runtime: drop may run inside (or after) the test's runtime.
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?
-                .block_on(sqlx::Postgres::force_drop_database(&url))
-                .map_err(|e| e.to_string())
-        })
-        .join();
-        if let Ok(Err(error)) = dropped {
-            eprintln!("faults: could not drop the test database: {error}");
-        }
-    }
-}
-
-/// How the binary is run: a private database and data directory, the shipped model on the CPU,
-/// nothing inherited from the caller's HALLMARK settings.
-struct Env {
-    binary: PathBuf,
-    /// Holds the binary's pinned copy.
-    _pin: Option<tempfile::TempDir>,
-    database_url: String,
-    data_dir: PathBuf,
-    log: PathBuf,
-}
-
-impl Env {
-    fn new(database_url: &str, data_dir: &Path) -> Self {
-        let (binary, pin) = pin_binary();
-        Self {
-            binary,
-            _pin: pin,
-            database_url: database_url.to_owned(),
-            data_dir: data_dir.to_path_buf(),
-            log: data_dir.join("serve.log"),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.binary);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("HALLMARK_") {
-                command.env_remove(name);
-            }
-        }
-        command
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env("HALLMARK__DATABASE__URL", &self.database_url)
-            .env("HALLMARK__STORAGE__DATA_DIR", &self.data_dir)
-            .env(
-                "HALLMARK__MODEL__DIR",
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
-            )
-            .env("HALLMARK__MODEL__DEVICE", "cpu")
-            .env("HALLMARK__LOG__LEVEL", "warn")
-            .env("HALLMARK__SERVER__WORKERS", "2")
-            // The checks read hundreds of records from one address.
-            .env("HALLMARK__API__PUBLIC_RATE_PER_S", "100000")
-            .env("HALLMARK__API__PUBLIC_BURST", "100000")
-            .stdin(Stdio::null());
-        command
-    }
-
-    /// Runs a command to completion; its stdout, or a failed test.
-    fn ok(&self, args: &[&str]) -> String {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = self.command(args).output().unwrap();
-        assert!(
-            status.success(),
-            "hallmark {args:?}: {status}: {}",
-            String::from_utf8_lossy(&stderr)
-        );
-        String::from_utf8(stdout).unwrap()
-    }
-
-    /// Starts `hallmark serve` on a free port and waits until `/readyz` answers 200.
-    async fn serve(&self) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = self
-            .command(&["serve"])
-            .env("HALLMARK__SERVER__PORT", port.to_string())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("hallmark serve starts");
-        let mut server = Server {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
-        let started = Instant::now();
-        loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!(
-                    "hallmark serve exited before ready: {status}{}",
-                    self.log_tail()
-                );
-            }
-            let ready = client.get(server.url("/readyz")).send().await;
-            if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
-                return server;
-            }
-            assert!(
-                started.elapsed() < READY_LIMIT,
-                "hallmark serve not ready within {READY_LIMIT:?}{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The end of the service's log, for failure messages.
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let start = log.len().saturating_sub(4000);
-        let start = (start..log.len())
-            .find(|&i| log.is_char_boundary(i))
-            .unwrap_or(log.len());
-        format!("\n--- serve log (end) ---\n{}", &log[start..])
-    }
-}
-
-/// A hard link to the built binary, so that every start in one test runs the same build even
-/// when a concurrent `cargo build` or `cargo test` replaces `target/debug/hallmark` meanwhile
-/// (init with one build and serve with another fails on the migrations). The path itself where
-/// no link can be made.
-fn pin_binary() -> (PathBuf, Option<tempfile::TempDir>) {
-    let built = Path::new(env!("CARGO_BIN_EXE_hallmark"));
-    let Ok(dir) = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")) else {
-        return (built.to_path_buf(), None);
-    };
-    let pinned = dir.path().join("hallmark");
-    match std::fs::hard_link(built, &pinned) {
-        Ok(()) => (pinned, Some(dir)),
-        Err(_) => (built.to_path_buf(), None),
-    }
-}
-
-/// A running `hallmark serve`, killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-
-    /// SIGKILL, and reap it.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// `<blobs>/sha256/<hex[0..2]>/<hex[2..4]>/<hex>` (src/store/blobs.rs).
 fn blob_path(blobs_dir: &Path, hex: &str) -> PathBuf {

@@ -1,11 +1,16 @@
 //! The transparency log end to end: the real app on port 0 against a fresh database per test,
 //! checked by an independent verifier written in Python from the specifications
 //! (`tests/independent/verify_tlog.py`), the pending → integrated answers, `hallmark log
-//! verify` catching a deleted and an edited record, and two sequencers on one database.
+//! verify` catching a deleted and an edited record, two sequencers on one database,
+//! `wait_for_log`, `hallmark log monitor` over HTTP, and the real `hallmark serve` killed with
+//! SIGKILL while it integrates.
 
 #[allow(dead_code)]
 #[path = "api/helpers.rs"]
 mod helpers;
+#[allow(dead_code)]
+#[path = "support/serve.rs"]
+mod serve;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -516,4 +521,467 @@ async fn two_sequencers_on_one_database_make_one_log(pool: PgPool) {
         "{:?}",
         report.problems.iter().rev().take(3).collect::<Vec<_>>()
     );
+}
+
+#[sqlx::test]
+async fn wait_for_log_answers_with_checked_proofs_or_log_timeout(pool: PgPool) {
+    let app = fast_log_app(pool).await;
+    let key = app.key(Role::Generator).await;
+    let vkey = LogSigner::new(
+        &app.settings.transparency_log.origin,
+        load_log_key(&app.settings.storage.keys_dir()).unwrap(),
+    )
+    .unwrap()
+    .verifier_key();
+    let origin = app.settings.transparency_log.origin.clone();
+
+    // By default the answer says nothing of the log.
+    let response = app.generate(&key, json!({ "count": 1, "seed": 1 })).await;
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["images"][0].get("log_index").is_none(), "{body}");
+    assert!(body["images"][0].get("log_proof").is_none(), "{body}");
+
+    let response = app
+        .generate(&key, json!({ "count": 3, "seed": 2, "wait_for_log": true }))
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let images = body["images"].as_array().unwrap();
+    assert_eq!(images.len(), 3);
+    let mut indices = Vec::new();
+    for image in images {
+        let id: Uuid = image["id"].as_str().unwrap().parse().unwrap();
+        let proof = InclusionProof::parse(image["log_proof"].as_str().unwrap()).unwrap();
+        assert_eq!(image["log_index"].as_u64(), Some(proof.index), "{image}");
+        let record = hallmark::store::records::by_id(&app.pool, id)
+            .await
+            .unwrap()
+            .unwrap();
+        let checkpoint = proof
+            .check(&hallmark::tlog::entry(&record), &vkey, &origin)
+            .unwrap();
+        assert!(checkpoint.size > proof.index);
+        assert_eq!(
+            app.get_json(&format!("/v1/records/{id}")).await["log_index"],
+            proof.index,
+            "the proof names the record's index"
+        );
+        indices.push(proof.index);
+    }
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), 3);
+
+    // The image bytes answer carries the index in a header.
+    let response = app
+        .client
+        .post(app.url("/v1/generations"))
+        .bearer_auth(&key)
+        .header("Accept", "image/png")
+        .json(&json!({ "count": 1, "seed": 3, "wait_for_log": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-hallmark-record-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let index: u64 = response.headers()["x-hallmark-log-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        app.get_json(&format!("/v1/records/{id}")).await["log_index"],
+        index
+    );
+
+    // A wrong type is refused like any other field's.
+    let response = app
+        .generate(&key, json!({ "count": 1, "wait_for_log": "yes" }))
+        .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(error_code(response).await, "invalid_body");
+}
+
+#[sqlx::test]
+async fn wait_for_log_times_out_with_503_and_the_record_committed(pool: PgPool) {
+    let app = spawn_app_with(pool, |s| {
+        s.transparency_log.checkpoint_interval_ms = 3_600_000;
+        s.transparency_log.wait_timeout_ms = 300;
+    })
+    .await;
+    let key = app.key(Role::Generator).await;
+    let started = Instant::now();
+    let response = app
+        .generate(&key, json!({ "count": 2, "seed": 4, "wait_for_log": true }))
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "3600");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "log_timeout");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("committed"), "{message}");
+    let records: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM log_pending")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        (records, pending),
+        (2, 2),
+        "committed and queued for the log"
+    );
+}
+
+/// Generates single images with `wait_for_log` off until `stop` is set; the record ids answered
+/// with success.
+async fn generate_until(
+    url: String,
+    key: String,
+    first_seed: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut acked = Vec::new();
+    let mut seed = first_seed;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        seed += 1;
+        let sent = client
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&json!({ "count": 2, "seed": seed }))
+            .send()
+            .await;
+        let Ok(response) = sent else {
+            // The kill: connection refused or reset.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        if response.status() != StatusCode::CREATED {
+            continue;
+        }
+        let Ok(body) = response.json::<serde_json::Value>().await else {
+            continue;
+        };
+        for image in body["images"].as_array().unwrap() {
+            acked.push(image["id"].as_str().unwrap().to_owned());
+        }
+    }
+    acked
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_integrating_loses_and_duplicates_no_entry() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let db = serve::TestDb::new();
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut env = serve::Env::new(&db.url, data_dir.path());
+    // Small, frequent integrations: the kill lands between, or inside, many of them.
+    env.set("HALLMARK__TRANSPARENCY_LOG__CHECKPOINT_INTERVAL_MS", "50");
+    env.set("HALLMARK__TRANSPARENCY_LOG__BATCH_SIZE", "3");
+    env.ok(&["init"]);
+    let key = env.ok(&["keys", "create", "--role", "generator", "--name", "tlog"]);
+    let key = key.trim().to_owned();
+    let vkey = env.ok(&["log", "key"]).trim().to_owned();
+    let pool = PgPool::connect(&db.url).await.unwrap();
+
+    let mut server = env.serve().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = tokio::spawn(generate_until(
+        server.url("/v1/generations"),
+        key.clone(),
+        0,
+        Arc::clone(&stop),
+    ));
+    // Kill once entries have been integrated and more wait for the sequencer.
+    let started = Instant::now();
+    loop {
+        let integrated = count(&pool, "SELECT count(*) FROM log_entries").await;
+        let pending = count(&pool, "SELECT count(*) FROM log_pending").await;
+        if integrated >= 6 && pending > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no integration under load{}",
+            env.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.kill();
+    let (old_size, old_root): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT size, root FROM log_checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+
+    // The same database and data directory (on another port: the first client stops there).
+    server = env.serve().await;
+    stop.store(true, Ordering::SeqCst);
+    let mut acked = client.await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = tokio::spawn(generate_until(
+        server.url("/v1/generations"),
+        key.clone(),
+        1_000_000,
+        Arc::clone(&stop),
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    acked.extend(client.await.unwrap());
+
+    // Everything pending integrated, and published.
+    let started = Instant::now();
+    let latest = loop {
+        let pending = count(&pool, "SELECT count(*) FROM log_pending").await;
+        let latest: Option<(i64, String)> =
+            sqlx::query_as("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1")
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+        let published = std::fs::read_to_string(data_dir.path().join("blobs/log/checkpoint")).ok();
+        if let Some(latest) =
+            latest.filter(|(_, note)| pending == 0 && published.as_deref() == Some(note.as_str()))
+        {
+            break latest;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the log never caught up{}",
+            env.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (size, _) = &latest;
+    let size = u64::try_from(*size).unwrap();
+    assert!(size > u64::try_from(old_size).unwrap(), "the log went on");
+    println!(
+        "tlog: killed with a checkpoint of {old_size} entries; {size} after the restart, {} answered",
+        acked.len()
+    );
+    let response = reqwest::get(server.url("/log/checkpoint")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), latest.1);
+
+    // Every committed record has exactly one entry, indices 0..n without a gap; every answered
+    // record is among them.
+    let records = count(&pool, "SELECT count(*) FROM records").await;
+    assert_eq!(u64::try_from(records).unwrap(), size);
+    let indices: Vec<i64> = sqlx::query_scalar("SELECT idx FROM log_entries ORDER BY idx")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(indices, (0..records).collect::<Vec<i64>>(), "no gap");
+    let unlogged = count(
+        &pool,
+        "SELECT count(*) FROM records r WHERE NOT EXISTS
+           (SELECT 1 FROM log_entries e WHERE e.record_id = r.id)",
+    )
+    .await;
+    assert_eq!(
+        unlogged, 0,
+        "every record logged (entries' record ids are unique)"
+    );
+    let logged: std::collections::HashSet<String> =
+        sqlx::query_scalar::<_, Uuid>("SELECT record_id FROM log_entries")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect();
+    assert!(!acked.is_empty());
+    assert!(acked.iter().all(|id| logged.contains(id)));
+
+    // The checkpoint signed before the kill is a prefix of the new one.
+    let hashes: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT idx, hash FROM log_hashes")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let mut known = hallmark::tlog::hashes::StoredHashes::Known(Default::default());
+    for (index, hash) in hashes {
+        known.insert(
+            u64::try_from(index).unwrap(),
+            tlog_tiles::Hash(hash.try_into().unwrap()),
+        );
+    }
+    let old_size = u64::try_from(old_size).unwrap();
+    let root = tlog_tiles::tree_hash(size, &known).unwrap();
+    let proof = tlog_tiles::prove_tree(size, old_size, &known).unwrap();
+    tlog_tiles::check_tree(
+        &proof,
+        size,
+        root,
+        old_size,
+        tlog_tiles::Hash(old_root.try_into().unwrap()),
+    )
+    .expect("the checkpoint before the kill is consistent with the latest");
+    let mut settings = Settings::load(None).unwrap();
+    settings.storage.data_dir = data_dir.path().to_path_buf();
+    let report = audit(&pool, &vkey, &settings.transparency_log.origin)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.entries, size);
+    let verify = env.ok(&["log", "verify", "--key", &vkey]);
+    assert!(verify.ends_with("OK\n"), "{verify}");
+
+    // Every published tile is the one PostgreSQL makes, and the latest tree's are all there.
+    let mut fresh = settings.clone();
+    let rebuilt = tempfile::tempdir().unwrap();
+    fresh.storage.data_dir = rebuilt.path().to_path_buf();
+    let signer = LogSigner::new(
+        &settings.transparency_log.origin,
+        load_log_key(&settings.storage.keys_dir()).unwrap(),
+    )
+    .unwrap();
+    let from_postgres = Log::new(
+        pool.clone(),
+        Blobs::from_settings(&fresh.storage).unwrap(),
+        signer,
+        &settings.transparency_log,
+    );
+    let published_dir = data_dir.path().join("blobs/log");
+    let mut files = vec![published_dir.join("tile")];
+    let mut checked = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let relative = path.strip_prefix(&published_dir).unwrap().to_str().unwrap();
+        let tile = hallmark::tlog::TilePath::parse(relative).unwrap();
+        let expected = from_postgres.tile(tile).await.unwrap().unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            expected.as_ref(),
+            "{relative}"
+        );
+        checked += 1;
+    }
+    for tile in hallmark::tlog::tiles::new_tiles(0, size) {
+        assert!(
+            published_dir.join(tile.path()).is_file(),
+            "{} missing",
+            tile.path()
+        );
+    }
+    assert!(checked >= 2);
+    drop(server);
+}
+
+/// `hallmark log monitor` against `app`, off the runtime.
+async fn monitor(app: &TestApp, vkey: &str, state: &std::path::Path, records: &[String]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hallmark"));
+    command
+        .args([
+            "log",
+            "monitor",
+            &app.address,
+            "--key",
+            vkey,
+            "--once",
+            "--state",
+        ])
+        .arg(state);
+    for id in records {
+        command.arg("--record").arg(id);
+    }
+    run_off_the_runtime(command).await
+}
+
+#[sqlx::test]
+async fn log_monitor_checks_signature_consistency_and_inclusion_over_http(pool: PgPool) {
+    let app = fast_log_app(pool).await;
+    let key = app.key(Role::Generator).await;
+    let signer = LogSigner::new(
+        &app.settings.transparency_log.origin,
+        load_log_key(&app.settings.storage.keys_dir()).unwrap(),
+    )
+    .unwrap();
+    let vkey = signer.verifier_key();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("checkpoint");
+
+    // 300 entries first, so proofs span a full tile, a partial one and a level-1 tile.
+    hand_over_synthetic(&app.pool, 300).await;
+    let first = generate(&app, &key, 2, 31).await;
+    wait_for_proofs(&app, &first).await;
+    let output = monitor(&app, &vkey, &state, &first).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("checkpoint hallmark.example.org/log 302: signature OK"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("record {}: included at index 300", first[0])),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("OK\n"), "{stdout}");
+    let seen = std::fs::read_to_string(&state).unwrap();
+
+    let second = generate(&app, &key, 3, 32).await;
+    wait_for_proofs(&app, &second).await;
+    let output = monitor(&app, &vkey, &state, &second).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("checkpoint 302 -> 305: consistent"),
+        "{stdout}"
+    );
+
+    // A checkpoint seen before that the log does not extend: a fork, or a rollback.
+    assert!(
+        seen.starts_with("hallmark.example.org/log\n302\n"),
+        "{seen}"
+    );
+    for (size, what) in [
+        (302, "not consistent"),
+        (305, "different roots"),
+        (400, "shrank"),
+    ] {
+        let note = signer
+            .sign_checkpoint(size, tlog_tiles::Hash([7; 32]))
+            .unwrap();
+        std::fs::write(&state, note).unwrap();
+        let output = monitor(&app, &vkey, &state, &[]).await;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!output.status.success(), "{size}");
+        assert!(stderr.contains(what), "{size}: {stderr}");
+    }
+
+    // Another key's checkpoints, and a record the log does not have.
+    std::fs::remove_file(&state).unwrap();
+    let other = LogSigner::new(
+        &app.settings.transparency_log.origin,
+        ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+    )
+    .unwrap();
+    let output = monitor(&app, &other.verifier_key(), &state, &[]).await;
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not verify"));
+    let output = monitor(&app, &vkey, &state, &[Uuid::now_v7().to_string()]).await;
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("404"));
 }

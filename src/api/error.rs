@@ -97,6 +97,7 @@ error_codes! {
     DATABASE_UNAVAILABLE = ("database_unavailable", 503, "PostgreSQL does not answer");
     MODEL_UNAVAILABLE = ("model_unavailable", 503, "the model thread has stopped");
     MODEL_TIMEOUT = ("model_timeout", 503, "the request waited too long for the model");
+    LOG_TIMEOUT = ("log_timeout", 503, "wait_for_log: no checkpoint included the records within transparency_log.wait_timeout_ms (they are committed and will be logged)");
     DETECTOR_UNAVAILABLE = ("detector_unavailable", 503, "the served model has no detector");
     STORAGE_FULL = ("storage_full", 503, "the image store's disk is full");
     SERVER_BUSY = ("server_busy", 503, "the upload memory budget is spent");

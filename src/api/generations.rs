@@ -1,6 +1,7 @@
 use actix_web::http::header::{self, ContentType};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
+use std::time::Duration;
 use uuid::Uuid;
 
 use super::auth::Authenticated;
@@ -8,6 +9,7 @@ use super::AppState;
 use crate::api::error::{code, ApiError};
 use crate::generation::{Generated, GenerationRequest};
 use crate::store::api_keys::Role;
+use crate::tlog::proof::InclusionProof;
 
 /// One generated image as listed in the JSON answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -28,6 +30,13 @@ pub struct GeneratedImage {
     pub phash: String,
     pub manifest_id: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The record's index in the transparency log; with `wait_for_log` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
+    /// The record's offline inclusion proof (c2sp.org/tlog-proof@v1 text, as
+    /// `GET /v1/records/{id}/proof` serves it); with `wait_for_log` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_proof: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -54,6 +63,8 @@ impl From<&Generated> for GeneratedImage {
             phash: format!("{:016x}", crate::fingerprint::phash_from_db(f.phash)),
             manifest_id: f.manifest_id.clone(),
             created_at: f.created_at,
+            log_index: None,
+            log_proof: None,
         }
     }
 }
@@ -76,14 +87,14 @@ fn wants_bytes(req: &HttpRequest) -> bool {
     path = "/v1/generations",
     request_body = GenerationRequest,
     responses(
-        (status = 201, description = "Images generated, signed and registered", body = GenerationResponse),
-        (status = 200, description = "With `Accept: image/png|image/jpeg` and count 1: the signed image bytes"),
+        (status = 201, description = "Images generated, signed and registered (with `wait_for_log`: and included in a signed checkpoint of the transparency log, each image with its `log_index` and `log_proof`)", body = GenerationResponse),
+        (status = 200, description = "With `Accept: image/png|image/jpeg` and count 1: the signed image bytes (with `wait_for_log`: and an `X-Hallmark-Log-Index` header)"),
         (status = 400, description = "Invalid body (codes: invalid_count, invalid_quality, invalid_body, malformed_json)"),
         (status = 401, description = "Missing, unknown or revoked key"),
         (status = 403, description = "Key without the generator role"),
         (status = 404, description = "unknown_model"),
         (status = 429, description = "queue_full: retry after Retry-After seconds"),
-        (status = 503, description = "database_unavailable, model_timeout or storage_full"),
+        (status = 503, description = "database_unavailable, model_timeout or storage_full; log_timeout with `wait_for_log` past `transparency_log.wait_timeout_ms` (the records are committed: fetch their proofs later)"),
     ),
     security(("api_key" = []))
 )]
@@ -106,16 +117,30 @@ pub async fn create(
     }
     let (generated, times) = service.generate(spec, Some(caller.key_id)).await?;
     let timing = ("Server-Timing", super::server_timing(&times.stages()));
+    let proofs = if body.wait_for_log {
+        Some(wait_for_log(&state, &generated).await?)
+    } else {
+        None
+    };
     if raw {
         let image = &generated[0];
         let id = image.record.fields.id;
-        return Ok(HttpResponse::Ok()
+        let mut response = HttpResponse::Ok();
+        response
             .content_type(image.format.mime())
             .insert_header((header::ETAG, etag(&image.record.fields.file_sha256)))
             .insert_header(("X-Hallmark-Record-Id", id.to_string()))
             .insert_header(timing)
-            .insert_header((header::LOCATION, format!("/v1/images/{id}")))
-            .body(image.bytes.clone()));
+            .insert_header((header::LOCATION, format!("/v1/images/{id}")));
+        if let Some(proof) = proofs.as_ref().and_then(|proofs| proofs.first()) {
+            response.insert_header(("X-Hallmark-Log-Index", proof.index.to_string()));
+        }
+        return Ok(response.body(image.bytes.clone()));
+    }
+    let mut images: Vec<GeneratedImage> = generated.iter().map(GeneratedImage::from).collect();
+    for (image, proof) in images.iter_mut().zip(proofs.iter().flatten()) {
+        image.log_index = Some(proof.index);
+        image.log_proof = Some(proof.to_text());
     }
     Ok(HttpResponse::Created()
         .insert_header(timing)
@@ -124,8 +149,36 @@ pub async fn create(
             model: info.name.clone(),
             model_version: info.version.clone(),
             seed: spec.seed,
-            images: generated.iter().map(GeneratedImage::from).collect(),
+            images,
         }))
+}
+
+/// Waits (up to `transparency_log.wait_timeout_ms`) until a signed checkpoint includes every
+/// generated record; their inclusion proofs, in order.
+///
+/// # Errors
+/// 503 `log_timeout` with `Retry-After` when the wait runs out (the records are committed and
+/// stay in the log's queue); the log's own errors.
+async fn wait_for_log(
+    state: &AppState,
+    generated: &[Generated],
+) -> Result<Vec<InclusionProof>, ApiError> {
+    let settings = &state.settings.transparency_log;
+    let ids: Vec<Uuid> = generated.iter().map(|g| g.record.fields.id).collect();
+    let timeout = Duration::from_millis(settings.wait_timeout_ms);
+    if let Some(proofs) = state.log.wait_for_proofs(&ids, timeout).await? {
+        return Ok(proofs);
+    }
+    let listed: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    Err(ApiError::new(
+        code::LOG_TIMEOUT,
+        format!(
+            "no checkpoint of the transparency log included the records within {} ms; they are committed and will be logged: fetch /v1/records/{{id}}/proof later for {}",
+            settings.wait_timeout_ms,
+            listed.join(", ")
+        ),
+    )
+    .retry_after(settings.checkpoint_interval_ms.div_ceil(1000).max(1)))
 }
 
 pub fn etag(file_sha256: &[u8]) -> String {

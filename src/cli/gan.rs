@@ -375,6 +375,9 @@ pub fn train_detector(settings: &Settings, args: TrainDetectorArgs) -> anyhow::R
             t.validation_tpr * 100.0,
             card.threshold
         );
+        for (transform, fpr) in &t.validation_fpr_by_transform {
+            println!("  validation FPR under {transform}: {:.2}%", fpr * 100.0);
+        }
     }
     println!(
         "calibration p = sigmoid({:.4} * logit + {:.4}); domain: border {:?}, mean {:?}, std {:?}; validation images out of domain: real {:.2}%, generated {:.2}%",

@@ -1,9 +1,11 @@
-//! The transparency log's tools: `log verify`, `log proof`, `log key`, `log backfill`.
+//! The transparency log's tools: `log verify`, `log proof`, `log key`, `log backfill`, and
+//! `log monitor` (of any log served over HTTP; it needs neither the database nor the keys).
 
 use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::store;
+use crate::tlog::monitor::Monitor;
 use crate::tlog::{audit, Log, ProofState};
 
 #[derive(Debug, clap::Subcommand)]
@@ -27,6 +29,27 @@ pub enum LogCommand {
     /// Hand the records made before the log to it (they join at its end, in creation order,
     /// with the next checkpoints). Safe to run again, and with the service running.
     Backfill,
+    /// Watch a log served over HTTP: check its checkpoint's signature with the pinned key, its
+    /// consistency (through hash tiles it fetches) with the last checkpoint seen (kept in
+    /// `--state`), and each `--record`'s inclusion. Exit 1 on any inconsistency.
+    Monitor {
+        /// The service's base URL, e.g. `https://hallmark.example.org`.
+        url: String,
+        /// The log's C2SP verifier key (`origin+keyid+base64`), pinned out of band.
+        #[arg(long)]
+        key: String,
+        /// A file holding the last checkpoint seen (created when missing).
+        #[arg(long)]
+        state: Option<std::path::PathBuf>,
+        /// A record whose inclusion to check (repeatable).
+        #[arg(long = "record")]
+        records: Vec<Uuid>,
+        /// One round, then exit; otherwise a round every `--interval-s` seconds until a problem.
+        #[arg(long)]
+        once: bool,
+        #[arg(long, default_value_t = 60)]
+        interval_s: u64,
+    },
 }
 
 /// `hallmark log ...`.
@@ -35,11 +58,32 @@ pub enum LogCommand {
 /// When the database or the keys cannot be read, the audit finds a problem, or the record has
 /// no proof yet.
 pub async fn run(settings: &Settings, command: LogCommand) -> anyhow::Result<()> {
-    let pool = store::lazy_pool(&settings.database)?;
-    let blobs = store::blobs::Blobs::from_settings(&settings.storage)?;
-    let log = Log::from_settings(settings, pool.clone(), blobs)?;
+    // The monitor needs neither the database nor the keys: it may run anywhere.
+    let open = || -> anyhow::Result<(sqlx::PgPool, Log)> {
+        let pool = store::lazy_pool(&settings.database)?;
+        let blobs = store::blobs::Blobs::from_settings(&settings.storage)?;
+        let log = Log::from_settings(settings, pool.clone(), blobs)?;
+        Ok((pool, log))
+    };
     match command {
+        LogCommand::Monitor {
+            url,
+            key,
+            state,
+            records,
+            once,
+            interval_s,
+        } => {
+            let monitor = Monitor {
+                base: url.trim_end_matches('/').to_owned(),
+                verifier_key: key,
+                state,
+                records,
+            };
+            watch(&monitor, once, interval_s).await
+        }
         LogCommand::Verify { key } => {
+            let (pool, log) = open()?;
             let key = key.unwrap_or_else(|| log.signer().verifier_key());
             let report = audit::audit(&pool, &key, &settings.transparency_log.origin).await?;
             for problem in &report.problems {
@@ -59,7 +103,7 @@ pub async fn run(settings: &Settings, command: LogCommand) -> anyhow::Result<()>
             println!("OK");
             Ok(())
         }
-        LogCommand::Proof { record_id } => match log.proof(record_id).await? {
+        LogCommand::Proof { record_id } => match open()?.1.proof(record_id).await? {
             ProofState::Integrated(proof) => {
                 print!("{}", proof.to_text());
                 Ok(())
@@ -70,6 +114,7 @@ pub async fn run(settings: &Settings, command: LogCommand) -> anyhow::Result<()>
             ProofState::NotLogged => anyhow::bail!("record {record_id} is not in the log"),
         },
         LogCommand::Backfill => {
+            let (_, log) = open()?;
             let mut total = 0;
             loop {
                 match log.backfill_once().await? {
@@ -83,8 +128,25 @@ pub async fn run(settings: &Settings, command: LogCommand) -> anyhow::Result<()>
             Ok(())
         }
         LogCommand::Key => {
-            println!("{}", log.signer().verifier_key());
+            println!("{}", open()?.1.signer().verifier_key());
             Ok(())
         }
+    }
+}
+
+/// Runs monitor rounds: one with `once`, else one every `interval_s` seconds until one fails.
+async fn watch(monitor: &Monitor, once: bool, interval_s: u64) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    loop {
+        for line in monitor.round(&client).await? {
+            println!("{line}");
+        }
+        println!("OK");
+        if once {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(interval_s.max(1))).await;
     }
 }

@@ -238,6 +238,10 @@ pub struct DetectorTraining {
     /// Validation real images called synthetic at the threshold, clean and augmented.
     pub validation_fpr_clean: f64,
     pub validation_fpr_augmented: f64,
+    /// Validation real images called synthetic under each standard transform (`jpeg75`,
+    /// `resize0.5x`, `crop10%`), each at most 0.8% by the threshold rule.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub validation_fpr_by_transform: std::collections::BTreeMap<String, f64>,
     /// Validation generated images called synthetic at the threshold (clean and augmented).
     pub validation_tpr: f64,
     /// The generators of the generated images (`own:<model>`, `zoo:<member>`) and how many

@@ -56,6 +56,12 @@ pub struct GenerationRequest {
     pub format: OutputFormat,
     /// JPEG quality 1..=100 (default 90); not allowed for PNG.
     pub quality: Option<u8>,
+    /// Answer only once a signed checkpoint of the transparency log includes every image's
+    /// record, with each image's `log_index` and c2sp.org/tlog-proof@v1 `log_proof` (default
+    /// `false`: answer as soon as the records commit). Bounded by
+    /// `transparency_log.wait_timeout_ms`.
+    #[serde(default)]
+    pub wait_for_log: bool,
 }
 
 fn default_format() -> OutputFormat {

@@ -39,6 +39,7 @@
 
 pub mod audit;
 pub mod hashes;
+pub mod monitor;
 pub mod note;
 pub mod proof;
 pub mod sequencer;

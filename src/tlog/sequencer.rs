@@ -52,6 +52,8 @@ pub struct Log {
     signer: LogSigner,
     interval: Duration,
     batch_size: i64,
+    /// Fired after each integration this log commits (see [`Log::wait_for_proofs`]).
+    integrated: tokio::sync::Notify,
 }
 
 impl Log {
@@ -83,6 +85,7 @@ impl Log {
             signer,
             interval: Duration::from_millis(settings.checkpoint_interval_ms.max(1)),
             batch_size: i64::from(settings.batch_size.max(1)),
+            integrated: tokio::sync::Notify::new(),
         }
     }
 
@@ -129,6 +132,7 @@ impl Log {
         };
         store::integrate(&mut tx, as_i64(old), &pending, &new_hashes, &checkpoint).await?;
         tx.commit().await?;
+        self.integrated.notify_waiters();
         Ok(Integration::Integrated { old, new })
     }
 
@@ -288,6 +292,58 @@ impl Log {
             path,
             checkpoint: checkpoint.note,
         }))
+    }
+
+    /// Waits until a checkpoint includes every record of `ids` (in order), then answers their
+    /// inclusion proofs; `None` when `timeout` passes first. Wakes after each integration this
+    /// log commits, and every `checkpoint_interval_ms` besides (another replica's sequencer may
+    /// integrate them): no busy loop. A record never handed to the log waits out the timeout.
+    ///
+    /// # Errors
+    /// When the database fails or the stored hashes are incomplete.
+    pub async fn wait_for_proofs(
+        &self,
+        ids: &[Uuid],
+        timeout: Duration,
+    ) -> Result<Option<Vec<InclusionProof>>, LogError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut proofs = Vec::with_capacity(ids.len());
+        loop {
+            // Registered before looking, so an integration in between is not missed.
+            let notified = self.integrated.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.prove_next(ids, &mut proofs).await? {
+                return Ok(Some(proofs));
+            }
+            let wake = (tokio::time::Instant::now() + self.interval).min(deadline);
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(wake) => {
+                    if wake == deadline {
+                        // One last look: the deadline may have met an integration.
+                        let done = self.prove_next(ids, &mut proofs).await?;
+                        return Ok(done.then_some(proofs));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds to `proofs` those of the records of `ids` after it, in order, until one is not
+    /// integrated yet; whether all are.
+    async fn prove_next(
+        &self,
+        ids: &[Uuid],
+        proofs: &mut Vec<InclusionProof>,
+    ) -> Result<bool, LogError> {
+        while let Some(&id) = ids.get(proofs.len()) {
+            match self.proof(id).await? {
+                ProofState::Integrated(proof) => proofs.push(proof),
+                ProofState::Pending | ProofState::NotLogged => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// A tile's bytes from PostgreSQL.
