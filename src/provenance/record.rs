@@ -206,11 +206,12 @@ pub fn verify_record(record: &Record, key: &VerifyingKey) -> Result<(), RecordEr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand_core::OsRng;
 
-    fn fields(key: &SigningKey) -> RecordFields {
+    /// Signed fields of a made-up record, for tests here and in other modules.
+    pub(crate) fn fields(key: &SigningKey) -> RecordFields {
         RecordFields {
             id: Uuid::new_v4(),
             created_at: now_micros(),

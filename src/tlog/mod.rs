@@ -96,29 +96,13 @@ pub fn entry_record_id(entry: &[u8]) -> Option<Uuid> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provenance::record::{now_micros, sign_record, RecordFields, CURRENT_ENCODING};
+    use crate::provenance::record::sign_record;
     use ed25519_dalek::SigningKey;
     use rand_core::OsRng;
 
-    pub(crate) fn record() -> Record {
+    fn record() -> Record {
         let key = SigningKey::generate(&mut OsRng);
-        let fields = RecordFields {
-            id: Uuid::now_v7(),
-            created_at: now_micros(),
-            model: "fashion-dcgan32".into(),
-            model_version: "1".into(),
-            seed: 7,
-            format: "png".into(),
-            width: 32,
-            height: 32,
-            file_sha256: vec![1; 32],
-            pixel_sha256: vec![2; 32],
-            phash: 3,
-            manifest_id: "urn:c2pa:00000000-0000-4000-8000-000000000000".into(),
-            signing_key_id: crate::provenance::key_id(&key.verifying_key()),
-            api_key_id: Some(Uuid::now_v7()),
-            encoding: CURRENT_ENCODING,
-        };
+        let fields = crate::provenance::record::tests::fields(&key);
         Record {
             signature: sign_record(&fields, &key).unwrap(),
             fields,
