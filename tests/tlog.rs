@@ -34,21 +34,6 @@ async fn fast_log_app(pool: PgPool) -> TestApp {
     spawn_app_with(pool, |s| s.transparency_log.checkpoint_interval_ms = 100).await
 }
 
-/// Generates `count` images; their record ids.
-async fn generate(app: &TestApp, key: &str, count: u32, seed: u64) -> Vec<String> {
-    let response = app
-        .generate(key, json!({ "count": count, "seed": seed }))
-        .await;
-    assert_eq!(response.status(), 201);
-    let body: serde_json::Value = response.json().await.unwrap();
-    body["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|image| image["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Waits until every record's proof is served (200); panics after 30 s.
 async fn wait_for_proofs(app: &TestApp, ids: &[String]) {
     let started = Instant::now();
@@ -122,14 +107,14 @@ async fn an_independent_verifier_checks_tiles_roots_inclusion_and_consistency(po
     // 300 entries first, so the tree has a full tile, a partial one and a level-1 tile.
     hand_over_synthetic(&app.pool, 300).await;
     let key = app.key(Role::Generator).await;
-    let mut ids = generate(&app, &key, 3, 11).await;
+    let mut ids = app.generate_records(&key, 3, 11).await;
     wait_for_proofs(&app, &ids).await;
 
     let (status, _, old) = text(&app, "/log/checkpoint").await;
     assert_eq!(status, 200);
     let old_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(old_file.path(), &old).unwrap();
-    ids.extend(generate(&app, &key, 2, 12).await);
+    ids.extend(app.generate_records(&key, 2, 12).await);
     wait_for_proofs(&app, &ids).await;
 
     // The verifier key is pinned from the key file, not taken from the log.
@@ -203,7 +188,7 @@ async fn a_record_is_pending_then_proved_and_bad_paths_get_their_codes(pool: PgP
     )));
 
     let key = app.key(Role::Generator).await;
-    let ids = generate(&app, &key, 1, 5).await;
+    let ids = app.generate_records(&key, 1, 5).await;
     let id = &ids[0];
     let response = app
         .client
@@ -287,7 +272,7 @@ async fn a_record_is_pending_then_proved_and_bad_paths_get_their_codes(pool: PgP
     );
 
     // A record made before the log (no entry, none pending) is handed over by a backfill.
-    let older = generate(&app, &key, 1, 6).await.remove(0);
+    let older = app.generate_records(&key, 1, 6).await.remove(0);
     sqlx::query("DELETE FROM log_pending")
         .execute(&app.pool)
         .await
@@ -370,7 +355,7 @@ async fn hallmark_cli(app: &TestApp, args: &[&str]) -> Output {
 async fn log_verify_catches_a_deleted_and_an_edited_record(pool: PgPool) {
     let app = fast_log_app(pool).await;
     let key = app.key(Role::Generator).await;
-    let ids = generate(&app, &key, 3, 21).await;
+    let ids = app.generate_records(&key, 3, 21).await;
     wait_for_proofs(&app, &ids).await;
 
     let clean = hallmark_cli(&app, &["log", "verify"]).await;
@@ -921,7 +906,7 @@ async fn log_monitor_checks_signature_consistency_and_inclusion_over_http(pool: 
 
     // 300 entries first, so proofs span a full tile, a partial one and a level-1 tile.
     hand_over_synthetic(&app.pool, 300).await;
-    let first = generate(&app, &key, 2, 31).await;
+    let first = app.generate_records(&key, 2, 31).await;
     wait_for_proofs(&app, &first).await;
     let output = monitor(&app, &vkey, &state, &first).await;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -941,7 +926,7 @@ async fn log_monitor_checks_signature_consistency_and_inclusion_over_http(pool: 
     assert!(stdout.ends_with("OK\n"), "{stdout}");
     let seen = std::fs::read_to_string(&state).unwrap();
 
-    let second = generate(&app, &key, 3, 32).await;
+    let second = app.generate_records(&key, 3, 32).await;
     wait_for_proofs(&app, &second).await;
     let output = monitor(&app, &vkey, &state, &second).await;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

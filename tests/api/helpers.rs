@@ -107,6 +107,22 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Records generated with `key` and `seed` (answered 201), without fetching the files:
+    /// their ids.
+    pub async fn generate_records(&self, key: &str, count: u32, seed: u64) -> Vec<String> {
+        let response = self
+            .generate(key, serde_json::json!({ "count": count, "seed": seed }))
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|image| image["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// One image generated with `key` and `seed` (answered 201): the answer's JSON, and the
     /// signed bytes as served.
     pub async fn generate_one(&self, key: &str, seed: u64) -> (serde_json::Value, Vec<u8>) {

@@ -506,21 +506,6 @@ async fn the_multi_index_search_finds_what_a_full_scan_finds(pool: PgPool) {
     }
 }
 
-/// Records generated with `seed`, without fetching the files.
-async fn generate_records(app: &TestApp, key: &str, count: u32, seed: u64) -> Vec<String> {
-    let response = app
-        .generate(key, serde_json::json!({ "count": count, "seed": seed }))
-        .await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|image| image["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 async fn wait_for_records(index: &HashIndex, records: usize) {
     for _ in 0..500 {
         if index.status().in_step && index.status().records == records {
@@ -539,7 +524,7 @@ async fn the_memory_index_follows_the_database_and_agrees_with_a_scan(pool: PgPo
     use hallmark::registry::candidates_by_scan;
     let app = spawn_app(pool).await;
     let key = app.key(Role::Generator).await;
-    generate_records(&app, &key, 3, 5).await;
+    app.generate_records(&key, 3, 5).await;
 
     let replica = HashIndex::new();
     let sync = replica.spawn_sync(app.pool.clone());
@@ -552,7 +537,7 @@ async fn the_memory_index_follows_the_database_and_agrees_with_a_scan(pool: PgPo
     assert_eq!(replica.status().loads, 1);
 
     // Made by the other process after the load: reaches the replica by notification.
-    let later = generate_records(&app, &key, 2, 6).await;
+    let later = app.generate_records(&key, 2, 6).await;
     wait_for_records(&replica, 5).await;
 
     // The listening connection dies: the replica loads everything again and keeps following.
@@ -571,7 +556,7 @@ async fn the_memory_index_follows_the_database_and_agrees_with_a_scan(pool: PgPo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(replica.status().loads >= 2, "{:?}", replica.status());
-    generate_records(&app, &key, 1, 7).await;
+    app.generate_records(&key, 1, 7).await;
     wait_for_records(&replica, 6).await;
 
     // The service's own index has every record as well, and /readyz says so.
