@@ -4,10 +4,22 @@
 //! loopback port, then drives it with concurrent HTTP clients from this process:
 //! - ceiling: the raw generator forward pass (batch 64 and 256) on the same machine, same run;
 //! - signed images/s and p50/p99 latency at 1, 8 and 32 concurrent clients (count 1, PNG);
-//! - the per-stage cost from the `Server-Timing` header (inference, encode, fingerprint, sign, store);
+//! - the per-stage cost from the `Server-Timing` header (inference, encode, fingerprint, sign, store,
+//!   and store's two parts: writing the blobs, and waiting for and committing a group transaction);
+//! - records per group commit (one PostgreSQL transaction), from `/metrics`;
 //! - record look-ups per second beside `/healthz`.
 //!
-//! Run: `make bench` or `cargo bench --bench service` (DATABASE_URL names the server to use).
+//! Run: `make bench` or `cargo bench --bench service` (DATABASE_URL names the server to use);
+//! `cargo test --bench service` runs it on the dev profile (dependencies at opt-level 2), without
+//! a release build. Settings come from the environment as for `hallmark serve`, e.g.
+//! `HALLMARK__GENERATION__MAX_GROUP=1` (one transaction per request, no group commit). For the
+//! investigation of what the service's throughput depends on, besides:
+//! - `OMP_NUM_THREADS=1`: torch's intra-op threads (default: one per core);
+//! - `BENCH_LOG=1`: install the service's log subscriber (`log.level`, e.g.
+//!   `HALLMARK__LOG__LEVEL=warn`; logs go to stderr), as `hallmark serve` does; off by default;
+//! - `BENCH_DATABASE=name`: the database to (re)create instead of `hallmark_bench`;
+//! - `BENCH_SYNCHRONOUS_COMMIT=off`: PostgreSQL commits without waiting for the WAL flush (on the
+//!   bench's own database only), to measure what the fsync costs; never a setting to serve with.
 
 mod common;
 
@@ -23,7 +35,36 @@ use hallmark::store::signing_keys::register as register_signing_key;
 use hallmark::Application;
 use secrecy::ExposeSecret;
 
-const STAGES: [&str; 5] = ["inference", "encode", "fingerprint", "sign", "store"];
+const STAGES: [&str; 7] = [
+    "inference",
+    "encode",
+    "fingerprint",
+    "sign",
+    "store",
+    "store-blobs",
+    "store-commit",
+];
+
+/// The `_sum` and `_count` of `hallmark_commit_group_size` in `GET /metrics` (records committed
+/// in groups, groups).
+async fn group_totals(base: &str) -> (f64, f64) {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("hallmark_commit_group_size_sum "),
+        value("hallmark_commit_group_size_count "),
+    )
+}
 
 /// The generator alone: images/s of one forward pass at `batch`, best of several runs.
 fn raw_forward(settings: &Settings, batch: usize) -> f64 {
@@ -53,7 +94,26 @@ fn main() {
         let mut settings = common::settings(data_dir.path());
         settings.api.public_rate_per_s = 1_000_000;
         settings.api.public_burst = 1_000_000;
-        let pool = fresh_database(&mut settings, "hallmark_bench").await;
+        if std::env::var_os("BENCH_LOG").is_some() {
+            hallmark::telemetry::init(&settings.log);
+        }
+        // Another name keeps runs of several people on one PostgreSQL apart.
+        let database =
+            std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "hallmark_bench".to_owned());
+        let mut pool = fresh_database(&mut settings, &database).await;
+        let synchronous_commit = std::env::var("BENCH_SYNCHRONOUS_COMMIT").ok();
+        if let Some(value) = &synchronous_commit {
+            assert!(["on", "off"].contains(&value.as_str()), "on or off");
+            sqlx::query(&format!(
+                "ALTER DATABASE \"{database}\" SET synchronous_commit = {value}"
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+            // New sessions take the database's setting.
+            pool.close().await;
+            pool = hallmark::store::lazy_pool(&settings.database).unwrap();
+        }
         let identity = SigningIdentity::load(&settings).unwrap();
         register_signing_key(&pool, &identity).await.unwrap();
         let key = api_keys::create(&pool, "bench", Role::Generator).await.unwrap();
@@ -80,16 +140,30 @@ fn main() {
         };
         run(8, 64).await; // warm-up
 
+        let generation = &settings.generation;
         println!("# Generation service (CPU, torch threads {threads}, model {})", settings.model.name);
+        println!();
+        println!(
+            "group commit: max_group {}, commit_linger_us {}, committers {}; database pool {}; synchronous_commit {}; log {}",
+            generation.max_group,
+            generation.commit_linger_us,
+            generation.committers,
+            settings.database.max_connections,
+            synchronous_commit.as_deref().unwrap_or("(server default)"),
+            if std::env::var_os("BENCH_LOG").is_some() { settings.log.level.as_str() } else { "(none)" },
+        );
         println!();
         println!("raw generator forward: batch 64 {ceiling_64:.0} images/s, batch 256 {ceiling_256:.0} images/s; ceiling = the better, {ceiling:.0} images/s");
         println!();
-        println!("| clients | signed images/s | vs ceiling | p50 ms | p99 ms | inference | encode | fingerprint | sign | store (ms per image) |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| clients | signed images/s | vs ceiling | p50 ms | p99 ms | inference | encode | fingerprint | sign | store (ms per image) | store: blobs | store: group commit | records per commit |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (clients, requests) in [(1, 100), (8, 400), (32, 800)] {
+            let (records_before, groups_before) = group_totals(&base).await;
             let r = run(clients, requests).await;
+            let (records_after, groups_after) = group_totals(&base).await;
+            let per_group = (records_after - records_before) / (groups_after - groups_before).max(1.0);
             println!(
-                "| {clients} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                "| {clients} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {per_group:.1} |",
                 r.per_s,
                 100.0 * r.per_s / ceiling,
                 ms(r.p50),
@@ -99,6 +173,8 @@ fn main() {
                 r.stages_ms[2],
                 r.stages_ms[3],
                 r.stages_ms[4],
+                r.stages_ms[5],
+                r.stages_ms[6],
             );
         }
         let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM records LIMIT 1")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) machine set-up for building, running and testing Hallmark on Debian:
 #   - apt packages: PostgreSQL, the Fashion-MNIST dataset, build tools;
-#   - a Python venv with PyTorch 2.13.0 (libtorch for the `tch` crate) and c2pa-python, kept in a
-#     cache folder outside the checkout so fresh clones reuse it;
+#   - a Python venv with PyTorch 2.13.0 (libtorch for the `tch` crate), c2pa-python and the `moto`
+#     S3-compatible server (tests/replicas.rs), kept in a cache folder outside the checkout so fresh
+#     clones reuse it;
 #   - PostgreSQL started when it is not running, and the `hallmark` database created;
 #   - for the browser tests (tests/browser.rs): Debian's `chromium` and Node.js (apt), and
 #     `playwright-core` from tests/browser/package-lock.json installed with `npm ci` into the cache
@@ -14,6 +15,8 @@ CACHE_DIR="${HALLMARK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hallmark}"
 VENV="$CACHE_DIR/venv"
 TORCH_VERSION="2.13.0"
 C2PA_PYTHON_VERSION="0.38.1"
+# The S3-compatible server tests/replicas.rs runs the blob store against (`python -m moto.server`).
+MOTO_VERSION="5.2.5"
 DB_NAME="${HALLMARK_DB_NAME:-hallmark}"
 NODE_PREFIX="$CACHE_DIR/node"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,6 +61,10 @@ setup_venv() {
     if ! "$VENV/bin/python" -c "import c2pa" 2>/dev/null; then
         log "installing c2pa-python==$C2PA_PYTHON_VERSION into $VENV"
         "$VENV/bin/pip" install -q --disable-pip-version-check "c2pa-python==$C2PA_PYTHON_VERSION" >&2
+    fi
+    if ! "$VENV/bin/python" -c "import moto.server" 2>/dev/null; then
+        log "installing moto[server]==$MOTO_VERSION into $VENV"
+        "$VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2
     fi
 }
 

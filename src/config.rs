@@ -21,6 +21,7 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub model: ModelSettings,
     pub limits: LimitSettings,
+    pub generation: GenerationSettings,
     pub api: ApiSettings,
     pub log: LogSettings,
     pub verify: VerifySettings,
@@ -43,6 +44,20 @@ pub struct TransparencyLogSettings {
     /// Longest a `POST /v1/generations` with `wait_for_log` waits for its records' checkpoint
     /// before answering 503 `log_timeout` (the records are committed and logged regardless).
     pub wait_timeout_ms: u64,
+    /// Witnesses asked to cosign each new checkpoint (c2sp.org/tlog-witness).
+    pub witnesses: Vec<WitnessSettings>,
+    /// Longest a witness may take to answer one `add-checkpoint`.
+    pub witness_timeout_ms: u64,
+}
+
+/// One witness of the transparency log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessSettings {
+    /// Its submission URL prefix: `<url>/add-checkpoint` is posted to.
+    pub url: String,
+    /// Its verifier key, `<name>+<key id>+<base64(0x04 ‖ Ed25519 public key)>`.
+    pub key: String,
 }
 
 /// The C2PA Soft Binding Resolution API (`src/api/softbinding.rs`).
@@ -171,6 +186,25 @@ pub struct LimitSettings {
     pub max_batch: usize,
     pub batch_delay_ms: u64,
     pub request_timeout_ms: u64,
+}
+
+/// Group commit of generated images' records (`src/generation/commit.rs`): requests that finish
+/// close together share one PostgreSQL transaction, so one fsync'd commit answers many.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationSettings {
+    /// Requests whose blobs are written and whose records wait for a transaction, at most; past
+    /// it, generations are refused at once with 429 `queue_full` instead of queueing without
+    /// bound.
+    pub commit_queue_depth: usize,
+    /// Most records (images) one transaction commits; 1 commits every request on its own, as
+    /// before group commit. A single request over the limit (up to 64 images) still goes whole.
+    pub max_group: usize,
+    /// Microseconds a transaction waits for more requests after the first before it starts; 0
+    /// takes only what is already queued (requests arriving meanwhile form the next group).
+    pub commit_linger_us: u64,
+    /// Group transactions in flight at once (each holds one pooled connection).
+    pub committers: usize,
 }
 
 /// Content Credentials signing and verification (see `src/provenance/`).

@@ -851,6 +851,15 @@ async fn sigkill_while_integrating_loses_and_duplicates_no_entry() {
             continue;
         }
         let relative = path.strip_prefix(&published_dir).unwrap().to_str().unwrap();
+        // A write the kill interrupted leaves its staging file (`<name>#<n>`), which no tile
+        // path names and `hallmark gc` removes; everything else must be a tile.
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(hallmark::store::blobs::is_staging_name)
+        {
+            continue;
+        }
         let tile = hallmark::tlog::TilePath::parse(relative).unwrap();
         let expected = from_postgres.tile(tile).await.unwrap().unwrap();
         assert_eq!(
@@ -969,4 +978,255 @@ async fn log_monitor_checks_signature_consistency_and_inclusion_over_http(pool: 
     let output = monitor(&app, &vkey, &state, &[Uuid::now_v7().to_string()]).await;
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("404"));
+}
+
+/// A running `hallmark log witness`, killed when dropped.
+struct WitnessProcess {
+    child: std::process::Child,
+    vkey: String,
+    url: String,
+}
+
+impl Drop for WitnessProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_witness(env: &serve::Env, dir: &std::path::Path, log_vkey: &str) -> WitnessProcess {
+    use std::io::BufRead as _;
+    let mut child = env
+        .command(&[
+            "log",
+            "witness",
+            "--name",
+            "witness.test/w1",
+            "--key",
+            dir.join("witness.key.pem").to_str().unwrap(),
+            "--log",
+            log_vkey,
+            "--state",
+            dir.join("witness-state.json").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut vkey = None;
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the witness prints its key and address")
+            .unwrap();
+        if let Some(key) = line.strip_prefix("witness ") {
+            vkey = Some(key.to_owned());
+        } else if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    WitnessProcess {
+        child,
+        vkey: vkey.expect("a witness key line"),
+        url,
+    }
+}
+
+async fn generate_ids(
+    client: &reqwest::Client,
+    server: &serve::Server,
+    key: &str,
+    seed: u64,
+) -> Vec<String> {
+    let response = client
+        .post(server.url("/v1/generations"))
+        .bearer_auth(key)
+        .json(&json!({ "count": 2, "seed": seed }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The served checkpoint once its tree has at least `size` entries and, when `cosigned`, the
+/// witness's line.
+async fn checkpoint_with(
+    client: &reqwest::Client,
+    server: &serve::Server,
+    size: u64,
+    cosigned: bool,
+) -> String {
+    let started = Instant::now();
+    loop {
+        let note = client
+            .get(server.url("/log/checkpoint"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let tree: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+        if tree >= size && (!cosigned || note.contains("\n— witness.test/w1 ")) {
+            return note;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no checkpoint of {size} entries (cosigned: {cosigned}); the latest:\n{note}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_cosigns_each_checkpoint_and_an_independent_verifier_checks_it() {
+    let db = serve::TestDb::new();
+    let data_dir = tempfile::tempdir().unwrap();
+    let witness_dir = tempfile::tempdir().unwrap();
+    let mut env = serve::Env::new(&db.url, data_dir.path());
+    env.set("HALLMARK__TRANSPARENCY_LOG__CHECKPOINT_INTERVAL_MS", "100");
+    env.set("HALLMARK__TRANSPARENCY_LOG__WITNESS_TIMEOUT_MS", "2000");
+    env.ok(&["init"]);
+    let key = env.ok(&[
+        "keys",
+        "create",
+        "--role",
+        "generator",
+        "--name",
+        "witnessed",
+    ]);
+    let key = key.trim().to_owned();
+    let vkey = env.ok(&["log", "key"]).trim().to_owned();
+
+    // The witness runs as its own process, with its own key and state, pinning the log's key.
+    let witness = start_witness(&env, witness_dir.path(), &vkey);
+    assert!(
+        witness.vkey.starts_with("witness.test/w1+"),
+        "{}",
+        witness.vkey
+    );
+    let config = witness_dir.path().join("hallmark.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[transparency_log]\nwitnesses = [{{ url = {:?}, key = {:?} }}]\n",
+            witness.url, witness.vkey
+        ),
+    )
+    .unwrap();
+    env.set("HALLMARK_CONFIG", config.to_str().unwrap());
+    let server = env.serve().await;
+    let client = reqwest::Client::new();
+
+    // First contact (old size 0), then a later checkpoint cosigned through a consistency proof
+    // from the tree the witness saw.
+    let mut ids = generate_ids(&client, &server, &key, 1).await;
+    let first = checkpoint_with(&client, &server, 2, true).await;
+    ids.extend(generate_ids(&client, &server, &key, 2).await);
+    ids.extend(generate_ids(&client, &server, &key, 3).await);
+    let second = checkpoint_with(&client, &server, 6, true).await;
+    let first_size: u64 = first.lines().nth(1).unwrap().parse().unwrap();
+    let second_size: u64 = second.lines().nth(1).unwrap().parse().unwrap();
+    assert!(second_size > first_size, "{first}{second}");
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(witness_dir.path().join("witness-state.json")).unwrap(),
+    )
+    .unwrap();
+    let seen = state["hallmark.example.org/log"]["size"].as_u64().unwrap();
+    assert!(seen >= second_size, "{state}");
+
+    // Checked from the specifications alone: the log's signature, the tree, each record's
+    // inclusion and the witness's cosignature/v1 over the served checkpoint.
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/verify_tlog.py");
+    let mut command = Command::new(python());
+    command
+        .arg(script)
+        .arg(&server.address)
+        .arg(&vkey)
+        .arg("--witness")
+        .arg(&witness.vkey);
+    for id in &ids {
+        command.arg("--record").arg(id);
+    }
+    let output = run_off_the_runtime(command).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "independent verifier: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("cosigned by witness.test/w1"), "{stdout}");
+    // Proofs carry the cosigned checkpoint; the audit is untroubled by the extra lines.
+    let proof = client
+        .get(server.url(&format!("/v1/records/{}/proof", ids[0])))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(proof.contains("\n— witness.test/w1 "), "{proof}");
+    let verify = env.ok(&["log", "verify", "--key", &vkey]);
+    assert!(verify.ends_with("OK\n"), "{verify}");
+
+    // A witness that is gone never holds the log up: checkpoints go on, uncosigned.
+    drop(witness);
+    let more = generate_ids(&client, &server, &key, 4).await;
+    assert_eq!(more.len(), 2);
+    let later = checkpoint_with(&client, &server, second_size + 2, false).await;
+    assert!(!later.contains("\n— witness.test/w1 "), "{later}");
+    drop(server);
+}
+
+#[sqlx::test]
+async fn tiles_of_a_round_its_sequencer_never_published_come_with_the_next(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::load(None).unwrap();
+    settings.storage.data_dir = dir.path().to_path_buf();
+    init_log_key(&settings.storage.keys_dir()).unwrap();
+    let log = Log::from_settings(
+        &settings,
+        pool.clone(),
+        Blobs::from_settings(&settings.storage).unwrap(),
+    )
+    .unwrap();
+    // Published up to 10 entries; then a replica commits 10 -> 300 and dies before its tiles.
+    hand_over_synthetic(&pool, 10).await;
+    let Integration::Integrated { old, new } = log.integrate_once().await.unwrap() else {
+        panic!("nothing integrated")
+    };
+    log.publish(old, new).await.unwrap();
+    hand_over_synthetic(&pool, 290).await;
+    assert!(matches!(
+        log.integrate_once().await.unwrap(),
+        Integration::Integrated { old: 10, new: 300 }
+    ));
+    // The survivor's next round, 300 -> 305, publishes what the lost round changed too.
+    hand_over_synthetic(&pool, 5).await;
+    let Integration::Integrated { old, new } = log.integrate_once().await.unwrap() else {
+        panic!("nothing integrated")
+    };
+    assert_eq!((old, new), (300, 305));
+    log.publish(old, new).await.unwrap();
+    let published = dir.path().join("blobs/log");
+    for tile in hallmark::tlog::tiles::new_tiles(0, 305) {
+        assert!(
+            published.join(tile.path()).is_file(),
+            "{} missing",
+            tile.path()
+        );
+    }
+    // The full entry bundle and level-0 tile the lost round completed among them.
+    assert!(published.join("tile/entries/000").is_file());
+    assert!(published.join("tile/0/000").is_file());
 }

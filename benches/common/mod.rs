@@ -16,7 +16,8 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Default settings for a bench: port 0, `data_dir` with a fresh PKI, the shipped model on CPU.
+/// Default settings for a bench: port 0, `data_dir` with a fresh PKI and log key, the shipped
+/// model on CPU.
 pub fn settings(data_dir: &std::path::Path) -> Settings {
     let mut settings = Settings::load(None).unwrap();
     settings.server.port = 0;
@@ -24,6 +25,8 @@ pub fn settings(data_dir: &std::path::Path) -> Settings {
     settings.model.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/models").into();
     settings.model.device = "cpu".into();
     hallmark::provenance::pki::init_pki(&settings.storage.keys_dir(), 30).unwrap();
+    // The transparency log's key, which `serve` needs as `hallmark init` makes it.
+    hallmark::provenance::pki::init_log_key(&settings.storage.keys_dir()).unwrap();
     settings
 }
 

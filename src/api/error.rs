@@ -91,7 +91,7 @@ error_codes! {
     IMAGE_TOO_LARGE = ("image_too_large", 422, "more pixels than limits.max_image_pixels");
     ASPECT_RATIO_TOO_LARGE = ("aspect_ratio_too_large", 422, "sides further apart than limits.max_aspect_ratio");
     CORRUPT_IMAGE = ("corrupt_image", 422, "an image that does not decode");
-    QUEUE_FULL = ("queue_full", 429, "the model queue is full");
+    QUEUE_FULL = ("queue_full", 429, "the model queue or the commit queue is full: retry after Retry-After");
     RATE_LIMITED = ("rate_limited", 429, "too many public requests from one client");
     INTERNAL = ("internal", 500, "a fault of ours; logged");
     DATABASE_UNAVAILABLE = ("database_unavailable", 503, "PostgreSQL does not answer");
@@ -220,6 +220,9 @@ impl From<GenerationError> for ApiError {
                 Self::new(code::INVALID_QUALITY, error.to_string())
             }
             GenerationError::Inference(inner) => inner.into(),
+            GenerationError::CommitQueueFull { .. } => {
+                Self::new(code::QUEUE_FULL, error.to_string()).retry_after(1)
+            }
             GenerationError::StorageFull(_) => Self::new(
                 code::STORAGE_FULL,
                 "the image store is full; try again later",

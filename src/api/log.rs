@@ -91,7 +91,7 @@ pub struct ProofPending {
 #[utoipa::path(get, path = "/v1/records/{id}/proof",
     params(("id" = Uuid, Path, description = "Record id")),
     responses(
-        (status = 200, description = "The proof", content_type = "text/plain; charset=utf-8", body = String),
+        (status = 200, description = "The proof; `Last-Modified` is when its checkpoint was signed", content_type = "text/plain; charset=utf-8", body = String),
         (status = 202, description = "Logged but not yet in a checkpoint: retry after Retry-After seconds", body = ProofPending),
         (status = 400, description = "invalid_id"),
         (status = 404, description = "record_not_found, or not_in_log for a record made before the log until `hallmark log backfill` hands it over"),
@@ -105,9 +105,14 @@ pub async fn proof(
     state.public_limiter.check(&req)?;
     let id = parse_id(&path)?;
     match state.log.proof(id).await? {
-        ProofState::Integrated(proof) => Ok(HttpResponse::Ok()
+        ProofState::Integrated(proof, signed_at) => Ok(HttpResponse::Ok()
             .content_type(TEXT)
             .insert_header((header::CACHE_CONTROL, "no-cache"))
+            // When the proof's checkpoint was signed (the public page shows it).
+            .insert_header((
+                header::LAST_MODIFIED,
+                header::HttpDate::from(std::time::SystemTime::from(signed_at)),
+            ))
             .body(proof.to_text())),
         ProofState::Pending => {
             let seconds = state

@@ -28,6 +28,12 @@ pub fn handle() -> PrometheusHandle {
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full("hallmark_batch_size".into()), &sizes)
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("hallmark_commit_group_size".into()),
+                        &sizes,
+                    )
+                })
                 .expect("bucket lists are non-empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -89,6 +95,29 @@ fn describe() {
         Unit::Seconds,
         "Time per checked upload in each stage (decode, provenance, hash, registry, detect)"
     );
+    describe_histogram!(
+        "hallmark_log_integration_delay_seconds",
+        Unit::Seconds,
+        "Time from a record's commit to the signed checkpoint that first includes it (this replica's integrations)"
+    );
+    describe_counter!(
+        "hallmark_log_entries_integrated_total",
+        "Entries this replica's sequencer integrated into the transparency log"
+    );
+    describe_counter!(
+        "hallmark_log_cosignatures_total",
+        "Witness cosignatures added to the transparency log's checkpoints"
+    );
+    describe_histogram!(
+        "hallmark_commit_group_size",
+        Unit::Count,
+        "Records per group commit: one PostgreSQL transaction for the generations that finished together"
+    );
+    describe_gauge!(
+        "hallmark_largest_commit_group",
+        Unit::Count,
+        "Most records committed in one group transaction since start"
+    );
     describe_gauge!(
         "hallmark_largest_batch",
         Unit::Count,
@@ -140,6 +169,13 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
         .largest_batch
         .load(std::sync::atomic::Ordering::Relaxed);
     metrics::gauge!("hallmark_largest_batch").set(largest as f64);
+    let largest_group = state
+        .generation
+        .committer
+        .stats()
+        .largest_group
+        .load(std::sync::atomic::Ordering::Relaxed);
+    metrics::gauge!("hallmark_largest_commit_group").set(largest_group as f64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())

@@ -17,6 +17,7 @@ pub(crate) mod records;
 mod softbinding;
 mod state;
 mod verify;
+pub mod witness;
 
 pub use state::AppState;
 

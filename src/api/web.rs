@@ -47,6 +47,11 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../web/report.js"),
     },
     Asset {
+        name: "tlog.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../web/tlog.js"),
+    },
+    Asset {
         name: "verify.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../web/verify.js"),

@@ -1,6 +1,7 @@
 //! The transparency log's tools: `log verify`, `log proof`, `log key`, `log backfill`, and
 //! `log monitor` (of any log served over HTTP; it needs neither the database nor the keys).
 
+use anyhow::Context as _;
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -50,6 +51,26 @@ pub enum LogCommand {
         #[arg(long, default_value_t = 60)]
         interval_s: u64,
     },
+    /// Run a witness (c2sp.org/tlog-witness): answer `POST /add-checkpoint` for the logs named
+    /// by `--log`, cosigning (c2sp.org/tlog-cosignature) each checkpoint that is signed by the
+    /// log and consistent with the last one cosigned. Prints its verifier key, then serves.
+    Witness {
+        /// The witness's name, its cosignatures' key name (e.g. `witness.example.org/w1`).
+        #[arg(long)]
+        name: String,
+        /// Its Ed25519 key (PKCS#8 PEM), created when missing.
+        #[arg(long)]
+        key: std::path::PathBuf,
+        /// A log to witness: its C2SP verifier key (repeatable).
+        #[arg(long = "log", required = true)]
+        logs: Vec<String>,
+        /// The file that keeps the latest tree head cosigned for each log.
+        #[arg(long)]
+        state: std::path::PathBuf,
+        /// The address to listen on (port 0: any free port; the chosen one is printed).
+        #[arg(long, default_value = "127.0.0.1:7380")]
+        listen: String,
+    },
 }
 
 /// `hallmark log ...`.
@@ -82,6 +103,27 @@ pub async fn run(settings: &Settings, command: LogCommand) -> anyhow::Result<()>
             };
             watch(&monitor, once, interval_s).await
         }
+        LogCommand::Witness {
+            name,
+            key,
+            logs,
+            state,
+            listen,
+        } => {
+            let (key, created) = crate::provenance::pki::load_or_create_key(&key)?;
+            let signer = crate::tlog::witness::CosignatureSigner::new(&name, key)?;
+            let witness = crate::tlog::witness::Witness::new(signer, &logs, &state)?;
+            let listener = std::net::TcpListener::bind(&listen)
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            println!("witness {}", witness.verifier_key());
+            if created {
+                println!("created a new witness key");
+            }
+            println!("listening on http://{}", listener.local_addr()?);
+            std::io::Write::flush(&mut std::io::stdout())?;
+            crate::api::witness::serve(std::sync::Arc::new(witness), listener).await?;
+            Ok(())
+        }
         LogCommand::Verify { key } => {
             let (pool, log) = open()?;
             let key = key.unwrap_or_else(|| log.signer().verifier_key());
@@ -104,7 +146,7 @@ pub async fn run(settings: &Settings, command: LogCommand) -> anyhow::Result<()>
             Ok(())
         }
         LogCommand::Proof { record_id } => match open()?.1.proof(record_id).await? {
-            ProofState::Integrated(proof) => {
+            ProofState::Integrated(proof, _) => {
                 print!("{}", proof.to_text());
                 Ok(())
             }

@@ -1,8 +1,11 @@
 //! The generation pipeline: model → encode → fingerprint → C2PA sign → SHA-256 of the signed
 //! file → blob store + signed records (and their transparency-log entries) committed in one
-//! transaction. No image is handed back unless its record is committed; on any failure the blobs
+//! transaction, shared with the requests that finish at about the same time (group commit,
+//! [`commit`]). No image is handed back unless its record is committed; on any failure the blobs
 //! just written are removed again, and since blobs are only reachable through a record, none is
 //! ever seen half-made.
+
+pub mod commit;
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -28,7 +31,8 @@ use crate::provenance::record::now_micros;
 use crate::provenance::{ImageClaim, ImageFormat, ProvenanceSigner, Record, RecordFields};
 use crate::registry::index::HashIndex;
 use crate::store::blobs::{BlobError, Blobs};
-use crate::store::records;
+
+use self::commit::{CommitError, Committer, Rows};
 
 /// Most images one request may ask for.
 pub const MAX_COUNT: u32 = 64;
@@ -150,7 +154,13 @@ pub struct StageTimes {
     pub encode: Duration,
     pub fingerprint: Duration,
     pub sign: Duration,
+    /// From signed images to durable records: `store_blobs` then `store_commit`.
     pub store: Duration,
+    /// Writing the request's blobs (concurrently).
+    pub store_blobs: Duration,
+    /// Waiting for a group's transaction and committing it (with the records of the requests
+    /// that share it).
+    pub store_commit: Duration,
 }
 
 impl StageTimes {
@@ -160,20 +170,24 @@ impl StageTimes {
         self.sign += other.sign;
     }
 
-    /// Each stage's time, in pipeline order (encode, fingerprint and sign summed over images).
+    /// Each stage's time, in pipeline order (encode, fingerprint and sign summed over images),
+    /// then the two parts of `store` (`store-blobs`, `store-commit`) for `Server-Timing`.
     #[must_use]
-    pub fn stages(&self) -> [(&'static str, Duration); 5] {
+    pub fn stages(&self) -> [(&'static str, Duration); 7] {
         [
             ("inference", self.inference),
             ("encode", self.encode),
             ("fingerprint", self.fingerprint),
             ("sign", self.sign),
             ("store", self.store),
+            ("store-blobs", self.store_blobs),
+            ("store-commit", self.store_commit),
         ]
     }
 
     fn record_metrics(&self) {
-        for (stage, time) in self.stages() {
+        // The stages proper; `store`'s parts are in `Server-Timing` only.
+        for (stage, time) in self.stages().into_iter().take(5) {
             metrics::histogram!("hallmark_generation_stage_seconds", "stage" => stage)
                 .record(time.as_secs_f64());
         }
@@ -191,6 +205,8 @@ pub struct GenerationService {
     /// The service's near-duplicate index, told of each record as soon as it is committed (the
     /// database's notification reaches it too, a moment later).
     pub index: Option<HashIndex>,
+    /// Commits the records of concurrent requests in shared transactions (`[generation]`).
+    pub committer: Committer,
 }
 
 /// Why a generation failed. The HTTP layer maps each to a status and a stable code.
@@ -206,6 +222,9 @@ pub enum GenerationError {
     InvalidQuality(u8),
     #[error(transparent)]
     Inference(#[from] InferenceError),
+    /// Too many finished requests wait for a commit (`[generation] commit_queue_depth`).
+    #[error("too many generations are waiting to be committed ({queued} requests); retry shortly")]
+    CommitQueueFull { queued: usize },
     #[error("the image store is full: {0}")]
     StorageFull(#[source] BlobError),
     #[error("the image store failed: {0}")]
@@ -221,11 +240,13 @@ pub enum GenerationError {
 
 impl GenerationService {
     /// Loads the model named in the settings on its own thread, the signing identity and the
-    /// blob store.
+    /// blob store; starts the group committer on the current tokio runtime.
     ///
     /// # Errors
-    /// When any of them cannot be loaded; the message says which.
+    /// When any of them cannot be loaded, the message says which; outside a tokio runtime.
     pub fn from_settings(settings: &Settings, pool: PgPool) -> anyhow::Result<Self> {
+        tokio::runtime::Handle::try_current()
+            .context("the generation service needs a tokio runtime for its committer")?;
         let device = settings.model.device.parse::<DeviceChoice>()?.resolve()?;
         tracing::info!(device = %DeviceName(device), cuda = tch::Cuda::is_available(), "torch device");
         let (models_dir, name) = (settings.model.dir.clone(), settings.model.name.clone());
@@ -243,6 +264,7 @@ impl GenerationService {
             .context("cannot load the signing identity")?;
         let blobs =
             Blobs::from_settings(&settings.storage).context("cannot open the blob store")?;
+        let committer = Committer::start(pool.clone(), &settings.generation);
         Ok(Self {
             inference,
             signer: Arc::new(signer),
@@ -250,14 +272,15 @@ impl GenerationService {
             blobs,
             pool,
             index: None,
+            committer,
         })
     }
 
     /// Runs the whole pipeline for one request.
     ///
     /// # Errors
-    /// 429 when the model queue is full, 503 when the model or the database is unavailable, 500
-    /// for anything else; nothing is left behind in either store.
+    /// 429 when the model queue or the commit queue is full, 503 when the model or the database
+    /// is unavailable, 500 for anything else; nothing is left behind in either store.
     pub async fn generate(
         &self,
         spec: GenerationSpec,
@@ -293,32 +316,83 @@ impl GenerationService {
             generated.push(image);
         }
 
+        // The store stage runs to its end even when the caller goes away (a client hanging up
+        // drops this future): blobs written are then always either committed or removed.
         let started = Instant::now();
-        self.commit(&generated).await?;
+        let store = Store {
+            blobs: self.blobs.clone(),
+            committer: self.committer.clone(),
+            index: self.index.clone(),
+        };
+        let (generated, blob_time, result) = tokio::spawn(store.run(generated))
+            .await
+            .map_err(|error| GenerationError::Blocking(BlockingError::from(error)))?;
+        result?;
         times.store = started.elapsed();
+        times.store_blobs = blob_time;
+        times.store_commit = times.store.saturating_sub(blob_time);
         times.record_metrics();
         metrics::counter!("hallmark_images_generated_total").increment(generated.len() as u64);
         Ok((generated, times))
     }
+}
 
-    /// Blobs first, then the records in one transaction; undo the blobs if anything fails.
-    async fn commit(&self, generated: &[Generated]) -> Result<(), GenerationError> {
-        let result = self.write(generated).await;
-        if result.is_err() {
-            for image in generated {
-                for name in [&image.record.fields.file_sha256[..], &image.manifest_sha256] {
-                    if let Err(error) = self.blobs.delete(name).await {
-                        tracing::warn!(error = %error, "could not remove a blob after a failed commit");
+/// The store stage of one request, on its own task.
+struct Store {
+    blobs: Blobs,
+    committer: Committer,
+    index: Option<HashIndex>,
+}
+
+impl Store {
+    /// Blobs first, then the records in a group's transaction; undo the blobs if anything fails.
+    /// Hands the images back with the time the blobs took.
+    async fn run(
+        self,
+        generated: Vec<Generated>,
+    ) -> (Vec<Generated>, Duration, Result<(), GenerationError>) {
+        let started = Instant::now();
+        let written = self.write_blobs(&generated).await;
+        let blob_time = started.elapsed();
+        let result = match written {
+            Ok(()) => self
+                .committer
+                .commit(rows(&generated))
+                .await
+                .map_err(|error| match error {
+                    // As the model queue answers: 429 queue_full, retry shortly.
+                    CommitError::QueueFull { queued } => {
+                        GenerationError::CommitQueueFull { queued }
+                    }
+                    CommitError::Stopped => GenerationError::Database(sqlx::Error::WorkerCrashed),
+                    CommitError::Database(error) => GenerationError::Database(error),
+                }),
+            Err(error) => Err(error),
+        };
+        match &result {
+            Ok(()) => {
+                if let Some(index) = &self.index {
+                    for image in &generated {
+                        index.insert(image.record.fields.id, &image.variant_phashes);
+                    }
+                }
+            }
+            Err(_) => {
+                for image in &generated {
+                    for name in [&image.record.fields.file_sha256[..], &image.manifest_sha256] {
+                        if let Err(error) = self.blobs.delete(name).await {
+                            tracing::warn!(error = %error, "could not remove a blob after a failed commit");
+                        }
                     }
                 }
             }
         }
-        result
+        (generated, blob_time, result)
     }
 
-    async fn write(&self, generated: &[Generated]) -> Result<(), GenerationError> {
-        // The group's blobs (each image and its manifest store) are written concurrently; each is
-        // durable before the records commit.
+    /// The request's blobs (each image and its manifest store), written concurrently; each is
+    /// durable before its records are queued for commit.
+    async fn write_blobs(&self, generated: &[Generated]) -> Result<(), GenerationError> {
         futures_util::future::try_join_all(generated.iter().flat_map(|image| {
             [
                 self.blobs
@@ -328,6 +402,7 @@ impl GenerationService {
             ]
         }))
         .await
+        .map(|_| ())
         .map_err(|error| {
             if crate::store::blobs::is_storage_full(&error) {
                 tracing::error!(error = %error, "the blob store is full");
@@ -335,33 +410,26 @@ impl GenerationService {
             } else {
                 GenerationError::Storage(error)
             }
-        })?;
-        let records: Vec<Record> = generated.iter().map(|g| g.record.clone()).collect();
-        let manifests: Vec<Vec<u8>> = generated
+        })
+    }
+}
+
+/// A request's rows for the committer.
+fn rows(generated: &[Generated]) -> Rows {
+    Rows {
+        records: generated.iter().map(|g| g.record.clone()).collect(),
+        manifest_sha256: generated
             .iter()
             .map(|g| g.manifest_sha256.to_vec())
-            .collect();
-        let hashes: Vec<(Uuid, &[u64])> = generated
+            .collect(),
+        variant_phashes: generated
             .iter()
-            .map(|g| (g.record.fields.id, g.variant_phashes.as_slice()))
-            .collect();
-        // Each record's transparency-log entry is handed to the sequencer in the record's own
-        // transaction: no record without its entry, no entry without its record.
-        let entries: Vec<(Uuid, Vec<u8>)> = records
+            .map(|g| (g.record.fields.id, g.variant_phashes.clone()))
+            .collect(),
+        log_entries: generated
             .iter()
-            .map(|r| (r.fields.id, crate::tlog::entry(r)))
-            .collect();
-        let mut tx = self.pool.begin().await?;
-        records::insert_all(&mut tx, &records, &manifests).await?;
-        records::insert_hashes(&mut tx, &hashes).await?;
-        crate::store::log::append_pending(&mut tx, &entries).await?;
-        tx.commit().await?;
-        if let Some(index) = &self.index {
-            for (id, list) in &hashes {
-                index.insert(*id, list);
-            }
-        }
-        Ok(())
+            .map(|g| (g.record.fields.id, crate::tlog::entry(&g.record)))
+            .collect(),
     }
 }
 

@@ -261,6 +261,23 @@ pub fn load_log_key(keys_dir: &Path) -> Result<SigningKey, ProvenanceError> {
     })
 }
 
+/// An Ed25519 key from a PKCS#8 PEM file, created (mode 0600) when missing, and whether it was
+/// created: a witness's cosigning key (`hallmark log witness --key`).
+///
+/// # Errors
+/// When the file cannot be read or written, or is not an Ed25519 PKCS#8 key.
+pub fn load_or_create_key(path: &Path) -> Result<(SigningKey, bool), ProvenanceError> {
+    if !path.exists() {
+        let key = SigningKey::generate(&mut OsRng);
+        write_private_key(path, &key)?;
+        return Ok((key, true));
+    }
+    let key = SigningKey::from_pkcs8_pem(&read_to_string(path)?).map_err(|_| {
+        ProvenanceError::Key(format!("{} is not an Ed25519 PKCS#8 key", path.display()))
+    })?;
+    Ok((key, false))
+}
+
 /// What [`rotate_signing_key`] did.
 #[derive(Debug, Clone)]
 pub struct Rotation {

@@ -4,6 +4,8 @@
 //!
 //! On the local backend a put is durable before it returns: the file and the directories that
 //! name it are fsynced, so a record committed after it never outlives its bytes in a power cut.
+//! On S3 a put is durable when the service acknowledges it (an object is whole or absent, and
+//! every replica reads it at once), so several replicas share one bucket (`tests/replicas.rs`).
 //! Blobs no record references (left by a crash between the blob and the record) are removed by
 //! [`collect_garbage`] once older than a grace period.
 
@@ -20,7 +22,7 @@ use object_store::{ObjectStore, PutPayload};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
-use crate::config::{BlobBackend, StorageSettings};
+use crate::config::{BlobBackend, S3Settings, StorageSettings};
 
 pub type BlobError = object_store::Error;
 
@@ -62,27 +64,14 @@ impl Blobs {
                 Arc::new(LocalFileSystem::new_with_prefix(dir)?)
             }
             BlobBackend::S3 => {
-                let s3 = &settings.s3;
-                if s3.bucket.trim().is_empty() {
+                if settings.s3.bucket.trim().is_empty() {
                     return Err(object_store::Error::Generic {
                         store: "S3",
                         source: "storage.s3.bucket must be set when storage.blob_backend = \"s3\""
                             .into(),
                     });
                 }
-                let mut builder = AmazonS3Builder::new()
-                    .with_bucket_name(&s3.bucket)
-                    .with_region(&s3.region)
-                    .with_allow_http(s3.allow_http);
-                if !s3.endpoint.is_empty() {
-                    builder = builder.with_endpoint(&s3.endpoint);
-                }
-                if !s3.access_key_id.is_empty() {
-                    builder = builder
-                        .with_access_key_id(&s3.access_key_id)
-                        .with_secret_access_key(s3.secret_access_key.expose_secret());
-                }
-                Arc::new(builder.build()?)
+                Arc::new(s3_builder(&settings.s3).build()?)
             }
         };
         Ok(Self {
@@ -176,6 +165,27 @@ impl Blobs {
     }
 }
 
+/// The S3 client the settings describe, over the `AWS_*` environment: with `access_key_id`
+/// empty, credentials come from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and
+/// `AWS_SESSION_TOKEN`), a web identity, the container's or the instance's role, as the settings
+/// promise. The bucket, region and `allow_http` are always the settings'; the endpoint too when
+/// set (else `AWS_ENDPOINT`, else AWS's own).
+fn s3_builder(s3: &S3Settings) -> AmazonS3Builder {
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(&s3.bucket)
+        .with_region(&s3.region)
+        .with_allow_http(s3.allow_http);
+    if !s3.endpoint.is_empty() {
+        builder = builder.with_endpoint(&s3.endpoint);
+    }
+    if !s3.access_key_id.is_empty() {
+        builder = builder
+            .with_access_key_id(&s3.access_key_id)
+            .with_secret_access_key(s3.secret_access_key.expose_secret());
+    }
+    builder
+}
+
 fn local_error(source: std::io::Error) -> BlobError {
     object_store::Error::Generic {
         store: "local",
@@ -238,8 +248,8 @@ pub struct GcReport {
     /// Unreferenced but younger than the grace period: possibly a record about to commit.
     pub young: usize,
     pub removed: usize,
-    /// Unfinished writes (the local store's staging files, `<hash>#<n>`, left by a crash
-    /// mid-write) older than the grace period, removed.
+    /// Unfinished writes (the local store's staging files, `<name>#<n>`, left by a crash
+    /// mid-write, of blobs or of the log's tiles) older than the grace period, removed.
     pub staging_removed: usize,
 }
 
@@ -289,24 +299,23 @@ pub async fn collect_garbage(
     Ok(report)
 }
 
-/// Whether a file name is a local-store staging file: 64 hex digits, `#`, a number.
-fn is_staging_name(name: &str) -> bool {
-    name.split_once('#').is_some_and(|(hash, n)| {
-        hash.len() == 64
-            && hash.bytes().all(|b| b.is_ascii_hexdigit())
-            && !n.is_empty()
-            && n.bytes().all(|b| b.is_ascii_digit())
+/// Whether a file name is a local-store staging file: an object's name, `#`, a number (our
+/// object names — hashes and the log's tile paths — never hold a `#`).
+#[must_use]
+pub fn is_staging_name(name: &str) -> bool {
+    name.split_once('#').is_some_and(|(object, n)| {
+        !object.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
     })
 }
 
-/// Removes staging files last written before `cutoff` under `root` (the two fan-out levels
-/// below `sha256/`); returns how many.
+/// Removes staging files last written before `cutoff` under `root` (the blobs below `sha256/`
+/// and the transparency log's static files below `log/`); returns how many.
 fn remove_stale_staging(
     root: &std::path::Path,
     cutoff: std::time::SystemTime,
 ) -> std::io::Result<usize> {
     let mut removed = 0;
-    let mut dirs = vec![root.join("sha256")];
+    let mut dirs = vec![root.join("sha256"), root.join("log")];
     while let Some(dir) = dirs.pop() {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -373,7 +382,9 @@ mod tests {
         assert!(!is_staging_name(&hash));
         assert!(!is_staging_name(&format!("{hash}#")));
         assert!(!is_staging_name(&format!("{hash}#x")));
-        assert!(!is_staging_name("abc#1"));
+        assert!(is_staging_name("8#1"), "a partial tile's");
+        assert!(!is_staging_name("#1"));
+        assert!(!is_staging_name("8#1#2"));
     }
 
     #[test]
@@ -400,6 +411,40 @@ mod tests {
         assert!(
             Blobs::from_settings(&settings).is_err(),
             "a bucket is required"
+        );
+    }
+
+    /// With no key in the settings the client takes the environment's (as `config/default.toml`
+    /// says); a key in the settings wins. No other test reads `AWS_*` variables.
+    #[test]
+    fn s3_credentials_come_from_the_settings_or_else_the_environment() {
+        use object_store::aws::AmazonS3ConfigKey as Key;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s3 = storage(dir.path()).s3;
+        s3.bucket = "hallmark-images".into();
+        std::env::set_var("AWS_ACCESS_KEY_ID", "from-the-environment");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "environment-secret");
+        let from_env = s3_builder(&s3);
+        assert_eq!(
+            from_env.get_config_value(&Key::AccessKeyId).as_deref(),
+            Some("from-the-environment")
+        );
+        assert_eq!(
+            from_env.get_config_value(&Key::SecretAccessKey).as_deref(),
+            Some("environment-secret")
+        );
+        s3.access_key_id = "from-the-settings".into();
+        s3.secret_access_key = "settings-secret".to_owned().into();
+        let from_settings = s3_builder(&s3);
+        std::env::remove_var("AWS_ACCESS_KEY_ID");
+        std::env::remove_var("AWS_SECRET_ACCESS_KEY");
+        assert_eq!(
+            from_settings.get_config_value(&Key::AccessKeyId).as_deref(),
+            Some("from-the-settings")
+        );
+        assert_eq!(
+            from_settings.get_config_value(&Key::Bucket).as_deref(),
+            Some("hallmark-images")
         );
     }
 }

@@ -17,6 +17,8 @@ pub struct StoredCheckpoint {
     pub size: i64,
     pub root: Vec<u8>,
     pub note: String,
+    /// When the sequencer signed it.
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// An entry waiting for the sequencer.
@@ -25,6 +27,8 @@ pub struct Pending {
     pub seq: i64,
     pub record_id: Uuid,
     pub entry: Vec<u8>,
+    /// When its record committed.
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// An entry of the log.
@@ -81,9 +85,11 @@ pub async fn try_lock_sequencer(tx: &mut Transaction<'_, Postgres>) -> Result<bo
 pub async fn latest_checkpoint<'c>(
     db: impl PgExecutor<'c>,
 ) -> Result<Option<StoredCheckpoint>, sqlx::Error> {
-    sqlx::query_as("SELECT size, root, note FROM log_checkpoints ORDER BY size DESC LIMIT 1")
-        .fetch_optional(db)
-        .await
+    sqlx::query_as(
+        "SELECT size, root, note, created_at FROM log_checkpoints ORDER BY size DESC LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// The largest checkpointed tree size below `size`.
@@ -102,7 +108,7 @@ pub async fn checkpoint_size_before(pool: &PgPool, size: i64) -> Result<Option<i
 /// # Errors
 /// When the database fails.
 pub async fn checkpoints(pool: &PgPool) -> Result<Vec<StoredCheckpoint>, sqlx::Error> {
-    sqlx::query_as("SELECT size, root, note FROM log_checkpoints ORDER BY size")
+    sqlx::query_as("SELECT size, root, note, created_at FROM log_checkpoints ORDER BY size")
         .fetch_all(pool)
         .await
 }
@@ -115,10 +121,12 @@ pub async fn pending(
     tx: &mut Transaction<'_, Postgres>,
     limit: i64,
 ) -> Result<Vec<Pending>, sqlx::Error> {
-    sqlx::query_as("SELECT seq, record_id, entry FROM log_pending ORDER BY seq LIMIT $1")
-        .bind(limit)
-        .fetch_all(&mut **tx)
-        .await
+    sqlx::query_as(
+        "SELECT seq, record_id, entry, created_at FROM log_pending ORDER BY seq LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
 }
 
 /// The stored hashes at these indices (those that exist).
@@ -174,13 +182,15 @@ pub async fn integrate(
     let ids: Vec<Uuid> = pending.iter().map(|p| p.record_id).collect();
     let entries: Vec<Vec<u8>> = pending.iter().map(|p| p.entry.clone()).collect();
     let seqs: Vec<i64> = pending.iter().map(|p| p.seq).collect();
+    let queued: Vec<chrono::DateTime<chrono::Utc>> = pending.iter().map(|p| p.created_at).collect();
     sqlx::query(
-        "INSERT INTO log_entries (idx, record_id, entry)
-         SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::bytea[])",
+        "INSERT INTO log_entries (idx, record_id, entry, queued_at)
+         SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::bytea[], $4::timestamptz[])",
     )
     .bind(&idx)
     .bind(&ids)
     .bind(&entries)
+    .bind(&queued)
     .execute(&mut **tx)
     .await?;
     let (hash_idx, hashes): (Vec<i64>, Vec<Vec<u8>>) = new_hashes.iter().cloned().unzip();
@@ -196,6 +206,28 @@ pub async fn integrate(
     insert_checkpoint(tx, checkpoint).await
 }
 
+/// Appends witness cosignature lines to the stored checkpoint of `size`, unless its note is no
+/// longer `note` (another replica added some meanwhile: the next round asks again); whether it
+/// did.
+///
+/// # Errors
+/// When the database fails.
+pub async fn add_cosignatures(
+    pool: &PgPool,
+    size: i64,
+    note: &str,
+    lines: &str,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE log_checkpoints SET note = note || $3 WHERE size = $1 AND note = $2")
+            .bind(size)
+            .bind(note)
+            .bind(lines)
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Stores a checkpoint (the sequencer's, inside its transaction).
 ///
 /// # Errors
@@ -204,12 +236,15 @@ pub async fn insert_checkpoint(
     tx: &mut Transaction<'_, Postgres>,
     checkpoint: &StoredCheckpoint,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO log_checkpoints (size, root, note) VALUES ($1, $2, $3)")
-        .bind(checkpoint.size)
-        .bind(&checkpoint.root)
-        .bind(&checkpoint.note)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO log_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(checkpoint.size)
+    .bind(&checkpoint.root)
+    .bind(&checkpoint.note)
+    .bind(checkpoint.created_at)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

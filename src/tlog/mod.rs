@@ -44,6 +44,7 @@ pub mod note;
 pub mod proof;
 pub mod sequencer;
 pub mod tiles;
+pub mod witness;
 
 pub use note::{verify_checkpoint, LogSigner, VerifiedCheckpoint};
 pub use sequencer::{Integration, Log, ProofState};
@@ -75,6 +76,8 @@ pub enum LogError {
     BadProof,
     #[error("an entry of {0} bytes does not fit an entry bundle (at most 65535)")]
     EntryTooLarge(usize),
+    #[error("witness: {0}")]
+    Witness(String),
 }
 
 /// The log entry of a record: its canonical signed encoding, then its signature.

@@ -14,6 +14,7 @@ use super::hashes::StoredHashes;
 use super::note::LogSigner;
 use super::proof::InclusionProof;
 use super::tiles::{entry_bundle, new_tiles, TilePath};
+use super::witness::{Submission, WitnessClient};
 use super::LogError;
 use crate::config::{Settings, TransparencyLogSettings};
 use crate::store::blobs::Blobs;
@@ -36,7 +37,8 @@ pub enum Integration {
 /// Where a record stands in the log.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProofState {
-    Integrated(InclusionProof),
+    /// The proof, and when its checkpoint was signed.
+    Integrated(InclusionProof, chrono::DateTime<chrono::Utc>),
     /// Handed to the sequencer, not yet in a checkpoint.
     Pending,
     /// Not in the log: a record made before the log existed, until `hallmark log backfill`
@@ -54,6 +56,8 @@ pub struct Log {
     batch_size: i64,
     /// Fired after each integration this log commits (see [`Log::wait_for_proofs`]).
     integrated: tokio::sync::Notify,
+    /// Witnesses asked to cosign each new checkpoint.
+    witnesses: Vec<WitnessClient>,
 }
 
 impl Log {
@@ -69,7 +73,21 @@ impl Log {
         let key = crate::provenance::pki::load_log_key(&settings.storage.keys_dir())
             .map_err(|error| LogError::Key(error.to_string()))?;
         let signer = LogSigner::new(&settings.transparency_log.origin, key)?;
-        Ok(Self::new(pool, blobs, signer, &settings.transparency_log))
+        let log = &settings.transparency_log;
+        let timeout = Duration::from_millis(log.witness_timeout_ms.max(1));
+        let witnesses = log
+            .witnesses
+            .iter()
+            .map(|w| WitnessClient::new(&w.url, &w.key, timeout))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(pool, blobs, signer, log).with_witnesses(witnesses))
+    }
+
+    /// The same log, asking these witnesses to cosign its checkpoints.
+    #[must_use]
+    pub fn with_witnesses(mut self, witnesses: Vec<WitnessClient>) -> Self {
+        self.witnesses = witnesses;
+        self
     }
 
     #[must_use]
@@ -86,6 +104,7 @@ impl Log {
             interval: Duration::from_millis(settings.checkpoint_interval_ms.max(1)),
             batch_size: i64::from(settings.batch_size.max(1)),
             integrated: tokio::sync::Notify::new(),
+            witnesses: Vec::new(),
         }
     }
 
@@ -129,10 +148,17 @@ impl Log {
             size: as_i64(new),
             root: root.0.to_vec(),
             note: self.signer.sign_checkpoint(new, root)?,
+            created_at: chrono::Utc::now(),
         };
         store::integrate(&mut tx, as_i64(old), &pending, &new_hashes, &checkpoint).await?;
         tx.commit().await?;
         self.integrated.notify_waiters();
+        let delays = metrics::histogram!("hallmark_log_integration_delay_seconds");
+        for entry in &pending {
+            let delay = checkpoint.created_at - entry.created_at;
+            delays.record(delay.to_std().unwrap_or_default().as_secs_f64());
+        }
+        metrics::counter!("hallmark_log_entries_integrated_total").increment(pending.len() as u64);
         Ok(Integration::Integrated { old, new })
     }
 
@@ -160,28 +186,24 @@ impl Log {
     }
 
     /// Writes the tiles and entry bundles that changed from `old` to `new` entries, and the
-    /// latest checkpoint, to the blob store.
+    /// latest checkpoint, to the blob store. Starts lower when the published checkpoint is
+    /// older than `old`: a replica that died between its commit and its tiles leaves that round
+    /// to whoever publishes next (the checkpoint is written after the tiles, so the tiles of the
+    /// published one are always there).
     ///
     /// # Errors
     /// When the database or the blob store fails.
     #[tracing::instrument(skip_all, fields(old, new))]
     pub async fn publish(&self, old: u64, new: u64) -> Result<(), LogError> {
-        for tile in new_tiles(old, new) {
+        let published = self.published_size().await?.unwrap_or(0);
+        for tile in new_tiles(old.min(published), new) {
             let bytes = self.build_tile(tile).await?;
             self.blobs
                 .put_named(&blob_name(tile), Bytes::from(bytes))
                 .await?;
         }
         // Another replica may have signed a larger tree meanwhile: publish whatever is latest.
-        if let Some(latest) = store::latest_checkpoint(&self.pool).await? {
-            self.blobs
-                .put_named(
-                    &format!("{BLOB_PREFIX}checkpoint"),
-                    Bytes::from(latest.note.into_bytes()),
-                )
-                .await?;
-        }
-        Ok(())
+        self.publish_checkpoint().await
     }
 
     /// Publishes the latest checkpoint's tiles again from PostgreSQL (at start-up: a crash may
@@ -202,6 +224,9 @@ impl Log {
     /// Integrates every `transparency_log.checkpoint_interval_ms` and publishes what changed,
     /// in the background, until the pool is closed.
     pub fn spawn(self: Arc<Self>) {
+        if !self.witnesses.is_empty() {
+            tokio::spawn(Arc::clone(&self).cosign_forever());
+        }
         tokio::spawn(async move {
             if let Err(error) = self.republish_latest().await {
                 tracing::warn!(error = %error, "could not republish the log's latest tiles");
@@ -233,6 +258,134 @@ impl Log {
                 }
             }
         });
+    }
+
+    /// Asks the witnesses for cosignatures of the latest checkpoint after each integration
+    /// here, and every few intervals besides (another replica may have integrated), until the
+    /// pool is closed. A witness that is down or refuses is logged and asked again next time.
+    async fn cosign_forever(self: Arc<Self>) {
+        let mut failing = false;
+        loop {
+            let notified = self.integrated.notified();
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep(self.interval * 4) => {}
+            }
+            if self.pool.is_closed() {
+                break;
+            }
+            match self.cosign_latest().await {
+                Ok(_) => failing = false,
+                Err(error) => {
+                    if !failing {
+                        tracing::warn!(error = %error, "could not add witness cosignatures");
+                    }
+                    failing = true;
+                }
+            }
+        }
+    }
+
+    /// Submits the latest checkpoint to every witness whose cosignature it lacks, adds the
+    /// cosignatures that verify with the witnesses' pinned keys to the stored checkpoint, and
+    /// publishes it again; how many were added. A witness that fails is logged and skipped.
+    ///
+    /// # Errors
+    /// When the database or the blob store fails.
+    pub async fn cosign_latest(&self) -> Result<usize, LogError> {
+        let Some(latest) = store::latest_checkpoint(&self.pool).await? else {
+            return Ok(0);
+        };
+        let mut lines = String::new();
+        let mut added = 0;
+        for witness in &self.witnesses {
+            if !witness.verifier.cosignatures(&latest.note).is_empty() {
+                continue;
+            }
+            match self.submit(witness, &latest).await {
+                Ok(cosignatures) => {
+                    added += cosignatures.len();
+                    lines.extend(cosignatures);
+                }
+                Err(error) => {
+                    tracing::warn!(witness = %witness.url, error = %error, "a witness did not cosign");
+                }
+            }
+        }
+        if added > 0
+            && store::add_cosignatures(&self.pool, latest.size, &latest.note, &lines).await?
+        {
+            self.publish_checkpoint().await?;
+            metrics::counter!("hallmark_log_cosignatures_total").increment(added as u64);
+        }
+        Ok(added)
+    }
+
+    /// One witness's cosignature of `checkpoint`: submitted with a consistency proof from the
+    /// tree the witness last saw (learnt from its 409 answer when not known here).
+    async fn submit(
+        &self,
+        witness: &WitnessClient,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<Vec<String>, LogError> {
+        let size = to_u64(checkpoint.size);
+        let mut old = witness.last_size().unwrap_or(0);
+        for _ in 0..3 {
+            if old > size {
+                return Err(LogError::Witness(format!(
+                    "{} has seen a tree of {old} entries, larger than this log's {size}",
+                    witness.url
+                )));
+            }
+            let proof = if old == 0 || old == size {
+                Vec::new()
+            } else {
+                self.with_hashes(|hashes| tlog_tiles::prove_tree(size, old, hashes))
+                    .await?
+            };
+            match witness.submit(old, &proof, &checkpoint.note).await? {
+                Submission::Cosigned(lines) => {
+                    witness.set_last_size(size);
+                    return Ok(lines);
+                }
+                Submission::Conflict(theirs) => {
+                    witness.set_last_size(theirs);
+                    old = theirs;
+                }
+            }
+        }
+        Err(LogError::Witness(format!(
+            "{} keeps answering 409",
+            witness.url
+        )))
+    }
+
+    /// The tree size of the checkpoint in the blob store, if there is one that parses.
+    async fn published_size(&self) -> Result<Option<u64>, LogError> {
+        let Some(note) = self
+            .blobs
+            .get_named(&format!("{BLOB_PREFIX}checkpoint"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(std::str::from_utf8(&note)
+            .ok()
+            .and_then(|text| text.lines().nth(1))
+            .and_then(|size| size.parse().ok()))
+    }
+
+    /// Writes the latest checkpoint (with its cosignatures) to the blob store.
+    async fn publish_checkpoint(&self) -> Result<(), LogError> {
+        if let Some(latest) = store::latest_checkpoint(&self.pool).await? {
+            self.blobs
+                .put_named(
+                    &format!("{BLOB_PREFIX}checkpoint"),
+                    Bytes::from(latest.note.into_bytes()),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// The latest signed checkpoint note; before the first integration, the empty tree's
@@ -287,11 +440,14 @@ impl Log {
         let path = self
             .with_hashes(|hashes| prove_record(size, index, hashes))
             .await?;
-        Ok(ProofState::Integrated(InclusionProof {
-            index,
-            path,
-            checkpoint: checkpoint.note,
-        }))
+        Ok(ProofState::Integrated(
+            InclusionProof {
+                index,
+                path,
+                checkpoint: checkpoint.note,
+            },
+            checkpoint.created_at,
+        ))
     }
 
     /// Waits until a checkpoint includes every record of `ids` (in order), then answers their
@@ -339,7 +495,7 @@ impl Log {
     ) -> Result<bool, LogError> {
         while let Some(&id) = ids.get(proofs.len()) {
             match self.proof(id).await? {
-                ProofState::Integrated(proof) => proofs.push(proof),
+                ProofState::Integrated(proof, _) => proofs.push(proof),
                 ProofState::Pending | ProofState::NotLogged => return Ok(false),
             }
         }

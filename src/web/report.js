@@ -1,6 +1,7 @@
 // What a VerifyReport and a record say, in plain words: shared by the verify page and the console.
 
-import { el, formatTime, shortHash } from './api.js';
+import { el, fill, formatTime, shortHash } from './api.js';
+import { checkRecordInLog } from './tlog.js';
 
 /** Provenance states → a headline, a tone and a sentence. */
 export function provenanceSummary(report) {
@@ -193,7 +194,8 @@ export function registryFacts(registry) {
       ['Model', `${r.model} (version ${shortHash(r.model_version, 8)})`],
       ['Seed', String(r.seed)],
       ['Record signature', r.signature_valid ? 'Valid (Ed25519)' : 'NOT valid: the record was altered'],
-    ]));
+    ]),
+    logFacts(r.id));
 }
 
 /** The detector part of a console report. */
@@ -257,6 +259,49 @@ export function recordFacts(record) {
       ? el('span', { class: 'badge good', text: 'Valid (Ed25519)' })
       : el('span', { class: 'badge bad', text: 'Not valid: the record was altered' })],
   ]);
+}
+
+/**
+ * The record's place in the public transparency log, checked in this browser (src/web/tlog.js):
+ * a section that fills itself once the proof, the record and the log key have been fetched.
+ */
+export function logFacts(recordId) {
+  const body = el('p', { class: 'busy', text: 'Checking the transparency log…' });
+  const section = el('section', { 'data-log': 'checking' }, el('h3', { text: 'Public log' }), body);
+  const show = (state, ...children) => {
+    section.setAttribute('data-log', state);
+    fill(body, ...children);
+    body.className = '';
+  };
+  checkRecordInLog(recordId).then((result) => {
+    switch (result.state) {
+      case 'included': {
+        const when = result.time ? `, checkpoint of ${formatTime(result.time)}` : '';
+        // Witness lines are listed, not checked: that takes each witness's own pinned key.
+        const witnesses = result.cosigners.length
+          ? ` The checkpoint also carries cosignatures from ${result.cosigners.join(', ')} (witnesses that check the log only grows; verify them with each witness's own key).`
+          : '';
+        show('included',
+          el('span', { class: 'badge good', text: 'Proof verified' }), ' ',
+          el('strong', { text: `In Hallmark's public log at index ${result.index}${when}.` }),
+          ` Checked in this browser: the record's log entry, its path to the root of the checkpoint's tree of ${result.size} entries, and the checkpoint's Ed25519 signature by `,
+          el('span', { class: 'mono', text: result.keyId }),
+          ` (the key this server publishes at /log/key; monitors pin it).${witnesses}`);
+        break;
+      }
+      case 'pending':
+        show('pending', 'Logged; it joins the next signed checkpoint within a second or so. Look it up again for the proof.');
+        break;
+      case 'not_in_log':
+        show('not_in_log', 'This record was made before the public log started and has not been added to it yet.');
+        break;
+      default:
+        show('invalid', el('span', { class: 'badge bad', text: 'Proof does not verify' }), ` ${result.reason}.`);
+    }
+  }).catch((error) => {
+    show('unavailable', `The log could not be checked just now (${error.code || error.message}).`);
+  });
+  return section;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ mod abuse;
 mod authz;
 mod cli;
 mod generations;
+mod group_commit;
 mod health;
 mod helpers;
 mod softbinding;

@@ -4,6 +4,7 @@
 Merkle tree), sharing no code with the service. Ed25519 comes from the `cryptography` package.
 
     verify_tlog.py BASE_URL VERIFIER_KEY [--old-checkpoint FILE] [--record ID ...]
+                   [--witness WITNESS_KEY ...]
 
 Downloads the checkpoint and checks its signature with the verifier key given (pinned, not the
 one the log serves); downloads every hash tile and entry bundle the checkpoint's tree needs,
@@ -12,8 +13,9 @@ and checks the tiles and the root; checks an older checkpoint is consistent with
 (its root is the root of the first entries, and an RFC 6962 consistency proof built from the
 entries verifies by RFC 9162's algorithm); and for each record, fetches its tlog-proof, checks
 it by RFC 9162's inclusion algorithm and that its entry is the public record's canonical
-encoding followed by its signature (`verify_record.py`'s encoding). Prints OK and exits 0, or
-says what failed and exits 1.
+encoding followed by its signature (`verify_record.py`'s encoding); and that the checkpoint
+carries a valid cosignature (c2sp.org/tlog-cosignature, Ed25519 `cosignature/v1`) of each
+`--witness` key. Prints OK and exits 0, or says what failed and exits 1.
 """
 
 import argparse
@@ -177,6 +179,35 @@ def verify_note(note, vkey):
     return lines[0], int(lines[1]), root
 
 
+def verify_cosignature(note, wkey):
+    """The time of a valid cosignature/v1 by witness key `wkey` (name+hex(key id)+base64(0x04 ||
+    Ed25519 public key)) on the checkpoint note."""
+    name, key_id, key = wkey.split("+", 2)
+    key = base64.b64decode(key, validate=True)
+    check(key[0] == 4 and len(key) == 33, "not a cosignature/v1 witness key")
+    check(
+        sha256(name.encode() + b"\n" + key)[:4].hex() == key_id,
+        "the witness key's id is not SHA-256(name || 0x0A || 0x04 || key)[:4]",
+    )
+    public = Ed25519PublicKey.from_public_bytes(key[1:])
+    text, _, signatures = note.rpartition("\n\n")
+    text += "\n"
+    for line in signatures[:-1].split("\n"):
+        signer, _, b64 = line[2:].partition(" ")
+        raw = base64.b64decode(b64, validate=True)
+        if signer != name or raw[:4].hex() != key_id:
+            continue
+        check(len(raw) == 4 + 8 + 64, "a cosignature line holds 4 + 8 + 64 bytes")
+        timestamp = int.from_bytes(raw[4:12], "big")
+        message = f"cosignature/v1\ntime {timestamp}\n{text}".encode()
+        try:
+            public.verify(raw[12:], message)
+        except InvalidSignature:
+            raise Failed(f"the cosignature of {name} does not verify")
+        return timestamp
+    raise Failed(f"no cosignature of {name}")
+
+
 # Straight to the log: never through a proxy the environment names.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -251,6 +282,7 @@ def main():
     parser.add_argument("vkey")
     parser.add_argument("--old-checkpoint")
     parser.add_argument("--record", action="append", default=[])
+    parser.add_argument("--witness", action="append", default=[])
     args = parser.parse_args()
     base = args.base.rstrip("/")
     try:
@@ -258,6 +290,9 @@ def main():
         check(status == 200, f"checkpoint: HTTP {status}")
         check(headers["Content-Type"] == "text/plain; charset=utf-8", "checkpoint content type")
         origin, size, root = verify_note(body.decode(), args.vkey)
+        for wkey in args.witness:
+            timestamp = verify_cosignature(body.decode(), wkey)
+            print(f"checkpoint {size}: cosigned by {wkey.split('+')[0]} at {timestamp}")
         entries, leaves = download_tree(base, size)
         check(mth(leaves) == root, "the entries do not hash to the checkpoint's root")
         print(f"checkpoint {origin} {size}: signature and root OK")

@@ -1,7 +1,7 @@
 //! Running the real `hallmark` binary in tests: a database of its own ([`TestDb`]), the
 //! binary with a private configuration ([`Env`]: `init`, `keys create`, `serve`) and a running
-//! `hallmark serve` that SIGKILL ends ([`Server`]). Shared by `tests/faults.rs` and
-//! `tests/tlog.rs` (`#[path = "support/serve.rs"] mod serve;`).
+//! `hallmark serve` that SIGKILL ends ([`Server`]). Shared by `tests/faults.rs`,
+//! `tests/tlog.rs` and `tests/replicas.rs` (`#[path = "support/serve.rs"] mod serve;`).
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -122,6 +122,19 @@ impl Env {
     /// `set("HALLMARK__TRANSPARENCY_LOG__CHECKPOINT_INTERVAL_MS", "100")`.
     pub fn set(&mut self, name: &str, value: &str) {
         self.settings.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Another replica's: the same pinned binary, database and settings, with its own data
+    /// directory (and log) in `data_dir`. It shares this one's pin, so it must not outlive it.
+    pub fn replica(&self, data_dir: &Path) -> Self {
+        Self {
+            binary: self.binary.clone(),
+            _pin: None,
+            database_url: self.database_url.clone(),
+            data_dir: data_dir.to_path_buf(),
+            log: data_dir.join("serve.log"),
+            settings: self.settings.clone(),
+        }
     }
 
     /// Runs a command to completion; its stdout, or a failed test.
