@@ -29,6 +29,8 @@ lint: setup
 
 test: lint
 	cargo test
+	# The Python peer of the throughput comparison still does the same work (4 s).
+	python benches/python_peer/test_peer.py
 
 bench: setup
 	cargo bench

@@ -7,8 +7,8 @@
 //!    delay (from a record's commit to the signed checkpoint that first includes it, p50/p99,
 //!    from the `queued_at` and checkpoint times PostgreSQL keeps), the entries per checkpoint, and
 //!    signed images/s beside the same service whose sequencer does not integrate during the run
-//!    (`checkpoint_interval_ms` of an hour): the cost of integrating and publishing. Each pair is
-//!    run twice, in alternating order. The entry's insert in the record's own transaction is in
+//!    (`checkpoint_interval_ms` of an hour): the cost of integrating and publishing. Each is run
+//!    four times, alternating which goes first. The entry's insert in the record's own transaction is in
 //!    both (it is the `store` stage of `Server-Timing`).
 //!
 //! Run: `cargo bench --bench tlog` (needs PostgreSQL; makes databases `hallmark_bench_tlog*`
@@ -32,6 +32,8 @@ use sqlx::PgPool;
 
 const ENTRY_BYTES: usize = 380;
 const STAGES: [&str; 1] = ["store"];
+/// Runs of each service per client count, alternating which goes first.
+const PAIRS: usize = 4;
 
 /// Integrates everything pending; publishes each round's tiles when `publish`. Entries/s and
 /// the number of rounds.
@@ -237,12 +239,12 @@ fn main() {
         println!("| clients | images/s, log integrating | images/s, not integrating | cost | entries per checkpoint | delay p50 ms | delay p99 ms | max ms |");
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut run = 1;
-        for (clients, requests) in [(1, 150), (8, 500), (32, 1000)] {
+        for (clients, requests) in [(1, 400), (8, 1500), (32, 2500)] {
             let from = log_size(&with_log.pool).await;
             let (mut on, mut off) = (0.0, 0.0);
-            for pair in 0..2 {
+            for pair in 0..PAIRS {
                 // Alternate the order so that drift on a shared machine falls on both.
-                if pair == 0 {
+                if pair % 2 == 0 {
                     on += generate(&with_log, clients, requests, run).await;
                     off += generate(&without, clients, requests, run + 1).await;
                 } else {
@@ -254,8 +256,8 @@ fn main() {
             let (delays, per_checkpoint) = delays_since(&with_log.pool, from).await;
             println!(
                 "| {clients} | {:.0} | {:.0} | {:+.1}% | {per_checkpoint:.0} | {:.0} | {:.0} | {:.0} |",
-                on / 2.0,
-                off / 2.0,
+                on / PAIRS as f64,
+                off / PAIRS as f64,
                 100.0 * (off - on) / off,
                 ms(percentile(&delays, 0.5)),
                 ms(percentile(&delays, 0.99)),

@@ -45,7 +45,7 @@ apt_install() {
 
 setup_packages() {
     # strace: tests/api/cli.rs traces that blobs are fsynced.
-    apt_install postgresql postgresql-client dataset-fashion-mnist python3-venv pkg-config strace
+    apt_install postgresql postgresql-client dataset-fashion-mnist python3-venv pkg-config strace wrk
 }
 
 setup_venv() {
@@ -61,6 +61,11 @@ setup_venv() {
     if ! "$VENV/bin/python" -c "import c2pa" 2>/dev/null; then
         log "installing c2pa-python==$C2PA_PYTHON_VERSION into $VENV"
         "$VENV/bin/pip" install -q --disable-pip-version-check "c2pa-python==$C2PA_PYTHON_VERSION" >&2
+    fi
+    # The Python peer of the throughput comparison (benches/python_peer/, benches/load.py).
+    if ! "$VENV/bin/python" -c "import fastapi, uvicorn, asyncpg, safetensors, PIL" 2>/dev/null; then
+        log "installing the Python peer's requirements into $VENV"
+        "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO_ROOT/benches/python_peer/requirements.txt" >&2
     fi
     if ! "$VENV/bin/python" -c "import moto.server" 2>/dev/null; then
         log "installing moto[server]==$MOTO_VERSION into $VENV"
