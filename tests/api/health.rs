@@ -220,15 +220,17 @@ async fn the_database_connection_uses_tls_when_the_url_requires_it() {
     let mut settings = hallmark::config::Settings::load(None).unwrap().database;
     settings.url = base.clone().into();
     let plain = store::lazy_pool(&settings).unwrap();
-    let server_has_tls: String = sqlx::query_scalar("SHOW ssl").fetch_one(&plain).await.unwrap();
+    let server_has_tls: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&plain)
+        .await
+        .unwrap();
     let separator = if base.contains('?') { '&' } else { '?' };
     settings.url = format!("{base}{separator}sslmode=require").into();
     let tls = store::lazy_pool(&settings).unwrap();
-    let over_tls = sqlx::query_scalar::<_, bool>(
-        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-    )
-    .fetch_one(&tls)
-    .await;
+    let over_tls =
+        sqlx::query_scalar::<_, bool>("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&tls)
+            .await;
     if server_has_tls == "on" {
         assert!(over_tls.unwrap(), "the connection is not encrypted");
     } else {
