@@ -207,8 +207,7 @@ async fn made_here_found_there(
     image
 }
 
-/// Generates two images a request on `url` until `stop`; what was answered 201, counted in
-/// `answered` as it comes.
+/// [`serve::generate_until`], keeping what the checks need of each answered image.
 async fn generate_until(
     url: String,
     key: String,
@@ -216,32 +215,8 @@ async fn generate_until(
     stop: Arc<AtomicBool>,
     answered: Arc<AtomicUsize>,
 ) -> Vec<Acked> {
-    let http = client();
-    let mut all = Vec::new();
-    let mut seed = first_seed;
-    while !stop.load(Ordering::SeqCst) {
-        seed += 1;
-        let sent = http
-            .post(&url)
-            .bearer_auth(&key)
-            .json(&json!({ "count": 2, "seed": seed }))
-            .send()
-            .await;
-        let Ok(response) = sent else {
-            // The kill: connection refused or reset.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        if response.status() != StatusCode::CREATED {
-            continue;
-        }
-        let Ok(body) = response.json::<Value>().await else {
-            continue;
-        };
-        all.extend(acked(&body));
-        answered.fetch_add(1, Ordering::SeqCst);
-    }
-    all
+    let images = serve::generate_until(url, key, first_seed, stop, answered).await;
+    acked(&json!({ "images": images }))
 }
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {

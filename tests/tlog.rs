@@ -87,6 +87,30 @@ async fn hand_over_synthetic(pool: &PgPool, count: usize) {
     tx.commit().await.unwrap();
 }
 
+/// `tests/independent/verify_tlog.py BASE VKEY ARGS... --record ID...`, off the runtime: whether it
+/// passed, and what it printed.
+async fn independent_verifier(
+    base: &str,
+    vkey: &str,
+    args: &[&str],
+    records: &[String],
+) -> (bool, String) {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/verify_tlog.py");
+    let mut command = Command::new(python());
+    command.arg(script).arg(base).arg(vkey).args(args);
+    for id in records {
+        command.arg("--record").arg(id);
+    }
+    let output = run_off_the_runtime(command).await;
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
+}
+
 /// Runs a command on a blocking thread: the app it talks to shares this test's runtime (its
 /// database pool), which must keep running meanwhile.
 async fn run_off_the_runtime(mut command: Command) -> Output {
@@ -127,25 +151,10 @@ async fn an_independent_verifier_checks_tiles_roots_inclusion_and_consistency(po
     let (status, _, served) = text(&app, "/log/key").await;
     assert_eq!((status, served.trim()), (StatusCode::OK, vkey.as_str()));
 
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/verify_tlog.py");
-    let mut command = Command::new(python());
-    command
-        .arg(script)
-        .arg(&app.address)
-        .arg(&vkey)
-        .arg("--old-checkpoint")
-        .arg(old_file.path());
-    for id in &ids {
-        command.arg("--record").arg(id);
-    }
-    let output = run_off_the_runtime(command).await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "independent verifier: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let old_path = old_file.path().to_str().unwrap();
+    let (passed, stdout) =
+        independent_verifier(&app.address, &vkey, &["--old-checkpoint", old_path], &ids).await;
+    assert!(passed, "independent verifier: {stdout}");
     assert!(stdout.contains("checkpoint hallmark.example.org/log 305: signature and root OK"));
     assert!(
         stdout.contains("checkpoint 303 -> 305: consistent"),
@@ -158,17 +167,13 @@ async fn an_independent_verifier_checks_tiles_roots_inclusion_and_consistency(po
         ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
     )
     .unwrap();
-    let mut command = Command::new(python());
-    command
-        .arg(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/independent/verify_tlog.py"),
-        )
-        .arg(&app.address)
-        .arg(other.verifier_key());
-    let output = run_off_the_runtime(command).await;
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout).contains("no signature by the pinned key"));
+    let (passed, printed) =
+        independent_verifier(&app.address, &other.verifier_key(), &[], &[]).await;
+    assert!(!passed);
+    assert!(
+        printed.contains("no signature by the pinned key"),
+        "{printed}"
+    );
 }
 
 #[sqlx::test]
@@ -627,42 +632,19 @@ async fn wait_for_log_times_out_with_503_and_the_record_committed(pool: PgPool) 
 
 /// Generates single images with `wait_for_log` off until `stop` is set; the record ids answered
 /// with success.
+/// [`serve::generate_until`]'s record ids.
 async fn generate_until(
     url: String,
     key: String,
     first_seed: u64,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Vec<String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let mut acked = Vec::new();
-    let mut seed = first_seed;
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        seed += 1;
-        let sent = client
-            .post(&url)
-            .bearer_auth(&key)
-            .json(&json!({ "count": 2, "seed": seed }))
-            .send()
-            .await;
-        let Ok(response) = sent else {
-            // The kill: connection refused or reset.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        if response.status() != StatusCode::CREATED {
-            continue;
-        }
-        let Ok(body) = response.json::<serde_json::Value>().await else {
-            continue;
-        };
-        for image in body["images"].as_array().unwrap() {
-            acked.push(image["id"].as_str().unwrap().to_owned());
-        }
-    }
-    acked
+    let answered = std::sync::Arc::default();
+    serve::generate_until(url, key, first_seed, stop, answered)
+        .await
+        .iter()
+        .map(|image| image["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
@@ -1146,25 +1128,9 @@ async fn a_witness_cosigns_each_checkpoint_and_an_independent_verifier_checks_it
 
     // Checked from the specifications alone: the log's signature, the tree, each record's
     // inclusion and the witness's cosignature/v1 over the served checkpoint.
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/verify_tlog.py");
-    let mut command = Command::new(python());
-    command
-        .arg(script)
-        .arg(&server.address)
-        .arg(&vkey)
-        .arg("--witness")
-        .arg(&witness.vkey);
-    for id in &ids {
-        command.arg("--record").arg(id);
-    }
-    let output = run_off_the_runtime(command).await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "independent verifier: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (passed, stdout) =
+        independent_verifier(&server.address, &vkey, &["--witness", &witness.vkey], &ids).await;
+    assert!(passed, "independent verifier: {stdout}");
     assert!(stdout.contains("cosigned by witness.test/w1"), "{stdout}");
     // Proofs carry the cosigned checkpoint; the audit is untroubled by the extra lines.
     let proof = client

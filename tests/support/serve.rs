@@ -250,3 +250,45 @@ impl Drop for Server {
         self.kill();
     }
 }
+
+/// Generates two images a request on `url` until `stop`, riding out a killed server (refused or
+/// reset connections are retried); the `images` of every 201 answer, each answer counted in
+/// `answered` as it comes.
+pub async fn generate_until(
+    url: String,
+    key: String,
+    first_seed: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<serde_json::Value> {
+    use std::sync::atomic::Ordering;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut images = Vec::new();
+    let mut seed = first_seed;
+    while !stop.load(Ordering::SeqCst) {
+        seed += 1;
+        let sent = client
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&serde_json::json!({ "count": 2, "seed": seed }))
+            .send()
+            .await;
+        let Ok(response) = sent else {
+            // The kill: connection refused or reset.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        if response.status() != StatusCode::CREATED {
+            continue;
+        }
+        let Ok(body) = response.json::<serde_json::Value>().await else {
+            continue;
+        };
+        images.extend(body["images"].as_array().cloned().unwrap_or_default());
+        answered.fetch_add(1, Ordering::SeqCst);
+    }
+    images
+}
