@@ -1196,3 +1196,35 @@ async fn tiles_of_a_round_its_sequencer_never_published_come_with_the_next(pool:
     assert!(published.join("tile/entries/000").is_file());
     assert!(published.join("tile/0/000").is_file());
 }
+
+#[sqlx::test]
+async fn a_full_batch_is_followed_at_once_by_the_next_round(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::load(None).unwrap();
+    settings.storage.data_dir = dir.path().to_path_buf();
+    // An hour between rounds, three entries a round: only back-to-back rounds integrate ten.
+    settings.transparency_log.checkpoint_interval_ms = 3_600_000;
+    settings.transparency_log.batch_size = 3;
+    init_log_key(&settings.storage.keys_dir()).unwrap();
+    hand_over_synthetic(&pool, 10).await;
+    let blobs = Blobs::from_settings(&settings.storage).unwrap();
+    let log = std::sync::Arc::new(Log::from_settings(&settings, pool.clone(), blobs).unwrap());
+    std::sync::Arc::clone(&log).spawn();
+    let started = Instant::now();
+    loop {
+        let size: i64 = count(&pool, "SELECT COALESCE(max(size), 0) FROM log_checkpoints").await;
+        if size == 10 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the backlog waited for the interval: {size} of 10 integrated"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sizes: Vec<i64> = sqlx::query_scalar("SELECT size FROM log_checkpoints ORDER BY size")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(sizes, [3, 6, 9, 10]);
+}

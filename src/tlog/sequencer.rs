@@ -221,8 +221,9 @@ impl Log {
         self.publish(to_u64(before), to_u64(latest.size)).await
     }
 
-    /// Integrates every `transparency_log.checkpoint_interval_ms` and publishes what changed,
-    /// in the background, until the pool is closed.
+    /// Integrates every `transparency_log.checkpoint_interval_ms` (at once again after a round
+    /// that filled `batch_size`) and publishes what changed, in the background, until the pool
+    /// is closed.
     pub fn spawn(self: Arc<Self>) {
         if !self.witnesses.is_empty() {
             tokio::spawn(Arc::clone(&self).cosign_forever());
@@ -234,8 +235,14 @@ impl Log {
             let mut ticker = tokio::time::interval(self.interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
+            // A round that took a full batch leaves more pending: the next one starts at once
+            // instead of after the interval, so a backlog drains at integration speed.
+            let mut batch_filled = false;
             loop {
-                ticker.tick().await;
+                if !batch_filled {
+                    ticker.tick().await;
+                }
+                batch_filled = false;
                 if self.pool.is_closed() {
                     break;
                 }
@@ -245,6 +252,8 @@ impl Log {
                         if let Err(error) = self.publish(old, new).await {
                             tracing::warn!(error = %error, "could not publish the log's tiles");
                         }
+                        batch_filled =
+                            i64::try_from(new - old).unwrap_or(i64::MAX) >= self.batch_size;
                         failing = false;
                     }
                     Ok(_) => failing = false,
