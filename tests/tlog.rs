@@ -1016,47 +1016,12 @@ fn start_witness(env: &serve::Env, dir: &std::path::Path, log_vkey: &str) -> Wit
     }
 }
 
-async fn generate_ids(
-    client: &reqwest::Client,
-    server: &serve::Server,
-    key: &str,
-    seed: u64,
-) -> Vec<String> {
-    let response = client
-        .post(server.url("/v1/generations"))
-        .bearer_auth(key)
-        .json(&json!({ "count": 2, "seed": seed }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body: serde_json::Value = response.json().await.unwrap();
-    body["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|image| image["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// The served checkpoint once its tree has at least `size` entries and, when `cosigned`, the
 /// witness's line.
-async fn checkpoint_with(
-    client: &reqwest::Client,
-    server: &serve::Server,
-    size: u64,
-    cosigned: bool,
-) -> String {
+async fn checkpoint_with(server: &serve::Server, size: u64, cosigned: bool) -> String {
     let started = Instant::now();
     loop {
-        let note = client
-            .get(server.url("/log/checkpoint"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let note = server.text("/log/checkpoint").await;
         let tree: u64 = note.lines().nth(1).unwrap().parse().unwrap();
         if tree >= size && (!cosigned || note.contains("\n— witness.test/w1 ")) {
             return note;
@@ -1107,15 +1072,14 @@ async fn a_witness_cosigns_each_checkpoint_and_an_independent_verifier_checks_it
     .unwrap();
     env.set("HALLMARK_CONFIG", config.to_str().unwrap());
     let server = env.serve().await;
-    let client = reqwest::Client::new();
 
     // First contact (old size 0), then a later checkpoint cosigned through a consistency proof
     // from the tree the witness saw.
-    let mut ids = generate_ids(&client, &server, &key, 1).await;
-    let first = checkpoint_with(&client, &server, 2, true).await;
-    ids.extend(generate_ids(&client, &server, &key, 2).await);
-    ids.extend(generate_ids(&client, &server, &key, 3).await);
-    let second = checkpoint_with(&client, &server, 6, true).await;
+    let mut ids = server.generate_records(&key, 2, 1).await;
+    let first = checkpoint_with(&server, 2, true).await;
+    ids.extend(server.generate_records(&key, 2, 2).await);
+    ids.extend(server.generate_records(&key, 2, 3).await);
+    let second = checkpoint_with(&server, 6, true).await;
     let first_size: u64 = first.lines().nth(1).unwrap().parse().unwrap();
     let second_size: u64 = second.lines().nth(1).unwrap().parse().unwrap();
     assert!(second_size > first_size, "{first}{second}");
@@ -1133,23 +1097,16 @@ async fn a_witness_cosigns_each_checkpoint_and_an_independent_verifier_checks_it
     assert!(passed, "independent verifier: {stdout}");
     assert!(stdout.contains("cosigned by witness.test/w1"), "{stdout}");
     // Proofs carry the cosigned checkpoint; the audit is untroubled by the extra lines.
-    let proof = client
-        .get(server.url(&format!("/v1/records/{}/proof", ids[0])))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let proof = server.text(&format!("/v1/records/{}/proof", ids[0])).await;
     assert!(proof.contains("\n— witness.test/w1 "), "{proof}");
     let verify = env.ok(&["log", "verify", "--key", &vkey]);
     assert!(verify.ends_with("OK\n"), "{verify}");
 
     // A witness that is gone never holds the log up: checkpoints go on, uncosigned.
     drop(witness);
-    let more = generate_ids(&client, &server, &key, 4).await;
+    let more = server.generate_records(&key, 2, 4).await;
     assert_eq!(more.len(), 2);
-    let later = checkpoint_with(&client, &server, second_size + 2, false).await;
+    let later = checkpoint_with(&server, second_size + 2, false).await;
     assert!(!later.contains("\n— witness.test/w1 "), "{later}");
     drop(server);
 }

@@ -457,25 +457,9 @@ mod tests {
     }
 
     fn fake_record() -> Record {
-        use crate::provenance::RecordFields;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
         Record {
-            fields: RecordFields {
-                id: Uuid::now_v7(),
-                created_at: crate::provenance::record::now_micros(),
-                model: "m".into(),
-                model_version: "v".into(),
-                seed: 0,
-                format: "png".into(),
-                width: 1,
-                height: 1,
-                file_sha256: vec![0; 32],
-                pixel_sha256: vec![0; 32],
-                phash: 0,
-                manifest_id: "urn:c2pa:x".into(),
-                signing_key_id: "k".into(),
-                api_key_id: None,
-                encoding: crate::provenance::record::CURRENT_ENCODING,
-            },
+            fields: crate::provenance::record::tests::fields(&key),
             signature: vec![0; 64],
         }
     }

@@ -65,6 +65,20 @@ async fn row_counts(pool: &PgPool) -> (i64, i64, i64) {
     .unwrap()
 }
 
+/// Makes every commit that inserted records sleep `seconds` (a deferred trigger runs at
+/// COMMIT time), so that commits are slow and queue up.
+async fn slow_commits(pool: &PgPool, seconds: f64) {
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN PERFORM pg_sleep({seconds}); RETURN NULL; END $$;
+         CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON records
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 async fn ids(response: reqwest::Response) -> Vec<uuid::Uuid> {
     let body: Value = response.json().await.unwrap();
     body["images"]
@@ -136,15 +150,7 @@ async fn max_group_one_commits_every_request_alone(pool: PgPool) {
 async fn a_request_is_answered_only_once_its_records_are_durable(pool: PgPool) {
     // Every commit takes a while (a deferred trigger sleeps at COMMIT time), so an answer sent
     // before the commit finished would find its records missing.
-    sqlx::raw_sql(
-        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
-             $$ BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$;
-         CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON records
-             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    slow_commits(&pool, 0.05).await;
     let app = spawn_app_with(pool, |s| {
         s.limits.batch_delay_ms = 50;
         s.generation.commit_linger_us = 50_000;
@@ -290,15 +296,7 @@ async fn a_failing_group_fails_every_member_and_leaves_nothing(pool: PgPool) {
 async fn a_full_commit_queue_answers_429_and_leaves_nothing(pool: PgPool) {
     // Each commit sleeps, one transaction at a time, and one request may wait for the next: of
     // requests arriving together, the rest are refused at once.
-    sqlx::raw_sql(
-        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
-             $$ BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$;
-         CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON records
-             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    slow_commits(&pool, 0.5).await;
     let app = spawn_app_with(pool, |s| {
         s.limits.batch_delay_ms = 100;
         s.generation.commit_queue_depth = 1;

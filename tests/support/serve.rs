@@ -238,6 +238,35 @@ impl Server {
         format!("{}{path}", self.address)
     }
 
+    /// Records generated with `key` (`count` images from `seed`, answered 201): their ids.
+    pub async fn generate_records(&self, key: &str, count: u32, seed: u64) -> Vec<String> {
+        let response = reqwest::Client::new()
+            .post(self.url("/v1/generations"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({ "count": count, "seed": seed }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|image| image["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The body of a GET of `path`, as text.
+    pub async fn text(&self, path: &str) -> String {
+        reqwest::get(self.url(path))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// SIGKILL, and reap it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
