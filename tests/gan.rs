@@ -2,11 +2,12 @@
 
 use std::sync::atomic::AtomicBool;
 
-use hallmark::gan::data::Dataset;
+use hallmark::gan::data::{Dataset, Split};
+use hallmark::gan::progressive::Schedule;
 use hallmark::gan::train::{adam, train, train_step, TrainConfig};
 use hallmark::gan::{
     latents_for, load_model, Architecture, Discriminator, GanError, GanNets, Generator, ModelCard,
-    DISCRIMINATOR_FILE, GENERATOR_FILE,
+    DISCRIMINATOR_FILE, GENERATOR_FILE, OPTIMIZER_D_FILE, OPTIMIZER_G_FILE, TRAINED_GENERATOR_FILE,
 };
 use image::{DynamicImage, GrayImage, Luma, Rgb, RgbImage};
 use tch::{Device, Kind, Tensor};
@@ -36,16 +37,155 @@ fn write_fixtures(dir: &std::path::Path, n: u32) {
 
 fn config(arch: &Architecture, steps: u64) -> TrainConfig {
     TrainConfig {
-        name: "tiny".into(),
-        architecture: arch.clone(),
-        steps,
         batch_size: 8,
         learning_rate: 2e-3,
         seed: 3,
         checkpoint_every: 2,
-        resume: false,
-        progress: false,
+        ema_decay: None,
+        ..TrainConfig::new("tiny", arch.clone(), steps)
     }
+}
+
+fn progressive(size: u32, channels: u32) -> Architecture {
+    Architecture {
+        family: "progressive".into(),
+        ..tiny(size, channels)
+    }
+}
+
+/// Every file of a model directory that training state lives in.
+fn checkpoint_files(dir: &std::path::Path) -> Vec<(String, String)> {
+    [
+        GENERATOR_FILE,
+        DISCRIMINATOR_FILE,
+        TRAINED_GENERATOR_FILE,
+        OPTIMIZER_G_FILE,
+        OPTIMIZER_D_FILE,
+    ]
+    .into_iter()
+    .map(|name| {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        (
+            name.to_owned(),
+            hex::encode(hallmark::fingerprint::sha256(&bytes)),
+        )
+    })
+    .collect()
+}
+
+/// Progressive growing through two fade-ins (4x4 → 8x8 → 16x16), stopped in the middle of the
+/// second, then resumed: the resumed run goes on at the same alpha with the same optimiser
+/// moments and moving average, and ends bit for bit where an uninterrupted run ends. Resuming
+/// without the optimiser state does not (so the comparison can fail).
+#[test]
+fn progressive_training_resumes_mid_fade_as_if_never_stopped() {
+    let data_dir = tempfile::tempdir().unwrap();
+    write_fixtures(data_dir.path(), 10);
+    let data = Dataset::open(data_dir.path(), 16, 1).unwrap();
+    let stop = AtomicBool::new(false);
+    let schedule = Schedule {
+        levels: 3,
+        stage_steps: 2,
+        fade_steps: 3,
+    };
+    let run_config = |steps| TrainConfig {
+        schedule: Some(schedule),
+        ema_decay: Some(0.9),
+        r1_gamma: 0.1,
+        checkpoint_every: 100,
+        learning_rate: 1e-3,
+        ..config(&progressive(16, 1), steps)
+    };
+    // 12 steps: 4x4 (2), 8x8 fade-in (3) and stable (2), 16x16 fade-in (3) and stable (2).
+    assert_eq!(schedule.ramp_steps(), 12);
+    let whole = tempfile::tempdir().unwrap();
+    let report = train(&data, whole.path(), &run_config(12), Device::Cpu, &stop).unwrap();
+    assert_eq!(report.growth, Some(schedule.at(11)));
+    assert_eq!(report.growth.unwrap().alpha, 1.0);
+    for stage in ["004x004", "008x008", "016x016"] {
+        let grid = whole.path().join(format!("samples/stage-{stage}.png"));
+        assert!(grid.is_file(), "{} missing", grid.display());
+    }
+    let card = ModelCard::load(&whole.path().join("model.toml")).unwrap();
+    assert_eq!(card.architecture.family, "progressive");
+    assert_eq!(
+        (card.training.stage_steps, card.training.fade_steps),
+        (Some(2), Some(3))
+    );
+    assert_eq!(card.training.ema_decay, Some(0.9));
+
+    let mut stopped_runs = Vec::new();
+    for keep_optimiser in [true, false] {
+        let root = tempfile::tempdir().unwrap();
+        let part = root.path().join("m");
+        // Stop after step 9 of 12: the 16x16 fade-in has run 2 of its 3 steps.
+        let report = train(&data, part.as_path(), &run_config(9), Device::Cpu, &stop).unwrap();
+        let growth = report.growth.unwrap();
+        assert_eq!((growth.level, growth.alpha), (2, 0.5), "stopped mid-fade");
+        let state: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(part.as_path().join("train_state.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(state["growth"], serde_json::json!([2, 0.5]));
+        // The checkpoint serves as it was trained: 16x16 images, half faded in.
+        let served = load_model(root.path(), "m", Device::Cpu).unwrap();
+        assert_eq!(served.generator.growth().unwrap().alpha, 0.5);
+        let images = served.generate(1, &[0, 1]).unwrap();
+        assert_eq!((images[0].width(), images[0].height()), (16, 16));
+        if !keep_optimiser {
+            std::fs::remove_file(part.as_path().join(OPTIMIZER_G_FILE)).unwrap();
+            std::fs::remove_file(part.as_path().join(OPTIMIZER_D_FILE)).unwrap();
+        }
+        let resume = TrainConfig {
+            resume: true,
+            ..run_config(12)
+        };
+        let report = train(&data, part.as_path(), &resume, Device::Cpu, &stop).unwrap();
+        assert_eq!(report.steps, 12);
+        stopped_runs.push((root, part));
+    }
+    let expected = checkpoint_files(whole.path());
+    assert_eq!(
+        checkpoint_files(&stopped_runs[0].1),
+        expected,
+        "the resumed run ended elsewhere than the uninterrupted one"
+    );
+    let without = checkpoint_files(&stopped_runs[1].1);
+    assert_ne!(
+        without[..2],
+        expected[..2],
+        "forgetting Adam's moments made no difference: the comparison cannot fail"
+    );
+}
+
+/// With a moving average the served generator is the average, the trained one is kept for
+/// `--resume`, and a DCGAN run resumed mid-way also ends where an uninterrupted one does.
+#[test]
+fn the_moving_average_is_served_and_a_dcgan_resumes_exactly() {
+    let data_dir = tempfile::tempdir().unwrap();
+    write_fixtures(data_dir.path(), 10);
+    let data = Dataset::open(data_dir.path(), 16, 1).unwrap();
+    let stop = AtomicBool::new(false);
+    let with_ema = |steps| TrainConfig {
+        ema_decay: Some(0.5),
+        checkpoint_every: 100,
+        ..config(&tiny(16, 1), steps)
+    };
+    let whole = tempfile::tempdir().unwrap();
+    train(&data, whole.path(), &with_ema(6), Device::Cpu, &stop).unwrap();
+    let files = checkpoint_files(whole.path());
+    assert_ne!(
+        files[0].1, files[2].1,
+        "the served weights are the trained ones"
+    );
+    let part = tempfile::tempdir().unwrap();
+    train(&data, part.path(), &with_ema(3), Device::Cpu, &stop).unwrap();
+    let resume = TrainConfig {
+        resume: true,
+        ..with_ema(6)
+    };
+    train(&data, part.path(), &resume, Device::Cpu, &stop).unwrap();
+    assert_eq!(checkpoint_files(part.path()), files);
 }
 
 #[test]
@@ -251,4 +391,23 @@ fn bad_model_files_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(error.contains(GENERATOR_FILE), "{error}");
+}
+
+#[test]
+fn an_image_folder_splits_every_tenth_image_into_the_test_split() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path(), 25);
+    let all = Dataset::image_folder(dir.path(), 16, 1).unwrap();
+    let train = Dataset::split(dir.path(), Split::Train, 16, 1).unwrap();
+    let test = Dataset::split(dir.path(), Split::Test, 16, 1).unwrap();
+    assert_eq!((train.len(), test.len()), (23, 2));
+    assert_eq!(test.image_bytes(0), all.image_bytes(9));
+    assert_eq!(test.image_bytes(1), all.image_bytes(19));
+    assert_eq!(train.image_bytes(9), all.image_bytes(10));
+    let few = tempfile::tempdir().unwrap();
+    write_fixtures(few.path(), 9);
+    let error = Dataset::split(few.path(), Split::Test, 16, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("at least 10"), "{error}");
 }

@@ -19,6 +19,8 @@ use crate::gan::card::{Architecture, ModelCard};
 use crate::gan::catalog::load_model;
 use crate::gan::data::Dataset;
 use crate::gan::data::Split;
+use crate::gan::model::PROGRESSIVE;
+use crate::gan::progressive::Schedule;
 use crate::gan::quality::{self, Classifier};
 use crate::gan::train::{self, model_dir, TrainConfig};
 use crate::gan::zoo::{load_zoo, Family, ZooGenerator};
@@ -61,8 +63,9 @@ pub struct TrainArgs {
     pub steps: u64,
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 2e-4)]
-    pub lr: f64,
+    /// Adam's learning rate (default: 2e-4 DCGAN, 1e-3 progressive).
+    #[arg(long)]
+    pub lr: Option<f64>,
     #[arg(long, default_value_t = 500)]
     pub checkpoint_every: u64,
     #[arg(long, default_value_t = 0)]
@@ -79,6 +82,31 @@ pub struct TrainArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Grow the networks progressively (ProGAN): from 4x4 up to --size, each resolution
+    /// fading in over --fade-steps and training for --stage-steps; equalised learning rate,
+    /// pixel norm, minibatch standard deviation, non-saturating loss with R1. Default
+    /// learning rate 1e-3 (Adam beta1 0, beta2 0.99).
+    #[arg(long)]
+    pub progressive: bool,
+    /// Steps per resolution (progressive); default: --steps / (2 x resolutions).
+    #[arg(long)]
+    pub stage_steps: Option<u64>,
+    /// Steps per fade-in (progressive); default: as --stage-steps.
+    #[arg(long)]
+    pub fade_steps: Option<u64>,
+    /// Serve an exponential moving average of the generator's weights with this decay per
+    /// step (0: serve the trained weights). Default 0.999 for a new model; a resumed one
+    /// keeps its card's (an older card without one starts averaging only if this is given).
+    #[arg(long)]
+    pub ema: Option<f64>,
+    /// Weight of the R1 penalty on the discriminator (default: 0.1 progressive, 0 DCGAN,
+    /// whose discriminator is spectrally normalised).
+    #[arg(long)]
+    pub r1_gamma: Option<f64>,
+    /// Train in full precision on CUDA (default: autocast to half precision with a dynamic
+    /// loss scale there; the CPU always trains in full precision).
+    #[arg(long)]
+    pub full_precision: bool,
 }
 
 #[derive(Debug, Args)]
@@ -188,31 +216,64 @@ pub fn train(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
         Some(out) => out.clone(),
         None => model_dir(&settings.model.dir, &args.model)?,
     };
-    let mut config = TrainConfig {
-        name: args.model.clone(),
-        architecture: Architecture {
-            family: "dcgan".into(),
-            image_size: args.size,
-            channels: args.channels,
-            latent_dim: args.latent_dim,
-            g_width: args.g_width,
-            d_width: args.d_width,
-            loss: args.loss.clone(),
+    let architecture = Architecture {
+        family: if args.progressive {
+            PROGRESSIVE.into()
+        } else {
+            "dcgan".into()
         },
-        steps: args.steps,
+        image_size: args.size,
+        channels: args.channels,
+        latent_dim: args.latent_dim,
+        g_width: args.g_width,
+        d_width: args.d_width,
+        loss: args.loss.clone(),
+    };
+    architecture
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let defaults = TrainConfig::new(&args.model, architecture, args.steps);
+    let mut config = TrainConfig {
         batch_size: args.batch_size,
-        learning_rate: args.lr,
+        learning_rate: args.lr.unwrap_or(defaults.learning_rate),
         seed: args.seed,
         checkpoint_every: args.checkpoint_every,
         resume: args.resume,
         progress: !args.quiet,
+        ema_decay: Some(args.ema.unwrap_or(0.999)).filter(|d| *d > 0.0),
+        r1_gamma: args.r1_gamma.unwrap_or(defaults.r1_gamma),
+        schedule: defaults.schedule.map(|s| Schedule {
+            stage_steps: args.stage_steps.unwrap_or(s.stage_steps),
+            fade_steps: args.fade_steps.or(args.stage_steps).unwrap_or(s.fade_steps),
+            ..s
+        }),
+        mixed_precision: !args.full_precision,
+        ..defaults
     };
     if args.resume {
         let card = ModelCard::load(&dir.join(CARD_FILE))?;
+        let t = &card.training;
+        config.schedule = match (
+            card.architecture.family.as_str(),
+            t.stage_steps,
+            t.fade_steps,
+        ) {
+            (PROGRESSIVE, Some(stage_steps), Some(fade_steps)) => Some(Schedule {
+                levels: card.architecture.stages() + 1,
+                stage_steps,
+                fade_steps,
+            }),
+            (PROGRESSIVE, ..) => {
+                anyhow::bail!("{}: a progressive card without its schedule", dir.display())
+            }
+            _ => None,
+        };
+        config.seed = t.seed;
+        config.batch_size = t.batch_size as usize;
+        config.learning_rate = t.learning_rate;
+        config.ema_decay = t.ema_decay.or(args.ema).filter(|d| *d > 0.0);
+        config.r1_gamma = t.r1_gamma.unwrap_or(0.0);
         config.architecture = card.architecture;
-        config.seed = card.training.seed;
-        config.batch_size = card.training.batch_size as usize;
-        config.learning_rate = card.training.learning_rate;
     }
     config
         .architecture
@@ -259,6 +320,20 @@ pub fn train(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
         report.last_d_loss,
         report.last_g_loss
     );
+    if let Some(g) = report.growth {
+        println!(
+            "grown to {}{}",
+            Schedule::phase_name(g),
+            if g.alpha < 1.0 {
+                format!(
+                    " (alpha {:.3}; served upsampled to {}x{})",
+                    g.alpha, config.architecture.image_size, config.architecture.image_size
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(())
 }
 

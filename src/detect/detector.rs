@@ -285,6 +285,12 @@ impl DetectorNet {
         device: Device,
         discriminator: &Path,
     ) -> Result<Self, GanError> {
+        if arch.family == crate::gan::model::PROGRESSIVE {
+            // A progressive discriminator is another network (and its minibatch-deviation
+            // channel makes a logit depend on the batch): the detector starts fresh.
+            let net = Self::build(arch, input, device)?;
+            return Ok(Self::wrap(net, arch, input));
+        }
         let source = Discriminator::load(arch, device, discriminator)?;
         if input == DetectorInput::Pixels {
             return Ok(Self::wrap(source, arch, input));

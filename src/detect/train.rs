@@ -131,7 +131,8 @@ fn to_images(dataset: &Dataset, indices: &[usize]) -> Vec<DynamicImage> {
         .collect()
 }
 
-/// Real test or train images of an IDX dataset as decoded images at the model size.
+/// Real test or train images of an IDX dataset or an image folder ([`Dataset::split`]) as
+/// decoded images at the model size.
 ///
 /// # Errors
 /// When the dataset cannot be read.
@@ -142,7 +143,7 @@ pub fn real_images(
     channels: u32,
     limit: Option<usize>,
 ) -> Result<Vec<DynamicImage>, GanError> {
-    let dataset = Dataset::idx_split(dataset_dir, split, size, channels)?;
+    let dataset = Dataset::split(dataset_dir, split, size, channels)?;
     let n = limit.map_or(dataset.len(), |l| l.min(dataset.len()));
     Ok(to_images(&dataset, &(0..n).collect::<Vec<_>>()))
 }
@@ -271,7 +272,7 @@ pub fn fit_detector(
     }
     tch::manual_seed(config.seed as i64);
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let dataset = Dataset::idx_split(dataset_dir, Split::Train, arch.image_size, arch.channels)?;
+    let dataset = Dataset::split(dataset_dir, Split::Train, arch.image_size, arch.channels)?;
     let mut order: Vec<usize> = (0..dataset.len()).collect();
     order.shuffle(&mut rng);
     let validation = config.validation.min(dataset.len() / 2).max(1);

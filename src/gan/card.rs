@@ -26,8 +26,9 @@ pub struct ModelCard {
 /// What it takes to rebuild the networks the weights belong to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Architecture {
-    /// Always "dcgan" for now: transposed-conv generator with batch norm, conv discriminator
-    /// with spectral norm.
+    /// "dcgan" (transposed-conv generator with batch norm, conv discriminator with spectral
+    /// norm) or "progressive" (ProGAN: grown from 4x4, equalised learning rate, pixel norm,
+    /// minibatch standard deviation; see `gan::progressive`).
     pub family: String,
     /// Square images of this many pixels a side: a power of two from 16 to 256.
     pub image_size: u32,
@@ -57,6 +58,21 @@ pub struct TrainingCard {
     /// Training images per second of the last run (real images seen by D).
     #[serde(default)]
     pub images_per_s: f64,
+    /// The served generator is an exponential moving average of the trained one's weights
+    /// with this decay per step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_decay: Option<f64>,
+    /// Weight of the R1 penalty on the discriminator's gradient at real images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r1_gamma: Option<f64>,
+    /// A progressive model's schedule: steps per resolution, and per fade-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_steps: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fade_steps: Option<u64>,
+    /// Mixed precision (autocast, with a dynamic loss scale) on CUDA.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mixed_precision: bool,
 }
 
 /// The offline quality metric (see `hallmark evaluate --quality`).
@@ -359,10 +375,17 @@ impl Architecture {
     /// # Errors
     /// A message naming the offending field.
     pub fn validate(&self) -> Result<(), String> {
-        if self.family != "dcgan" {
+        let progressive = self.family == super::model::PROGRESSIVE;
+        if self.family != "dcgan" && !progressive {
             return Err(format!(
-                "architecture.family {:?} is not \"dcgan\"",
+                "architecture.family {:?} is not \"dcgan\" or \"progressive\"",
                 self.family
+            ));
+        }
+        if progressive && self.loss != "non-saturating" {
+            return Err(format!(
+                "architecture.loss {:?}: a progressive model is trained with the non-saturating loss",
+                self.loss
             ));
         }
         if !self.image_size.is_power_of_two() || !(16..=256).contains(&self.image_size) {

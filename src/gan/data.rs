@@ -59,6 +59,53 @@ impl Dataset {
         }
     }
 
+    /// One split of a dataset: of an IDX directory, its train or test files; of a folder of
+    /// images, every tenth image in path order (the 10th, 20th, ...) is the test split and the
+    /// others the train split.
+    ///
+    /// # Errors
+    /// When nothing usable is there, or a folder has too few images for a test split.
+    pub fn split(path: &Path, split: Split, size: u32, channels: u32) -> Result<Self, GanError> {
+        let idx = path.is_dir()
+            && (find_idx(path, Split::Train, "images").is_some()
+                || find_idx(path, Split::Test, "images").is_some());
+        if idx || !path.is_dir() {
+            return Self::idx_split(path, split, size, channels);
+        }
+        let all = Self::image_folder(path, size, channels)?;
+        let keep: Vec<usize> = (0..all.count)
+            .filter(|i| (i % 10 == 9) == (split == Split::Test))
+            .collect();
+        if keep.is_empty() {
+            return Err(GanError::Dataset {
+                path: path.to_owned(),
+                message: format!(
+                    "{} images: a folder needs at least 10 for a test split (every tenth image)",
+                    all.count
+                ),
+            });
+        }
+        let mut pixels = Vec::with_capacity(keep.len() * all.image_bytes(0).len());
+        for &i in &keep {
+            pixels.extend_from_slice(all.image_bytes(i));
+        }
+        Ok(Self {
+            pixels,
+            count: keep.len(),
+            description: format!(
+                "{} ({} split: {})",
+                all.description,
+                split.prefix(),
+                if split == Split::Test {
+                    "every tenth image"
+                } else {
+                    "all but every tenth image"
+                }
+            ),
+            ..all
+        })
+    }
+
     /// One split (with labels when present) of an IDX dataset directory.
     ///
     /// # Errors

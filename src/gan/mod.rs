@@ -7,11 +7,13 @@
 //! thread needs is expressed in plain values: latents are `Vec<f32>` ([`latents_for`]), images
 //! are [`image::DynamicImage`], discriminator logits are `Vec<f32>`.
 
+pub mod adam;
 pub mod card;
 pub mod catalog;
 pub mod data;
 pub mod model;
 pub(crate) mod plot;
+pub mod progressive;
 pub mod quality;
 pub mod train;
 pub mod zoo;
@@ -34,6 +36,12 @@ pub const DISCRIMINATOR_FILE: &str = "discriminator.safetensors";
 /// The synthetic-image detector's weights (a fine-tuned copy of the discriminator).
 pub const DETECTOR_FILE: &str = "detector.safetensors";
 pub const SAMPLES_FILE: &str = "samples.png";
+/// With a moving average of the generator, the trained (not averaged) generator, for
+/// `--resume`.
+pub const TRAINED_GENERATOR_FILE: &str = "generator-trained.safetensors";
+/// Adam's moments of the generator and the discriminator, for `--resume`.
+pub const OPTIMIZER_G_FILE: &str = "optimizer-g.safetensors";
+pub const OPTIMIZER_D_FILE: &str = "optimizer-d.safetensors";
 pub const LOSS_FILE: &str = "loss.png";
 
 /// Everything that can go wrong loading, training or running a model. Each variant that

@@ -13,7 +13,11 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use super::card::Architecture;
+use super::progressive::{Growth, ProDiscriminator, ProGenerator};
 use super::GanError;
+
+/// The architecture family of a progressive GAN's card.
+pub const PROGRESSIVE: &str = "progressive";
 
 /// The latent of image `index` of a request with `seed`: standard normal values from a ChaCha8
 /// stream keyed by (seed, index), computed on the CPU. It does not depend on the torch RNG,
@@ -35,12 +39,21 @@ fn dcgan_init() -> nn::Init {
 }
 
 /// The generator: latent `[N, latent_dim]` → images `[N, channels, size, size]` in [-1, 1].
+/// A DCGAN or a progressive generator ([`super::progressive`]), as the card says.
 #[derive(Debug)]
 pub struct Generator {
     vs: nn::VarStore,
     arch: Architecture,
-    blocks: Vec<(nn::ConvTranspose2D, nn::BatchNorm)>,
-    out: nn::ConvTranspose2D,
+    net: GeneratorNet,
+}
+
+#[derive(Debug)]
+enum GeneratorNet {
+    Dcgan {
+        blocks: Vec<(nn::ConvTranspose2D, nn::BatchNorm)>,
+        out: nn::ConvTranspose2D,
+    },
+    Progressive(ProGenerator),
 }
 
 impl Generator {
@@ -53,6 +66,14 @@ impl Generator {
         arch.validate().map_err(GanError::Invalid)?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
+        if arch.family == PROGRESSIVE {
+            let net = GeneratorNet::Progressive(ProGenerator::new(&root, arch));
+            return Ok(Self {
+                vs,
+                arch: arch.clone(),
+                net,
+            });
+        }
         let stages = arch.stages();
         let mut blocks = Vec::new();
         let mut in_c = i64::from(arch.latent_dim);
@@ -81,8 +102,7 @@ impl Generator {
         Ok(Self {
             vs,
             arch: arch.clone(),
-            blocks,
-            out,
+            net: GeneratorNet::Dcgan { blocks, out },
         })
     }
 
@@ -93,7 +113,61 @@ impl Generator {
     pub fn load(arch: &Architecture, device: Device, path: &Path) -> Result<Self, GanError> {
         let mut generator = Self::new(arch, device)?;
         load_weights(&mut generator.vs, path)?;
+        generator.after_load().map_err(|e| GanError::Weights {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         Ok(generator)
+    }
+
+    /// Copies another generator's weights (same architecture) into this one.
+    ///
+    /// # Errors
+    /// When the architectures differ, or torch fails.
+    pub fn copy_from(&mut self, other: &Self) -> Result<(), GanError> {
+        if self.arch != other.arch {
+            return Err(GanError::Invalid(
+                "the generators' architectures differ".into(),
+            ));
+        }
+        self.vs.copy(&other.vs)?;
+        self.after_load()
+    }
+
+    fn after_load(&self) -> Result<(), GanError> {
+        match &self.net {
+            GeneratorNet::Progressive(p) => p.sync_growth(),
+            GeneratorNet::Dcgan { .. } => Ok(()),
+        }
+    }
+
+    /// Where a progressive generator's growth stands (`None` for a DCGAN).
+    #[must_use]
+    pub fn growth(&self) -> Option<Growth> {
+        match &self.net {
+            GeneratorNet::Progressive(p) => Some(p.growth()),
+            GeneratorNet::Dcgan { .. } => None,
+        }
+    }
+
+    /// Moves a progressive generator to `growth` (a DCGAN ignores it).
+    ///
+    /// # Errors
+    /// When torch fails.
+    pub fn set_growth(&self, growth: Growth) -> Result<(), GanError> {
+        match &self.net {
+            GeneratorNet::Progressive(p) => p.set_growth(growth),
+            GeneratorNet::Dcgan { .. } => Ok(()),
+        }
+    }
+
+    /// The forward pass of training: batch statistics for a DCGAN, the current level's
+    /// resolution for a progressive generator.
+    pub fn forward_train(&self, latents: &Tensor) -> Tensor {
+        match &self.net {
+            GeneratorNet::Progressive(p) => p.forward(latents, true),
+            GeneratorNet::Dcgan { .. } => self.forward_t(latents, true),
+        }
     }
 
     /// Writes the weights (and batch-norm statistics) as safetensors.
@@ -125,12 +199,18 @@ impl Generator {
 
     /// The raw forward pass. `train` uses batch statistics (and updates the running ones);
     /// otherwise each image depends only on its own latent.
+    /// A progressive generator's images are always of the full size (upsampled if it has not
+    /// grown that far) and never depend on the batch.
     pub fn forward_t(&self, latents: &Tensor, train: bool) -> Tensor {
+        let (blocks, out) = match &self.net {
+            GeneratorNet::Dcgan { blocks, out } => (blocks, out),
+            GeneratorNet::Progressive(p) => return p.forward(latents, false),
+        };
         let mut x = latents.view([-1, i64::from(self.arch.latent_dim), 1, 1]);
-        for (conv, bn) in &self.blocks {
+        for (conv, bn) in blocks {
             x = conv.forward(&x).apply_t(bn, train).relu();
         }
-        self.out.forward(&x).tanh()
+        out.forward(&x).tanh()
     }
 
     /// Latents (each `latent_dim` long, e.g. from [`latents_for`]) → images, in inference mode.
@@ -247,13 +327,24 @@ impl SnConv2d {
 
 /// The discriminator: images `[N, channels, size, size]` in [-1, 1] → one logit per image
 /// (high: real, low: generated).
+///
+/// [`Self::new`] builds the network of the card's family; [`Self::with_input_channels`]
+/// always builds the DCGAN one (the detector is that network, whatever the generator).
 #[derive(Debug)]
 pub struct Discriminator {
     vs: nn::VarStore,
     arch: Architecture,
-    convs: Vec<SnConv2d>,
-    out: SnConv2d,
-    slope: Tensor,
+    net: DiscriminatorNet,
+}
+
+#[derive(Debug)]
+enum DiscriminatorNet {
+    Dcgan {
+        convs: Vec<SnConv2d>,
+        out: SnConv2d,
+        slope: Tensor,
+    },
+    Progressive(ProDiscriminator),
 }
 
 impl Discriminator {
@@ -262,6 +353,16 @@ impl Discriminator {
     /// # Errors
     /// When the architecture is invalid.
     pub fn new(arch: &Architecture, device: Device) -> Result<Self, GanError> {
+        if arch.family == PROGRESSIVE {
+            arch.validate().map_err(GanError::Invalid)?;
+            let vs = nn::VarStore::new(device);
+            let net = ProDiscriminator::new(&vs.root(), arch, arch.channels);
+            return Ok(Self {
+                vs,
+                arch: arch.clone(),
+                net: DiscriminatorNet::Progressive(net),
+            });
+        }
         Self::with_input_channels(arch, arch.channels, device)
     }
 
@@ -296,9 +397,7 @@ impl Discriminator {
         Ok(Self {
             vs,
             arch: arch.clone(),
-            convs,
-            out,
-            slope,
+            net: DiscriminatorNet::Dcgan { convs, out, slope },
         })
     }
 
@@ -309,7 +408,24 @@ impl Discriminator {
     pub fn load(arch: &Architecture, device: Device, path: &Path) -> Result<Self, GanError> {
         let mut discriminator = Self::new(arch, device)?;
         load_weights(&mut discriminator.vs, path)?;
+        if let DiscriminatorNet::Progressive(p) = &discriminator.net {
+            p.sync_growth().map_err(|e| GanError::Weights {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        }
         Ok(discriminator)
+    }
+
+    /// Moves a progressive discriminator to `growth` (a DCGAN one ignores it).
+    ///
+    /// # Errors
+    /// When torch fails.
+    pub fn set_growth(&self, growth: Growth) -> Result<(), GanError> {
+        match &self.net {
+            DiscriminatorNet::Progressive(p) => p.set_growth(growth),
+            DiscriminatorNet::Dcgan { .. } => Ok(()),
+        }
     }
 
     /// Writes the weights (and power-iteration vectors) as safetensors.
@@ -340,20 +456,29 @@ impl Discriminator {
     }
 
     /// The raw forward pass: logits `[N]`. `train` runs a power iteration per layer.
+    /// A progressive discriminator pools larger images down to its current resolution.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
+        let (convs, out, slope) = match &self.net {
+            DiscriminatorNet::Dcgan { convs, out, slope } => (convs, out, slope),
+            DiscriminatorNet::Progressive(p) => return p.forward(images),
+        };
         let mut x = images.shallow_clone();
-        for conv in &self.convs {
-            x = conv.forward_t(&x, train).prelu(&self.slope);
+        for conv in convs {
+            x = conv.forward_t(&x, train).prelu(slope);
         }
-        self.out.forward_t(&x, train).view([-1])
+        out.forward_t(&x, train).view([-1])
     }
 
     /// The last hidden layer's activations averaged over positions: `[N, channels]` (what the
     /// detector's family attribution reads).
     pub fn features_t(&self, images: &Tensor, train: bool) -> Tensor {
+        let (convs, slope) = match &self.net {
+            DiscriminatorNet::Dcgan { convs, slope, .. } => (convs, slope),
+            DiscriminatorNet::Progressive(p) => return p.features(images),
+        };
         let mut x = images.shallow_clone();
-        for conv in &self.convs {
-            x = conv.forward_t(&x, train).prelu(&self.slope);
+        for conv in convs {
+            x = conv.forward_t(&x, train).prelu(slope);
         }
         x.mean_dim([2_i64, 3].as_slice(), false, Kind::Float)
     }
@@ -361,7 +486,12 @@ impl Discriminator {
     /// Channels of [`Self::features_t`].
     #[must_use]
     pub fn feature_width(&self) -> i64 {
-        i64::from(self.arch.d_width) << (self.arch.stages() - 1)
+        match &self.net {
+            DiscriminatorNet::Progressive(p) => p.feature_width(),
+            DiscriminatorNet::Dcgan { .. } => {
+                i64::from(self.arch.d_width) << (self.arch.stages() - 1)
+            }
+        }
     }
 
     /// Logits for a batch given in the model's input layout (see [`images_to_input`]):
@@ -538,6 +668,23 @@ pub(crate) fn save_weights_prefixed(
     std::fs::rename(&tmp, path).map_err(|e| GanError::io(path, e))
 }
 
+/// Every tensor of a safetensors file, by name.
+pub(crate) fn load_named(path: &Path) -> Result<HashMap<String, Tensor>, GanError> {
+    if !path.is_file() {
+        return Err(GanError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+        ));
+    }
+    Ok(Tensor::read_safetensors(path)
+        .map_err(|e| GanError::Weights {
+            path: path.to_owned(),
+            message: format!("not a readable safetensors file ({e})"),
+        })?
+        .into_iter()
+        .collect())
+}
+
 /// Loads safetensors into a var store after checking that the file holds exactly the store's
 /// tensors, with the same shapes, as 32-bit floats: `VarStore::load` would broadcast a
 /// mismatched tensor silently.
@@ -546,16 +693,7 @@ pub(crate) fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), Gan
         path: path.to_owned(),
         message,
     };
-    if !path.is_file() {
-        return Err(GanError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
-        ));
-    }
-    let named: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?
-        .into_iter()
-        .collect();
+    let named = load_named(path)?;
     let vars = vs.variables();
     for name in named.keys() {
         if !vars.contains_key(name) {
@@ -626,6 +764,42 @@ mod tests {
             assert_eq!(logits.size(), [3]);
             let images = nets.generator.generate(&[latents_for(1, 0, 8)]).unwrap();
             assert_eq!((images[0].width(), images[0].height()), (size, size));
+        }
+    }
+
+    #[test]
+    fn a_progressive_model_grows_and_keeps_its_growth_in_the_weights() {
+        use crate::gan::progressive::Growth;
+        for (size, channels) in [(32, 1), (64, 3)] {
+            let a = Architecture {
+                family: PROGRESSIVE.into(),
+                ..arch(size, channels)
+            };
+            let nets = GanNets::new(&a, Device::Cpu).unwrap();
+            let z = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
+            let full = [4, i64::from(channels), i64::from(size), i64::from(size)];
+            assert_eq!(nets.generator.forward_train(&z).size(), full);
+            let small = Growth {
+                level: 1,
+                alpha: 0.25,
+            };
+            nets.generator.set_growth(small).unwrap();
+            nets.discriminator.set_growth(small).unwrap();
+            let native = nets.generator.forward_train(&z);
+            assert_eq!(native.size(), [4, i64::from(channels), 8, 8]);
+            assert_eq!(nets.discriminator.forward_t(&native, true).size(), [4]);
+            // Served images are always of the card's size, in range.
+            let served = nets.generator.forward_t(&z, false);
+            assert_eq!(served.size(), full);
+            assert!(served.abs().max().double_value(&[]) <= 1.0);
+            // A full-size image is pooled down to the discriminator's resolution.
+            assert_eq!(nets.discriminator.forward_t(&served, true).size(), [4]);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("g.safetensors");
+            nets.generator.save(&path).unwrap();
+            let loaded = Generator::load(&a, Device::Cpu, &path).unwrap();
+            assert_eq!(loaded.growth(), Some(small));
+            assert!(loaded.forward_t(&z, false).equal(&served));
         }
     }
 

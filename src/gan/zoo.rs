@@ -38,7 +38,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 use super::card::{write_atomic, Architecture};
 use super::data::Dataset;
 use super::model::{latents_for, tensor_to_images, Discriminator};
-use super::train::{adam, discriminator_loss, generator_loss};
+use super::train::{discriminator_loss, generator_loss};
 use super::{plot, GanError, GENERATOR_FILE, SAMPLES_FILE};
 
 /// A member's card file.
@@ -571,7 +571,11 @@ fn train_family(
             loss: card.loss.clone(),
         };
         let d = Discriminator::new(&arch, device)?;
-        let opt_d = adam(d.var_store(), card.learning_rate)?;
+        let opt_d = nn::Adam {
+            beta1: 0.5,
+            ..Default::default()
+        }
+        .build(d.var_store(), card.learning_rate)?;
         Some((d, opt_d))
     };
     let mut discriminator = discriminator;
