@@ -10,8 +10,10 @@
 use std::process::Command;
 use std::time::Instant;
 
-use hallmark::gan::train::{adam, train_step};
-use hallmark::gan::{latents_for, Architecture, GanNets};
+use hallmark::gan::adam::Ema;
+use hallmark::gan::progressive::{real_at, Growth};
+use hallmark::gan::train::{adam, train_step, train_step_with};
+use hallmark::gan::{latents_for, Architecture, GanNets, Generator};
 use tch::{Device, Kind, Tensor};
 
 const BATCHES: [usize; 3] = [1, 64, 256];
@@ -159,6 +161,71 @@ fn main() -> anyhow::Result<()> {
     println!("|---:|---:|");
     for (i, batch) in BATCHES.iter().enumerate() {
         println!("| {batch} | {:.2} |", generate[i] / forward[i]);
+    }
+    progressive(steps, step_s)
+}
+
+/// The progressive recipe at each resolution of a 32x32 model (`hallmark train --progressive
+/// --g-width 16 --d-width 16`, the CPU run of docs/model-quality.md): a training step (D with
+/// R1 on one step in four, G, the moving-average update) and the served forward pass, against
+/// the DCGAN step measured above. `HALLMARK_BENCH_DEVICE=cuda` runs it on a GPU (with autocast).
+fn progressive(steps: usize, dcgan_step_s: f64) -> anyhow::Result<()> {
+    let device = match std::env::var("HALLMARK_BENCH_DEVICE").as_deref() {
+        Ok("cuda") => Device::Cuda(0),
+        _ => Device::Cpu,
+    };
+    let autocast = device.is_cuda();
+    let arch = Architecture {
+        family: "progressive".into(),
+        image_size: 32,
+        channels: 1,
+        latent_dim: 64,
+        g_width: 16,
+        d_width: 16,
+        loss: "non-saturating".into(),
+    };
+    tch::manual_seed(0);
+    let nets = GanNets::new(&arch, device)?;
+    let served = Generator::new(&arch, device)?;
+    let mut ema = Ema::new(nets.generator.var_store(), served.var_store(), 0.999)?;
+    let mut opt_d = adam(nets.discriminator.var_store(), 1e-3)?;
+    let mut opt_g = adam(nets.generator.var_store(), 1e-3)?;
+    let real = Tensor::rand([64, 1, 32, 32], (Kind::Float, device)) * 2.0 - 1.0;
+    let z = Tensor::randn([64, 64], (Kind::Float, device));
+    println!();
+    println!("Progressive GAN 32x32x1, latent 64, widths 16/16, {device:?}, batch 64:");
+    println!("| resolution | train step ms (R1 every 4th) | images/s | vs DCGAN step | served forward, batch 64, images/s |");
+    println!("|---|---:|---:|---:|---:|");
+    for level in 0..=arch.stages() {
+        let growth = Growth { level, alpha: 1.0 };
+        for g in [&nets.generator, &served] {
+            g.set_growth(growth)?;
+        }
+        nets.discriminator.set_growth(growth)?;
+        let real = real_at(&real, growth);
+        let mut step = 0u64;
+        let mut one = || {
+            let r1 = if step % 4 == 0 { 0.4 } else { 0.0 };
+            step += 1;
+            train_step_with(&nets, &mut opt_d, &mut opt_g, &real, &z, r1, autocast)
+                .expect("train step");
+            ema.update().expect("average");
+        };
+        one();
+        let step_s = time(steps.max(4), one);
+        let forward_s = time(10, || {
+            tch::no_grad(|| {
+                let _ = served.forward_t(&z, false);
+            });
+        });
+        let r = growth.resolution();
+        println!(
+            "| {r}x{r} | {:.0} | {:.0} | {:.2} | {:.0} |",
+            step_s * 1000.0,
+            64.0 / step_s,
+            dcgan_step_s / step_s,
+            64.0 / forward_s
+        );
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! A 64x64 colour model grown progressively on a folder of images, end to end on a tiny
 //! budget: `hallmark train --progressive` through every fade-in (4x4 → 64x64), a detector
-//! trained on it, then the real service: generate (batched on the model thread), sign, register,
+//! trained and evaluated on it, then the real service: generate (batched on the model thread), sign, register,
 //! fetch, and verify as served and stripped of its credentials.
 //!
 //! The images are made here: 48 colour scenes (a gradient sky, a disc and a bar of seeded
@@ -149,6 +149,31 @@ async fn a_64x64_colour_progressive_model_trains_serves_signs_and_verifies() {
     ]);
     let card = hallmark::gan::ModelCard::load(&dir.join("model.toml")).unwrap();
     assert!(card.detector.is_some(), "the detector section was written");
+    // Evaluated like any model: the detector and the registry match on the folder's test split
+    // (every tenth image) against fresh generated images, under the standard transforms.
+    let evaluated = env.ok(&[
+        "evaluate",
+        "--detector",
+        "--model",
+        "scenes64",
+        "--dataset",
+        scenes,
+        "--generated",
+        "8",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--write-card",
+    ]);
+    assert!(evaluated.contains("4 real test images"), "{evaluated}");
+    for transform in ["clean", "jpeg75", "resize0.5x", "crop10%"] {
+        assert!(evaluated.contains(transform), "{evaluated}");
+    }
+    let card = hallmark::gan::ModelCard::load(&dir.join("model.toml")).unwrap();
+    assert!(
+        card.detector.as_ref().unwrap().evaluation.is_some(),
+        "the evaluation was written to the card"
+    );
 
     env.ok(&["init"]);
     let generator = env

@@ -235,9 +235,11 @@ fn growth_var(root: &nn::Path) -> Tensor {
 fn read_growth(var: &Tensor, levels: u32) -> Result<Growth, GanError> {
     let v: Vec<f32> = Vec::try_from(&var.to_device(tch::Device::Cpu))?;
     let (level, alpha) = (v[0], v[1]);
-    if !(level >= 0.0 && level < levels as f32 && level.fract() == 0.0)
-        || !(alpha > 0.0 && alpha <= 1.0)
-    {
+    let possible = (0.0..levels as f32).contains(&level)
+        && level.fract() == 0.0
+        && alpha > 0.0
+        && alpha <= 1.0;
+    if !possible {
         return Err(GanError::Invalid(format!(
             "the weights' growth state (level {level}, alpha {alpha}) is impossible for this model"
         )));
@@ -502,7 +504,6 @@ fn minibatch_stddev(x: &Tensor) -> Tensor {
 /// Images at a level's resolution, as the discriminator sees real ones: full-size images
 /// average-pooled down, and during a fade-in blended with their own lower-resolution version
 /// (ProGAN does the same to the real images so they match what the generator can make).
-#[must_use]
 pub fn real_at(images: &Tensor, growth: Growth) -> Tensor {
     let res = growth.resolution();
     let x = if images.size()[2] == res {

@@ -188,7 +188,7 @@ pub fn train_step_with(
                 .square()
                 .sum_dim_intlist([1_i64, 2, 3].as_slice(), false, Kind::Float)
                 .mean(Kind::Float);
-            d_loss = d_loss + penalty * (r1 / 2.0);
+            d_loss += penalty * (r1 / 2.0);
         }
         d_loss
     } else {
@@ -537,7 +537,10 @@ pub fn train(
             ));
         }
     }
-    if config.ema_decay.is_some_and(|d| !(0.0..1.0).contains(&d)) || !(config.r1_gamma >= 0.0) {
+    if config.ema_decay.is_some_and(|d| !(0.0..1.0).contains(&d))
+        || config.r1_gamma.is_nan()
+        || config.r1_gamma < 0.0
+    {
         return Err(GanError::Invalid(
             "the moving-average decay must be in [0, 1) and the R1 weight not negative".into(),
         ));
