@@ -205,7 +205,7 @@ fn progressive(steps: usize, dcgan_step_s: f64) -> anyhow::Result<()> {
         let real = real_at(&real, growth);
         let mut step = 0u64;
         let mut one = || {
-            let r1 = if step % 4 == 0 { 0.4 } else { 0.0 };
+            let r1 = if step.is_multiple_of(4) { 0.4 } else { 0.0 };
             step += 1;
             train_step_with(&nets, &mut opt_d, &mut opt_g, &real, &z, r1, autocast)
                 .expect("train step");

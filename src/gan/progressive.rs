@@ -227,38 +227,66 @@ fn fade(old: &Tensor, new: &Tensor, alpha: f64) -> Tensor {
     old + (new - old) * alpha
 }
 
-/// The growth variable: `[level, alpha]`, saved with the weights.
-fn growth_var(root: &nn::Path) -> Tensor {
-    root.zeros_no_train("growth", &[2])
+/// Where a network's growth stands: a non-trainable `growth` variable (`[level, alpha]`,
+/// saved with the weights) and a copy read without touching the tensor each forward pass.
+#[derive(Debug)]
+struct GrowthState {
+    var: Tensor,
+    cached: Cell<Growth>,
+    levels: u32,
 }
 
-fn read_growth(var: &Tensor, levels: u32) -> Result<Growth, GanError> {
-    let v: Vec<f32> = Vec::try_from(&var.to_device(tch::Device::Cpu))?;
-    let (level, alpha) = (v[0], v[1]);
-    let possible = (0.0..levels as f32).contains(&level)
-        && level.fract() == 0.0
-        && alpha > 0.0
-        && alpha <= 1.0;
-    if !possible {
-        return Err(GanError::Invalid(format!(
-            "the weights' growth state (level {level}, alpha {alpha}) is impossible for this model"
-        )));
+impl GrowthState {
+    /// Fully grown, until training says otherwise.
+    fn new(root: &nn::Path, levels: u32) -> Self {
+        let state = Self {
+            var: root.zeros_no_train("growth", &[2]),
+            cached: Cell::new(Growth {
+                level: levels - 1,
+                alpha: 1.0,
+            }),
+            levels,
+        };
+        let _ = state.set(state.cached.get());
+        state
     }
-    Ok(Growth {
-        level: level as u32,
-        alpha: f64::from(alpha),
-    })
-}
 
-fn write_growth(var: &Tensor, growth: Growth) -> Result<(), GanError> {
-    tch::no_grad(|| -> Result<(), GanError> {
-        let mut var = var.shallow_clone();
-        var.f_copy_(&Tensor::from_slice(&[
-            growth.level as f32,
-            growth.alpha as f32,
-        ]))?;
+    fn get(&self) -> Growth {
+        self.cached.get()
+    }
+
+    fn set(&self, growth: Growth) -> Result<(), GanError> {
+        tch::no_grad(|| -> Result<(), GanError> {
+            let mut var = self.var.shallow_clone();
+            var.f_copy_(&Tensor::from_slice(&[
+                growth.level as f32,
+                growth.alpha as f32,
+            ]))?;
+            Ok(())
+        })?;
+        self.cached.set(growth);
         Ok(())
-    })
+    }
+
+    /// Re-reads the variable after weights were loaded into it.
+    fn sync(&self) -> Result<(), GanError> {
+        let v: Vec<f32> = Vec::try_from(&self.var.to_device(tch::Device::Cpu))?;
+        let (level, alpha) = (v[0], v[1]);
+        let possible = (0.0..self.levels as f32).contains(&level)
+            && level.fract() == 0.0
+            && alpha > 0.0
+            && alpha <= 1.0;
+        if !possible {
+            return Err(GanError::Invalid(format!(
+                "the weights' growth state (level {level}, alpha {alpha}) is impossible for this model"
+            )));
+        }
+        self.cached.set(Growth {
+            level: level as u32,
+            alpha: f64::from(alpha),
+        });
+        Ok(())
+    }
 }
 
 /// The progressive generator.
@@ -271,10 +299,8 @@ pub struct ProGenerator {
     /// A 1x1 convolution to pixels per level.
     to_rgb: Vec<EqConv>,
     width0: i64,
-    levels: u32,
     image_size: i64,
-    growth_var: Tensor,
-    growth: Cell<Growth>,
+    growth: GrowthState,
 }
 
 impl ProGenerator {
@@ -306,25 +332,15 @@ impl ProGenerator {
                 1.0,
             ));
         }
-        let growth = Growth {
-            level: stages,
-            alpha: 1.0,
-        };
-        let growth_var = growth_var(root);
-        let generator = Self {
+        Self {
             dense,
             conv0,
             blocks,
             to_rgb,
             width0,
-            levels: stages + 1,
             image_size: i64::from(arch.image_size),
-            growth_var,
-            growth: Cell::new(growth),
-        };
-        // A new network is fully grown until training says otherwise.
-        let _ = write_growth(&generator.growth_var, growth);
-        generator
+            growth: GrowthState::new(root, stages + 1),
+        }
     }
 
     pub(crate) fn growth(&self) -> Growth {
@@ -332,15 +348,12 @@ impl ProGenerator {
     }
 
     pub(crate) fn set_growth(&self, growth: Growth) -> Result<(), GanError> {
-        write_growth(&self.growth_var, growth)?;
-        self.growth.set(growth);
-        Ok(())
+        self.growth.set(growth)
     }
 
     /// Re-reads the growth after weights were loaded into the variables.
     pub(crate) fn sync_growth(&self) -> Result<(), GanError> {
-        self.growth.set(read_growth(&self.growth_var, self.levels)?);
-        Ok(())
+        self.growth.sync()
     }
 
     /// Images at the current level's resolution (`native`), or upsampled to the full size and
@@ -384,9 +397,7 @@ pub struct ProDiscriminator {
     dense: EqLinear,
     out: EqLinear,
     width0: i64,
-    levels: u32,
-    growth_var: Tensor,
-    growth: Cell<Growth>,
+    growth: GrowthState,
 }
 
 impl ProDiscriminator {
@@ -416,35 +427,23 @@ impl ProDiscriminator {
         let last_conv = EqConv::new(&(root / "last_conv"), width0 + 1, width0, 3, LRELU_GAIN);
         let dense = EqLinear::new(&(root / "dense"), width0 * 16, width0, LRELU_GAIN);
         let out = EqLinear::new(&(root / "out"), width0, 1, 1.0);
-        let growth = Growth {
-            level: stages,
-            alpha: 1.0,
-        };
-        let growth_var = growth_var(root);
-        let discriminator = Self {
+        Self {
             from_rgb,
             blocks,
             last_conv,
             dense,
             out,
             width0,
-            levels: stages + 1,
-            growth_var,
-            growth: Cell::new(growth),
-        };
-        let _ = write_growth(&discriminator.growth_var, growth);
-        discriminator
+            growth: GrowthState::new(root, stages + 1),
+        }
     }
 
     pub(crate) fn set_growth(&self, growth: Growth) -> Result<(), GanError> {
-        write_growth(&self.growth_var, growth)?;
-        self.growth.set(growth);
-        Ok(())
+        self.growth.set(growth)
     }
 
     pub(crate) fn sync_growth(&self) -> Result<(), GanError> {
-        self.growth.set(read_growth(&self.growth_var, self.levels)?);
-        Ok(())
+        self.growth.sync()
     }
 
     fn block(&self, level: u32, h: &Tensor) -> Tensor {

@@ -605,7 +605,7 @@ pub fn train(
         let z = Tensor::f_from_slice(&latents)?
             .f_view([batch as i64, dim as i64])?
             .f_to_device(device)?;
-        let r1 = if config.r1_gamma > 0.0 && step % R1_EVERY == 0 {
+        let r1 = if config.r1_gamma > 0.0 && step.is_multiple_of(R1_EVERY) {
             config.r1_gamma * R1_EVERY as f64
         } else {
             0.0
