@@ -48,11 +48,15 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 /// # Errors
 /// As the command reports them.
 pub async fn init(settings: &Settings) -> anyhow::Result<()> {
-    for dir in [
+    let mut dirs = vec![
         settings.storage.data_dir.clone(),
         settings.storage.keys_dir(),
-        settings.storage.blobs_dir(),
-    ] {
+    ];
+    // With an object store the blobs live there: no local directory that would stay empty.
+    if settings.storage.blob_backend == crate::config::BlobBackend::Local {
+        dirs.push(settings.storage.blobs_dir());
+    }
+    for dir in dirs {
         std::fs::create_dir_all(&dir)
             .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
     }
