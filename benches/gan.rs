@@ -209,7 +209,7 @@ fn progressive(steps: usize, dcgan_step_s: f64) -> anyhow::Result<()> {
             step += 1;
             train_step_with(&nets, &mut opt_d, &mut opt_g, &real, &z, r1, autocast)
                 .expect("train step");
-            ema.update().expect("average");
+            ema.update(1000).expect("average");
         };
         one();
         let step_s = time(steps.max(4), one);

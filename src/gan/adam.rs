@@ -318,12 +318,16 @@ impl Ema {
         })
     }
 
-    /// One averaging step.
+    /// The averaging step after training step `step` (counted from 0). The decay warms up as
+    /// `min(decay, (1 + step) / (10 + step))` (as TensorFlow's `ExponentialMovingAverage` with
+    /// `num_updates`): with 0.999 from the first step, a thousand steps in, the average would
+    /// still be 37% the random initial weights.
     ///
     /// # Errors
     /// When torch fails.
-    pub fn update(&mut self) -> Result<(), GanError> {
-        let decay = self.decay;
+    pub fn update(&mut self, step: u64) -> Result<(), GanError> {
+        let warm = (1.0 + step as f64) / (10.0 + step as f64);
+        let decay = self.decay.min(warm);
         tch::no_grad(|| -> Result<(), GanError> {
             for (src, dst, trainable) in &mut self.pairs {
                 if *trainable {
@@ -433,14 +437,24 @@ mod tests {
         let target = store(5.0);
         let mut ema = Ema::new(&source, &target, 0.9).unwrap();
         ema.copy().unwrap();
+        assert_eq!(Ema::new(&source, &target, 0.999).unwrap().decay, 0.999);
         let t = target.variables()["w"].shallow_clone();
         assert_eq!(Vec::<f32>::try_from(&t).unwrap(), [0.0; 3]);
         tch::no_grad(|| {
             let _ = source.variables()["w"].shallow_clone().fill_(1.0);
         });
-        ema.update().unwrap();
+        // Step 1000: past the warm-up, the decay is 0.9.
+        ema.update(1000).unwrap();
         for x in Vec::<f32>::try_from(&t).unwrap() {
             assert!((x - 0.1).abs() < 1e-6, "{x}");
+        }
+        // Step 0: warming up, the decay is 0.1: the average moves most of the way.
+        tch::no_grad(|| {
+            let _ = source.variables()["w"].shallow_clone().fill_(1.1);
+        });
+        ema.update(0).unwrap();
+        for x in Vec::<f32>::try_from(&t).unwrap() {
+            assert!((x - (0.1 * 0.1 + 0.9 * 1.1)).abs() < 1e-6, "{x}");
         }
     }
 }

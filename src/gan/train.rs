@@ -620,7 +620,7 @@ pub fn train(
             train_step_with(gan, opt_d, opt_g, &real, &z, r1, autocast)?
         };
         if let Some((_, ema)) = nets.ema.as_mut() {
-            ema.update()?;
+            ema.update(step)?;
         }
         state.losses.push(last);
         state.step += 1;
