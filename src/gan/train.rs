@@ -581,10 +581,15 @@ pub fn train(
             let before = (step > 0).then(|| schedule.at(step - 1));
             if let Some(b) = before.filter(|b| b.level != g.level) {
                 // A resolution has trained: its grid, then (as ProGAN) fresh optimiser moments
-                // for the next.
+                // for the next, and the average restarted at the trained weights: averaging the
+                // new resolution's layers from their random initial values would serve mostly
+                // noise for the next thousand steps.
                 run.stage_grid(&nets, b)?;
                 nets.opt_d.reset()?;
                 nets.opt_g.reset()?;
+                if let Some((_, ema)) = nets.ema.as_mut() {
+                    ema.copy()?;
+                }
             }
             let key = (g.level, g.alpha < 1.0);
             if phase != Some(key) {
