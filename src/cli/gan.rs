@@ -232,6 +232,9 @@ pub fn train(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
     architecture
         .validate()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !args.progressive && (args.stage_steps.is_some() || args.fade_steps.is_some()) {
+        anyhow::bail!("--stage-steps and --fade-steps are for --progressive training");
+    }
     let defaults = TrainConfig::new(&args.model, architecture, args.steps);
     let mut config = TrainConfig {
         batch_size: args.batch_size,
