@@ -12,7 +12,7 @@ mod serve;
 
 use std::path::Path;
 
-use image::{ImageFormat, Rgb, RgbImage};
+use image::{Rgb, RgbImage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reqwest::StatusCode;
@@ -47,26 +47,6 @@ fn write_scenes(dir: &Path, n: u32) {
         });
         image.save(dir.join(format!("scene-{i:02}.png"))).unwrap();
     }
-}
-
-fn stripped(bytes: &[u8]) -> Vec<u8> {
-    let image = image::load_from_memory(bytes).unwrap();
-    let mut out = std::io::Cursor::new(Vec::new());
-    image.write_to(&mut out, ImageFormat::Png).unwrap();
-    out.into_inner()
-}
-
-async fn verify(server: &serve::Server, key: &str, bytes: Vec<u8>) -> Value {
-    let response = reqwest::Client::new()
-        .post(server.url("/v1/verify"))
-        .bearer_auth(key)
-        .header("Content-Type", "application/octet-stream")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,14 +206,14 @@ async fn a_64x64_colour_progressive_model_trains_serves_signs_and_verifies() {
         decoded.color()
     );
 
-    let report = verify(&server, &moderator, bytes.clone()).await;
+    let report = server.verify(&moderator, bytes.clone()).await;
     assert_eq!(report["verdict"], "hallmark_generated", "{report}");
     assert_eq!(report["provenance"]["state"], "trusted", "{report}");
     assert_eq!(report["registry"]["match"], "file_sha256", "{report}");
     assert_eq!(report["registry"]["record"]["id"], ids[0].as_str());
     assert!(report["detector"].is_object(), "{report}");
 
-    let report = verify(&server, &moderator, stripped(&bytes)).await;
+    let report = server.verify(&moderator, serve::stripped(&bytes)).await;
     assert_eq!(report["registry"]["match"], "pixel_sha256", "{report}");
     assert_eq!(report["verdict"], "hallmark_generated", "{report}");
     assert_eq!(

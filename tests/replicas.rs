@@ -72,14 +72,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(hallmark::fingerprint::sha256(bytes))
 }
 
-/// The same pixels in a new PNG: no Content Credentials, another file hash.
-fn stripped(bytes: &[u8]) -> Vec<u8> {
-    let image = image::load_from_memory(bytes).unwrap();
-    let mut out = std::io::Cursor::new(Vec::new());
-    image.write_to(&mut out, ImageFormat::Png).unwrap();
-    out.into_inner()
-}
-
 /// A 90% x 90% window from the top-left corner, as a PNG.
 fn cropped(bytes: &[u8]) -> Vec<u8> {
     let image = image::load_from_memory(bytes).unwrap();
@@ -90,24 +82,6 @@ fn cropped(bytes: &[u8]) -> Vec<u8> {
         .write_to(&mut out, ImageFormat::Png)
         .unwrap();
     out.into_inner()
-}
-
-async fn verify(
-    http: &reqwest::Client,
-    server: &serve::Server,
-    key: &str,
-    bytes: Vec<u8>,
-) -> Value {
-    let response = http
-        .post(server.url("/v1/verify"))
-        .bearer_auth(key)
-        .header("Content-Type", "application/octet-stream")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
 }
 
 async fn get(
@@ -155,7 +129,7 @@ async fn made_here_found_there(
     let bytes = served.bytes().await.unwrap().to_vec();
     assert_eq!(sha256_hex(&bytes), image.sha256, "the very bytes signed");
 
-    let report = verify(&http, other, moderator, bytes.clone()).await;
+    let report = other.verify(moderator, bytes.clone()).await;
     assert_eq!(report["verdict"], "hallmark_generated", "{report}");
     assert_eq!(report["provenance"]["state"], "trusted", "{report}");
     assert_eq!(report["registry"]["match"], "file_sha256", "{report}");
@@ -163,7 +137,7 @@ async fn made_here_found_there(
 
     // Stripped: found by its pixels, its credentials recovered from the manifest store and the
     // original, both read from the bucket.
-    let report = verify(&http, other, moderator, stripped(&bytes)).await;
+    let report = other.verify(moderator, serve::stripped(&bytes)).await;
     assert_eq!(report["registry"]["match"], "pixel_sha256", "{report}");
     assert_eq!(report["registry"]["record"]["id"], id.as_str(), "{report}");
     let recovered = &report["recovered"];
@@ -191,7 +165,7 @@ async fn made_here_found_there(
     let crop = cropped(&bytes);
     let started = Instant::now();
     loop {
-        let report = verify(&http, other, moderator, crop.clone()).await;
+        let report = other.verify(moderator, crop.clone()).await;
         if report["registry"]["match"] == "phash" {
             assert_eq!(report["registry"]["record"]["id"], id.as_str(), "{report}");
             assert_eq!(report["verdict"], "hallmark_generated", "{report}");

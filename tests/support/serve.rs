@@ -267,6 +267,23 @@ impl Server {
             .unwrap()
     }
 
+    /// The report of `POST /v1/verify` of `bytes` with `key` (answered 200).
+    pub async fn verify(&self, key: &str, bytes: Vec<u8>) -> serde_json::Value {
+        let response = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+            .post(self.url("/v1/verify"))
+            .bearer_auth(key)
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
     /// SIGKILL, and reap it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -320,4 +337,12 @@ pub async fn generate_until(
         answered.fetch_add(1, Ordering::SeqCst);
     }
     images
+}
+
+/// The same pixels in a new PNG: no Content Credentials, another file hash.
+pub fn stripped(bytes: &[u8]) -> Vec<u8> {
+    let image = image::load_from_memory(bytes).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
 }
