@@ -156,21 +156,8 @@ async fn a_64x64_colour_progressive_model_trains_serves_signs_and_verifies() {
     );
 
     env.ok(&["init"]);
-    let generator = env
-        .ok(&["keys", "create", "--role", "generator", "--name", "scenes"])
-        .trim()
-        .to_owned();
-    let moderator = env
-        .ok(&[
-            "keys",
-            "create",
-            "--role",
-            "moderator",
-            "--name",
-            "moderator",
-        ])
-        .trim()
-        .to_owned();
+    let generator = env.key("generator", "scenes");
+    let moderator = env.key("moderator", "moderator");
     let server = env.serve().await;
     let http = reqwest::Client::new();
     // Three requests at once: batched together on the model thread.

@@ -256,24 +256,8 @@ async fn two_replicas_share_postgres_and_s3_and_survive_a_sigkill() {
         std::fs::copy(&path, keys_b.join(path.file_name().unwrap())).unwrap();
     }
     let env_b = env_a.replica(dir_b.path());
-    let generator = env_a.ok(&[
-        "keys",
-        "create",
-        "--role",
-        "generator",
-        "--name",
-        "replicas",
-    ]);
-    let generator = generator.trim().to_owned();
-    let moderator = env_a.ok(&[
-        "keys",
-        "create",
-        "--role",
-        "moderator",
-        "--name",
-        "moderator",
-    ]);
-    let moderator = moderator.trim().to_owned();
+    let generator = env_a.key("generator", "replicas");
+    let moderator = env_a.key("moderator", "moderator");
     let vkey = env_a.ok(&["log", "key"]).trim().to_owned();
     let pool = PgPool::connect(&db.url).await.unwrap();
     let (mut a, b) = tokio::join!(env_a.serve(), env_b.serve());

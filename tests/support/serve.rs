@@ -152,6 +152,13 @@ impl Env {
         String::from_utf8(stdout).unwrap()
     }
 
+    /// A new API key of `role` named `name` (`hallmark keys create`).
+    pub fn key(&self, role: &str, name: &str) -> String {
+        self.ok(&["keys", "create", "--role", role, "--name", name])
+            .trim()
+            .to_owned()
+    }
+
     /// Starts `hallmark serve` on a free port and waits until `/readyz` answers 200.
     pub async fn serve(&self) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
