@@ -565,11 +565,10 @@ pub fn train(
     let mut interrupted = false;
     let mut last = (f32::NAN, f32::NAN);
     let mut phase: Option<(u32, bool)> = None;
-    let mut bar = crate::progress::bar(config.steps, "train", false);
-    if config.schedule.is_none() {
-        bar = crate::progress::bar(config.steps, "train", config.progress);
-        bar.set_position(state.step);
-    }
+    // A progressive run makes one bar per phase as it reaches it; a DCGAN run has one bar.
+    let bar_shown = config.progress && config.schedule.is_none();
+    let mut bar = crate::progress::bar(config.steps, "train", bar_shown);
+    bar.set_position(state.step);
     while state.step < config.steps {
         if stop.load(Ordering::Relaxed) {
             interrupted = true;
