@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::Device;
 
-const MODEL: &str = "fashion-dcgan32";
+const MODEL: &str = "fashion-dcgan32-ema";
 const DATASET: &str = "/usr/share/datasets/fashion-mnist";
 
 fn models_dir() -> PathBuf {
@@ -447,6 +447,11 @@ fn zoo_detector_and_leave_one_family_out_on_a_tiny_budget() {
             "40",
             "--per-generator",
             "10",
+            // Two held-out detectors at a time, each on its own thread and copy of the model.
+            "--jobs",
+            "2",
+            "--threads",
+            "1",
             "--write-card",
             "--device",
             "cpu",
@@ -463,6 +468,13 @@ fn zoo_detector_and_leave_one_family_out_on_a_tiny_budget() {
     let card = ModelCard::load(&dir.join("model.toml")).unwrap();
     let rows = card.detector.unwrap().leave_one_family_out;
     assert_eq!(rows.len(), families.len() * Transform::STANDARD.len());
+    // In family order, whichever job finished first.
+    let order: Vec<&str> = rows
+        .iter()
+        .step_by(Transform::STANDARD.len())
+        .map(|r| r.family.as_str())
+        .collect();
+    assert_eq!(order, families);
     for row in &rows {
         assert!(!row.generators.is_empty());
         for generator in &row.generators {

@@ -137,6 +137,14 @@ pub struct EvaluateArgs {
     /// Evaluation images per generator of a held-out family.
     #[arg(long, default_value_t = 1000)]
     pub per_generator: usize,
+    /// Hold out only these families (comma-separated; default: every family of the zoo);
+    /// --write-card then replaces only their rows.
+    #[arg(long, value_delimiter = ',')]
+    pub lofo_families: Vec<String>,
+    /// Held-out detectors trained at the same time (--leave-one-out), each on its own thread
+    /// with its own copy of the model and the zoo; give each one torch thread (`--threads 1`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// Write the --leave-one-out report here too.
     #[arg(long)]
     pub lofo_out: Option<PathBuf>,
@@ -674,7 +682,14 @@ fn evaluate_leave_one_out(settings: &Settings, args: &EvaluateArgs) -> anyhow::R
     let recipe = section.training.as_ref().ok_or_else(|| {
         anyhow::anyhow!("the detector of {name} records no training recipe to repeat")
     })?;
+    let only = args
+        .lofo_families
+        .iter()
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| Family::parse(f.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
     let config = LofoConfig {
+        only,
         train: DetectorTrainConfig {
             steps: args.lofo_steps.unwrap_or(recipe.steps),
             batch_size: recipe.batch_size as usize,
@@ -698,14 +713,19 @@ fn evaluate_leave_one_out(settings: &Settings, args: &EvaluateArgs) -> anyhow::R
         arch.channels,
         args.real,
     )?;
+    let zoo_dir = super::zoo::zoo_dir(settings, args.zoo.as_ref());
     let results = lofo::leave_one_family_out(
-        &model,
-        &zoo,
+        &lofo::LofoSources {
+            models_dir: &settings.model.dir,
+            model: name,
+            zoo_dir: &zoo_dir,
+        },
         &args.dataset,
         &real,
         &config,
         Some(&model.dir),
         device,
+        usize::from(args.jobs),
     )?;
     let mut report = format!(
         "model {name}: {} real test images ({}); {} evaluation images per generator (latent seed {}); each held-out detector: {} steps, batch {}, input {}\ntransforms:\n",
@@ -733,10 +753,22 @@ fn evaluate_leave_one_out(settings: &Settings, args: &EvaluateArgs) -> anyhow::R
             .detector
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("{} has no [detector] section", path.display()))?;
-        section.leave_one_family_out = results
-            .iter()
-            .flat_map(lofo::FamilyResult::scores)
-            .collect();
+        // Rows of families this run did not hold out stay; those it did are replaced.
+        let redone: Vec<String> = results.iter().map(|r| r.family.to_string()).collect();
+        section
+            .leave_one_family_out
+            .retain(|row| !redone.contains(&row.family));
+        section
+            .leave_one_family_out
+            .extend(results.iter().flat_map(lofo::FamilyResult::scores));
+        section.leave_one_family_out.sort_by_key(|row| {
+            Family::parse(&row.family).map_or(usize::MAX, |f| {
+                Family::ALL
+                    .iter()
+                    .position(|a| *a == f)
+                    .unwrap_or(usize::MAX)
+            })
+        });
         card.save(&path)?;
         println!("leave-one-family-out figures written to {}", path.display());
     }

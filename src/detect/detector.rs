@@ -450,22 +450,29 @@ pub fn pad_offsets(w: u32, h: u32, size: u32) -> Option<Vec<(u32, u32)>> {
 #[must_use]
 pub fn detector_views(image: &DynamicImage, arch: &Architecture) -> Vec<DynamicImage> {
     let size = arch.image_size;
-    let image = if arch.channels == 1 {
-        DynamicImage::ImageLuma8(image.to_luma8())
-    } else {
-        DynamicImage::ImageRgb8(image.to_rgb8())
-    };
+    let image = in_model_channels(image, arch);
     match pad_offsets(image.width(), image.height(), size) {
         None => vec![fit_square(&image, size)],
         Some(offsets) => offsets
             .into_iter()
-            .map(|(x, y)| {
-                let mut canvas = DynamicImage::new(size, size, image.color());
-                image::imageops::replace(&mut canvas, &image, i64::from(x), i64::from(y));
-                canvas
-            })
+            .map(|at| placed(&image, size, at))
             .collect(),
     }
+}
+
+fn in_model_channels(image: &DynamicImage, arch: &Architecture) -> DynamicImage {
+    if arch.channels == 1 {
+        DynamicImage::ImageLuma8(image.to_luma8())
+    } else {
+        DynamicImage::ImageRgb8(image.to_rgb8())
+    }
+}
+
+/// `image` on a black `size` canvas with its top-left corner at `(x, y)`.
+fn placed(image: &DynamicImage, size: u32, (x, y): (u32, u32)) -> DynamicImage {
+    let mut canvas = DynamicImage::new(size, size, image.color());
+    image::imageops::replace(&mut canvas, image, i64::from(x), i64::from(y));
+    canvas
 }
 
 /// An image (already model size) in the model's input layout, CHW in [-1, 1].
@@ -485,11 +492,16 @@ pub fn detector_input_random(
     arch: &Architecture,
     rng: &mut impl rand::Rng,
 ) -> Vec<f32> {
+    let size = arch.image_size;
     let mut out = Vec::new();
     for image in images {
-        let mut views = detector_views(image, arch);
-        let pick = rng.gen_range(0..views.len());
-        to_input(&views.swap_remove(pick), arch.channels, &mut out);
+        // One of the image's [`detector_views`], built alone (a crop has up to 81 of them).
+        let image = in_model_channels(image, arch);
+        let view = match pad_offsets(image.width(), image.height(), size) {
+            None => fit_square(&image, size),
+            Some(offsets) => placed(&image, size, offsets[rng.gen_range(0..offsets.len())]),
+        };
+        to_input(&view, arch.channels, &mut out);
     }
     out
 }

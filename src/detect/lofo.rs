@@ -17,12 +17,14 @@ use super::mix::FakeMix;
 use super::train::{fit_detector, DetectorTrainConfig, EVALUATION_SEED_BASE};
 use crate::gan::card::FamilyScore;
 use crate::gan::catalog::LoadedModel;
-use crate::gan::zoo::{Family, ZooGenerator};
+use crate::gan::zoo::{load_zoo, Family, ZooGenerator};
 use crate::gan::GanError;
 
 /// How big a leave-one-family-out run is.
 #[derive(Debug, Clone)]
 pub struct LofoConfig {
+    /// Hold out only these families (empty: every family of [`families`]).
+    pub only: Vec<Family>,
     /// The recipe of each held-out detector (the served detector's, normally).
     pub train: DetectorTrainConfig,
     /// Generated evaluation images per generator of the held-out family.
@@ -95,69 +97,159 @@ fn family_images(
     Ok((names, images))
 }
 
-/// Runs the evaluation for every family of [`families`]. `real` are the real test images
-/// (never used in training: the detector trains on the train split). ROC plots are written
-/// into `plot_dir` as `detector-lofo-<family>.png`.
+/// Where a worker of [`leave_one_family_out`] loads its own copy of the model and the zoo
+/// from (torch tensors cannot be shared between threads; the weights are small).
+pub struct LofoSources<'a> {
+    pub models_dir: &'a Path,
+    pub model: &'a str,
+    pub zoo_dir: &'a Path,
+}
+
+/// Runs the evaluation for every family of the zoo at `sources` ([`families`]), `jobs`
+/// held-out detectors at a time, each on its own thread with its own copy of the model and
+/// the zoo (torch should then run one intra-op thread per job: `--threads 1`); results are
+/// in [`families`] order whatever the number of jobs. `real` are the real test images (never
+/// used in training: the detector trains on the train split). ROC plots are written into
+/// `plot_dir` as `detector-lofo-<family>.png`.
 ///
 /// # Errors
 /// Missing data or weights, torch failures, plot errors.
 pub fn leave_one_family_out(
-    model: &LoadedModel,
-    zoo: &[ZooGenerator],
+    sources: &LofoSources<'_>,
     dataset_dir: &Path,
     real: &[DynamicImage],
     config: &LofoConfig,
     plot_dir: Option<&Path>,
     device: Device,
+    jobs: usize,
 ) -> Result<Vec<FamilyResult>, GanError> {
-    let seed = EVALUATION_SEED_BASE + config.seed;
-    let mut results = Vec::new();
-    for family in families(zoo) {
-        let mix = FakeMix::new(model, zoo, &[family])?;
-        if config.train.progress {
-            eprintln!(
-                "holding out {family}: training on {}",
-                mix.sources()
-                    .iter()
-                    .map(|s| s.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        let fitted = fit_detector(model, &mix, dataset_dir, &config.train, device)?;
-        let (generators, images) = family_images(model, zoo, family, seed, config.per_generator)?;
-        let trained_on = fitted.report.images_per_source.clone();
-        if let Some(leak) = generators.iter().find(|g| trained_on.contains_key(*g)) {
-            return Err(GanError::Invalid(format!(
-                "held-out generator {leak} trained the detector that is scored on it"
-            )));
-        }
-        let bar = crate::progress::bar(0, "", false);
-        let eval = build_images(real, &images, seed, &bar);
-        let study = detector_study(&fitted.detector, &eval, &bar)?;
-        if let Some(dir) = plot_dir {
-            write_roc(
-                &study,
-                &dir.join(format!("detector-lofo-{family}.png")),
-                None,
-            )?;
-        }
-        let training_time_s = fitted
-            .report
-            .card
-            .training
-            .as_ref()
-            .map_or(0.0, |t| t.training_time_s);
-        results.push(FamilyResult {
-            family,
-            generators,
-            trained_on,
-            threshold: fitted.detector.threshold(),
-            study,
-            training_time_s,
-        });
+    let load = || -> Result<(LoadedModel, Vec<ZooGenerator>), GanError> {
+        Ok((
+            crate::gan::catalog::load_model(sources.models_dir, sources.model, device)?,
+            load_zoo(sources.zoo_dir, device)?,
+        ))
+    };
+    let todo: Vec<Family> = families(&load()?.1)
+        .into_iter()
+        .filter(|f| config.only.is_empty() || config.only.contains(f))
+        .collect();
+    if todo.is_empty() {
+        return Err(GanError::Invalid(
+            "none of the families to hold out has zoo members".into(),
+        ));
     }
+    let jobs = jobs.clamp(1, todo.len().max(1));
+    // Several bars redrawn from several threads garble a terminal: with more than one job each
+    // held-out family says when it starts and ends instead.
+    let show = config.train.progress;
+    let mut config = config.clone();
+    config.train.progress &= jobs == 1;
+    let config = &config;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<FamilyResult>> = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| -> Result<(), GanError> {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                scope.spawn(|| -> Result<(), GanError> {
+                    let (model, zoo) = load()?;
+                    loop {
+                        let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&family) = todo.get(at) else {
+                            return Ok(());
+                        };
+                        let result = hold_out(
+                            &model,
+                            &zoo,
+                            family,
+                            dataset_dir,
+                            real,
+                            config,
+                            device,
+                            show,
+                        )?;
+                        if let Some(dir) = plot_dir {
+                            write_roc(
+                                &result.study,
+                                &dir.join(format!("detector-lofo-{family}.png")),
+                                None,
+                            )?;
+                        }
+                        done.lock()
+                            .map_err(|_| GanError::Invalid("a worker panicked".into()))?
+                            .push(result);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| GanError::Invalid("a leave-one-out worker panicked".into()))??;
+        }
+        Ok(())
+    })?;
+    let mut results = done
+        .into_inner()
+        .map_err(|_| GanError::Invalid("a worker panicked".into()))?;
+    results.sort_by_key(|r| r.family);
     Ok(results)
+}
+
+/// One held-out family: train without it, score on it.
+#[allow(clippy::too_many_arguments)]
+fn hold_out(
+    model: &LoadedModel,
+    zoo: &[ZooGenerator],
+    family: Family,
+    dataset_dir: &Path,
+    real: &[DynamicImage],
+    config: &LofoConfig,
+    device: Device,
+    show: bool,
+) -> Result<FamilyResult, GanError> {
+    let seed = EVALUATION_SEED_BASE + config.seed;
+    let mix = FakeMix::new(model, zoo, &[family])?;
+    if show {
+        eprintln!(
+            "holding out {family}: training on {}",
+            mix.sources()
+                .iter()
+                .map(|s| s.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let fitted = fit_detector(model, &mix, dataset_dir, &config.train, device)?;
+    let (generators, images) = family_images(model, zoo, family, seed, config.per_generator)?;
+    let trained_on = fitted.report.images_per_source.clone();
+    if let Some(leak) = generators.iter().find(|g| trained_on.contains_key(*g)) {
+        return Err(GanError::Invalid(format!(
+            "held-out generator {leak} trained the detector that is scored on it"
+        )));
+    }
+    let bar = crate::progress::bar(0, "", false);
+    let eval = build_images(real, &images, seed, &bar);
+    let study = detector_study(&fitted.detector, &eval, &bar)?;
+    let training_time_s = fitted
+        .report
+        .card
+        .training
+        .as_ref()
+        .map_or(0.0, |t| t.training_time_s);
+    if show {
+        eprintln!(
+            "held out {family}: clean ROC-AUC {:.4} ({training_time_s:.0} s of training)",
+            study.scores.first().map_or(f64::NAN, |s| s.roc_auc)
+        );
+    }
+    Ok(FamilyResult {
+        family,
+        generators,
+        trained_on,
+        threshold: fitted.detector.threshold(),
+        study,
+        training_time_s,
+    })
 }
 
 /// The report table.
