@@ -598,26 +598,21 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
         if args.write_card {
             let path = model.dir.join(CARD_FILE);
             let mut card = ModelCard::load(&path)?;
-            let evaluation = card
+            let section = card
                 .detector
                 .as_mut()
-                .and_then(|d| d.evaluation.as_mut())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{} has no detector evaluation whose registry figures --no-registry \
-                         could keep: run without it",
-                        path.display()
-                    )
-                })?;
+                .ok_or_else(|| anyhow::anyhow!("{} has no [detector] section", path.display()))?;
+            // The registry figures depend on the generator alone: those measured before stay
+            // (none yet for a new model: `evaluate --registry --write-card` adds them).
+            let kept = section.evaluation.as_ref().and_then(|e| e.registry.clone());
             if let Some(ds) = &detector_study {
-                let kept = evaluation.registry.clone();
-                *evaluation = detector_eval::evaluation_card(
+                section.evaluation = Some(detector_eval::evaluation_card(
                     ds,
                     (real.len(), generated.len()),
                     real_source(args),
                     seed,
                     kept,
-                );
+                ));
             }
             card.save(&path)?;
             println!(
@@ -651,11 +646,11 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
                     (real.len(), generated.len()),
                     real_source(args),
                     seed,
-                    registry,
+                    Some(registry),
                 ));
             }
             // `--registry --write-card` refreshes only the registry figures.
-            (None, Some(evaluation)) => evaluation.registry = registry,
+            (None, Some(evaluation)) => evaluation.registry = Some(registry),
             (None, None) => {
                 anyhow::bail!("--write-card needs a detector evaluation to add to: pass --detector")
             }

@@ -467,7 +467,7 @@ pub fn evaluation_card(
     (real_images, generated_images): (usize, usize),
     real_source: String,
     generated_seed: u64,
-    registry: RegistryEvaluation,
+    registry: Option<RegistryEvaluation>,
 ) -> DetectorEvaluation {
     DetectorEvaluation {
         real_images: real_images as u64,

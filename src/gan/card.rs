@@ -279,7 +279,10 @@ pub struct DetectorEvaluation {
     /// How each transform is defined.
     pub transforms: String,
     pub detector: Vec<DetectorScore>,
-    pub registry: RegistryEvaluation,
+    /// `None` until `hallmark evaluate --registry --write-card` (or `--detector` without
+    /// `--no-registry`) has measured the registry for this generator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryEvaluation>,
 }
 
 /// One family's figures under one transform, from a detector that never saw the family.

@@ -120,7 +120,7 @@ async fn generate_writes_signed_registered_reproducible_images(pool: PgPool) {
     let detected: serde_json::Value =
         serde_json::from_str(&cli.ok(&["detect", "--json", file.to_str().unwrap()])).unwrap();
     let detection = &detected[0]["detection"];
-    assert_eq!(detection["model"], "fashion-dcgan32", "{detected}");
+    assert_eq!(detection["model"], "fashion-dcgan32-ema", "{detected}");
     assert!(detection["probability"].as_f64().is_some(), "{detected}");
 
     let all = cli.ok(&["verify-record", "--all"]);

@@ -69,7 +69,7 @@ async fn one_png_is_signed_registered_and_served(pool: PgPool) {
     assert_eq!(response.status(), StatusCode::CREATED);
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["seed"], 7);
-    assert_eq!(answer["model"], "fashion-dcgan32");
+    assert_eq!(answer["model"], "fashion-dcgan32-ema");
     let images = check_images(&app, &key, &answer).await;
     assert!(images[0].starts_with(b"\x89PNG"));
     // The image and its manifest store (the manifest repository).
