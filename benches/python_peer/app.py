@@ -764,7 +764,7 @@ async def lifespan(app: FastAPI):
         torch.set_num_threads(threads)
     data = Path(env("DATA_DIR", "/tmp/hallmark-peer"))
     models = Path(env("MODELS_DIR", str(REPO / "models")))
-    name = env("MODEL", "fashion-dcgan32")
+    name = env("MODEL", "fashion-dcgan32-ema")
     net, arch, version = load_generator(models, name)
     state.model_name, state.version = name, version
     state.latent_dim = arch["latent_dim"]
