@@ -433,21 +433,9 @@ pub fn train_detector(settings: &Settings, args: TrainDetectorArgs) -> anyhow::R
         progress: !args.quiet,
     };
     let zoo = open_zoo(settings, args.zoo.as_ref(), args.no_zoo, device)?;
-    let held_out = args
-        .hold_out
-        .iter()
-        .filter(|f| !f.trim().is_empty())
-        .map(|f| Family::parse(f.trim()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let held_out = Family::parse_list(&args.hold_out)?;
     let mix = FakeMix::new(&model, &zoo, &held_out)?;
-    eprintln!(
-        "generated images from: {}",
-        mix.sources()
-            .iter()
-            .map(|s| s.0.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    eprintln!("generated images from: {}", mix.source_list());
     let report = detector_train::train_detector(&model, &mix, &args.dataset, &config, device)?;
     let card = &report.card;
     if let Some(t) = &card.training {
@@ -677,12 +665,7 @@ fn evaluate_leave_one_out(settings: &Settings, args: &EvaluateArgs) -> anyhow::R
     let recipe = section.training.as_ref().ok_or_else(|| {
         anyhow::anyhow!("the detector of {name} records no training recipe to repeat")
     })?;
-    let only = args
-        .lofo_families
-        .iter()
-        .filter(|f| !f.trim().is_empty())
-        .map(|f| Family::parse(f.trim()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let only = Family::parse_list(&args.lofo_families)?;
     let config = LofoConfig {
         only,
         train: DetectorTrainConfig {

@@ -210,14 +210,7 @@ fn hold_out(
     let seed = EVALUATION_SEED_BASE + config.seed;
     let mix = FakeMix::new(model, zoo, &[family])?;
     if show {
-        eprintln!(
-            "holding out {family}: training on {}",
-            mix.sources()
-                .iter()
-                .map(|s| s.0.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        eprintln!("holding out {family}: training on {}", mix.source_list());
     }
     let fitted = fit_detector(model, &mix, dataset_dir, &config.train, device)?;
     let (generators, images) = family_images(model, zoo, family, seed, config.per_generator)?;

@@ -90,6 +90,16 @@ impl<'a> FakeMix<'a> {
             .collect()
     }
 
+    /// The generators' names, comma-separated (for reports).
+    #[must_use]
+    pub fn source_list(&self) -> String {
+        self.sources()
+            .iter()
+            .map(|s| s.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The families images are drawn from, in [`Family::ALL`] order.
     #[must_use]
     pub fn families(&self) -> Vec<Family> {

@@ -94,6 +94,18 @@ impl Family {
             })
     }
 
+    /// Families named on a command line (`--hold-out a,b`); blank entries are skipped.
+    ///
+    /// # Errors
+    /// When a name is not a family.
+    pub fn parse_list(names: &[String]) -> Result<Vec<Self>, GanError> {
+        names
+            .iter()
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| Self::parse(f.trim()))
+            .collect()
+    }
+
     /// How the family makes pixels, for cards and reports.
     #[must_use]
     pub fn how(self) -> &'static str {
