@@ -129,7 +129,7 @@ pub fn leave_one_family_out(
             load_zoo(sources.zoo_dir, device)?,
         ))
     };
-    let todo: Vec<Family> = families(&load()?.1)
+    let todo: Vec<Family> = families(&load_zoo(sources.zoo_dir, device)?)
         .into_iter()
         .filter(|f| config.only.is_empty() || config.only.contains(f))
         .collect();
@@ -146,17 +146,15 @@ pub fn leave_one_family_out(
     config.train.progress &= jobs == 1;
     let config = &config;
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: std::sync::Mutex<Vec<FamilyResult>> = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| -> Result<(), GanError> {
+    let mut results = std::thread::scope(|scope| -> Result<Vec<FamilyResult>, GanError> {
         let workers: Vec<_> = (0..jobs)
             .map(|_| {
-                scope.spawn(|| -> Result<(), GanError> {
+                scope.spawn(|| -> Result<Vec<FamilyResult>, GanError> {
                     let (model, zoo) = load()?;
-                    loop {
-                        let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&family) = todo.get(at) else {
-                            return Ok(());
-                        };
+                    let mut done = Vec::new();
+                    while let Some(&family) =
+                        todo.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
                         let result = hold_out(
                             &model,
                             &zoo,
@@ -174,23 +172,22 @@ pub fn leave_one_family_out(
                                 None,
                             )?;
                         }
-                        done.lock()
-                            .map_err(|_| GanError::Invalid("a worker panicked".into()))?
-                            .push(result);
+                        done.push(result);
                     }
+                    Ok(done)
                 })
             })
             .collect();
+        let mut all = Vec::new();
         for worker in workers {
-            worker
-                .join()
-                .map_err(|_| GanError::Invalid("a leave-one-out worker panicked".into()))??;
+            all.extend(
+                worker
+                    .join()
+                    .map_err(|_| GanError::Invalid("a leave-one-out worker panicked".into()))??,
+            );
         }
-        Ok(())
+        Ok(all)
     })?;
-    let mut results = done
-        .into_inner()
-        .map_err(|_| GanError::Invalid("a worker panicked".into()))?;
     results.sort_by_key(|r| r.family);
     Ok(results)
 }
