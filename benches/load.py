@@ -5,6 +5,7 @@ the same torch thread settings, and the raw generator forward throughput as the 
 
     python benches/load.py [--hallmark target/debug/hallmark] [--duration 15] [--connections 1,8,32]
         [--torch-threads 1] [--python-workers 1,2] [--accept json|png] [--out FILE]
+        [--hallmark-env NAME=VALUE ...]
 
 Needs `wrk` (apt-get install -y wrk), PostgreSQL (DATABASE_URL names the server; the databases
 hallmark_load_bench, hallmark_peer_bench and hallmark_peer_bench_w<N> are dropped and made afresh), and the venv's python
@@ -316,6 +317,9 @@ def start_hallmark(args, work: Path) -> Service:
         "HALLMARK__LOG__LEVEL": "warn",
         "HALLMARK__SERVER__PORT": str(port),
     })
+    for setting in args.hallmark_env:
+        name, _, value = setting.partition("=")
+        environment[name] = value
 
     def hallmark(*command):
         return subprocess.run([str(binary), *command], env=environment, capture_output=True, text=True,
@@ -487,6 +491,8 @@ def main() -> int:
                         help="sslmode for both services' database URLs (e.g. disable); default: none given, "
                              "so both use their driver's default, prefer (TLS when the server offers it)")
     parser.add_argument("--skip-hallmark", action="store_true")
+    parser.add_argument("--hallmark-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for Hallmark (e.g. HALLMARK__LIMITS__BATCH_DELAY_MS=0); repeatable")
     parser.add_argument("--skip-python", action="store_true")
     parser.add_argument("--python", default=sys.executable, help="the venv's python for the peer")
     parser.add_argument("--out", help="also write everything printed to this file")

@@ -7,8 +7,8 @@
 //! bounded queue, with a one-shot channel for the answer. The committer takes what is queued (the
 //! first request and whatever arrived while the previous transaction was committing, up to
 //! `generation.max_group` records; with `generation.commit_linger_us` it also waits that long for
-//! company), inserts every row with the usual `UNNEST` statements in one transaction, commits, and
-//! answers every member: a request hears `Ok` only once its records are durable.
+//! company), inserts every row in one statement (data-modifying CTEs over `UNNEST`ed arrays: one
+//! round trip, its own transaction), and answers every member: a request hears `Ok` only once its records are durable.
 //!
 //! Failures:
 //! - a full queue refuses the request at once (the caller answers 429 `queue_full`), so a slow
@@ -320,20 +320,23 @@ async fn gather(
     (group, None)
 }
 
-/// Inserts the rows in one transaction and commits it. Each record's transparency-log entry is
-/// handed to the sequencer in the record's own transaction: no record without its entry, no entry
-/// without its record.
+/// Inserts the rows in one statement (its own transaction). Each record's transparency-log entry
+/// is handed to the sequencer in the record's own transaction: no record without its entry, no
+/// entry without its record.
 async fn insert(pool: &PgPool, rows: &Rows) -> Result<(), sqlx::Error> {
     let hashes: Vec<(Uuid, &[u64])> = rows
         .variant_phashes
         .iter()
         .map(|(id, list)| (*id, list.as_slice()))
         .collect();
-    let mut tx = pool.begin().await?;
-    records::insert_all(&mut tx, &rows.records, &rows.manifest_sha256).await?;
-    records::insert_hashes(&mut tx, &hashes).await?;
-    crate::store::log::append_pending(&mut tx, &rows.log_entries).await?;
-    tx.commit().await
+    records::insert_generated(
+        pool,
+        &rows.records,
+        &rows.manifest_sha256,
+        &hashes,
+        &rows.log_entries,
+    )
+    .await
 }
 
 /// Errors that mean "no working connection": the same for every member of a group, so there is

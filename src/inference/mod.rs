@@ -1,6 +1,6 @@
 //! The model's own thread. It owns the loaded GAN (no tensor ever leaves it), merges the latents
-//! of concurrent requests into one forward pass (up to `limits.max_batch` images, waiting at most
-//! `limits.batch_delay_ms` for company), and admission control turns a full queue into an
+//! of concurrent requests into one forward pass (up to `limits.max_batch` images: those queued
+//! when it starts, and with `limits.batch_delay_ms` those that arrive that much later), and admission control turns a full queue into an
 //! immediate "busy" answer (HTTP 429) instead of an unbounded wait.
 
 use std::panic::AssertUnwindSafe;

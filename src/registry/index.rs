@@ -35,6 +35,11 @@ pub const CHANNEL: &str = "hallmark_records";
 
 /// Longest wait between two attempts to reach the database.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a notification waits before the index looks it up. A record this process generated
+/// is notified at its commit and added to the index by its own request a moment later: without
+/// the pause the listener usually wins that race and fetches the hashes it is about to be given
+/// (a query per request under load).
+const NOTIFY_SETTLE: Duration = Duration::from_millis(5);
 
 /// Every registered variant hash, with the record it belongs to.
 #[derive(Debug, Default)]
@@ -266,6 +271,7 @@ impl HashIndex {
 
     /// Adds the hashes of notified records not yet held.
     async fn apply(&self, pool: &PgPool, mut ids: Vec<Uuid>) -> Result<(), sqlx::Error> {
+        tokio::time::sleep(NOTIFY_SETTLE).await;
         {
             let state = self.read();
             ids.retain(|id| !state.entries.slots.contains_key(id));

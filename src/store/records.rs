@@ -1,22 +1,26 @@
 //! The registry of generated images.
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::provenance::record::RECORD_COLUMNS;
 use crate::provenance::Record;
 
-/// Inserts records inside the caller's transaction, all in one statement (one round trip
-/// whatever their number), each with the SHA-256 of its manifest store (`manifest_sha256[i]`
-/// for `records[i]`).
+/// Inserts generated records with their variant pHashes and their transparency-log entries in one
+/// statement: one round trip and one implicit transaction (all or nothing), whatever their number.
+/// `manifest_sha256[i]` is the SHA-256 of `records[i]`'s manifest store; `hashes` are each
+/// record's variant pHashes (whole image first); `log_entries` are handed to the sequencer
+/// (`log_pending`) in the order given.
 ///
 /// # Errors
-/// When the database fails.
+/// When the database fails (nothing is inserted then).
 #[tracing::instrument(skip_all, fields(records = records.len()))]
-pub async fn insert_all(
-    tx: &mut Transaction<'_, Postgres>,
+pub async fn insert_generated(
+    pool: &PgPool,
     records: &[Record],
     manifest_sha256: &[Vec<u8>],
+    hashes: &[(Uuid, &[u64])],
+    log_entries: &[(Uuid, Vec<u8>)],
 ) -> Result<(), sqlx::Error> {
     debug_assert_eq!(records.len(), manifest_sha256.len());
     if records.is_empty() {
@@ -31,13 +35,35 @@ pub async fn insert_all(
                 .collect::<Vec<_>>()
         };
     }
+    let mut hash_ids = Vec::new();
+    let mut variants = Vec::new();
+    let mut phashes = Vec::new();
+    for (id, list) in hashes {
+        for (variant, &phash) in list.iter().enumerate() {
+            hash_ids.push(*id);
+            variants.push(i16::try_from(variant).unwrap_or(i16::MAX));
+            phashes.push(crate::fingerprint::phash_to_db(phash));
+        }
+    }
+    let (log_ids, log_bytes): (Vec<Uuid>, Vec<Vec<u8>>) = log_entries.iter().cloned().unzip();
+    // Data-modifying CTEs run as one statement: the foreign keys of `record_hashes` are checked
+    // at its end, when the records are there. WITH ORDINALITY keeps the entries' order in
+    // `log_pending`'s sequence numbers.
     sqlx::query(
-        "INSERT INTO records (id, created_at, model, model_version, seed, format, width, height,
-            file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, encoding,
-            signature, manifest_sha256)
-         SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::int8[],
-            $6::text[], $7::int4[], $8::int4[], $9::bytea[], $10::bytea[], $11::int8[],
-            $12::text[], $13::text[], $14::uuid[], $15::int2[], $16::bytea[], $17::bytea[])",
+        "WITH new_records AS (
+            INSERT INTO records (id, created_at, model, model_version, seed, format, width, height,
+                file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, encoding,
+                signature, manifest_sha256)
+            SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::int8[],
+                $6::text[], $7::int4[], $8::int4[], $9::bytea[], $10::bytea[], $11::int8[],
+                $12::text[], $13::text[], $14::uuid[], $15::int2[], $16::bytea[], $17::bytea[])
+         ), new_hashes AS (
+            INSERT INTO record_hashes (record_id, variant, phash)
+            SELECT * FROM UNNEST($18::uuid[], $19::int2[], $20::int8[])
+         )
+         INSERT INTO log_pending (record_id, entry)
+         SELECT record_id, entry FROM UNNEST($21::uuid[], $22::bytea[])
+             WITH ORDINALITY AS t(record_id, entry, n) ORDER BY n",
     )
     .bind(column!(id))
     .bind(column!(created_at))
@@ -61,7 +87,12 @@ pub async fn insert_all(
             .collect::<Vec<_>>(),
     )
     .bind(manifest_sha256)
-    .execute(&mut **tx)
+    .bind(&hash_ids)
+    .bind(&variants)
+    .bind(&phashes)
+    .bind(&log_ids)
+    .bind(&log_bytes)
+    .execute(pool)
     .await?;
     Ok(())
 }
@@ -190,38 +221,6 @@ pub async fn set_manifest_sha256(pool: &PgPool, id: Uuid, sha: &[u8]) -> Result<
         .bind(sha)
         .execute(pool)
         .await?;
-    Ok(())
-}
-
-/// Registers each record's variant pHashes (whole image first) for the near-duplicate search,
-/// inside the caller's transaction.
-///
-/// # Errors
-/// When the database fails.
-#[tracing::instrument(skip_all)]
-pub async fn insert_hashes(
-    tx: &mut Transaction<'_, Postgres>,
-    hashes: &[(Uuid, &[u64])],
-) -> Result<(), sqlx::Error> {
-    let mut ids = Vec::new();
-    let mut variants = Vec::new();
-    let mut phashes = Vec::new();
-    for (id, list) in hashes {
-        for (variant, &phash) in list.iter().enumerate() {
-            ids.push(*id);
-            variants.push(i16::try_from(variant).unwrap_or(i16::MAX));
-            phashes.push(crate::fingerprint::phash_to_db(phash));
-        }
-    }
-    sqlx::query(
-        "INSERT INTO record_hashes (record_id, variant, phash)
-         SELECT * FROM UNNEST($1::uuid[], $2::int2[], $3::int8[])",
-    )
-    .bind(&ids)
-    .bind(&variants)
-    .bind(&phashes)
-    .execute(&mut **tx)
-    .await?;
     Ok(())
 }
 
