@@ -156,19 +156,28 @@ impl Plane {
 }
 
 /// The image minus its 3x3 local mean: the fine detail (texture, edges) that look-alike images
-/// do not share, unlike their silhouette.
+/// do not share, unlike their silhouette. The mean is over the neighbours inside the image, summed
+/// row-wise then column-wise (the box filter is separable).
 fn detail(values: &[f32], width: usize) -> Vec<f32> {
-    let height = values.len() / width.max(1);
+    if width == 0 || values.is_empty() {
+        return Vec::new();
+    }
+    let height = values.len() / width;
+    // Each pixel's sum over its row neighbours, and how many there are.
+    let mut across = vec![0f32; values.len()];
+    for (row, out) in values.chunks(width).zip(across.chunks_mut(width)) {
+        for x in 0..width {
+            let (from, to) = (x.saturating_sub(1), (x + 1).min(width - 1));
+            out[x] = row[from..=to].iter().sum();
+        }
+    }
+    let count = |i: usize, side: usize| (i.min(1) + 1 + usize::from(i + 1 < side)) as f32;
     let mut out = vec![0f32; values.len()];
     for y in 0..height {
+        let (from, to) = (y.saturating_sub(1), (y + 1).min(height - 1));
         for x in 0..width {
-            let (mut sum, mut n) = (0f32, 0f32);
-            for yy in y.saturating_sub(1)..=(y + 1).min(height - 1) {
-                for xx in x.saturating_sub(1)..=(x + 1).min(width - 1) {
-                    sum += values[yy * width + xx];
-                    n += 1.0;
-                }
-            }
+            let sum: f32 = (from..=to).map(|yy| across[yy * width + x]).sum();
+            let n = count(x, width) * count(y, height);
             out[y * width + x] = values[y * width + x] - sum / n;
         }
     }
@@ -182,6 +191,21 @@ fn normalised(values: &[f32]) -> Option<Vec<f32>> {
     let centred: Vec<f32> = values.iter().map(|v| v - mean).collect();
     let norm = centred.iter().map(|v| v * v).sum::<f32>().sqrt();
     (norm > 1e-3).then(|| centred.iter().map(|v| v / norm).collect())
+}
+
+/// The dot product of `normalised(values)` with `reference`, without building the copy (None
+/// for flat values, as there).
+fn correlation(values: &[f32], reference: &[f32]) -> Option<f32> {
+    let n = values.len() as f32;
+    let mean = values.iter().sum::<f32>() / n;
+    let (mut dot, mut squares) = (0f32, 0f32);
+    for (v, r) in values.iter().zip(reference) {
+        let centred = v - mean;
+        dot += centred * r;
+        squares += centred * centred;
+    }
+    let norm = squares.sqrt();
+    (norm > 1e-3).then(|| dot / norm)
 }
 
 /// How well `query` is explained as a crop (down to [`MIN_WINDOW`] of each side) of `original`,
@@ -226,10 +250,9 @@ pub fn similarity(query: &DynamicImage, original: &DynamicImage) -> f64 {
 /// The mean of the shape and texture correlations of `candidate` (a query-sized plane) with the
 /// query's normalised `shape` and `texture`; `None` for a flat candidate.
 fn score(candidate: &[f32], width: usize, shape: &[f32], texture: &[f32]) -> Option<f32> {
-    let a = normalised(candidate)?;
-    let b = normalised(&detail(candidate, width))?;
-    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
-    Some(0.5 * (dot(&a, shape) + dot(&b, texture)))
+    let a = correlation(candidate, shape)?;
+    let b = correlation(&detail(candidate, width), texture)?;
+    Some(0.5 * (a + b))
 }
 
 /// The best [`score`] over every crop window of `o` and whole-pixel offset.
@@ -282,6 +305,56 @@ mod tests {
                 Luma([0])
             }
         }))
+    }
+
+    /// The separable box filter and the allocation-free correlation compute what their
+    /// definitions say: the 3x3 mean over the neighbours inside the image, and the dot product of
+    /// the zero-mean unit-norm copy with the reference.
+    #[test]
+    fn detail_and_correlation_match_their_definitions() {
+        let mut state = 0x2545_f491_u32;
+        for (width, height) in [(1, 1), (1, 5), (5, 1), (2, 3), (7, 4), (32, 32)] {
+            let values: Vec<f32> = (0..width * height)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    (state % 256) as f32
+                })
+                .collect();
+            let fast = detail(&values, width);
+            for y in 0..height {
+                for x in 0..width {
+                    let (mut sum, mut n) = (0f32, 0f32);
+                    for yy in y.saturating_sub(1)..=(y + 1).min(height - 1) {
+                        for xx in x.saturating_sub(1)..=(x + 1).min(width - 1) {
+                            sum += values[yy * width + xx];
+                            n += 1.0;
+                        }
+                    }
+                    let expected = values[y * width + x] - sum / n;
+                    assert!(
+                        (fast[y * width + x] - expected).abs() < 1e-3,
+                        "{width}x{height} at ({x}, {y})"
+                    );
+                }
+            }
+            let reference: Vec<f32> = values.iter().rev().map(|v| v * 0.5 + 3.0).collect();
+            let direct = normalised(&values)
+                .map(|a| a.iter().zip(&reference).map(|(p, q)| p * q).sum::<f32>());
+            let quick = correlation(&values, &reference);
+            match (direct, quick) {
+                (Some(d), Some(q)) => {
+                    assert!((d - q).abs() < 1e-3 * d.abs().max(1.0), "{d} vs {q}")
+                }
+                (d, q) => assert_eq!(d.is_some(), q.is_some()),
+            }
+        }
+        assert_eq!(
+            correlation(&[7.0; 9], &[1.0; 9]),
+            None,
+            "a flat window matches nothing"
+        );
     }
 
     #[test]
