@@ -166,9 +166,9 @@ fn detail(values: &[f32], width: usize) -> Vec<f32> {
     // Each pixel's sum over its row neighbours, and how many there are.
     let mut across = vec![0f32; values.len()];
     for (row, out) in values.chunks(width).zip(across.chunks_mut(width)) {
-        for x in 0..width {
+        for (x, slot) in out.iter_mut().enumerate() {
             let (from, to) = (x.saturating_sub(1), (x + 1).min(width - 1));
-            out[x] = row[from..=to].iter().sum();
+            *slot = row[from..=to].iter().sum();
         }
     }
     let count = |i: usize, side: usize| (i.min(1) + 1 + usize::from(i + 1 < side)) as f32;
