@@ -8,7 +8,8 @@
 //! first request and whatever arrived while the previous transaction was committing, up to
 //! `generation.max_group` records; with `generation.commit_linger_us` it also waits that long for
 //! company), inserts every row in one statement (data-modifying CTEs over `UNNEST`ed arrays: one
-//! round trip, its own transaction), and answers every member: a request hears `Ok` only once its records are durable.
+//! round trip, its own transaction), and answers every member: a request hears `Ok` only once its
+//! records are durable.
 //!
 //! Failures:
 //! - a full queue refuses the request at once (the caller answers 429 `queue_full`), so a slow
@@ -324,16 +325,11 @@ async fn gather(
 /// is handed to the sequencer in the record's own transaction: no record without its entry, no
 /// entry without its record.
 async fn insert(pool: &PgPool, rows: &Rows) -> Result<(), sqlx::Error> {
-    let hashes: Vec<(Uuid, &[u64])> = rows
-        .variant_phashes
-        .iter()
-        .map(|(id, list)| (*id, list.as_slice()))
-        .collect();
     records::insert_generated(
         pool,
         &rows.records,
         &rows.manifest_sha256,
-        &hashes,
+        &rows.variant_phashes,
         &rows.log_entries,
     )
     .await

@@ -19,7 +19,7 @@ pub async fn insert_generated(
     pool: &PgPool,
     records: &[Record],
     manifest_sha256: &[Vec<u8>],
-    hashes: &[(Uuid, &[u64])],
+    hashes: &[(Uuid, Vec<u64>)],
     log_entries: &[(Uuid, Vec<u8>)],
 ) -> Result<(), sqlx::Error> {
     debug_assert_eq!(records.len(), manifest_sha256.len());
