@@ -1,4 +1,4 @@
-//! The synthetic-image detector: a copy of the GAN discriminator fine-tuned by
+//! The synthetic-image detector: a network of the GAN discriminator's shape trained by
 //! `hallmark train-detector` (its own weights file, `detector.safetensors`), a Platt
 //! calibration of its logit, a threshold, and domain rules that refuse to score uploads the
 //! model could never have made (wrong size, colour for a grey model, pixel statistics far from
@@ -15,7 +15,8 @@ use tch::Device;
 
 use crate::gan::card::ModelCard;
 use crate::gan::card::{
-    Architecture, Calibration, CalibrationMethod, DetectorCard, DetectorInput, DomainRules,
+    Architecture, Calibration, CalibrationMethod, DetectorCard, DetectorInput, DetectorNetwork,
+    DomainRules,
 };
 use crate::gan::model::{fit_square, to_chw_u8, Discriminator};
 use crate::gan::GanError;
@@ -105,7 +106,13 @@ impl Detector {
             }
         }
         let path = dir.join(&detector.weights);
-        let net = DetectorNet::load(&card.architecture, detector.input, device, &path)?;
+        let net = DetectorNet::load(
+            &card.architecture,
+            detector.input,
+            detector.network,
+            device,
+            &path,
+        )?;
         let attribution = match &detector.attribution {
             Some(a) => Some(Attribution::load(dir, a, net.feature_width(), device)?),
             None => None,
@@ -231,24 +238,108 @@ impl Detector {
     }
 }
 
-/// The detector's network: a discriminator-shaped network (spectrally normalised
-/// convolutions, no batch norm, so an image's logit never depends on its batch) over the
-/// [`DetectorInput`] of images in the model's layout.
+/// The detector's network: a discriminator-shaped network (no batch norm, so an image's logit
+/// never depends on its batch) over the [`DetectorInput`] of images in the model's layout,
+/// the model's discriminator fine-tuned with or without its spectral norm ([`DetectorNetwork`]).
 #[derive(Debug)]
 pub struct DetectorNet {
-    net: Discriminator,
+    body: Body,
     input: DetectorInput,
+    network: DetectorNetwork,
     channels: i64,
     size: i64,
+}
+
+#[derive(Debug)]
+enum Body {
+    Discriminator(Discriminator),
+    Plain(PlainNet),
+}
+
+/// [`DetectorNetwork::Plain`]: the DCGAN discriminator's convolutions (4x4, stride 2, widths
+/// `d_width << i`, leaky ReLU 0.2, a 4x4 convolution to one logit) as ordinary convolutions
+/// (torch's default initialisation until [`DetectorNet::for_training`] copies the
+/// discriminator in).
+#[derive(Debug)]
+struct PlainNet {
+    vs: tch::nn::VarStore,
+    convs: Vec<tch::nn::Conv2D>,
+    out: tch::nn::Conv2D,
+    slope: tch::Tensor,
+    width: i64,
+}
+
+impl PlainNet {
+    fn new(arch: &Architecture, channels: u32, device: Device) -> Result<Self, GanError> {
+        arch.validate().map_err(GanError::Invalid)?;
+        let vs = tch::nn::VarStore::new(device);
+        let root = vs.root();
+        let strided = tch::nn::ConvConfig {
+            stride: 2,
+            padding: 1,
+            ..Default::default()
+        };
+        let mut convs = Vec::new();
+        let mut in_c = i64::from(channels);
+        for i in 0..arch.stages() {
+            let out_c = i64::from(arch.d_width) << i;
+            convs.push(tch::nn::conv2d(
+                &root / format!("conv{i}"),
+                in_c,
+                out_c,
+                4,
+                strided,
+            ));
+            in_c = out_c;
+        }
+        let out = tch::nn::conv2d(&root / "out", in_c, 1, 4, Default::default());
+        let slope = tch::Tensor::from_slice(&[0.2_f32]).to_device(device);
+        Ok(Self {
+            vs,
+            convs,
+            out,
+            slope,
+            width: in_c,
+        })
+    }
+
+    fn hidden(&self, images: &tch::Tensor) -> tch::Tensor {
+        let mut x = images.shallow_clone();
+        for conv in &self.convs {
+            x = x.apply(conv).prelu(&self.slope);
+        }
+        x
+    }
 }
 
 impl DetectorNet {
     fn build(
         arch: &Architecture,
         input: DetectorInput,
+        network: DetectorNetwork,
         device: Device,
-    ) -> Result<Discriminator, GanError> {
-        Discriminator::with_input_channels(arch, input.channels(arch.channels), device)
+    ) -> Result<Self, GanError> {
+        let channels = input.channels(arch.channels);
+        let body = match network {
+            DetectorNetwork::Discriminator => {
+                Body::Discriminator(Discriminator::with_input_channels(arch, channels, device)?)
+            }
+            DetectorNetwork::Plain => Body::Plain(PlainNet::new(arch, channels, device)?),
+        };
+        Ok(Self {
+            body,
+            input,
+            network,
+            channels: i64::from(arch.channels),
+            size: i64::from(arch.image_size),
+        })
+    }
+
+    fn var_store_mut(&mut self) -> &mut tch::nn::VarStore {
+        match &mut self.body {
+            Body::Discriminator(net) => net.var_store_mut(),
+            Body::Plain(net) => &mut net.vs,
+        }
     }
 
     /// # Errors
@@ -256,62 +347,74 @@ impl DetectorNet {
     pub fn load(
         arch: &Architecture,
         input: DetectorInput,
+        network: DetectorNetwork,
         device: Device,
         path: &Path,
     ) -> Result<Self, GanError> {
-        let mut net = Self::build(arch, input, device)?;
+        let mut net = Self::build(arch, input, network, device)?;
         crate::gan::model::load_weights(net.var_store_mut(), path)?;
-        Ok(Self::wrap(net, arch, input))
+        Ok(net)
     }
 
-    fn wrap(net: Discriminator, arch: &Architecture, input: DetectorInput) -> Self {
-        Self {
-            net,
-            input,
-            channels: i64::from(arch.channels),
-            size: i64::from(arch.image_size),
-        }
-    }
-
-    /// A fresh network for fine-tuning, initialised from the model's discriminator: every
-    /// weight copied, and for [`DetectorInput::PixelsResidual`] the first convolution's
-    /// residual channels left at their small random initialisation.
+    /// A network to train, initialised from the model's discriminator: for
+    /// [`DetectorNetwork::Discriminator`] every weight copied; for [`DetectorNetwork::Plain`]
+    /// each convolution's weight divided by its spectral norm (as the discriminator's own
+    /// forward pass estimates it from its saved power-iteration vectors), so the network
+    /// starts as the same function and is then trained without the norm. For
+    /// [`DetectorInput::PixelsResidual`] the first convolution's residual channels keep their
+    /// small random initialisation. A progressive model's discriminator is another network:
+    /// its detector starts fresh.
     ///
     /// # Errors
     /// When the discriminator does not load, or torch fails.
-    pub fn from_discriminator(
+    pub fn for_training(
         arch: &Architecture,
         input: DetectorInput,
+        network: DetectorNetwork,
         device: Device,
         discriminator: &Path,
     ) -> Result<Self, GanError> {
+        let net = Self::build(arch, input, network, device)?;
         if arch.family == crate::gan::model::PROGRESSIVE {
-            // A progressive discriminator is another network (and its minibatch-deviation
-            // channel makes a logit depend on the batch): the detector starts fresh.
-            let net = Self::build(arch, input, device)?;
-            return Ok(Self::wrap(net, arch, input));
+            return Ok(net);
         }
         let source = Discriminator::load(arch, device, discriminator)?;
-        if input == DetectorInput::Pixels {
-            return Ok(Self::wrap(source, arch, input));
-        }
-        let net = Self::build(arch, input, device)?;
         let from = source.var_store().variables();
         tch::no_grad(|| -> Result<(), GanError> {
             for (name, var) in net.var_store().variables() {
                 let Some(src) = from.get(&name) else { continue };
+                let src = match (network, name.strip_suffix(".weight")) {
+                    (DetectorNetwork::Plain, Some(layer)) => {
+                        match (
+                            from.get(&format!("{layer}.u")),
+                            from.get(&format!("{layer}.v")),
+                        ) {
+                            (Some(u), Some(v)) => {
+                                let sigma = u.f_dot(&src.f_view([src.size()[0], -1])?.f_mv(v)?)?;
+                                src.f_div(&sigma)?
+                            }
+                            _ => src.shallow_clone(),
+                        }
+                    }
+                    _ => src.shallow_clone(),
+                };
                 let mut var = var.shallow_clone();
                 if src.size() == var.size() {
-                    var.f_copy_(src)?;
+                    var.f_copy_(&src)?;
                 } else if name.ends_with(".weight") {
                     // [out, channels, k, k] into the first `channels` input channels.
                     let c = src.size()[1];
-                    var.f_narrow(1, 0, c)?.f_copy_(src)?;
+                    var.f_narrow(1, 0, c)?.f_copy_(&src)?;
                 }
             }
             Ok(())
         })?;
-        Ok(Self::wrap(net, arch, input))
+        Ok(net)
+    }
+
+    #[must_use]
+    pub fn network(&self) -> DetectorNetwork {
+        self.network
     }
 
     #[must_use]
@@ -321,19 +424,29 @@ impl DetectorNet {
 
     #[must_use]
     pub fn device(&self) -> Device {
-        self.net.device()
+        self.var_store().device()
     }
 
     /// Channels of [`Self::features_t`].
     #[must_use]
     pub fn feature_width(&self) -> i64 {
-        self.net.feature_width()
+        match &self.body {
+            Body::Discriminator(net) => net.feature_width(),
+            Body::Plain(net) => net.width,
+        }
     }
 
     /// The last hidden layer's activations averaged over positions, `[N, width]`, in
     /// inference mode.
     pub fn features_t(&self, images: &tch::Tensor) -> tch::Tensor {
-        self.net.features_t(&self.prepare(images), false)
+        let x = self.prepare(images);
+        match &self.body {
+            Body::Discriminator(net) => net.features_t(&x, false),
+            Body::Plain(net) => {
+                net.hidden(&x)
+                    .mean_dim([2_i64, 3].as_slice(), false, tch::Kind::Float)
+            }
+        }
     }
 
     fn prepare(&self, images: &tch::Tensor) -> tch::Tensor {
@@ -348,18 +461,25 @@ impl DetectorNet {
 
     #[must_use]
     pub fn var_store(&self) -> &tch::nn::VarStore {
-        self.net.var_store()
+        match &self.body {
+            Body::Discriminator(net) => net.var_store(),
+            Body::Plain(net) => &net.vs,
+        }
     }
 
     /// # Errors
     /// When the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), GanError> {
-        self.net.save(path)
+        crate::gan::model::save_weights(self.var_store(), path)
     }
 
     /// Logits `[N]` (high: real) of images `[N, C, S, S]` in [-1, 1].
     pub fn forward_t(&self, images: &tch::Tensor, train: bool) -> tch::Tensor {
-        self.net.forward_t(&self.prepare(images), train)
+        let x = self.prepare(images);
+        match &self.body {
+            Body::Discriminator(net) => net.forward_t(&x, train),
+            Body::Plain(net) => net.hidden(&x).apply(&net.out).view([-1]),
+        }
     }
 
     /// Logits of images in the model's input layout (NCHW floats in [-1, 1]).
@@ -398,7 +518,7 @@ impl DetectorNet {
         let out = tch::no_grad(|| -> Result<tch::Tensor, GanError> {
             let x = tch::Tensor::f_from_slice(input)?
                 .f_view([n, self.channels, self.size, self.size])?
-                .f_to_device(self.net.device())?;
+                .f_to_device(self.device())?;
             Ok(f(&x))
         })?;
         Ok(out.f_to_device(Device::Cpu)?)
@@ -1027,6 +1147,82 @@ mod tests {
             let d = ((f64::from(x) - c).powi(2) + (f64::from(y) - c).powi(2)).sqrt();
             Luma([if d < c * 0.6 { 180 } else { 0 }])
         }))
+    }
+
+    #[test]
+    fn each_network_kind_round_trips_through_its_weights_file() {
+        let a = arch();
+        let dir = tempfile::tempdir().unwrap();
+        let images = tch::Tensor::rand([3, 1, 32, 32], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        for network in [DetectorNetwork::Plain, DetectorNetwork::Discriminator] {
+            for input in [DetectorInput::Pixels, DetectorInput::PixelsResidual] {
+                let net = DetectorNet::build(&a, input, network, Device::Cpu).unwrap();
+                let path =
+                    dir.path()
+                        .join(format!("{}-{}.safetensors", network.name(), input.name()));
+                net.save(&path).unwrap();
+                let loaded = DetectorNet::load(&a, input, network, Device::Cpu, &path).unwrap();
+                assert_eq!(loaded.network(), network);
+                let (x, y) = (
+                    net.forward_t(&images, false),
+                    loaded.forward_t(&images, false),
+                );
+                assert_eq!(x.size(), [3]);
+                assert_eq!(
+                    Vec::<f32>::try_from(&x).unwrap(),
+                    Vec::<f32>::try_from(&y).unwrap()
+                );
+                // The family head reads the last hidden layer: 4 << 2 channels here.
+                assert_eq!(
+                    loaded.features_t(&images).size(),
+                    [3, loaded.feature_width()]
+                );
+                assert_eq!(loaded.feature_width(), 16);
+            }
+        }
+        // Weights of one kind are refused by the other (the names match, the tensors do not:
+        // the discriminator also stores its power-iteration vectors).
+        let plain = dir.path().join("plain-pixels.safetensors");
+        assert!(DetectorNet::load(
+            &a,
+            DetectorInput::Pixels,
+            DetectorNetwork::Discriminator,
+            Device::Cpu,
+            &plain
+        )
+        .is_err());
+        // Cards written before the network was recorded meant the fine-tuned discriminator.
+        assert_eq!(DetectorNetwork::default(), DetectorNetwork::Discriminator);
+        assert_eq!(DetectorNetwork::parse("plain"), Ok(DetectorNetwork::Plain));
+        assert!(DetectorNetwork::parse("resnet").is_err());
+    }
+
+    #[test]
+    fn a_plain_network_starts_as_the_discriminator_it_is_made_from() {
+        let a = arch();
+        let dir = tempfile::tempdir().unwrap();
+        let images = tch::Tensor::rand([5, 1, 32, 32], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        let discriminator = Discriminator::new(&a, Device::Cpu).unwrap();
+        // A few power iterations, as training leaves them, so that u and v are not the random
+        // start.
+        for _ in 0..3 {
+            let _ = discriminator.forward_t(&images, true);
+        }
+        let path = dir.path().join("discriminator.safetensors");
+        discriminator.save(&path).unwrap();
+        let expected = Vec::<f32>::try_from(&discriminator.forward_t(&images, false)).unwrap();
+        for network in [DetectorNetwork::Plain, DetectorNetwork::Discriminator] {
+            let net =
+                DetectorNet::for_training(&a, DetectorInput::Pixels, network, Device::Cpu, &path)
+                    .unwrap();
+            let got = Vec::<f32>::try_from(&net.forward_t(&images, false)).unwrap();
+            for (x, y) in got.iter().zip(&expected) {
+                assert!(
+                    (x - y).abs() < 1e-4 * (1.0 + y.abs()),
+                    "{network:?}: {got:?} vs {expected:?}"
+                );
+            }
+        }
     }
 
     #[test]

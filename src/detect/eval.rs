@@ -306,6 +306,9 @@ fn round(x: f64, digits: i32) -> f64 {
 pub struct DetectorStudy {
     pub scores: Vec<DetectorScore>,
     pub curves: Vec<(String, Vec<(f64, f64)>)>,
+    /// Per transform, the calibrated probabilities of the real and of the generated images
+    /// (in the order given), for figures on a subset of the generated images.
+    pub probabilities: Vec<(Vec<f64>, Vec<f64>)>,
 }
 
 /// Scores every image with the detector, as the service would (domain rules included).
@@ -321,6 +324,7 @@ pub fn detector_study(
     let calibration = detector.card().calibration;
     let mut scores = Vec::new();
     let mut curves = Vec::new();
+    let mut probabilities = Vec::new();
     for (t, transform) in images.transforms.iter().enumerate() {
         let mut probs = Vec::new();
         let mut labels = Vec::new();
@@ -372,8 +376,14 @@ pub fn detector_study(
             tpr: round(tp / n_gen, 5),
             out_of_domain: ood,
         });
+        let generated = probs.split_off(labels.iter().filter(|&&l| !l).count());
+        probabilities.push((probs, generated));
     }
-    Ok(DetectorStudy { scores, curves })
+    Ok(DetectorStudy {
+        scores,
+        curves,
+        probabilities,
+    })
 }
 
 /// Writes the ROC plots (full, and zoomed on FPR 0-5%).

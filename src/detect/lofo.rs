@@ -12,10 +12,11 @@ use std::path::Path;
 use image::DynamicImage;
 use tch::Device;
 
+use super::detector::{average_precision, roc_auc};
 use super::eval::{build_images, detector_study, write_roc, DetectorStudy};
 use super::mix::FakeMix;
 use super::train::{fit_detector, DetectorTrainConfig, EVALUATION_SEED_BASE};
-use crate::gan::card::FamilyScore;
+use crate::gan::card::{FamilyScore, GeneratorScore};
 use crate::gan::catalog::LoadedModel;
 use crate::gan::zoo::{load_zoo, Family, ZooGenerator};
 use crate::gan::GanError;
@@ -41,6 +42,8 @@ pub struct FamilyResult {
     pub trained_on: BTreeMap<String, u64>,
     pub threshold: f64,
     pub study: DetectorStudy,
+    /// How many of the generated images each of `generators` gave, in order.
+    pub per_generator: usize,
     pub training_time_s: f64,
 }
 
@@ -51,7 +54,8 @@ impl FamilyResult {
         self.study
             .scores
             .iter()
-            .map(|s| FamilyScore {
+            .zip(&self.study.probabilities)
+            .map(|(s, (real, generated))| FamilyScore {
                 family: self.family.to_string(),
                 generators: self.generators.clone(),
                 trained_on: self.trained_on.keys().cloned().collect(),
@@ -61,6 +65,32 @@ impl FamilyResult {
                 tpr_at_threshold: s.tpr,
                 fpr_real: s.fpr_real,
                 threshold: (self.threshold * 1e5).round() / 1e5,
+                by_generator: if self.generators.len() > 1 {
+                    self.by_generator(real, generated)
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect()
+    }
+
+    /// Each generator's images (`per_generator` of them, in `generators` order) against all
+    /// the real ones.
+    fn by_generator(&self, real: &[f64], generated: &[f64]) -> Vec<GeneratorScore> {
+        let round = |x: f64| (x * 1e5).round() / 1e5;
+        self.generators
+            .iter()
+            .zip(generated.chunks(self.per_generator.max(1)))
+            .map(|(name, own)| {
+                let probs: Vec<f64> = real.iter().chain(own).copied().collect();
+                let labels: Vec<bool> = std::iter::repeat_n(false, real.len())
+                    .chain(std::iter::repeat_n(true, own.len()))
+                    .collect();
+                GeneratorScore {
+                    generator: name.clone(),
+                    roc_auc: round(roc_auc(&probs, &labels)),
+                    ap: round(average_precision(&probs, &labels)),
+                }
             })
             .collect()
     }
@@ -238,6 +268,7 @@ fn hold_out(
         trained_on,
         threshold: fitted.detector.threshold(),
         study,
+        per_generator: config.per_generator,
         training_time_s,
     })
 }
@@ -269,6 +300,13 @@ pub fn table(results: &[FamilyResult]) -> String {
                 sc.fpr_real * 100.0,
                 sc.threshold
             );
+            for g in &sc.by_generator {
+                let _ = writeln!(
+                    s,
+                    "    {:<22} {:>8.4} {:>8.4}",
+                    g.generator, g.roc_auc, g.ap
+                );
+            }
         }
     }
     let clean: Vec<f64> = results

@@ -115,6 +115,10 @@ pub struct DetectorCard {
     /// residual (absent in older cards: pixels).
     #[serde(default)]
     pub input: DetectorInput,
+    /// The network: the model's discriminator fine-tuned with its spectral norm, or without it
+    /// (absent in older cards: the former).
+    #[serde(default)]
+    pub network: DetectorNetwork,
     /// Which generator family a synthetic image is nearest to (absent: not trained, e.g. no
     /// zoo).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,6 +179,44 @@ impl DetectorInput {
         match self {
             Self::Pixels => channels,
             Self::PixelsResidual => 2 * channels,
+        }
+    }
+}
+
+/// The detector network's kind. Both have the discriminator's shape (4x4 convolutions of
+/// stride 2 doubling in width, leaky ReLU, a 4x4 convolution to one logit, no batch norm).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectorNetwork {
+    /// A copy of the model's discriminator, spectrally normalised, fine-tuned.
+    #[default]
+    Discriminator,
+    /// The same convolutions without spectral norm: they start as the discriminator (each
+    /// weight divided by its spectral norm) and are fine-tuned free of the Lipschitz bound
+    /// that keeps a GAN's training stable but keeps a detector from separating images that
+    /// differ by a few grey levels (see `docs/detector-evaluation.txt`).
+    Plain,
+}
+
+impl DetectorNetwork {
+    /// The name on the command line and in the card.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Discriminator => "discriminator",
+            Self::Plain => "plain",
+        }
+    }
+
+    /// # Errors
+    /// An unknown name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "discriminator" => Ok(Self::Discriminator),
+            "plain" => Ok(Self::Plain),
+            other => Err(format!(
+                "unknown detector network {other:?}: discriminator or plain"
+            )),
         }
     }
 }
@@ -249,6 +291,10 @@ pub struct DetectorTraining {
     pub generated_validation_images: u64,
     pub generated_validation_seed: u64,
     pub augmentation: String,
+    /// Share of training images (real and generated alike) that get the random augmentation;
+    /// the rest stay clean (absent in older cards: all of them).
+    #[serde(default = "all")]
+    pub augmented_share: f64,
     /// Validation (clean and augmented together): average precision, positive = synthetic.
     pub validation_ap: f64,
     /// Validation real images called synthetic at the threshold, clean and augmented.
@@ -267,6 +313,10 @@ pub struct DetectorTraining {
     /// Families held out of training (leave-one-family-out evaluation runs only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_out_families: Vec<String>,
+}
+
+fn all() -> f64 {
+    1.0
 }
 
 /// `hallmark evaluate --detector` results.
@@ -302,6 +352,19 @@ pub struct FamilyScore {
     pub fpr_real: f64,
     /// The threshold (calibrated probability) of the held-out detector.
     pub threshold: f64,
+    /// The same figures for each of `generators` alone (absent in older cards): a family's
+    /// figure pools generators of very different strength, e.g. our own generator and small
+    /// zoo members of its family.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_generator: Vec<GeneratorScore>,
+}
+
+/// One held-out generator's images against the real test images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorScore {
+    pub generator: String,
+    pub roc_auc: f64,
+    pub ap: f64,
 }
 
 /// Detector figures under one transform (positive = synthetic).

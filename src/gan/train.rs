@@ -759,6 +759,7 @@ mod tests {
                 margin: 0.1,
             },
             input: crate::gan::card::DetectorInput::Pixels,
+            network: crate::gan::card::DetectorNetwork::Discriminator,
             attribution: None,
             training: None,
             evaluation: None,
