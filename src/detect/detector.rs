@@ -243,73 +243,10 @@ impl Detector {
 /// the model's discriminator fine-tuned with or without its spectral norm ([`DetectorNetwork`]).
 #[derive(Debug)]
 pub struct DetectorNet {
-    body: Body,
+    net: Discriminator,
     input: DetectorInput,
-    network: DetectorNetwork,
     channels: i64,
     size: i64,
-}
-
-#[derive(Debug)]
-enum Body {
-    Discriminator(Discriminator),
-    Plain(PlainNet),
-}
-
-/// [`DetectorNetwork::Plain`]: the DCGAN discriminator's convolutions (4x4, stride 2, widths
-/// `d_width << i`, leaky ReLU 0.2, a 4x4 convolution to one logit) as ordinary convolutions
-/// (torch's default initialisation until [`DetectorNet::for_training`] copies the
-/// discriminator in).
-#[derive(Debug)]
-struct PlainNet {
-    vs: tch::nn::VarStore,
-    convs: Vec<tch::nn::Conv2D>,
-    out: tch::nn::Conv2D,
-    slope: tch::Tensor,
-    width: i64,
-}
-
-impl PlainNet {
-    fn new(arch: &Architecture, channels: u32, device: Device) -> Result<Self, GanError> {
-        arch.validate().map_err(GanError::Invalid)?;
-        let vs = tch::nn::VarStore::new(device);
-        let root = vs.root();
-        let strided = tch::nn::ConvConfig {
-            stride: 2,
-            padding: 1,
-            ..Default::default()
-        };
-        let mut convs = Vec::new();
-        let mut in_c = i64::from(channels);
-        for i in 0..arch.stages() {
-            let out_c = i64::from(arch.d_width) << i;
-            convs.push(tch::nn::conv2d(
-                &root / format!("conv{i}"),
-                in_c,
-                out_c,
-                4,
-                strided,
-            ));
-            in_c = out_c;
-        }
-        let out = tch::nn::conv2d(&root / "out", in_c, 1, 4, Default::default());
-        let slope = tch::Tensor::from_slice(&[0.2_f32]).to_device(device);
-        Ok(Self {
-            vs,
-            convs,
-            out,
-            slope,
-            width: in_c,
-        })
-    }
-
-    fn hidden(&self, images: &tch::Tensor) -> tch::Tensor {
-        let mut x = images.shallow_clone();
-        for conv in &self.convs {
-            x = x.apply(conv).prelu(&self.slope);
-        }
-        x
-    }
 }
 
 impl DetectorNet {
@@ -319,27 +256,18 @@ impl DetectorNet {
         network: DetectorNetwork,
         device: Device,
     ) -> Result<Self, GanError> {
-        let channels = input.channels(arch.channels);
-        let body = match network {
-            DetectorNetwork::Discriminator => {
-                Body::Discriminator(Discriminator::with_input_channels(arch, channels, device)?)
-            }
-            DetectorNetwork::Plain => Body::Plain(PlainNet::new(arch, channels, device)?),
-        };
+        let net = Discriminator::with_input_channels(
+            arch,
+            input.channels(arch.channels),
+            network == DetectorNetwork::Discriminator,
+            device,
+        )?;
         Ok(Self {
-            body,
+            net,
             input,
-            network,
             channels: i64::from(arch.channels),
             size: i64::from(arch.image_size),
         })
-    }
-
-    fn var_store_mut(&mut self) -> &mut tch::nn::VarStore {
-        match &mut self.body {
-            Body::Discriminator(net) => net.var_store_mut(),
-            Body::Plain(net) => &mut net.vs,
-        }
     }
 
     /// # Errors
@@ -352,7 +280,7 @@ impl DetectorNet {
         path: &Path,
     ) -> Result<Self, GanError> {
         let mut net = Self::build(arch, input, network, device)?;
-        crate::gan::model::load_weights(net.var_store_mut(), path)?;
+        crate::gan::model::load_weights(net.net.var_store_mut(), path)?;
         Ok(net)
     }
 
@@ -383,18 +311,13 @@ impl DetectorNet {
         tch::no_grad(|| -> Result<(), GanError> {
             for (name, var) in net.var_store().variables() {
                 let Some(src) = from.get(&name) else { continue };
-                let src = match (network, name.strip_suffix(".weight")) {
-                    (DetectorNetwork::Plain, Some(layer)) => {
-                        match (
-                            from.get(&format!("{layer}.u")),
-                            from.get(&format!("{layer}.v")),
-                        ) {
-                            (Some(u), Some(v)) => {
-                                let sigma = u.f_dot(&src.f_view([src.size()[0], -1])?.f_mv(v)?)?;
-                                src.f_div(&sigma)?
-                            }
-                            _ => src.shallow_clone(),
-                        }
+                // Without the norm, the weight the discriminator actually applies.
+                let layer = name.strip_suffix(".weight");
+                let norm = layer
+                    .and_then(|l| from.get(&format!("{l}.u")).zip(from.get(&format!("{l}.v"))));
+                let src = match norm {
+                    Some((u, v)) if network == DetectorNetwork::Plain => {
+                        src / crate::gan::model::spectral_sigma(src, u, v)
                     }
                     _ => src.shallow_clone(),
                 };
@@ -414,7 +337,11 @@ impl DetectorNet {
 
     #[must_use]
     pub fn network(&self) -> DetectorNetwork {
-        self.network
+        if self.net.has_spectral_norm() {
+            DetectorNetwork::Discriminator
+        } else {
+            DetectorNetwork::Plain
+        }
     }
 
     #[must_use]
@@ -424,29 +351,19 @@ impl DetectorNet {
 
     #[must_use]
     pub fn device(&self) -> Device {
-        self.var_store().device()
+        self.net.device()
     }
 
     /// Channels of [`Self::features_t`].
     #[must_use]
     pub fn feature_width(&self) -> i64 {
-        match &self.body {
-            Body::Discriminator(net) => net.feature_width(),
-            Body::Plain(net) => net.width,
-        }
+        self.net.feature_width()
     }
 
     /// The last hidden layer's activations averaged over positions, `[N, width]`, in
     /// inference mode.
     pub fn features_t(&self, images: &tch::Tensor) -> tch::Tensor {
-        let x = self.prepare(images);
-        match &self.body {
-            Body::Discriminator(net) => net.features_t(&x, false),
-            Body::Plain(net) => {
-                net.hidden(&x)
-                    .mean_dim([2_i64, 3].as_slice(), false, tch::Kind::Float)
-            }
-        }
+        self.net.features_t(&self.prepare(images), false)
     }
 
     fn prepare(&self, images: &tch::Tensor) -> tch::Tensor {
@@ -461,25 +378,18 @@ impl DetectorNet {
 
     #[must_use]
     pub fn var_store(&self) -> &tch::nn::VarStore {
-        match &self.body {
-            Body::Discriminator(net) => net.var_store(),
-            Body::Plain(net) => &net.vs,
-        }
+        self.net.var_store()
     }
 
     /// # Errors
     /// When the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), GanError> {
-        crate::gan::model::save_weights(self.var_store(), path)
+        self.net.save(path)
     }
 
     /// Logits `[N]` (high: real) of images `[N, C, S, S]` in [-1, 1].
     pub fn forward_t(&self, images: &tch::Tensor, train: bool) -> tch::Tensor {
-        let x = self.prepare(images);
-        match &self.body {
-            Body::Discriminator(net) => net.forward_t(&x, train),
-            Body::Plain(net) => net.hidden(&x).apply(&net.out).view([-1]),
-        }
+        self.net.forward_t(&self.prepare(images), train)
     }
 
     /// Logits of images in the model's input layout (NCHW floats in [-1, 1]).
@@ -518,7 +428,7 @@ impl DetectorNet {
         let out = tch::no_grad(|| -> Result<tch::Tensor, GanError> {
             let x = tch::Tensor::f_from_slice(input)?
                 .f_view([n, self.channels, self.size, self.size])?
-                .f_to_device(self.device())?;
+                .f_to_device(self.net.device())?;
             Ok(f(&x))
         })?;
         Ok(out.f_to_device(Device::Cpu)?)

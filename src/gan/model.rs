@@ -261,12 +261,13 @@ impl Generator {
 /// A convolution whose weight is divided by its largest singular value, estimated by one
 /// power iteration per training forward pass (Miyato et al. 2018), like
 /// `torch.nn.utils.spectral_norm`. The power-iteration vectors are saved with the weights.
+/// Built without the norm (`norm: None`) it is a plain convolution with the same weight names.
 #[derive(Debug)]
 struct SnConv2d {
     weight: Tensor,
     bias: Tensor,
-    u: Tensor,
-    v: Tensor,
+    /// The power-iteration vectors `(u, v)`; `None`: no spectral norm.
+    norm: Option<(Tensor, Tensor)>,
     stride: i64,
     padding: i64,
 }
@@ -275,45 +276,63 @@ fn normalize(x: &Tensor) -> Tensor {
     x / x.norm().clamp_min(1e-12)
 }
 
+/// The spectral norm of `weight` (`[out, ...]`) as estimated from the power-iteration vectors
+/// `u` (`[out]`) and `v` (`[rest]`): `u . (W v)`.
+pub(crate) fn spectral_sigma(weight: &Tensor, u: &Tensor, v: &Tensor) -> Tensor {
+    u.dot(&weight.view([weight.size()[0], -1]).mv(v))
+}
+
 impl SnConv2d {
-    fn new(path: &nn::Path, in_c: i64, out_c: i64, stride: i64, padding: i64) -> Self {
+    fn new(
+        path: &nn::Path,
+        in_c: i64,
+        out_c: i64,
+        stride: i64,
+        padding: i64,
+        spectral_norm: bool,
+    ) -> Self {
         let weight = path.var("weight", &[out_c, in_c, 4, 4], dcgan_init());
         let bias = path.zeros("bias", &[out_c]);
-        let mut u = path.zeros_no_train("u", &[out_c]);
-        let mut v = path.zeros_no_train("v", &[in_c * 16]);
-        tch::no_grad(|| {
-            u.copy_(&normalize(&Tensor::randn(
-                [out_c],
-                (Kind::Float, path.device()),
-            )));
-            v.copy_(&normalize(&Tensor::randn(
-                [in_c * 16],
-                (Kind::Float, path.device()),
-            )));
+        let norm = spectral_norm.then(|| {
+            let mut u = path.zeros_no_train("u", &[out_c]);
+            let mut v = path.zeros_no_train("v", &[in_c * 16]);
+            tch::no_grad(|| {
+                u.copy_(&normalize(&Tensor::randn(
+                    [out_c],
+                    (Kind::Float, path.device()),
+                )));
+                v.copy_(&normalize(&Tensor::randn(
+                    [in_c * 16],
+                    (Kind::Float, path.device()),
+                )));
+            });
+            (u, v)
         });
         Self {
             weight,
             bias,
-            u,
-            v,
+            norm,
             stride,
             padding,
         }
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let out_c = self.weight.size()[0];
-        let w_mat = self.weight.view([out_c, -1]);
-        if train {
-            tch::no_grad(|| {
-                let v = normalize(&w_mat.tr().mv(&self.u));
-                let u = normalize(&w_mat.mv(&v));
-                self.v.shallow_clone().copy_(&v);
-                self.u.shallow_clone().copy_(&u);
-            });
-        }
-        let sigma = self.u.dot(&w_mat.mv(&self.v));
-        let weight = &self.weight / sigma;
+        let weight = match &self.norm {
+            None => self.weight.shallow_clone(),
+            Some((u, v)) => {
+                if train {
+                    tch::no_grad(|| {
+                        let w_mat = self.weight.view([self.weight.size()[0], -1]);
+                        let new_v = normalize(&w_mat.tr().mv(u));
+                        let new_u = normalize(&w_mat.mv(&new_v));
+                        v.shallow_clone().copy_(&new_v);
+                        u.shallow_clone().copy_(&new_u);
+                    });
+                }
+                &self.weight / spectral_sigma(&self.weight, u, v)
+            }
+        };
         x.conv2d(
             &weight,
             Some(&self.bias),
@@ -363,17 +382,19 @@ impl Discriminator {
                 net: DiscriminatorNet::Progressive(net),
             });
         }
-        Self::with_input_channels(arch, arch.channels, device)
+        Self::with_input_channels(arch, arch.channels, true, device)
     }
 
-    /// A discriminator of `arch` whose input has `channels` channels (the detector's input
-    /// can carry more than the image's).
+    /// A DCGAN discriminator of `arch` whose input has `channels` channels (the detector's
+    /// input can carry more than the image's), with or without spectral norm on its
+    /// convolutions (the detector may drop it; the GAN always has it).
     ///
     /// # Errors
     /// When the architecture is invalid.
     pub fn with_input_channels(
         arch: &Architecture,
         channels: u32,
+        spectral_norm: bool,
         device: Device,
     ) -> Result<Self, GanError> {
         arch.validate().map_err(GanError::Invalid)?;
@@ -389,10 +410,11 @@ impl Discriminator {
                 out_c,
                 2,
                 1,
+                spectral_norm,
             ));
             in_c = out_c;
         }
-        let out = SnConv2d::new(&(&root / "out"), in_c, 1, 1, 0);
+        let out = SnConv2d::new(&(&root / "out"), in_c, 1, 1, 0, spectral_norm);
         let slope = Tensor::from_slice(&[0.2_f32]).to_device(device);
         Ok(Self {
             vs,
@@ -453,6 +475,15 @@ impl Discriminator {
 
     pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
         &mut self.vs
+    }
+
+    /// Whether the convolutions are spectrally normalised (a progressive discriminator: no).
+    #[must_use]
+    pub fn has_spectral_norm(&self) -> bool {
+        match &self.net {
+            DiscriminatorNet::Dcgan { out, .. } => out.norm.is_some(),
+            DiscriminatorNet::Progressive(_) => false,
+        }
     }
 
     /// The raw forward pass: logits `[N]`. `train` runs a power iteration per layer.
