@@ -42,8 +42,6 @@ pub struct FamilyResult {
     pub trained_on: BTreeMap<String, u64>,
     pub threshold: f64,
     pub study: DetectorStudy,
-    /// How many of the generated images each of `generators` gave, in order.
-    pub per_generator: usize,
     pub training_time_s: f64,
 }
 
@@ -74,13 +72,13 @@ impl FamilyResult {
             .collect()
     }
 
-    /// Each generator's images (`per_generator` of them, in `generators` order) against all
-    /// the real ones.
+    /// Each generator's images (as many from each, in `generators` order: [`family_images`])
+    /// against all the real ones.
     fn by_generator(&self, real: &[f64], generated: &[f64]) -> Vec<GeneratorScore> {
         let round = |x: f64| (x * 1e5).round() / 1e5;
         self.generators
             .iter()
-            .zip(generated.chunks(self.per_generator.max(1)))
+            .zip(generated.chunks((generated.len() / self.generators.len().max(1)).max(1)))
             .map(|(name, own)| {
                 let probs: Vec<f64> = real.iter().chain(own).copied().collect();
                 let labels: Vec<bool> = std::iter::repeat_n(false, real.len())
@@ -268,7 +266,6 @@ fn hold_out(
         trained_on,
         threshold: fitted.detector.threshold(),
         study,
-        per_generator: config.per_generator,
         training_time_s,
     })
 }
