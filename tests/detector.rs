@@ -567,3 +567,79 @@ fn zoo_detector_and_leave_one_family_out_on_a_tiny_budget() {
         assert!(dir.join(format!("detector-lofo-{family}.png")).is_file());
     }
 }
+
+/// `zoo train --tag --ema`: a second tier of members beside the default ones (same family,
+/// other names), and for GAN families the average of the generator's weights as an `-ema`
+/// member; a tag that would collide with a stage name is refused.
+#[test]
+fn zoo_tiers_and_averaged_members() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zoo = tmp.path().join("zoo");
+    let zoo_arg = zoo.to_str().unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "zoo",
+            "train",
+            "--dir",
+            zoo_arg,
+            "--families",
+            "nearest,vae",
+            "--steps",
+            "8",
+            "--batch-size",
+            "4",
+            "--width",
+            "4",
+            "--latent-dim",
+            "8",
+            "--device",
+            "cpu",
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_hallmark"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    assert!(train(&[]).status.success());
+    let out = train(&["--tag", "wide2", "--ema", "0.9"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let card = |name: &str| {
+        hallmark::gan::zoo::MemberCard::load(&zoo.join(name).join("member.toml")).unwrap()
+    };
+    // The default members are still there; the tagged tier sits beside them.
+    for name in ["nearest-early", "nearest-late", "vae-early", "vae-late"] {
+        assert_eq!(card(name).ema_decay, None, "{name}");
+    }
+    let late = card("nearest-wide2-late");
+    let ema = card("nearest-wide2-ema");
+    assert_eq!(
+        (late.family.name(), late.steps, late.ema_decay),
+        ("nearest", 8, None)
+    );
+    assert_eq!(
+        (ema.family.name(), ema.steps, ema.ema_decay),
+        ("nearest", 8, Some(0.9))
+    );
+    assert_ne!(late.weights_sha256, ema.weights_sha256);
+    assert!(zoo.join("nearest-wide2-ema/samples.png").is_file());
+    // The VAE is not adversarial: no averaged member.
+    assert!(zoo.join("vae-wide2-late").is_dir());
+    assert!(!zoo.join("vae-wide2-ema").exists());
+    let members = hallmark::gan::zoo::load_zoo(&zoo, Device::Cpu).unwrap();
+    assert_eq!(members.len(), 4 + 5);
+    for bad in ["late", "Wide", "a-b", ""] {
+        let out = train(&["--tag", bad]);
+        assert!(!out.status.success(), "--tag {bad:?} was accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("zoo tag"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -55,6 +55,15 @@ pub struct ZooTrainArgs {
     pub channels: u32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Name the members `<family>-<TAG>-early|late|ema` (lowercase letters and digits), so a run
+    /// with other settings (e.g. a wider, longer-trained tier) adds members beside the default
+    /// ones instead of replacing them.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Also save the exponential moving average of each GAN generator's weights with this decay
+    /// as member `<family>[-<tag>]-ema` (the served model is such an average; e.g. 0.999).
+    #[arg(long)]
+    pub ema: Option<f64>,
     #[arg(long)]
     pub device: Option<String>,
     /// CPU threads for torch; default: torch's choice.
@@ -116,6 +125,8 @@ fn train(settings: &Settings, args: &ZooTrainArgs) -> anyhow::Result<()> {
         width: args.width,
         latent_dim: args.latent_dim,
         seed: args.seed,
+        tag: args.tag.clone(),
+        ema_decay: args.ema,
         progress: !args.quiet,
     };
     eprintln!(

@@ -170,6 +170,10 @@ pub struct MemberCard {
     pub training_time_s: f64,
     /// SHA-256 (hex) of `generator.safetensors`.
     pub weights_sha256: String,
+    /// For an `-ema` member: the decay of the exponential moving average of the generator's
+    /// weights it is (as the served model's generator); none for the raw checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_decay: Option<f64>,
 }
 
 impl MemberCard {
@@ -484,7 +488,22 @@ pub struct ZooTrainConfig {
     pub width: u32,
     pub latent_dim: u32,
     pub seed: u64,
+    /// Goes into the members' names (`nearest-<tag>-late`), so that runs with other settings
+    /// (a wider, longer-trained tier) sit beside the default members instead of replacing them.
+    pub tag: Option<String>,
+    /// Also save the exponential moving average of the generator's weights at the end, as
+    /// member `<family>[-<tag>]-ema` (GAN families; the served model is such an average).
+    pub ema_decay: Option<f64>,
     pub progress: bool,
+}
+
+impl ZooTrainConfig {
+    fn member_name(&self, family: Family, stage: &str) -> String {
+        match &self.tag {
+            Some(tag) => format!("{}-{tag}-{stage}", family.name()),
+            None => format!("{}-{stage}", family.name()),
+        }
+    }
 }
 
 /// Trains every family of `config` on `dataset` and writes two members per family (early and
@@ -502,6 +521,22 @@ pub fn train_zoo(
         return Err(GanError::Invalid(
             "the zoo needs at least 4 steps and a positive batch size".into(),
         ));
+    }
+    if config.ema_decay.is_some_and(|d| !(0.0..1.0).contains(&d)) {
+        return Err(GanError::Invalid("the EMA decay is in [0, 1)".into()));
+    }
+    if let Some(tag) = &config.tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 32
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        // Not "early", "late" or "ema": a tag must not make one member's name another's.
+        if !ok || ["early", "late", "ema"].contains(&tag.as_str()) {
+            return Err(GanError::Invalid(format!(
+                "a zoo tag is 1-32 lowercase letters or digits, and not early, late or ema: {tag:?}"
+            )));
+        }
     }
     std::fs::create_dir_all(zoo_dir).map_err(|e| GanError::io(zoo_dir, e))?;
     let mut cards = Vec::new();
@@ -562,9 +597,21 @@ fn train_family(
         dataset: dataset.description.clone(),
         training_time_s: 0.0,
         weights_sha256: String::new(),
+        ema_decay: None,
     };
     let vs = nn::VarStore::new(device);
     let nets = build(&card, &vs.root(), true)?;
+    // The average of a GAN generator's weights (the VAE is not adversarial: no average).
+    let mut ema = match config.ema_decay {
+        Some(decay) if family != Family::Vae => {
+            let target = nn::VarStore::new(device);
+            let averaged = build(&card, &target.root(), true)?;
+            let mut ema = super::adam::Ema::new(&vs, &target, decay)?;
+            ema.copy()?;
+            Some((target, averaged.generator, ema))
+        }
+        _ => None,
+    };
     let mut opt = nn::Adam {
         beta1: if family == Family::Vae { 0.9 } else { 0.5 },
         ..Default::default()
@@ -641,44 +688,82 @@ fn train_family(
                 kl.f_double_value(&[])?
             )
         };
+        if let Some((_, _, ema)) = ema.as_mut() {
+            ema.update(step - 1)?;
+        }
         bar.inc(1);
         if step % 20 == 0 {
             bar.set_message(message);
         }
         if step == early || step == config.steps {
-            let name = format!(
-                "{}-{}",
-                family.name(),
-                if step == config.steps {
-                    "late"
-                } else {
-                    "early"
-                }
-            );
-            let dir = zoo_dir.join(&name);
-            std::fs::create_dir_all(&dir).map_err(|e| GanError::io(&dir, e))?;
-            let weights = dir.join(GENERATOR_FILE);
-            super::model::save_weights_prefixed(&vs, &weights, "g.")?;
-            let bytes = std::fs::read(&weights).map_err(|e| GanError::io(&weights, e))?;
-            card.name = name;
+            let stage = if step == config.steps {
+                "late"
+            } else {
+                "early"
+            };
             card.steps = step;
             card.training_time_s = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
-            card.weights_sha256 = hex::encode(Sha256::digest(&bytes));
-            card.save(&dir.join(MEMBER_CARD))?;
-            let grid = generate_flat(
-                &nets.generator,
-                &(0..64u64)
-                    .flat_map(|i| latents_for(seed, i, dim))
-                    .collect::<Vec<_>>(),
-                dim,
+            let member = Member {
+                zoo_dir,
+                name: config.member_name(family, stage),
+                store: &vs,
+                generator: &nets.generator,
+                seed,
                 device,
-            )?;
-            plot::save_png(&plot::grid(&grid, 8, 2), &dir.join(SAMPLES_FILE))?;
-            saved.push(card.clone());
+            };
+            saved.push(member.save(&mut card, None)?);
+            if let (true, Some((store, generator, average))) = (step == config.steps, &ema) {
+                let member = Member {
+                    zoo_dir,
+                    name: config.member_name(family, "ema"),
+                    store,
+                    generator,
+                    seed,
+                    device,
+                };
+                saved.push(member.save(&mut card, Some(average.decay))?);
+            }
         }
     }
     bar.finish_and_clear();
     Ok(saved)
+}
+
+/// A checkpoint about to be written as a zoo member.
+struct Member<'a> {
+    zoo_dir: &'a Path,
+    name: String,
+    store: &'a nn::VarStore,
+    generator: &'a nn::SequentialT,
+    seed: u64,
+    device: Device,
+}
+
+impl Member<'_> {
+    /// Writes the weights, the card (`card` with this member's name, hash and EMA decay) and
+    /// 64 samples into `<zoo>/<name>/`; returns the card.
+    fn save(&self, card: &mut MemberCard, ema_decay: Option<f64>) -> Result<MemberCard, GanError> {
+        let dir = self.zoo_dir.join(&self.name);
+        std::fs::create_dir_all(&dir).map_err(|e| GanError::io(&dir, e))?;
+        let weights = dir.join(GENERATOR_FILE);
+        super::model::save_weights_prefixed(self.store, &weights, "g.")?;
+        let bytes = std::fs::read(&weights).map_err(|e| GanError::io(&weights, e))?;
+        card.name.clone_from(&self.name);
+        card.weights_sha256 = hex::encode(Sha256::digest(&bytes));
+        card.ema_decay = ema_decay;
+        card.save(&dir.join(MEMBER_CARD))?;
+        let dim = card.latent_dim as usize;
+        let grid = generate_flat(
+            self.generator,
+            &(0..64u64)
+                .flat_map(|i| latents_for(self.seed, i, dim))
+                .collect::<Vec<_>>(),
+            dim,
+            self.device,
+        )?;
+        plot::save_png(&plot::grid(&grid, 8, 2), &dir.join(SAMPLES_FILE))?;
+        Ok(card.clone())
+    }
 }
 
 #[cfg(test)]
@@ -702,6 +787,7 @@ mod tests {
             dataset: String::new(),
             training_time_s: 0.0,
             weights_sha256: String::new(),
+            ema_decay: None,
         }
     }
 
