@@ -103,6 +103,10 @@ pub struct StorageSettings {
     pub data_dir: PathBuf,
     pub blob_backend: BlobBackend,
     pub s3: S3Settings,
+    /// Local backend: milliseconds between checkpoints of the blob journal (one `syncfs` of the
+    /// blob directory's file system, then the journal rows it made redundant are deleted; see
+    /// `src/store/blob_journal.rs`). Unused on S3.
+    pub blob_sync_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

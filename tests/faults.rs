@@ -7,6 +7,14 @@
 //! lacks a record. `HALLMARK_FAULT_ROUNDS` sets the rounds (3), `HALLMARK_FAULT_SEED` the kill
 //! moments (random, printed). The figures are printed: `cargo test --test faults -- --nocapture`.
 //!
+//! `unsynced_blobs_lost_in_a_power_cut_are_rewritten_from_the_journal`: the local store writes
+//! blobs without fsync and journals their bytes in PostgreSQL until a checkpoint syncs them
+//! (`src/store/blob_journal.rs`). With checkpoints held off, images are generated, the service
+//! is killed and their files are made what a power cut can leave of unsynced files (gone, empty,
+//! half written); the next `hallmark serve` rewrites them from the journal before it answers:
+//! every file holds the bytes it names, every image is served as it was, the journal is empty.
+//! With checkpoints on, the journal empties by itself.
+//!
 //! `full_disk_refuses_with_storage_full_and_recovers`: the blob directory on a 2 MiB tmpfs,
 //! filled up: a generation is refused with 503 `storage_full` and commits nothing; once space
 //! is freed, generation works again. Mounting needs root (or passwordless sudo); where neither
@@ -523,6 +531,125 @@ async fn postgres_stopped_under_load_gives_503_and_the_service_recovers_by_itsel
     assert!(tally.acked.iter().all(|a| ids.contains(&a.id)));
     pool.close().await;
     drop(server);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The blob journal under a power cut
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsynced_blobs_lost_in_a_power_cut_are_rewritten_from_the_journal() {
+    let _serial = SERIAL.lock().await;
+    let db = TestDb::new();
+    let data_dir = tempfile::tempdir().unwrap();
+    let blobs_dir = data_dir.path().join("blobs");
+    let mut env = Env::new(&db.url, data_dir.path());
+    // No checkpoint while the test runs: every blob stays journaled, as between two
+    // checkpoints.
+    env.set("HALLMARK__STORAGE__BLOB_SYNC_INTERVAL_MS", "3600000");
+    env.ok(&["init"]);
+    let key = env.key("generator", "journal");
+    let mut server = env.serve().await;
+    let pool = PgPool::connect(&db.url).await.unwrap();
+    let client = reqwest::Client::new();
+
+    let mut served = Vec::new();
+    for seed in 1..=3_u64 {
+        let response = client
+            .post(server.url("/v1/generations"))
+            .bearer_auth(&key)
+            .header("accept", "image/png")
+            .json(&json!({"count": 1, "seed": seed}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let id = response.headers()["x-hallmark-record-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        served.push((id, response.bytes().await.unwrap()));
+    }
+    let blobs: Vec<(Vec<u8>, Vec<u8>)> =
+        sqlx::query_as("SELECT file_sha256, manifest_sha256 FROM records ORDER BY created_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let hashes: Vec<String> = blobs
+        .iter()
+        .flat_map(|(file, manifest)| [hex::encode(file), hex::encode(manifest)])
+        .collect();
+    assert_eq!(hashes.len(), 6);
+    assert_eq!(
+        count_journal(&pool).await,
+        6,
+        "each image and its manifest store are journaled until a checkpoint"
+    );
+
+    // The power cut: the process dies and the unsynced files are lost, emptied or torn.
+    server.kill();
+    let paths: Vec<PathBuf> = hashes
+        .iter()
+        .map(|hex| blob_path(&blobs_dir, hex))
+        .collect();
+    std::fs::remove_file(&paths[0]).unwrap();
+    File::create(&paths[2]).unwrap();
+    let torn = std::fs::read(&paths[5]).unwrap();
+    std::fs::write(&paths[5], &torn[..torn.len() / 2]).unwrap();
+
+    let server = env.serve().await;
+    assert_eq!(
+        count_journal(&pool).await,
+        0,
+        "the restart rewrote and synced every journaled blob{}",
+        env.log_tail()
+    );
+    for (hex, path) in hashes.iter().zip(&paths) {
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(
+            &hex::encode(Sha256::digest(&bytes)),
+            hex,
+            "{} holds the bytes it names",
+            path.display()
+        );
+    }
+    for (id, bytes) in &served {
+        let stored = client
+            .get(server.url(&format!("/v1/images/{id}")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stored.status(), StatusCode::OK);
+        assert!(
+            stored.bytes().await.unwrap() == *bytes,
+            "image {id} as served"
+        );
+    }
+    drop(server);
+
+    // Checkpoints on: the journal empties by itself.
+    env.set("HALLMARK__STORAGE__BLOB_SYNC_INTERVAL_MS", "20");
+    let server = env.serve().await;
+    server.generate_records(&key, 4, 7).await;
+    let started = Instant::now();
+    while count_journal(&pool).await > 0 {
+        assert!(
+            started.elapsed() < READY_LIMIT,
+            "checkpoints empty the journal{}",
+            env.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count_records(&pool).await, 7);
+    pool.close().await;
+    println!("faults: journal: 3 images' lost, emptied and torn blobs rewritten on restart");
+}
+
+async fn count_journal(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM blob_journal")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -89,6 +89,13 @@ pub async fn generate(settings: &Settings, args: GenerateArgs) -> anyhow::Result
         }
         first_index += count;
     }
+    // The blobs are journaled until a checkpoint: take one now rather than leave them to the
+    // next `hallmark serve`'s recovery.
+    service
+        .journal
+        .checkpoint()
+        .await
+        .context("cannot sync the blob store")?;
     eprintln!(
         "wrote {} signed image(s) to {}",
         args.count,

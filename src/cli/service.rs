@@ -18,6 +18,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let identity = crate::provenance::SigningIdentity::load(&settings)?;
     let pool = store::lazy_pool(&settings.database)?;
     crate::store::signing_keys::register(&pool, &identity).await?;
+    // Blobs a crash left only in the journal are rewritten before anything is served.
+    let blobs = store::blobs::Blobs::from_settings(&settings.storage)?;
+    store::blob_journal::recover(&pool, &blobs).await?;
     let app = Application::build_with_pool(settings.clone(), pool)?;
     app.collect_garbage_in_background();
     tracing::info!(

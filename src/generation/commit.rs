@@ -47,6 +47,9 @@ pub struct Rows {
     pub variant_phashes: Vec<(Uuid, Vec<u64>)>,
     /// Each record's transparency-log entry, in the records' order.
     pub log_entries: Vec<(Uuid, Vec<u8>)>,
+    /// Blobs written without a sync, journaled in the same statement (hash, bytes; empty on
+    /// S3): `store::blob_journal`.
+    pub journal: Vec<(Vec<u8>, bytes::Bytes)>,
 }
 
 impl Rows {
@@ -69,6 +72,7 @@ impl Rows {
         self.variant_phashes
             .extend_from_slice(&other.variant_phashes);
         self.log_entries.extend_from_slice(&other.log_entries);
+        self.journal.extend_from_slice(&other.journal);
     }
 }
 
@@ -247,6 +251,7 @@ impl Task {
                 manifest_sha256: Vec::with_capacity(count),
                 variant_phashes: Vec::with_capacity(count),
                 log_entries: Vec::with_capacity(count),
+                journal: Vec::with_capacity(2 * count),
             };
             for waiting in &group {
                 all.extend(&waiting.rows);
@@ -331,6 +336,7 @@ async fn insert(pool: &PgPool, rows: &Rows) -> Result<(), sqlx::Error> {
         &rows.manifest_sha256,
         &rows.variant_phashes,
         &rows.log_entries,
+        &rows.journal,
     )
     .await
 }
@@ -444,6 +450,7 @@ mod tests {
             manifest_sha256: vec![Vec::new(); count],
             variant_phashes: Vec::new(),
             log_entries: Vec::new(),
+            journal: Vec::new(),
         }
     }
 

@@ -1,9 +1,11 @@
 //! The generation pipeline: model → encode → fingerprint → C2PA sign → SHA-256 of the signed
 //! file → blob store + signed records (and their transparency-log entries) committed in one
 //! transaction, shared with the requests that finish at about the same time (group commit,
-//! [`commit`]). No image is handed back unless its record is committed; on any failure the blobs
-//! just written are removed again, and since blobs are only reachable through a record, none is
-//! ever seen half-made.
+//! [`commit`]). On the local blob store the blobs are written without a sync and their bytes
+//! are committed with the records (the blob journal, `store::blob_journal`), so that one commit
+//! makes both durable. No image is handed back unless its record is committed; on any failure
+//! the blobs just written are removed again, and since blobs are only reachable through a
+//! record, none is ever seen half-made.
 
 pub mod commit;
 
@@ -30,6 +32,7 @@ use crate::inference::{Inference, InferenceError, ServedModel};
 use crate::provenance::record::now_micros;
 use crate::provenance::{ImageClaim, ImageFormat, ProvenanceSigner, Record, RecordFields};
 use crate::registry::index::HashIndex;
+use crate::store::blob_journal::BlobJournal;
 use crate::store::blobs::{BlobError, Blobs};
 
 use self::commit::{CommitError, Committer, Rows};
@@ -156,7 +159,8 @@ pub struct StageTimes {
     pub sign: Duration,
     /// From signed images to durable records: `store_blobs` then `store_commit`.
     pub store: Duration,
-    /// Writing the request's blobs (concurrently).
+    /// Writing the request's blobs (concurrently; unsynced on the local store, whose bytes the
+    /// commit journals).
     pub store_blobs: Duration,
     /// Waiting for a group's transaction and committing it (with the records of the requests
     /// that share it).
@@ -207,6 +211,8 @@ pub struct GenerationService {
     pub index: Option<HashIndex>,
     /// Commits the records of concurrent requests in shared transactions (`[generation]`).
     pub committer: Committer,
+    /// The local store's blob journal (inactive on S3).
+    pub journal: BlobJournal,
 }
 
 /// Why a generation failed. The HTTP layer maps each to a status and a stable code.
@@ -265,6 +271,10 @@ impl GenerationService {
         let blobs =
             Blobs::from_settings(&settings.storage).context("cannot open the blob store")?;
         let committer = Committer::start(pool.clone(), &settings.generation);
+        let journal = BlobJournal::new(pool.clone(), blobs.clone());
+        journal.spawn(Duration::from_millis(
+            settings.storage.blob_sync_interval_ms,
+        ));
         Ok(Self {
             inference,
             signer: Arc::new(signer),
@@ -273,6 +283,7 @@ impl GenerationService {
             pool,
             index: None,
             committer,
+            journal,
         })
     }
 
@@ -323,6 +334,7 @@ impl GenerationService {
             blobs: self.blobs.clone(),
             committer: self.committer.clone(),
             index: self.index.clone(),
+            journal: self.journal.clone(),
         };
         let (generated, blob_time, result) = tokio::spawn(store.run(generated))
             .await
@@ -342,6 +354,7 @@ struct Store {
     blobs: Blobs,
     committer: Committer,
     index: Option<HashIndex>,
+    journal: BlobJournal,
 }
 
 impl Store {
@@ -357,7 +370,7 @@ impl Store {
         let result = match written {
             Ok(()) => self
                 .committer
-                .commit(rows(&generated))
+                .commit(rows(&generated, self.journal.enabled()))
                 .await
                 .map_err(|error| match error {
                     // As the model queue answers: 429 queue_full, retry shortly.
@@ -371,6 +384,14 @@ impl Store {
         };
         match &result {
             Ok(()) => {
+                if self.journal.enabled() {
+                    self.journal.committed(generated.iter().flat_map(|image| {
+                        [
+                            image.record.fields.file_sha256.clone(),
+                            image.manifest_sha256.to_vec(),
+                        ]
+                    }));
+                }
                 if let Some(index) = &self.index {
                     for image in &generated {
                         index.insert(image.record.fields.id, &image.variant_phashes);
@@ -390,15 +411,16 @@ impl Store {
         (generated, blob_time, result)
     }
 
-    /// The request's blobs (each image and its manifest store), written concurrently; each is
-    /// durable before its records are queued for commit.
+    /// The request's blobs (each image and its manifest store), written concurrently before
+    /// its records are queued for commit: on S3 each is durable when written, on the local
+    /// store the commit journals their bytes and a checkpoint syncs them later.
     async fn write_blobs(&self, generated: &[Generated]) -> Result<(), GenerationError> {
         futures_util::future::try_join_all(generated.iter().flat_map(|image| {
             [
                 self.blobs
-                    .put(&image.record.fields.file_sha256, image.bytes.clone()),
+                    .put_unsynced(&image.record.fields.file_sha256, image.bytes.clone()),
                 self.blobs
-                    .put(&image.manifest_sha256, image.manifest.clone()),
+                    .put_unsynced(&image.manifest_sha256, image.manifest.clone()),
             ]
         }))
         .await
@@ -414,8 +436,8 @@ impl Store {
     }
 }
 
-/// A request's rows for the committer.
-fn rows(generated: &[Generated]) -> Rows {
+/// A request's rows for the committer; with `journal`, the bytes of its blobs too.
+fn rows(generated: &[Generated], journal: bool) -> Rows {
     Rows {
         records: generated.iter().map(|g| g.record.clone()).collect(),
         manifest_sha256: generated
@@ -430,6 +452,19 @@ fn rows(generated: &[Generated]) -> Rows {
             .iter()
             .map(|g| (g.record.fields.id, crate::tlog::entry(&g.record)))
             .collect(),
+        journal: if journal {
+            generated
+                .iter()
+                .flat_map(|g| {
+                    [
+                        (g.record.fields.file_sha256.clone(), g.bytes.clone()),
+                        (g.manifest_sha256.to_vec(), g.manifest.clone()),
+                    ]
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 

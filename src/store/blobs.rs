@@ -112,6 +112,49 @@ impl Blobs {
         }
     }
 
+    /// Stores the bytes under their hash without making them durable on the local backend:
+    /// the caller keeps a durable copy until [`Blobs::sync_all`] (the blob journal,
+    /// `src/store/blob_journal.rs`). On S3 this is [`Blobs::put`]: durable when acknowledged.
+    ///
+    /// # Errors
+    /// When the store fails (see [`is_storage_full`]).
+    pub async fn put_unsynced(&self, sha256: &[u8], bytes: Bytes) -> Result<(), BlobError> {
+        if self.local_root.is_some() {
+            self.store
+                .put(&key(sha256), PutPayload::from(bytes))
+                .await
+                .map(|_| ())
+        } else {
+            self.put(sha256, bytes).await
+        }
+    }
+
+    /// Whether [`Blobs::put_unsynced`] leaves bytes that only [`Blobs::sync_all`] makes durable
+    /// (the local backend), so a write must be journaled until then.
+    #[must_use]
+    pub fn needs_journal(&self) -> bool {
+        self.local_root.is_some()
+    }
+
+    /// Makes every write before it durable: on the local backend one `syncfs(2)` of the file
+    /// system that holds the blob directory (file data, new names and new directories alike);
+    /// nothing to do on S3.
+    ///
+    /// # Errors
+    /// When the sync fails.
+    pub async fn sync_all(&self) -> Result<(), BlobError> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || {
+            let dir = std::fs::File::open(&root)?;
+            rustix::fs::syncfs(&dir).map_err(std::io::Error::from)
+        })
+        .await
+        .map_err(|error| local_error(std::io::Error::other(error)))?
+        .map_err(local_error)
+    }
+
     async fn put_at(&self, key: ObjectPath, bytes: Bytes) -> Result<(), BlobError> {
         self.store.put(&key, PutPayload::from(bytes)).await?;
         if let Some(root) = &self.local_root {
@@ -398,6 +441,10 @@ mod tests {
         settings.s3.access_key_id = "id".into();
         settings.s3.secret_access_key = "secret".to_owned().into();
         let blobs = Blobs::from_settings(&settings).unwrap();
+        assert!(
+            !blobs.needs_journal(),
+            "an S3 put is durable when acknowledged"
+        );
         assert!(
             format!("{blobs:?}").contains("hallmark-images"),
             "{blobs:?}"

@@ -1,6 +1,7 @@
 //! PostgreSQL (the pool, migrations, API keys, records, the transparency log) and the blob store for image bytes.
 
 pub mod api_keys;
+pub mod blob_journal;
 pub mod blobs;
 pub mod checks;
 pub mod log;

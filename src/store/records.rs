@@ -10,7 +10,8 @@ use crate::provenance::Record;
 /// statement: one round trip and one implicit transaction (all or nothing), whatever their number.
 /// `manifest_sha256[i]` is the SHA-256 of `records[i]`'s manifest store; `hashes` are each
 /// record's variant pHashes (whole image first); `log_entries` are handed to the sequencer
-/// (`log_pending`) in the order given.
+/// (`log_pending`) in the order given; `journal` holds the bytes of blobs written without a
+/// sync (`blob_journal`, see `store::blob_journal`).
 ///
 /// # Errors
 /// When the database fails (nothing is inserted then).
@@ -21,6 +22,7 @@ pub async fn insert_generated(
     manifest_sha256: &[Vec<u8>],
     hashes: &[(Uuid, Vec<u64>)],
     log_entries: &[(Uuid, Vec<u8>)],
+    journal: &[(Vec<u8>, bytes::Bytes)],
 ) -> Result<(), sqlx::Error> {
     debug_assert_eq!(records.len(), manifest_sha256.len());
     if records.is_empty() {
@@ -46,6 +48,8 @@ pub async fn insert_generated(
         }
     }
     let (log_ids, log_bytes): (Vec<Uuid>, Vec<Vec<u8>>) = log_entries.iter().cloned().unzip();
+    let journal_hashes: Vec<&[u8]> = journal.iter().map(|(sha, _)| sha.as_slice()).collect();
+    let journal_bytes: Vec<&[u8]> = journal.iter().map(|(_, bytes)| bytes.as_ref()).collect();
     // Data-modifying CTEs run as one statement: the foreign keys of `record_hashes` are checked
     // at its end, when the records are there. WITH ORDINALITY keeps the entries' order in
     // `log_pending`'s sequence numbers.
@@ -60,6 +64,10 @@ pub async fn insert_generated(
          ), new_hashes AS (
             INSERT INTO record_hashes (record_id, variant, phash)
             SELECT * FROM UNNEST($18::uuid[], $19::int2[], $20::int8[])
+         ), journaled AS (
+            INSERT INTO blob_journal (sha256, bytes)
+            SELECT * FROM UNNEST($23::bytea[], $24::bytea[])
+            ON CONFLICT (sha256) DO NOTHING
          )
          INSERT INTO log_pending (record_id, entry)
          SELECT record_id, entry FROM UNNEST($21::uuid[], $22::bytea[])
@@ -92,6 +100,8 @@ pub async fn insert_generated(
     .bind(&phashes)
     .bind(&log_ids)
     .bind(&log_bytes)
+    .bind(&journal_hashes)
+    .bind(&journal_bytes)
     .execute(pool)
     .await?;
     Ok(())

@@ -261,6 +261,11 @@ async fn a_failing_group_fails_every_member_and_leaves_nothing(pool: PgPool) {
     );
     assert_eq!(row_counts(&app.pool).await, (0, 0, 0));
     assert_eq!(app.blob_count(), 0, "no orphaned blob");
+    let journaled: i64 = sqlx::query_scalar("SELECT count(*) FROM blob_journal")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(journaled, 0, "a failed commit journals no blob");
 
     // Any other error fails every member too when each fails on its own (after the retries).
     sqlx::raw_sql(

@@ -75,6 +75,7 @@ async fn migrations_apply_twice_without_harm(pool: PgPool) {
         tables,
         [
             "api_keys",
+            "blob_journal",
             "checks",
             "log_checkpoints",
             "log_entries",
