@@ -59,12 +59,22 @@ fn window_geometry(side: u32) -> (u32, u32) {
 /// 4x4 grid of windows (row by row).
 #[must_use]
 pub fn variant_phashes(fingerprinter: &Fingerprinter, image: &DynamicImage) -> Vec<u64> {
-    let side = image.width().min(image.height());
     let mut hashes = vec![fingerprinter.phash(image)];
+    hashes.extend(window_phashes(fingerprinter, image));
+    hashes
+}
+
+/// [`variant_phashes`] without the whole image's: the windows' pHashes alone (none for an image
+/// under 16 pixels a side), for a caller that has the whole image's already or computes it
+/// elsewhere at the same time (the generation pipeline).
+#[must_use]
+pub fn window_phashes(fingerprinter: &Fingerprinter, image: &DynamicImage) -> Vec<u64> {
+    let side = image.width().min(image.height());
     if side < 16 {
-        return hashes;
+        return Vec::new();
     }
     let (window, step) = window_geometry(side);
+    let mut hashes = Vec::with_capacity(((GRID + 1) * (GRID + 1)) as usize);
     for gy in 0..=GRID {
         for gx in 0..=GRID {
             hashes.push(fingerprinter.phash(&image.crop_imm(gx * step, gy * step, window, window)));

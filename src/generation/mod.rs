@@ -490,7 +490,12 @@ impl ImageJob {
 
         let started = Instant::now();
         let print = self.fingerprinter.fingerprint(&self.image);
-        let variant_phashes = fingerprint::align::variant_phashes(&self.fingerprinter, &self.image);
+        // `variant_phashes`, without computing the whole image's pHash twice.
+        let mut variant_phashes = vec![print.phash];
+        variant_phashes.extend(fingerprint::align::window_phashes(
+            &self.fingerprinter,
+            &self.image,
+        ));
         times.fingerprint = started.elapsed();
 
         let started = Instant::now();
