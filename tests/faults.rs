@@ -645,13 +645,6 @@ async fn unsynced_blobs_lost_in_a_power_cut_are_rewritten_from_the_journal() {
     println!("faults: journal: 3 images' lost, emptied and torn blobs rewritten on restart");
 }
 
-async fn count_journal(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM blob_journal")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The full-disk test
 
@@ -770,7 +763,15 @@ async fn full_disk_refuses_with_storage_full_and_recovers() {
 }
 
 async fn count_records(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM records")
+    count_rows(pool, "records").await
+}
+
+async fn count_journal(pool: &PgPool) -> i64 {
+    count_rows(pool, "blob_journal").await
+}
+
+async fn count_rows(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
         .fetch_one(pool)
         .await
         .unwrap()
