@@ -613,17 +613,7 @@ async fn unsynced_blobs_lost_in_a_power_cut_are_rewritten_from_the_journal() {
         );
     }
     for (id, bytes) in &served {
-        let stored = client
-            .get(server.url(&format!("/v1/images/{id}")))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(stored.status(), StatusCode::OK);
-        assert!(
-            stored.bytes().await.unwrap() == *bytes,
-            "image {id} as served"
-        );
+        assert_stored_as_served(&server, &key, id, bytes).await;
     }
     drop(server);
 
@@ -750,16 +740,24 @@ async fn full_disk_refuses_with_storage_full_and_recovers() {
         .to_owned();
     let served = response.bytes().await.unwrap();
     assert_eq!(count_records(&pool).await, records_before + 1);
-    let stored = client
+    assert_stored_as_served(&server, &key, &id, &served).await;
+    pool.close().await;
+    println!("faults: full disk: 503 storage_full, nothing committed; after freeing space 2xx");
+}
+
+/// `GET /v1/images/{id}` gives exactly the bytes the generation answered with.
+async fn assert_stored_as_served(server: &Server, key: &str, id: &str, served: &[u8]) {
+    let stored = reqwest::Client::new()
         .get(server.url(&format!("/v1/images/{id}")))
-        .bearer_auth(&key)
+        .bearer_auth(key)
         .send()
         .await
         .unwrap();
-    assert_eq!(stored.status(), StatusCode::OK);
-    assert!(stored.bytes().await.unwrap() == served, "stored as served");
-    pool.close().await;
-    println!("faults: full disk: 503 storage_full, nothing committed; after freeing space 2xx");
+    assert_eq!(stored.status(), StatusCode::OK, "image {id}");
+    assert!(
+        stored.bytes().await.unwrap() == served,
+        "image {id} stored as served"
+    );
 }
 
 async fn count_records(pool: &PgPool) -> i64 {
