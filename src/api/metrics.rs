@@ -119,6 +119,15 @@ fn describe() {
         "Most records committed in one group transaction since start"
     );
     describe_gauge!(
+        "hallmark_blob_journal_pending",
+        Unit::Count,
+        "Blobs committed with their bytes in the journal, waiting for the next sync of the local blob store"
+    );
+    describe_counter!(
+        "hallmark_blob_journal_synced_total",
+        "Blobs of the local store made durable by journal checkpoints (one syncfs covers a checkpoint's blobs)"
+    );
+    describe_gauge!(
         "hallmark_largest_batch",
         Unit::Count,
         "Largest forward pass since start"
