@@ -150,6 +150,17 @@ pub struct Generated {
     pub manifest_sha256: [u8; 32],
 }
 
+impl Generated {
+    /// Its two blobs, by name (SHA-256) and bytes: the signed image and its manifest store.
+    #[must_use]
+    pub fn blobs(&self) -> [(&[u8], &Bytes); 2] {
+        [
+            (&self.record.fields.file_sha256, &self.bytes),
+            (&self.manifest_sha256, &self.manifest),
+        ]
+    }
+}
+
 /// Time spent in each stage, summed over a request's images.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StageTimes {
@@ -384,14 +395,12 @@ impl Store {
         };
         match &result {
             Ok(()) => {
-                if self.journal.enabled() {
-                    self.journal.committed(generated.iter().flat_map(|image| {
-                        [
-                            image.record.fields.file_sha256.clone(),
-                            image.manifest_sha256.to_vec(),
-                        ]
-                    }));
-                }
+                self.journal.committed(
+                    generated
+                        .iter()
+                        .flat_map(Generated::blobs)
+                        .map(|(name, _)| name.to_vec()),
+                );
                 if let Some(index) = &self.index {
                     for image in &generated {
                         index.insert(image.record.fields.id, &image.variant_phashes);
@@ -399,11 +408,9 @@ impl Store {
                 }
             }
             Err(_) => {
-                for image in &generated {
-                    for name in [&image.record.fields.file_sha256[..], &image.manifest_sha256] {
-                        if let Err(error) = self.blobs.delete(name).await {
-                            tracing::warn!(error = %error, "could not remove a blob after a failed commit");
-                        }
+                for (name, _) in generated.iter().flat_map(Generated::blobs) {
+                    if let Err(error) = self.blobs.delete(name).await {
+                        tracing::warn!(error = %error, "could not remove a blob after a failed commit");
                     }
                 }
             }
@@ -415,14 +422,12 @@ impl Store {
     /// its records are queued for commit: on S3 each is durable when written, on the local
     /// store the commit journals their bytes and a checkpoint syncs them later.
     async fn write_blobs(&self, generated: &[Generated]) -> Result<(), GenerationError> {
-        futures_util::future::try_join_all(generated.iter().flat_map(|image| {
-            [
-                self.blobs
-                    .put_unsynced(&image.record.fields.file_sha256, image.bytes.clone()),
-                self.blobs
-                    .put_unsynced(&image.manifest_sha256, image.manifest.clone()),
-            ]
-        }))
+        futures_util::future::try_join_all(
+            generated
+                .iter()
+                .flat_map(Generated::blobs)
+                .map(|(name, bytes)| self.blobs.put_unsynced(name, bytes.clone())),
+        )
         .await
         .map(|_| ())
         .map_err(|error| {
@@ -455,12 +460,8 @@ fn rows(generated: &[Generated], journal: bool) -> Rows {
         journal: if journal {
             generated
                 .iter()
-                .flat_map(|g| {
-                    [
-                        (g.record.fields.file_sha256.clone(), g.bytes.clone()),
-                        (g.manifest_sha256.to_vec(), g.manifest.clone()),
-                    ]
-                })
+                .flat_map(Generated::blobs)
+                .map(|(name, bytes)| (name.to_vec(), bytes.clone()))
                 .collect()
         } else {
             Vec::new()

@@ -69,8 +69,11 @@ impl BlobJournal {
     }
 
     /// Notes blobs whose journal rows have just committed; the next checkpoint syncs them and
-    /// deletes the rows.
+    /// deletes the rows. Nothing to note when the store needs no journal.
     pub fn committed(&self, hashes: impl IntoIterator<Item = Vec<u8>>) {
+        if !self.enabled() {
+            return;
+        }
         if let Ok(mut pending) = self.pending.lock() {
             pending.extend(hashes);
         }

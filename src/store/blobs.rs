@@ -119,14 +119,10 @@ impl Blobs {
     /// # Errors
     /// When the store fails (see [`is_storage_full`]).
     pub async fn put_unsynced(&self, sha256: &[u8], bytes: Bytes) -> Result<(), BlobError> {
-        if self.local_root.is_some() {
-            self.store
-                .put(&key(sha256), PutPayload::from(bytes))
-                .await
-                .map(|_| ())
-        } else {
-            self.put(sha256, bytes).await
-        }
+        self.store
+            .put(&key(sha256), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
     }
 
     /// Whether [`Blobs::put_unsynced`] leaves bytes that only [`Blobs::sync_all`] makes durable

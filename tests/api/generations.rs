@@ -522,29 +522,10 @@ async fn database_outage_gives_503_and_leaves_nothing_behind(pool: PgPool) {
 async fn registered_variant_hashes_are_the_images_own(pool: PgPool) {
     let app = spawn_app(pool).await;
     let key = app.key(Role::Generator).await;
-    let response = app
-        .client
-        .post(app.url("/v1/generations"))
-        .bearer_auth(&key)
-        .json(&json!({"count": 3, "seed": 11}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let answer: Value = response.json().await.unwrap();
     let fingerprinter = hallmark::fingerprint::Fingerprinter::new();
-    for image in answer["images"].as_array().unwrap() {
-        let id: uuid::Uuid = image["id"].as_str().unwrap().parse().unwrap();
-        let bytes = app
-            .client
-            .get(app.url(&format!("/v1/images/{id}")))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+    for id in app.generate_records(&key, 3, 11).await {
+        let bytes = app.bytes_with_key(&key, &format!("/v1/images/{id}")).await;
+        let id: uuid::Uuid = id.parse().unwrap();
         let pixels = image::load_from_memory(&bytes).unwrap();
         let stored: Vec<i64> = sqlx::query_scalar(
             "SELECT phash FROM record_hashes WHERE record_id = $1 ORDER BY variant",
