@@ -74,13 +74,10 @@ pub fn window_phashes(fingerprinter: &Fingerprinter, image: &DynamicImage) -> Ve
         return Vec::new();
     }
     let (window, step) = window_geometry(side);
-    let mut hashes = Vec::with_capacity(((GRID + 1) * (GRID + 1)) as usize);
-    for gy in 0..=GRID {
-        for gx in 0..=GRID {
-            hashes.push(fingerprinter.phash(&image.crop_imm(gx * step, gy * step, window, window)));
-        }
-    }
-    hashes
+    let windows: Vec<_> = (0..=GRID)
+        .flat_map(|gy| (0..=GRID).map(move |gx| (gx * step, gy * step, window, window)))
+        .collect();
+    fingerprinter.window_phashes(image, &windows)
 }
 
 /// The pHashes an upload is looked up by: the whole image first, then, taking it for a crop of
@@ -90,22 +87,16 @@ pub fn window_phashes(fingerprinter: &Fingerprinter, image: &DynamicImage) -> Ve
 #[must_use]
 pub fn query_phashes(fingerprinter: &Fingerprinter, image: &DynamicImage) -> Vec<u64> {
     let (w, h) = (image.width(), image.height());
-    let mut hashes = vec![fingerprinter.phash(image)];
+    let mut windows = vec![(0, 0, w, h)];
     let original = w.max(h).next_power_of_two();
-    if original < 16 {
-        return hashes;
-    }
-    let (window, step) = window_geometry(original);
-    // Only a crop that still holds a full grid step around the window can be aligned.
-    if step > MAX_QUERY_STEP || w + 1 < window + step || h + 1 < window + step {
-        return hashes;
-    }
-    for y in 0..step {
-        for x in 0..step {
-            hashes.push(fingerprinter.phash(&image.crop_imm(x, y, window, window)));
+    if original >= 16 {
+        let (window, step) = window_geometry(original);
+        // Only a crop that still holds a full grid step around the window can be aligned.
+        if step <= MAX_QUERY_STEP && w + 1 >= window + step && h + 1 >= window + step {
+            windows.extend((0..step).flat_map(|y| (0..step).map(move |x| (x, y, window, window))));
         }
     }
-    hashes
+    fingerprinter.window_phashes(image, &windows)
 }
 
 /// The image shrunk (aspect kept) to at most [`COMPARE_SIDE`] on its longer side, as

@@ -3,10 +3,14 @@
 //! re-encoding and resizing, compared by Hamming distance).
 
 pub mod align;
+pub mod phash;
 
-use image::DynamicImage;
-use image_hasher::{HashAlg, Hasher, HasherConfig};
+use std::borrow::Cow;
+
+use image::{DynamicImage, GrayImage};
 use sha2::{Digest, Sha256};
+
+use phash::{PHasher, Window};
 
 /// Domain-separation prefix of the pixel hash, so it can never collide with a file hash.
 const PIXEL_HASH_DOMAIN: &[u8] = b"hallmark-pixels-v1\0";
@@ -19,7 +23,7 @@ pub struct Fingerprint {
 
 /// Computes both fingerprints; build one [`Fingerprinter`] and reuse it.
 pub struct Fingerprinter {
-    hasher: Hasher,
+    hasher: PHasher,
 }
 
 impl Default for Fingerprinter {
@@ -32,13 +36,10 @@ impl Fingerprinter {
     #[must_use]
     pub fn new() -> Self {
         // The classic pHash: grey, downscaled, a DCT, and the sign of the 64 lowest-frequency
-        // coefficients against their mean.
-        let hasher = HasherConfig::new()
-            .hash_size(8, 8)
-            .hash_alg(HashAlg::Mean)
-            .preproc_dct()
-            .to_hasher();
-        Self { hasher }
+        // coefficients against their mean (see `phash`).
+        Self {
+            hasher: PHasher::new(),
+        }
     }
 
     #[must_use]
@@ -51,13 +52,22 @@ impl Fingerprinter {
 
     #[must_use]
     pub fn phash(&self, image: &DynamicImage) -> u64 {
-        let hash = self.hasher.hash_image(image);
-        let mut bytes = [0u8; 8];
-        for (slot, byte) in bytes.iter_mut().zip(hash.as_bytes()) {
-            *slot = *byte;
-        }
-        u64::from_be_bytes(bytes)
+        self.hasher.hash(&grey(image))
     }
+
+    /// The pHashes of windows of one image, each as [`Fingerprinter::phash`] of the window
+    /// cropped out; the grey conversion and the resize weights are shared.
+    #[must_use]
+    pub fn window_phashes(&self, image: &DynamicImage, windows: &[Window]) -> Vec<u64> {
+        self.hasher.hash_windows(&grey(image), windows)
+    }
+}
+
+/// The image in 8-bit grey, as the hash reads it (per pixel, so a crop's grey is the grey's crop).
+fn grey(image: &DynamicImage) -> Cow<'_, GrayImage> {
+    image
+        .as_luma8()
+        .map_or_else(|| Cow::Owned(image.to_luma8()), Cow::Borrowed)
 }
 
 /// SHA-256 over the image's size and its pixels as 8-bit RGBA, so the same picture hashes the
