@@ -7,5 +7,13 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
     }
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    // The service binary allocates with jemalloc, for its own code and libtorch's alike: linked
+    // ahead of libc, its malloc is the process's (Debian's libjemalloc2, installed by
+    // scripts/setup.sh and the Docker image). glibc's malloc was 5-9% of the CPU under load
+    // (malloc_consolidate and friends in the request threads, _int_malloc / _int_free in the
+    // model thread's tensor allocations); jemalloc gave 5-10% more images/s (docs/benchmarks.md).
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-link-lib=dylib:+verbatim=libjemalloc.so.2");
+    }
     println!("cargo:rerun-if-changed=migrations");
 }

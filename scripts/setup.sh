@@ -44,8 +44,10 @@ apt_install() {
 }
 
 setup_packages() {
-    # strace: tests/api/cli.rs traces that blobs are fsynced.
-    apt_install postgresql postgresql-client dataset-fashion-mnist python3-venv pkg-config strace wrk
+    # strace: tests/api/cli.rs traces that blobs are fsynced. libjemalloc2: the binaries' allocator
+    # (build.rs links it ahead of libc).
+    apt_install postgresql postgresql-client dataset-fashion-mnist python3-venv pkg-config strace wrk \
+        libjemalloc2
 }
 
 setup_venv() {

@@ -267,3 +267,42 @@ async fn generated_blobs_are_synced_before_their_journal_rows_go(pool: PgPool) {
         );
     }
 }
+
+/// The binary allocates with jemalloc everywhere, libtorch included (build.rs links it ahead of
+/// libc): glibc's dynamic linker, asked to report its bindings, binds libtorch's and the binary's
+/// own `malloc` and `free` to libjemalloc, not to libc.
+#[test]
+fn the_binary_and_libtorch_allocate_with_jemalloc() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        .arg("--version")
+        .env("LD_DEBUG", "bindings")
+        .output()
+        .expect("run hallmark");
+    assert!(output.status.success());
+    let trace = String::from_utf8_lossy(&output.stderr);
+    for (from, symbol) in [
+        ("libtorch_cpu.so", "malloc"),
+        ("libtorch_cpu.so", "free"),
+        ("hallmark", "malloc"),
+    ] {
+        let bound_to: Vec<&str> = trace
+            .lines()
+            .filter(|line| {
+                line.contains("binding file")
+                    && line.contains(&format!("normal symbol `{symbol}'"))
+                    && line
+                        .split("binding file ")
+                        .nth(1)
+                        .and_then(|rest| rest.split(' ').next())
+                        .is_some_and(|file| {
+                            file.ends_with(from) || file.contains(&format!("/{from}"))
+                        })
+            })
+            .filter_map(|line| line.split(" to ").nth(1)?.split(' ').next())
+            .collect();
+        assert!(
+            !bound_to.is_empty() && bound_to.iter().all(|lib| lib.contains("libjemalloc")),
+            "{from}'s `{symbol}` is bound to {bound_to:?}"
+        );
+    }
+}
