@@ -319,7 +319,7 @@ mod tests {
                     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                     1 => ((x as f32 * a + y as f32 * b + c as f32 * 20.0) % 256.0) as u8,
                     2 => {
-                        if (x / 3 + y / 5 + c) % 2 == 0 {
+                        if (x / 3 + y / 5 + c).is_multiple_of(2) {
                             255
                         } else {
                             0
