@@ -15,9 +15,14 @@ fn main() {
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
         let multiarch = format!("/usr/lib/{arch}-linux-gnu");
-        let found = [multiarch.as_str(), "/usr/lib", "/usr/lib64", "/usr/local/lib"]
-            .iter()
-            .any(|dir| std::path::Path::new(dir).join("libjemalloc.so.2").exists());
+        let found = [
+            multiarch.as_str(),
+            "/usr/lib",
+            "/usr/lib64",
+            "/usr/local/lib",
+        ]
+        .iter()
+        .any(|dir| std::path::Path::new(dir).join("libjemalloc.so.2").exists());
         assert!(
             found,
             "libjemalloc.so.2 not found: install Debian's libjemalloc2 (scripts/setup.sh does)"
