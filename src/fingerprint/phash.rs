@@ -57,6 +57,10 @@ struct Axis {
 
 impl Axis {
     fn new(source: u32) -> Self {
+        if source == 0 {
+            // An empty image is not resampled (see `resized`).
+            return Self { taps: Vec::new() };
+        }
         let output = SIDE as u32;
         #[allow(clippy::cast_precision_loss)] // image sides are far below 2^24
         let ratio = source as f32 / output as f32;
@@ -425,6 +429,15 @@ mod tests {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let expected = t.clamp(0.0, 255.0).round() as u8;
             assert_eq!(round_to_u8(t), expected, "{t}");
+        }
+    }
+
+    #[test]
+    fn empty_images_hash_as_the_crate_hashes_them() {
+        let hasher = crate::fingerprint::Fingerprinter::new();
+        for (w, h) in [(0, 0), (0, 5), (7, 0)] {
+            let image = DynamicImage::new_rgb8(w, h);
+            assert_eq!(hasher.phash(&image), reference(&image, (0, 0, w, h)));
         }
     }
 
