@@ -56,27 +56,19 @@ fn window_geometry(side: u32) -> (u32, u32) {
 }
 
 /// The pHashes registered for an image (square, as generated): the whole image first, then the
-/// 4x4 grid of windows (row by row).
+/// 4x4 grid of windows (row by row; none for an image under 16 pixels a side).
 #[must_use]
 pub fn variant_phashes(fingerprinter: &Fingerprinter, image: &DynamicImage) -> Vec<u64> {
-    let mut hashes = vec![fingerprinter.phash(image)];
-    hashes.extend(window_phashes(fingerprinter, image));
-    hashes
-}
-
-/// [`variant_phashes`] without the whole image's: the windows' pHashes alone (none for an image
-/// under 16 pixels a side), for a caller that has the whole image's already or computes it
-/// elsewhere at the same time (the generation pipeline).
-#[must_use]
-pub fn window_phashes(fingerprinter: &Fingerprinter, image: &DynamicImage) -> Vec<u64> {
-    let side = image.width().min(image.height());
-    if side < 16 {
-        return Vec::new();
+    let (w, h) = (image.width(), image.height());
+    let mut windows = vec![(0, 0, w, h)];
+    let side = w.min(h);
+    if side >= 16 {
+        let (window, step) = window_geometry(side);
+        windows.extend(
+            (0..=GRID)
+                .flat_map(|gy| (0..=GRID).map(move |gx| (gx * step, gy * step, window, window))),
+        );
     }
-    let (window, step) = window_geometry(side);
-    let windows: Vec<_> = (0..=GRID)
-        .flat_map(|gy| (0..=GRID).map(move |gx| (gx * step, gy * step, window, window)))
-        .collect();
     fingerprinter.window_phashes(image, &windows)
 }
 

@@ -21,7 +21,8 @@ pub struct Fingerprint {
     pub phash: u64,
 }
 
-/// Computes both fingerprints; build one [`Fingerprinter`] and reuse it.
+/// Computes perceptual hashes (the exact fingerprint is [`pixel_sha256`]); build one
+/// [`Fingerprinter`] and reuse it.
 pub struct Fingerprinter {
     hasher: PHasher,
 }
@@ -39,14 +40,6 @@ impl Fingerprinter {
         // coefficients against their mean (see `phash`).
         Self {
             hasher: PHasher::new(),
-        }
-    }
-
-    #[must_use]
-    pub fn fingerprint(&self, image: &DynamicImage) -> Fingerprint {
-        Fingerprint {
-            pixel_sha256: pixel_sha256(image),
-            phash: self.phash(image),
         }
     }
 

@@ -490,13 +490,10 @@ impl ImageJob {
         times.encode = started.elapsed();
 
         let started = Instant::now();
-        let print = self.fingerprinter.fingerprint(&self.image);
-        // `variant_phashes`, without computing the whole image's pHash twice.
-        let mut variant_phashes = vec![print.phash];
-        variant_phashes.extend(fingerprint::align::window_phashes(
-            &self.fingerprinter,
-            &self.image,
-        ));
+        // The whole image's pHash is the first of its registered variants.
+        let variant_phashes = fingerprint::align::variant_phashes(&self.fingerprinter, &self.image);
+        let phash = variant_phashes[0];
+        let pixel_sha256 = fingerprint::pixel_sha256(&self.image);
         times.fingerprint = started.elapsed();
 
         let started = Instant::now();
@@ -507,7 +504,7 @@ impl ImageJob {
             model: self.model.clone(),
             model_version: self.model_version.clone(),
             seed,
-            phash: print.phash,
+            phash,
             title: format!(
                 "{} seed {} image {}",
                 self.model, self.spec.seed, self.index
@@ -528,8 +525,8 @@ impl ImageJob {
             width: i32::try_from(self.image.width()).unwrap_or(i32::MAX),
             height: i32::try_from(self.image.height()).unwrap_or(i32::MAX),
             file_sha256: fingerprint::sha256(&signed.bytes).to_vec(),
-            pixel_sha256: print.pixel_sha256.to_vec(),
-            phash: fingerprint::phash_to_db(print.phash),
+            pixel_sha256: pixel_sha256.to_vec(),
+            phash: fingerprint::phash_to_db(phash),
             manifest_id: signed.manifest_id,
             signing_key_id: self.signer.key_id().to_owned(),
             api_key_id: self.api_key_id,
