@@ -4,7 +4,7 @@ peer (benches/python_peer/) under the same `wrk` load, in the same run, on the s
 the same torch thread settings, and the raw generator forward throughput as the ceiling.
 
     python benches/load.py [--hallmark target/debug/hallmark] [--duration 15] [--connections 1,8,32]
-        [--torch-threads 1] [--python-workers 1,2] [--accept json|png] [--out FILE]
+        [--torch-threads N] [--python-workers 1,2] [--accept json|png] [--out FILE]
         [--hallmark-env NAME=VALUE ...]
 
 Needs `wrk` (apt-get install -y wrk), PostgreSQL (DATABASE_URL names the server; the databases
@@ -32,8 +32,11 @@ What it does:
 wrk runs min(2, connections) threads, keep-alive, one static request: count 1, PNG, no seed (each
 service picks a random one), `Accept: application/json` (Hallmark's 201 JSON answer) or, with
 --accept png, `Accept: image/png` (the signed bytes in the answer). Torch threads: both services
-get OMP_NUM_THREADS=MKL_NUM_THREADS=--torch-threads (libtorch reads them at start-up; the peer also
-calls torch.set_num_threads), and gan_torch.py --threads the same number.
+run as shipped by default: Hallmark with the threads of its settings (`model.intra_op_threads`,
+auto; read back from its /readyz and printed), the peer and gan_torch.py with torch's default.
+--torch-threads N is an override, printed with the results: Hallmark gets
+HALLMARK__MODEL__INTRA_OP_THREADS=N, the peer and the ceiling OMP_NUM_THREADS=MKL_NUM_THREADS=N
+(libtorch reads them at start-up; the peer also calls torch.set_num_threads).
 """
 import argparse
 import json
@@ -306,7 +309,11 @@ def start_hallmark(args, work: Path) -> Service:
     db = f"{args.server}/hallmark_load_bench{args.db_query}"
     psql(args.server, 'DROP DATABASE IF EXISTS "hallmark_load_bench" WITH (FORCE)')
     data = work / "hallmark-data"
-    environment = {k: v for k, v in torch_env(args.torch_threads).items() if not k.startswith("HALLMARK_")}
+    # Hallmark runs as shipped: its torch threads come from its settings (model.intra_op_threads,
+    # auto by default), never from OMP_NUM_THREADS; --torch-threads, when given, is passed as that
+    # setting and printed with the results as an override.
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith("HALLMARK_") and k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     environment.pop("RUST_LOG", None)
     port = free_port()
     environment.update({
@@ -316,7 +323,10 @@ def start_hallmark(args, work: Path) -> Service:
         "HALLMARK__MODEL__DEVICE": "cpu",
         "HALLMARK__LOG__LEVEL": "warn",
         "HALLMARK__SERVER__PORT": str(port),
+        "HALLMARK__METRICS__LISTEN": "127.0.0.1:0",
     })
+    if args.torch_threads > 0:
+        environment["HALLMARK__MODEL__INTRA_OP_THREADS"] = str(args.torch_threads)
     for setting in args.hallmark_env:
         name, _, value = setting.partition("=")
         environment[name] = value
@@ -334,6 +344,12 @@ def start_hallmark(args, work: Path) -> Service:
     except BaseException:
         stop(process)
         raise
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as ready:
+        model = json.load(ready).get("model") or {}
+    setting = (f"HALLMARK__MODEL__INTRA_OP_THREADS={args.torch_threads} (override)" if args.torch_threads > 0
+               else "the shipped settings (model.intra_op_threads = 0: auto)")
+    log(f"hallmark torch threads from /readyz: intra-op {model.get('intra_op_threads')}, inter-op "
+        f"{model.get('inter_op_threads')}, from {setting}")
     try:
         cross_check(f"http://127.0.0.1:{port}", key, db)
     except Exception as error:  # a check, not the measurement
@@ -483,8 +499,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1, help="repeat every level; each side's best round counts")
     parser.add_argument("--connections", default="1,8,32")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="OMP/MKL threads for both services and the ceiling; 0 leaves torch's default")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="an override: torch intra-op threads for both services (Hallmark's "
+                             "model.intra_op_threads, the peer's OMP/MKL threads) and the ceiling; 0 (default): "
+                             "none, each side as shipped (Hallmark's settings, torch's default for the peer)")
     parser.add_argument("--python-workers", default="1,2", help="uvicorn process counts to measure")
     parser.add_argument("--accept", choices=("json", "png"), default="json")
     parser.add_argument("--db-sslmode", default="",
@@ -544,7 +562,9 @@ def main() -> int:
         log(f"hallmark binary: {args.hallmark} ({profile} profile, built "
             f"{datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec='seconds')}, {st.st_size} bytes)")
     log(f"load client: {' '.join(wrk_version)}; python {platform.python_version()} ({args.python})")
-    log(f"torch threads: OMP_NUM_THREADS=MKL_NUM_THREADS={args.torch_threads or 'unset (torch default)'}; "
+    log(f"torch threads: {'override ' + str(args.torch_threads) if args.torch_threads else 'no override'} "
+        f"(Hallmark: its settings; peer and ceiling: OMP_NUM_THREADS=MKL_NUM_THREADS="
+        f"{args.torch_threads or 'unset, torch default'}); "
         f"python peer workers: {args.python_workers}; connections {args.connections}, {args.duration} s each, "
         f"{args.warmup} s warm-up at 8 connections; database sslmode: {args.db_sslmode or 'not set (prefer)'} "
         "for both services")

@@ -125,6 +125,10 @@ fn main() {
 
         let app = Application::build_with_pool(settings.clone(), pool.clone()).unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics_base = format!(
+            "http://127.0.0.1:{}",
+            app.metrics_port().expect("a metrics listener")
+        );
         tokio::spawn(app.run_until_stopped());
         let url = format!("{base}/v1/generations");
         let generate = move |client: &reqwest::Client, worker: usize, i: usize| {
@@ -158,9 +162,9 @@ fn main() {
         println!("| clients | signed images/s | vs ceiling | p50 ms | p99 ms | inference | encode | fingerprint | sign | store (ms per image) | store: blobs | store: group commit | records per commit |");
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (clients, requests) in [(1, 100), (8, 400), (32, 800)] {
-            let (records_before, groups_before) = group_totals(&base).await;
+            let (records_before, groups_before) = group_totals(&metrics_base).await;
             let r = run(clients, requests).await;
-            let (records_after, groups_after) = group_totals(&base).await;
+            let (records_after, groups_after) = group_totals(&metrics_base).await;
             let per_group = (records_after - records_before) / (groups_after - groups_before).max(1.0);
             println!(
                 "| {clients} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {per_group:.1} |",

@@ -3,7 +3,8 @@
 cost the service: status, time to answer, the service's resident memory (RSS) before, at its peak
 during, and after, and the latency of an ordinary request made meanwhile.
 
-    scripts/abuse.py --url http://127.0.0.1:8080 --pid $(pgrep -f 'hallmark serve')
+    scripts/abuse.py --url http://127.0.0.1:8080 --metrics-url http://127.0.0.1:9464 \
+        --pid $(pgrep -f 'hallmark serve')
 
 Standard library only. Figures go to docs/reliability.md.
 """
@@ -110,9 +111,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--pid", type=int, required=True)
+    parser.add_argument("--metrics-url", default="http://127.0.0.1:9464",
+                        help="the metrics listener (metrics.listen)")
     parser.add_argument("--methods", type=int, default=20000, help="requests with made-up methods")
     args = parser.parse_args()
     service = Service(args.url, args.pid)
+    metrics = Service(args.metrics_url, args.pid)
     octet = {"Content-Type": "application/octet-stream"}
 
     strip = png(16_777_216, 1, row=lambda y: bytes(16_777_216))
@@ -186,7 +190,7 @@ def main():
     def methods():
         for n in range(args.methods):
             service.request(f"ZQX{n}", "/healthz")
-        status, _, body = service.request("GET", "/metrics")
+        status, _, body = metrics.request("GET", "/metrics")
         return f"/metrics {len(body) / 1024:.0f} KB"
 
     report(f"{args.methods} requests with made-up methods", service, methods)

@@ -29,6 +29,18 @@ pub struct Settings {
     pub provenance: ProvenanceSettings,
     pub c2pa_api: C2paApiSettings,
     pub transparency_log: TransparencyLogSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// `GET /metrics`: Prometheus text for operators, on its own listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// The metrics listener's `address:port` (port 0 picks a free one); empty: no listener of its
+    /// own.
+    pub listen: String,
+    /// Also answer `GET /metrics` on the public port.
+    pub on_public_port: bool,
 }
 
 /// The public transparency log (`src/tlog/`).
@@ -136,6 +148,10 @@ pub struct ApiSettings {
     /// name the client; a header from any other peer is ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Origins (`https://console.example.org`) whose pages may call the keyed routes from a
+    /// browser. The public routes answer any origin whatever this says.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 /// Checking uploads (`/v1/verify`, `/v1/lookup`, `hallmark verify`).
@@ -169,6 +185,10 @@ pub struct ModelSettings {
     pub dir: PathBuf,
     pub name: String,
     pub device: String,
+    /// Torch intra-op threads of the model thread; 0: auto (`src/inference/threads.rs`).
+    pub intra_op_threads: usize,
+    /// Torch inter-op threads of the process; 0: auto (1).
+    pub inter_op_threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -24,6 +24,8 @@ use crate::verify::VerifyService;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The operators' listener for `GET /metrics` (`metrics.listen`), with its port.
+    metrics: Option<(u16, Server)>,
     pool: PgPool,
     blobs: store::blobs::Blobs,
 }
@@ -66,8 +68,15 @@ impl Application {
         )
         .context("cannot load the trust anchors for verification")?;
         verify.trust().spawn_refreshers();
+        api::cors::validate_origins(&settings.api.cors_origins)?;
         let listener = TcpListener::bind(settings.server.address())
             .with_context(|| format!("cannot listen on {}", settings.server.address()))?;
+        let metrics_listener = match settings.metrics.listen.trim() {
+            "" => None,
+            address => Some(TcpListener::bind(address).with_context(|| {
+                format!("cannot listen on {address} for GET /metrics (metrics.listen)")
+            })?),
+        };
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
         let shutdown_timeout = settings.server.shutdown_timeout_s;
@@ -95,22 +104,22 @@ impl Application {
             log,
         });
 
-        let c2pa_prefix = state
-            .settings
-            .c2pa_api
-            .prefix
-            .trim_end_matches('/')
-            .to_owned();
+        let metrics = match metrics_listener {
+            Some(listener) => Some(metrics_server(listener, state.clone())?),
+            None => None,
+        };
+        let routing = api::Routing::from_settings(&state.settings);
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(api::body::deadline))
                 .wrap(from_fn(api::metrics::track))
+                .wrap(from_fn(api::cors::coded_refusals))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(body_timeout)
                 .app_data(api::json_config(max_body))
                 .app_data(web::PayloadConfig::new(max_body))
-                .configure(|cfg| api::routes(cfg, &c2pa_prefix))
+                .configure(|cfg| api::routes(cfg, &routing))
                 .default_service(web::to(api::not_found))
         })
         .shutdown_timeout(shutdown_timeout)
@@ -126,6 +135,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            metrics,
             pool: app_pool,
             blobs,
         })
@@ -134,6 +144,12 @@ impl Application {
     #[must_use]
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener (`metrics.listen`); `None` when it is off.
+    #[must_use]
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// Removes blobs an earlier crash left without a record (older than an hour), on the
@@ -154,6 +170,39 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Some((_, metrics)) = self.metrics else {
+            return self.server.await;
+        };
+        let metrics_handle = metrics.handle();
+        let metrics = tokio::spawn(metrics);
+        let served = self.server.await;
+        // The public server has drained; the metrics listener goes with it.
+        metrics_handle.stop(true).await;
+        let _ = metrics.await;
+        served
     }
+}
+
+/// `GET /metrics` (and HEAD) on the operators' own listener: one worker, the service's state, no
+/// signal handling of its own (it stops when the public server has drained).
+fn metrics_server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+) -> anyhow::Result<(u16, Server)> {
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .configure(api::metrics_routes)
+            .default_service(web::to(api::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .client_request_timeout(Duration::from_secs(30))
+    .keep_alive(Duration::from_secs(15))
+    .listen(listener)?
+    .run();
+    Ok((port, server))
 }

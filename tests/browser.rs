@@ -129,6 +129,7 @@ impl Server {
         let mut child = env
             .command(&["serve"])
             .env("HALLMARK__SERVER__PORT", "0")
+            .env("HALLMARK__METRICS__LISTEN", "127.0.0.1:0")
             .env("HALLMARK__SERVER__WORKERS", "2")
             .env("HALLMARK__LOG__FORMAT", "json")
             .stdin(Stdio::null())
@@ -183,6 +184,18 @@ impl Server {
             log,
             drain: Some(drain),
         }
+    }
+
+    /// The metrics listener's address, from its log line (logged right after "hallmark
+    /// listening").
+    fn metrics_url(&self) -> String {
+        let log = self.recent_log();
+        let port = log
+            .lines()
+            .filter(|line| line.contains("metrics listening"))
+            .find_map(listening_port)
+            .unwrap_or_else(|| panic!("no \"metrics listening\" line:\n{log}"));
+        format!("http://127.0.0.1:{port}")
     }
 
     fn base_url(&self) -> String {
@@ -277,6 +290,126 @@ async fn verify_page_and_console_in_chromium(pool: PgPool) {
         screenshots.display(),
         server.recent_log()
     );
+}
+
+/// A page on a second origin (another local port) reads the public API with `fetch()` — the
+/// resolution API's algorithm list, a log tile with its ETag, a record, a match by content after
+/// a preflight — and is refused by the browser itself when it calls `POST /v1/generations` with
+/// a valid key; the same call from Hallmark's own origin succeeds. Scenario in
+/// `tests/browser/cross_origin.test.mjs`.
+#[sqlx::test]
+async fn a_page_on_another_origin_reads_the_public_api_but_cannot_use_a_key(pool: PgPool) {
+    let modules = require_browser_tooling();
+    let env = Env::new(&pool);
+    env.ok(&["init"]);
+    let generator = env.key("generator", "cross-origin-generator");
+    let server = Server::start(&env);
+    let base = server.base_url();
+
+    // One signed image, in a signed checkpoint of the log.
+    let client = reqwest::Client::new();
+    let made = client
+        .post(format!("{base}/v1/generations"))
+        .bearer_auth(&generator)
+        .header("Accept", "image/png")
+        .json(&serde_json::json!({"count": 1, "wait_for_log": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200);
+    let record_id = made.headers()["x-hallmark-record-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let image = made.bytes().await.unwrap();
+    let checkpoint = client
+        .get(format!("{base}/log/checkpoint"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let size: u64 = checkpoint.lines().nth(1).unwrap().parse().unwrap();
+    assert!((1..256).contains(&size), "{checkpoint}");
+    let tile = format!("tile/0/000.p/{size}");
+    let work = tempfile::tempdir().unwrap();
+    let image_path = work.path().join("signed.png");
+    std::fs::write(&image_path, &image).unwrap();
+
+    let output = tokio::task::spawn_blocking({
+        let record_id = record_id.clone();
+        move || {
+            Command::new("node")
+                .arg(repo().join("tests/browser/cross_origin.test.mjs"))
+                .current_dir(repo())
+                .env("HALLMARK_BASE_URL", base)
+                .env("HALLMARK_GENERATOR_KEY", &generator)
+                .env("HALLMARK_RECORD_ID", record_id)
+                .env("HALLMARK_TILE", tile)
+                .env("HALLMARK_IMAGE", image_path)
+                .env("HALLMARK_NODE_MODULES", &modules)
+                .env("HALLMARK_CHROMIUM", CHROMIUM)
+                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+                .stdin(Stdio::null())
+                .output()
+                .expect("node runs")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "cross-origin scenario failed:\n{stdout}\n{stderr}\n--- hallmark serve, last lines ---\n{}",
+        server.recent_log()
+    );
+    // The browser asked before each non-simple request (Hallmark's own request counts): the
+    // public POST's preflight was answered, the keyed one's refused, and the POST never came.
+    let metrics = reqwest::get(format!("{}/metrics", server.metrics_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |method: &str, route: &str, status: &str| -> f64 {
+        let series = format!(
+            "hallmark_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .map_or(0.0, |value| value.trim().parse().unwrap())
+    };
+    assert_eq!(
+        count("OPTIONS", "/c2pa/v1/matches/byContent", "200"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        count("POST", "/c2pa/v1/matches/byContent", "200"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(count("OPTIONS", "/v1/generations", "400"), 1.0, "{metrics}");
+    assert_eq!(
+        count("POST", "/v1/generations", "200"),
+        1.0,
+        "the test's own"
+    );
+    assert_eq!(
+        count("POST", "/v1/generations", "201"),
+        1.0,
+        "the same-origin page's"
+    );
+    // Two images: the one above and the page's same-origin call; none from the other origin.
+    let records: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(records, 2);
 }
 
 /// Pages and assets: types, the security headers, ETag revalidation and versioned caching.

@@ -5,6 +5,11 @@
 //! everything). A grant can be limited to what the calling key made itself ([`Scope::Own`]: a
 //! generator key fetches only its own images; the handler answers 404 for the others).
 //!
+//! Each route also says which listener serves it ([`Listener`]: `/metrics` has its own, off the
+//! public port) and which cross-origin policy it carries ([`CorsPolicy`]: the public routes of
+//! the API answer any origin, the keyed ones only `api.cors_origins`); every GET route answers
+//! HEAD as well ([`Route::answers_head`]). `tests/api/cross_origin.rs` holds the routes to both.
+//!
 //! The handlers check roles themselves (`Authenticated::require`); `tests/api/authz.rs` calls
 //! every route of `/openapi.json` with every kind of caller and holds them to this table, and
 //! `GET /v1/keys/me` lists a key's permissions from it. `docs/authorization.md` is its prose
@@ -88,6 +93,41 @@ pub enum Access {
     Roles(&'static [Grant]),
 }
 
+/// Which listener answers a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The public port (`server.host`, `server.port`).
+    Public,
+    /// The operators' metrics listener (`metrics.listen`, loopback by default); also the public
+    /// port when `metrics.on_public_port` is set.
+    Metrics,
+}
+
+/// Which pages on other origins a browser lets read a route's answers (CORS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorsPolicy {
+    /// Any origin: `Access-Control-Allow-Origin: *`, no credentials. The public routes of the
+    /// API, made for other sites and tools to check our images.
+    AnyOrigin,
+    /// Only the origins listed in `api.cors_origins` (none by default): the keyed routes.
+    ListedOrigins,
+    /// No CORS headers: the service's own routes (health, metrics, documents, pages), read by
+    /// operators, probes and our own pages on our own origin.
+    SameOrigin,
+}
+
+impl CorsPolicy {
+    /// The policy in words, for documents.
+    #[must_use]
+    pub fn in_words(self) -> &'static str {
+        match self {
+            Self::AnyOrigin => "any origin",
+            Self::ListedOrigins => "`api.cors_origins`",
+            Self::SameOrigin => "same origin",
+        }
+    }
+}
+
 /// One route: method, path pattern (as in `/openapi.json`) and who may call it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -97,6 +137,7 @@ pub struct Route {
     /// Part of the HTTP API, documented in `/openapi.json`. The others are the service's own
     /// routes: health, metrics, the API documents and the browser pages.
     pub in_openapi: bool,
+    pub listener: Listener,
 }
 
 const fn api(method: Method, path: &'static str, access: Access) -> Route {
@@ -105,6 +146,7 @@ const fn api(method: Method, path: &'static str, access: Access) -> Route {
         path,
         access,
         in_openapi: true,
+        listener: Listener::Public,
     }
 }
 
@@ -114,6 +156,14 @@ const fn service(path: &'static str) -> Route {
         path,
         access: Access::Public,
         in_openapi: false,
+        listener: Listener::Public,
+    }
+}
+
+const fn operators(path: &'static str) -> Route {
+    Route {
+        listener: Listener::Metrics,
+        ..service(path)
     }
 }
 
@@ -157,7 +207,7 @@ pub const ROUTES: &[Route] = &[
     api(Method::Get, "/log/tile/{tile_path}", Access::Public),
     service("/healthz"),
     service("/readyz"),
-    service("/metrics"),
+    operators("/metrics"),
     service("/openapi.json"),
     service("/docs"),
     service("/"),
@@ -186,6 +236,23 @@ impl Route {
                 })
                 .max(),
         }
+    }
+
+    /// Which origins' pages may read the route's answers in a browser: the API's public routes
+    /// any origin, its keyed routes the listed origins, the service's own routes none.
+    #[must_use]
+    pub fn cors(&self) -> CorsPolicy {
+        match (self.in_openapi, self.access) {
+            (false, _) => CorsPolicy::SameOrigin,
+            (true, Access::Public) => CorsPolicy::AnyOrigin,
+            (true, _) => CorsPolicy::ListedOrigins,
+        }
+    }
+
+    /// Every GET route answers HEAD too: the same status and headers, no body.
+    #[must_use]
+    pub fn answers_head(&self) -> bool {
+        self.method == Method::Get
     }
 
     /// The route in words, for documents: "anyone", "any key", or the roles with their scope.
@@ -365,6 +432,40 @@ mod tests {
             );
             assert!(perms.iter().all(|p| is_api(p.path)), "{role}");
         }
+    }
+
+    #[test]
+    fn public_api_routes_answer_any_origin_and_keyed_ones_only_the_listed() {
+        for route in ROUTES {
+            let want = match (route.in_openapi, route.access) {
+                (false, _) => CorsPolicy::SameOrigin,
+                (true, Access::Public) => CorsPolicy::AnyOrigin,
+                (true, _) => CorsPolicy::ListedOrigins,
+            };
+            assert_eq!(route.cors(), want, "{route}");
+            assert_eq!(route.answers_head(), route.method == Method::Get, "{route}");
+        }
+        let cors = |method, path| route(method, path).unwrap().cors();
+        assert_eq!(
+            cors(Method::Post, "/c2pa/v1/matches/byContent"),
+            CorsPolicy::AnyOrigin
+        );
+        assert_eq!(
+            cors(Method::Get, "/log/tile/{tile_path}"),
+            CorsPolicy::AnyOrigin
+        );
+        assert_eq!(
+            cors(Method::Post, "/v1/generations"),
+            CorsPolicy::ListedOrigins
+        );
+        assert_eq!(cors(Method::Get, "/v1/keys/me"), CorsPolicy::ListedOrigins);
+        assert_eq!(cors(Method::Get, "/metrics"), CorsPolicy::SameOrigin);
+        let off_public: Vec<_> = ROUTES
+            .iter()
+            .filter(|r| r.listener != Listener::Public)
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(off_public, ["/metrics"]);
     }
 
     #[test]

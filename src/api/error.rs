@@ -69,6 +69,7 @@ error_codes! {
     INVALID_COUNT = ("invalid_count", 400, "an image count out of range");
     INVALID_QUALITY = ("invalid_quality", 400, "a JPEG quality out of range, or one for PNG");
     INVALID_TILE_PATH = ("invalid_tile_path", 400, "a log tile path that is not tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>] as c2sp.org/tlog-tiles spells them");
+    CORS_REFUSED = ("cors_refused", 400, "a CORS preflight from an origin, for a method or with headers the route's policy does not allow (api.cors_origins for the keyed routes)");
     MALFORMED_AUTHORIZATION = ("malformed_authorization", 401, "an Authorization header that is not Bearer");
     MISSING_API_KEY = ("missing_api_key", 401, "no API key");
     INVALID_API_KEY = ("invalid_api_key", 401, "an unknown or revoked API key");

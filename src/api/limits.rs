@@ -205,6 +205,7 @@ mod tests {
             public_rate_per_s: rate,
             public_burst: rate,
             trusted_proxies: trusted.iter().map(|s| (*s).to_owned()).collect(),
+            cors_origins: Vec::new(),
         })
         .unwrap()
     }
@@ -285,6 +286,7 @@ mod tests {
             public_rate_per_s: 1,
             public_burst: 1,
             trusted_proxies: vec!["proxy.example".into()],
+            cors_origins: Vec::new(),
         };
         assert!(PublicLimiter::new(&settings).is_err());
     }

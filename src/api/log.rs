@@ -5,6 +5,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::error::{code, ApiError};
 use super::records::{parse_id, record_not_found};
@@ -52,7 +53,8 @@ pub async fn key(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/log/tile/{tile_path}",
     params(("tile_path" = String, Path, description = "The rest of the tile's path, e.g. `0/x001/234.p/7` or `entries/000`")),
     responses(
-        (status = 200, description = "The tile", content_type = "application/octet-stream"),
+        (status = 200, description = "The tile, immutable, with a strong `ETag`", content_type = "application/octet-stream"),
+        (status = 304, description = "Not modified: the client holds the tile (`If-None-Match`)"),
         (status = 400, description = "invalid_tile_path"),
         (status = 404, description = "tile_not_found: beyond the current tree"),
         (status = 429, description = "rate_limited"),
@@ -71,8 +73,18 @@ pub async fn tile(
             format!("the log's current tree has no {}", tile.path()),
         )
     })?;
+    // A tile path names the same bytes for ever (a partial tile has its width in its path), so
+    // its hash is a strong ETag: monitors and caches revalidate without fetching it again.
+    let tag = super::generations::etag(&Sha256::digest(&bytes));
+    if super::not_modified(&req, &tag) {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, tag))
+            .insert_header((header::CACHE_CONTROL, IMMUTABLE))
+            .finish());
+    }
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
+        .insert_header((header::ETAG, tag))
         .insert_header((header::CACHE_CONTROL, IMMUTABLE))
         .body(bytes))
 }

@@ -3,6 +3,7 @@
 pub mod access;
 mod auth;
 pub mod body;
+pub mod cors;
 pub mod error;
 mod generations;
 mod health;
@@ -24,59 +25,97 @@ pub use state::AppState;
 pub use openapi::ApiDoc;
 
 use actix_web::error::JsonPayloadError;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{guard, web, HttpRequest, HttpResponse};
 
 use crate::api::error::{code, ApiError};
 
-/// Every route; the Soft Binding Resolution API under `c2pa_prefix` (`c2pa_api.prefix`), the
-/// transparency log's static layout under `/log`.
-pub fn routes(cfg: &mut web::ServiceConfig, c2pa_prefix: &str) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::render))
-        .route("/openapi.json", web::get().to(openapi::document))
-        .route("/docs", web::get().to(openapi::page))
+/// What the routes depend on in the settings, made once and handed to every worker's `App`.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    /// `c2pa_api.prefix`, without a trailing slash.
+    pub c2pa_prefix: String,
+    /// `api.cors_origins`: the origins the keyed routes answer.
+    pub cors_origins: Vec<String>,
+    /// `metrics.on_public_port`.
+    pub metrics_on_public_port: bool,
+}
+
+impl Routing {
+    #[must_use]
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            c2pa_prefix: settings.c2pa_api.prefix.trim_end_matches('/').to_owned(),
+            cors_origins: settings.api.cors_origins.clone(),
+            metrics_on_public_port: settings.metrics.on_public_port,
+        }
+    }
+}
+
+/// A read: GET, and HEAD with the same status and headers and no body (actix-http leaves the
+/// body of an answer to HEAD off the wire and keeps its `Content-Length`). So every GET route
+/// answers HEAD, as caches, CDNs, link checkers and monitors expect.
+fn read() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// Every route of the public listener; the Soft Binding Resolution API under
+/// `routing.c2pa_prefix`, the transparency log's static layout under `/log`. Each route of the
+/// HTTP API carries the CORS policy the access table gives it ([`access::CorsPolicy`]): public
+/// ones any origin, keyed ones the configured origins; the service's own routes none.
+pub fn routes(cfg: &mut web::ServiceConfig, routing: &Routing) {
+    let public = |path: &str| web::resource(path.to_owned()).wrap(cors::public());
+    let keyed =
+        |path: &str| web::resource(path.to_owned()).wrap(cors::keyed(&routing.cors_origins));
+    cfg.route("/healthz", read().to(health::healthz))
+        .route("/readyz", read().to(health::readyz))
+        .route("/openapi.json", read().to(openapi::document))
+        .route("/docs", read().to(openapi::page))
         .configure(pages::routes)
         .service(
             web::scope("/log")
-                .route("/checkpoint", web::get().to(log::checkpoint))
-                .route("/key", web::get().to(log::key))
-                .route("/tile/{tile_path:.*}", web::get().to(log::tile)),
+                .service(public("/checkpoint").route(read().to(log::checkpoint)))
+                .service(public("/key").route(read().to(log::key)))
+                .service(public("/tile/{tile_path:.*}").route(read().to(log::tile))),
         )
         .service(
             web::scope("/v1")
-                .route("/generations", web::post().to(generations::create))
-                .route("/images/{id}", web::get().to(records::image))
-                .route("/records", web::get().to(records::find))
-                .route("/records/{id}", web::get().to(records::get))
-                .route("/records/{id}/proof", web::get().to(log::proof))
-                .route("/verify", web::post().to(verify::verify))
-                .route("/lookup", web::post().to(verify::lookup))
-                .route("/checks", web::get().to(verify::list_checks))
-                .route("/checks/{id}", web::get().to(verify::get_check))
-                .route("/thumbnails/{sha256}", web::get().to(verify::thumbnail))
-                .route("/keys/me", web::get().to(keys::me)),
+                .service(keyed("/generations").route(web::post().to(generations::create)))
+                .service(keyed("/images/{id}").route(read().to(records::image)))
+                .service(public("/records").route(read().to(records::find)))
+                .service(public("/records/{id}").route(read().to(records::get)))
+                .service(public("/records/{id}/proof").route(read().to(log::proof)))
+                .service(keyed("/verify").route(web::post().to(verify::verify)))
+                .service(public("/lookup").route(web::post().to(verify::lookup)))
+                .service(keyed("/checks").route(read().to(verify::list_checks)))
+                .service(keyed("/checks/{id}").route(read().to(verify::get_check)))
+                .service(public("/thumbnails/{sha256}").route(read().to(verify::thumbnail)))
+                .service(keyed("/keys/me").route(read().to(keys::me))),
         )
         .service(
-            web::scope(c2pa_prefix)
-                .route("/matches/byBinding", web::get().to(softbinding::by_binding))
-                .route(
-                    "/matches/byBinding",
-                    web::post().to(softbinding::by_binding_post),
+            web::scope(&routing.c2pa_prefix)
+                .service(
+                    public("/matches/byBinding")
+                        .route(read().to(softbinding::by_binding))
+                        .route(web::post().to(softbinding::by_binding_post)),
                 )
-                .route(
-                    "/matches/byContent",
-                    web::post().to(softbinding::by_content),
+                .service(
+                    public("/matches/byContent").route(web::post().to(softbinding::by_content)),
                 )
-                .route(
-                    "/manifests/{manifest_id}",
-                    web::get().to(softbinding::manifest),
-                )
-                .route(
-                    "/services/supportedAlgorithms",
-                    web::get().to(softbinding::supported_algorithms),
+                .service(public("/manifests/{manifest_id}").route(read().to(softbinding::manifest)))
+                .service(
+                    public("/services/supportedAlgorithms")
+                        .route(read().to(softbinding::supported_algorithms)),
                 ),
         );
+    if routing.metrics_on_public_port {
+        metrics_routes(cfg);
+    }
+}
+
+/// The metrics listener's one route (`metrics.listen`); also on the public listener when
+/// `metrics.on_public_port` is set.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", read().to(metrics::render));
 }
 
 /// JSON bodies: size limit, and a coded 4xx for anything that does not parse.
@@ -112,6 +151,18 @@ pub fn server_timing(stages: &[(&str, std::time::Duration)]) -> String {
         .map(|(name, time)| format!("{name};dur={:.3}", time.as_secs_f64() * 1000.0))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether the client already holds the bytes with this ETag (`If-None-Match`, any of its
+/// tags, or `*`): the answer is then `304 Not Modified`.
+#[must_use]
+pub(crate) fn not_modified(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(actix_web::http::header::IF_NONE_MATCH)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|tag| tag == etag || tag == "*")
 }
 
 /// Every path no route claims.

@@ -116,12 +116,7 @@ pub async fn image(
         return Err(not_found());
     }
     let tag = etag(&record.fields.file_sha256);
-    let cached = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
-    if cached {
+    if super::not_modified(&req, &tag) {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, tag))
             .finish());

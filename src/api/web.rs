@@ -111,20 +111,12 @@ fn built() -> &'static Built {
     })
 }
 
+/// The pages' routes, each a read (GET and HEAD).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index))
-        .route("/console", web::get().to(console))
-        .route("/assets/{name}", web::get().to(asset));
-}
-
-/// Whether the client already holds the bytes with this ETag.
-fn not_modified(req: &HttpRequest, etag: &str) -> bool {
-    req.headers()
-        .get_all(header::IF_NONE_MATCH)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .any(|tag| tag == etag || tag == "*")
+    use super::read;
+    cfg.route("/", read().to(index))
+        .route("/console", read().to(console))
+        .route("/assets/{name}", read().to(asset));
 }
 
 fn respond(
@@ -134,7 +126,7 @@ fn respond(
     cache_control: &'static str,
     body: impl actix_web::body::MessageBody + 'static,
 ) -> HttpResponse {
-    let mut response = if not_modified(req, etag) {
+    let mut response = if super::not_modified(req, etag) {
         HttpResponse::NotModified().finish()
     } else {
         HttpResponse::Ok()

@@ -28,6 +28,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         port = app.port(),
         "hallmark listening"
     );
+    match app.metrics_port() {
+        Some(port) => tracing::info!(
+            address = %settings.metrics.listen,
+            port,
+            on_public_port = settings.metrics.on_public_port,
+            "metrics listening"
+        ),
+        None => tracing::info!(
+            on_public_port = settings.metrics.on_public_port,
+            "no metrics listener (metrics.listen is empty)"
+        ),
+    }
     app.run_until_stopped().await?;
     tracing::info!("hallmark stopped");
     Ok(())

@@ -63,7 +63,7 @@ async fn registry_pool(settings: &Settings) -> Option<PgPool> {
 fn start_model(settings: &Settings) -> anyhow::Result<Inference> {
     let device = settings.model.device.parse::<DeviceChoice>()?.resolve()?;
     let (dir, name) = (settings.model.dir.clone(), settings.model.name.clone());
-    Inference::start(&settings.limits, move || {
+    Inference::start(&settings.model, device, &settings.limits, move || {
         ServedModel::load(&dir, &name, device)
     })
     .with_context(|| format!("cannot load model {:?}", settings.model.name))

@@ -267,7 +267,7 @@ impl GenerationService {
         let device = settings.model.device.parse::<DeviceChoice>()?.resolve()?;
         tracing::info!(device = %DeviceName(device), cuda = tch::Cuda::is_available(), "torch device");
         let (models_dir, name) = (settings.model.dir.clone(), settings.model.name.clone());
-        let inference = Inference::start(&settings.limits, move || {
+        let inference = Inference::start(&settings.model, device, &settings.limits, move || {
             ServedModel::load(&models_dir, &name, device)
         })
         .with_context(|| {

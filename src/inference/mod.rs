@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use image::DynamicImage;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::config::LimitSettings;
+pub mod threads;
+
+use crate::config::{LimitSettings, ModelSettings};
 use crate::detect::detector::Detection;
 use crate::detect::Detector;
 use crate::gan::catalog::{load_model, LoadedModel};
@@ -29,6 +31,8 @@ pub struct ModelInfo {
     pub channels: u32,
     /// Whether the model has a calibrated synthetic-image detector.
     pub has_detector: bool,
+    /// The torch threads the model thread runs with, as torch reports them there.
+    pub threads: threads::TorchThreads,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,11 +125,17 @@ pub struct Inference {
 }
 
 impl Inference {
-    /// Starts the model thread and loads the model on it; returns once it is loaded.
+    /// Starts the model thread, sets its torch threads (`model.intra_op_threads`,
+    /// `model.inter_op_threads`) and loads the model on it; returns once it is loaded.
     ///
     /// # Errors
     /// The loader's error (unknown model, missing or corrupt weights), so `serve` fails fast.
-    pub fn start<F>(limits: &LimitSettings, load: F) -> Result<Self, GanError>
+    pub fn start<F>(
+        model: &ModelSettings,
+        device: tch::Device,
+        limits: &LimitSettings,
+        load: F,
+    ) -> Result<Self, GanError>
     where
         F: FnOnce() -> Result<ServedModel, GanError> + Send + 'static,
     {
@@ -137,10 +147,12 @@ impl Inference {
             delay: Duration::from_millis(limits.batch_delay_ms),
             stats: Arc::clone(&stats),
         };
+        let wanted =
+            threads::TorchThreads::resolve(model, threads::available_cores(), device.is_cuda());
         thread::Builder::new()
             .name("hallmark-model".into())
-            .spawn(move || match load() {
-                Ok(served) => {
+            .spawn(move || match (wanted.apply(), load()) {
+                (threads, Ok(served)) => {
                     let model = &served.model;
                     let info = ModelInfo {
                         name: model.name.clone(),
@@ -149,11 +161,12 @@ impl Inference {
                         image_size: model.image_size(),
                         channels: model.card.architecture.channels,
                         has_detector: served.detector.is_some(),
+                        threads,
                     };
                     let _ = ready_tx.send(Ok(info));
                     worker.run(&served, &receiver);
                 }
-                Err(error) => {
+                (_, Err(error)) => {
                     let _ = ready_tx.send(Err(error));
                 }
             })
@@ -161,7 +174,13 @@ impl Inference {
         let info = ready_rx
             .recv()
             .map_err(|_| GanError::Invalid("the model thread died while loading".into()))??;
-        tracing::info!(model = %info.name, version = %info.version, "model loaded");
+        tracing::info!(
+            model = %info.name,
+            version = %info.version,
+            intra_op_threads = info.threads.intra_op,
+            inter_op_threads = info.threads.inter_op,
+            "model loaded"
+        );
         Ok(Self {
             sender,
             queue: Arc::new(Semaphore::new(limits.queue_depth)),

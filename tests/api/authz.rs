@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use hallmark::api::access::{self, Method, Route, Scope, ROUTES};
+use hallmark::api::access::{self, Listener, Method, Route, Scope, ROUTES};
 use hallmark::store::api_keys::{self, Role};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::StatusCode;
@@ -82,7 +82,9 @@ fn cell(expect: Expect) -> &'static str {
     }
 }
 
-/// The matrix as markdown tables: the HTTP API, then the service's own routes.
+/// The matrix as markdown tables: the HTTP API, then the service's own routes; after the
+/// callers, which origins' pages may read the route in a browser (CORS) and whether it answers
+/// HEAD.
 fn matrix_markdown() -> String {
     let mut text = String::new();
     for (title, in_openapi) in [
@@ -93,15 +95,20 @@ fn matrix_markdown() -> String {
         for caller in CALLERS {
             text.push_str(&format!(" {} |", caller.name()));
         }
-        text.push_str("\n|---|---|");
-        text.push_str(&"---|".repeat(CALLERS.len()));
+        text.push_str(" CORS | HEAD |\n|---|---|");
+        text.push_str(&"---|".repeat(CALLERS.len() + 2));
         text.push('\n');
         for route in ROUTES.iter().filter(|r| r.in_openapi == in_openapi) {
-            text.push_str(&format!("| `{route}` | {} |", route.who()));
+            let listener = match route.listener {
+                Listener::Public => "",
+                Listener::Metrics => " (metrics listener)",
+            };
+            text.push_str(&format!("| `{route}`{listener} | {} |", route.who()));
             for caller in CALLERS {
                 text.push_str(&format!(" {} |", cell(expected(route, caller))));
             }
-            text.push('\n');
+            let head = if route.answers_head() { "yes" } else { "no" };
+            text.push_str(&format!(" {} | {head} |\n", route.cors().in_words()));
         }
     }
     text
@@ -144,7 +151,7 @@ fn documented_routes(spec: &Value) -> BTreeSet<(Method, String)> {
 }
 
 /// `route` with every `{param}` filled with [`DUMMY_ID`].
-fn concrete_path(pattern: &str) -> String {
+pub fn concrete_path(pattern: &str) -> String {
     let mut path = String::new();
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
@@ -159,8 +166,12 @@ fn concrete_path(pattern: &str) -> String {
 
 /// A request to `route` that gets past its extractors, so only the role check can refuse it:
 /// the handlers then refuse the dummy id or body with a 400/404, which is fine.
-fn request(app: &TestApp, route: &Route, key: Option<&str>) -> reqwest::RequestBuilder {
-    let url = app.url(&concrete_path(route.path));
+pub fn request(app: &TestApp, route: &Route, key: Option<&str>) -> reqwest::RequestBuilder {
+    let path = concrete_path(route.path);
+    let url = match route.listener {
+        Listener::Public => app.url(&path),
+        Listener::Metrics => app.metrics_url(&path),
+    };
     let builder = match route.method {
         Method::Get => app.client.get(url),
         Method::Post => app.client.post(url),

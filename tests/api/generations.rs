@@ -180,15 +180,7 @@ async fn concurrent_requests_share_forward_passes(pool: PgPool) {
     for response in futures_util::future::join_all(requests).await {
         assert_eq!(response.status(), StatusCode::CREATED);
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let largest: f64 = metrics
         .lines()
         .find_map(|line| line.strip_prefix("hallmark_largest_batch "))

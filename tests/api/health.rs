@@ -6,7 +6,9 @@ use hallmark::store;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{error_code, models_dir, spawn_app, spawn_with, test_settings};
+use crate::helpers::{
+    error_code, models_dir, spawn_app, spawn_app_with, spawn_with, test_settings,
+};
 
 #[sqlx::test]
 async fn healthz_answers_ok(pool: PgPool) {
@@ -24,6 +26,26 @@ async fn readyz_is_ready_with_a_database(pool: PgPool) {
     assert_eq!(response.status(), StatusCode::OK);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["database"], "ok");
+    // The shipped thread settings (auto), resolved for this machine, as torch reports them on
+    // the model thread.
+    let auto = hallmark::inference::threads::TorchThreads::resolve(
+        &app.settings.model,
+        hallmark::inference::threads::available_cores(),
+        false,
+    );
+    assert_eq!(body["model"]["name"], app.settings.model.name);
+    assert_eq!(body["model"]["intra_op_threads"], auto.intra_op, "{body}");
+    assert!(
+        body["model"]["inter_op_threads"].as_u64() >= Some(1),
+        "{body}"
+    );
+}
+
+#[sqlx::test]
+async fn the_configured_torch_threads_are_applied_on_the_model_thread(pool: PgPool) {
+    let app = spawn_app_with(pool, |s| s.model.intra_op_threads = 3).await;
+    let body = app.get_json("/readyz").await;
+    assert_eq!(body["model"]["intra_op_threads"], 3, "{body}");
 }
 
 #[tokio::test]
@@ -100,6 +122,7 @@ async fn serve_stops_gracefully_on_sigterm(pool: PgPool) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
         cmd.arg(command)
             .env("HALLMARK__SERVER__PORT", "0")
+            .env("HALLMARK__METRICS__LISTEN", "127.0.0.1:0")
             .env("HALLMARK__DATABASE__URL", &url)
             .env("HALLMARK__STORAGE__DATA_DIR", data_dir.path())
             .env("HALLMARK__MODEL__DIR", models_dir())
@@ -112,8 +135,12 @@ async fn serve_stops_gracefully_on_sigterm(pool: PgPool) {
         "init: {}",
         String::from_utf8_lossy(&init.stderr)
     );
+    // The configured torch thread count is applied on the model thread, whatever
+    // OMP_NUM_THREADS says, and logged.
     let mut child = hallmark("serve")
         .env("HALLMARK__LOG__FORMAT", "json")
+        .env("HALLMARK__MODEL__INTRA_OP_THREADS", "2")
+        .env("OMP_NUM_THREADS", "3")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -128,6 +155,10 @@ async fn serve_stops_gracefully_on_sigterm(pool: PgPool) {
             let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
+            if event["message"] == "model loaded" {
+                assert_eq!(event["intra_op_threads"], 2, "{line}");
+                assert_eq!(event["inter_op_threads"], 1, "{line}");
+            }
             if event["message"] == "hallmark listening" {
                 port = event["port"].as_u64();
                 break;
@@ -154,6 +185,13 @@ async fn serve_stops_gracefully_on_sigterm(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
+    let ready: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["model"]["intra_op_threads"], 2, "{ready}");
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

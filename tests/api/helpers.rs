@@ -16,6 +16,8 @@ use tokio::sync::Notify;
 
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener (`metrics.listen`), when it is on.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub pool: PgPool,
     /// Removed with the app.
@@ -37,6 +39,8 @@ pub fn test_settings(data_dir: &Path) -> Settings {
     settings.storage.data_dir = data_dir.to_path_buf();
     settings.model.dir = models_dir();
     settings.model.device = "cpu".into();
+    // Tests run side by side: the metrics listener on a free port, not the shared 9464.
+    settings.metrics.listen = "127.0.0.1:0".into();
     if std::env::var_os("TEST_LOG").is_some() {
         hallmark::telemetry::init(&settings.log);
     }
@@ -64,9 +68,13 @@ pub async fn spawn_app_with(pool: PgPool, adjust: impl FnOnce(&mut Settings)) ->
 pub fn spawn_with(settings: Settings, pool: PgPool, data_dir: tempfile::TempDir) -> TestApp {
     let app = Application::build_with_pool(settings.clone(), pool.clone()).expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         pool,
         _data_dir: data_dir,
@@ -150,10 +158,19 @@ impl TestApp {
             .to_vec()
     }
 
-    /// The Prometheus text of `GET /metrics`.
+    /// A URL on the metrics listener.
+    pub fn metrics_url(&self, path: &str) -> String {
+        let address = self
+            .metrics_address
+            .as_deref()
+            .expect("the metrics listener is on (metrics.listen)");
+        format!("{address}{path}")
+    }
+
+    /// The Prometheus text of `GET /metrics`, from the metrics listener.
     pub async fn metrics(&self) -> String {
         self.client
-            .get(self.url("/metrics"))
+            .get(self.metrics_url("/metrics"))
             .send()
             .await
             .unwrap()

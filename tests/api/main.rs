@@ -4,6 +4,7 @@
 mod abuse;
 mod authz;
 mod cli;
+mod cross_origin;
 mod generations;
 mod group_commit;
 mod health;

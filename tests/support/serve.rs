@@ -174,6 +174,7 @@ impl Env {
         let child = self
             .command(&["serve"])
             .env("HALLMARK__SERVER__PORT", port.to_string())
+            .env("HALLMARK__METRICS__LISTEN", "127.0.0.1:0")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
