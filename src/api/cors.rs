@@ -50,7 +50,6 @@ fn methods() -> [Method; 3] {
 }
 
 /// The public routes' policy: any origin, `*`, no credentials.
-#[must_use]
 pub fn public() -> actix_cors::Cors {
     actix_cors::Cors::default()
         .allow_any_origin()
@@ -63,7 +62,6 @@ pub fn public() -> actix_cors::Cors {
 
 /// The keyed routes' policy: exactly the listed origins, echoed back; none listed, no origin.
 /// The key travels in `Authorization`, never in a cookie, so credentials stay off here too.
-#[must_use]
 pub fn keyed(origins: &[String]) -> actix_cors::Cors {
     origins.iter().fold(
         actix_cors::Cors::default()
