@@ -101,6 +101,7 @@ impl Application {
             verify,
             index,
             metrics: api::metrics::handle(),
+            key_hints: api::auth::KeyHints::default(),
             log,
         });
 

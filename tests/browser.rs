@@ -223,6 +223,37 @@ impl Drop for Server {
     }
 }
 
+/// Runs `tests/browser/<script>` with node against the server, with `vars` and the browser
+/// tooling in its environment; fails with its output and the server's last log lines.
+async fn run_scenario(
+    script: &str,
+    modules: &Path,
+    vars: &[(&str, &str)],
+    server: &Server,
+    hint: &str,
+) {
+    let mut command = Command::new("node");
+    command
+        .arg(repo().join("tests/browser").join(script))
+        .current_dir(repo())
+        .envs(vars.iter().copied())
+        .env("HALLMARK_NODE_MODULES", modules)
+        .env("HALLMARK_CHROMIUM", CHROMIUM)
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .stdin(Stdio::null());
+    let output = tokio::task::spawn_blocking(move || command.output().expect("node runs"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "{script} failed ({hint}):\n{stdout}\n{stderr}\n--- hallmark serve, last lines ---\n{}",
+        server.recent_log()
+    );
+}
+
 /// The port of the JSON log line `{"message": "hallmark listening", "port": N, ...}` (fields
 /// flattened, as `log.format = "json"` writes them; nested under `fields` works too).
 fn listening_port(line: &str) -> Option<u16> {
@@ -259,37 +290,23 @@ async fn verify_page_and_console_in_chromium(pool: PgPool) {
     std::fs::copy(made.path("tampered.jpg"), work.path().join("tampered.jpg")).unwrap();
     let nested = fixtures::nested_chain(50);
     std::fs::copy(nested.path("nested.jpg"), work.path().join("nested.jpg")).unwrap();
-    let output = tokio::task::spawn_blocking({
-        let (base, work_dir) = (server.base_url(), work.path().to_owned());
-        let screenshots = screenshots.clone();
-        move || {
-            Command::new("node")
-                .arg(repo().join("tests/browser/console.test.mjs"))
-                .current_dir(repo())
-                .env("HALLMARK_BASE_URL", base)
-                .env("HALLMARK_MODERATOR_KEY", &moderator)
-                .env("HALLMARK_GENERATOR_KEY", &generator)
-                .env("HALLMARK_SCREENSHOTS", &screenshots)
-                .env("HALLMARK_WORK_DIR", work_dir)
-                .env("HALLMARK_NODE_MODULES", &modules)
-                .env("HALLMARK_CHROMIUM", CHROMIUM)
-                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-                .stdin(Stdio::null())
-                .output()
-                .expect("node runs")
-        }
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "browser scenarios failed (screenshots in {}):\n{stdout}\n{stderr}\n--- hallmark serve, last lines ---\n{}",
-        screenshots.display(),
-        server.recent_log()
-    );
+    let base = server.base_url();
+    let work_dir = work.path().display().to_string();
+    let shots = screenshots.display().to_string();
+    run_scenario(
+        "console.test.mjs",
+        &modules,
+        &[
+            ("HALLMARK_BASE_URL", base.as_str()),
+            ("HALLMARK_MODERATOR_KEY", &moderator),
+            ("HALLMARK_GENERATOR_KEY", &generator),
+            ("HALLMARK_SCREENSHOTS", &shots),
+            ("HALLMARK_WORK_DIR", &work_dir),
+        ],
+        &server,
+        &format!("screenshots in {shots}"),
+    )
+    .await;
 }
 
 /// A page on a second origin (another local port) reads the public API with `fetch()` — the
@@ -337,35 +354,21 @@ async fn a_page_on_another_origin_reads_the_public_api_but_cannot_use_a_key(pool
     let image_path = work.path().join("signed.png");
     std::fs::write(&image_path, &image).unwrap();
 
-    let output = tokio::task::spawn_blocking({
-        let record_id = record_id.clone();
-        move || {
-            Command::new("node")
-                .arg(repo().join("tests/browser/cross_origin.test.mjs"))
-                .current_dir(repo())
-                .env("HALLMARK_BASE_URL", base)
-                .env("HALLMARK_GENERATOR_KEY", &generator)
-                .env("HALLMARK_RECORD_ID", record_id)
-                .env("HALLMARK_TILE", tile)
-                .env("HALLMARK_IMAGE", image_path)
-                .env("HALLMARK_NODE_MODULES", &modules)
-                .env("HALLMARK_CHROMIUM", CHROMIUM)
-                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-                .stdin(Stdio::null())
-                .output()
-                .expect("node runs")
-        }
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "cross-origin scenario failed:\n{stdout}\n{stderr}\n--- hallmark serve, last lines ---\n{}",
-        server.recent_log()
-    );
+    let image_path = image_path.display().to_string();
+    run_scenario(
+        "cross_origin.test.mjs",
+        &modules,
+        &[
+            ("HALLMARK_BASE_URL", base.as_str()),
+            ("HALLMARK_GENERATOR_KEY", &generator),
+            ("HALLMARK_RECORD_ID", &record_id),
+            ("HALLMARK_TILE", &tile),
+            ("HALLMARK_IMAGE", &image_path),
+        ],
+        &server,
+        "the page's origin and what it saw are printed above",
+    )
+    .await;
     // The browser asked before each non-simple request (Hallmark's own request counts): the
     // public POST's preflight was answered, the keyed one's refused, and the POST never came.
     let metrics = reqwest::get(format!("{}/metrics", server.metrics_url()))

@@ -314,6 +314,86 @@ async fn revocation_takes_effect_on_the_very_next_request(pool: PgPool) {
     assert!(!api_keys::revoke(&app.pool, &other.prefix).await.unwrap());
 }
 
+/// A generation with a key seen lately checks the key beside the model (src/api/auth.rs,
+/// `KeyCheck`): a key revoked since is still refused on its very next request, with a valid
+/// body too, and nothing of that request is stored or answered.
+#[sqlx::test]
+async fn a_key_revoked_between_generations_gets_no_image(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let (info, key) = secret_of(&app, "busy generator", Role::Generator).await;
+    let records = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM records")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    for accept in ["application/json", "image/png"] {
+        let made = app
+            .client
+            .post(app.url("/v1/generations"))
+            .bearer_auth(&key)
+            .header(reqwest::header::ACCEPT, accept)
+            .json(&json!({"count": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert!(made.status().is_success(), "{accept}: {}", made.status());
+    }
+    assert_eq!(records().await, 2);
+
+    assert!(api_keys::revoke(&app.pool, &info.id.to_string())
+        .await
+        .unwrap());
+    for (accept, body) in [
+        ("application/json", json!({"count": 3})),
+        ("image/png", json!({"count": 1})),
+        ("image/png", json!({"count": 2})),
+    ] {
+        let refused = app
+            .client
+            .post(app.url("/v1/generations"))
+            .bearer_auth(&key)
+            .header(reqwest::header::ACCEPT, accept)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNAUTHORIZED,
+            "{accept} {body}"
+        );
+        assert_eq!(error_code(refused).await, "invalid_api_key");
+    }
+    assert_eq!(records().await, 2, "nothing stored for the revoked key");
+
+    // A live key of another role, seen lately, is told 403; revoked, 401.
+    let (moderator_info, moderator) = secret_of(&app, "moderator", Role::Moderator).await;
+    let checks = app
+        .client
+        .get(app.url("/v1/checks"))
+        .bearer_auth(&moderator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checks.status(), StatusCode::OK);
+    let as_moderator = || {
+        app.client
+            .post(app.url("/v1/generations"))
+            .bearer_auth(&moderator)
+            .json(&json!({"count": 1}))
+            .send()
+    };
+    let refused = as_moderator().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(api_keys::revoke(&app.pool, &moderator_info.id.to_string())
+        .await
+        .unwrap());
+    let refused = as_moderator().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(records().await, 2);
+}
+
 #[sqlx::test]
 async fn keys_me_shows_each_role_and_its_permissions(pool: PgPool) {
     let app = spawn_app(pool).await;
