@@ -42,7 +42,7 @@ def discriminator(size, channels, width):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads; 0: torch's default")
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--channels", type=int, default=1)
     p.add_argument("--latent", type=int, default=64)
@@ -53,7 +53,8 @@ def main():
     p.add_argument("--infer-batches", default="1,64,256")
     p.add_argument("--infer-iters", type=int, default=10)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     g = generator(a.size, a.channels, a.latent, a.g_width)
     d = discriminator(a.size, a.channels, a.d_width)

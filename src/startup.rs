@@ -101,7 +101,6 @@ impl Application {
             verify,
             index,
             metrics: api::metrics::handle(),
-            key_hints: api::auth::KeyHints::default(),
             log,
         });
 

@@ -230,7 +230,6 @@ impl From<GenerationError> for ApiError {
             )
             .retry_after(30),
             GenerationError::Database(inner) => inner.into(),
-            GenerationError::NotAuthorized => Self::new(code::INVALID_API_KEY, error.to_string()),
             GenerationError::Storage(_)
             | GenerationError::Blocking(_)
             | GenerationError::Image(_) => Self::internal(&error),

@@ -4,10 +4,10 @@ use serde::Serialize;
 use std::time::Duration;
 use uuid::Uuid;
 
-use super::auth::KeyCheck;
+use super::auth::Authenticated;
 use super::AppState;
 use crate::api::error::{code, ApiError};
-use crate::generation::{Generated, GenerationRequest, GenerationSpec};
+use crate::generation::{Generated, GenerationRequest};
 use crate::store::api_keys::Role;
 use crate::tlog::proof::InclusionProof;
 
@@ -69,18 +69,6 @@ impl From<&Generated> for GeneratedImage {
     }
 }
 
-/// The request's spec, if the model serves it and the answer asked for can hold it.
-fn validate(body: &GenerationRequest, model: &str, raw: bool) -> Result<GenerationSpec, ApiError> {
-    let spec = body.validate(model)?;
-    if raw && spec.count != 1 {
-        return Err(ApiError::new(
-            code::NOT_ACCEPTABLE,
-            "image bytes can be returned for count 1 only; use JSON for more",
-        ));
-    }
-    Ok(spec)
-}
-
 /// Whether the client asked for the image bytes themselves (`Accept: image/png` or `image/jpeg`).
 fn wants_bytes(req: &HttpRequest) -> bool {
     req.headers()
@@ -111,26 +99,23 @@ fn wants_bytes(req: &HttpRequest) -> bool {
     security(("api_key" = []))
 )]
 pub async fn create(
-    key: KeyCheck,
+    auth: Authenticated,
     req: HttpRequest,
     body: web::Json<GenerationRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, confirmation) = key.require(Role::Generator).await?;
+    let caller = auth.require(Role::Generator)?;
     let service = &state.generation;
     let info = service.inference.info();
+    let spec = body.validate(&info.name)?;
     let raw = wants_bytes(&req);
-    let spec = match validate(&body, &info.name, raw) {
-        Ok(spec) => spec,
-        Err(error) => {
-            // A revoked key hears 401, whatever else is wrong with its request.
-            confirmation.await?;
-            return Err(error);
-        }
-    };
-    let (generated, times) = service
-        .generate_confirmed(spec, Some(caller.key_id), confirmation)
-        .await?;
+    if raw && spec.count != 1 {
+        return Err(ApiError::new(
+            code::NOT_ACCEPTABLE,
+            "image bytes can be returned for count 1 only; use JSON for more",
+        ));
+    }
+    let (generated, times) = service.generate(spec, Some(caller.key_id)).await?;
     let timing = ("Server-Timing", super::server_timing(&times.stages()));
     let proofs = if body.wait_for_log {
         Some(wait_for_log(&state, &generated).await?)

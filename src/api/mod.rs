@@ -1,7 +1,7 @@
 //! The HTTP layer: routes, and the JSON shape of every error.
 
 pub mod access;
-pub mod auth;
+mod auth;
 pub mod body;
 pub mod cors;
 pub mod error;

@@ -23,8 +23,6 @@ pub struct AppState {
     /// Memory for request bodies being read, all uploads together (`limits.upload_memory_bytes`).
     pub uploads: UploadBudget,
     pub metrics: PrometheusHandle,
-    /// Keys the database passed lately (`auth::KeyHints`).
-    pub key_hints: super::auth::KeyHints,
     /// The transparency log (`src/tlog/`).
     pub log: std::sync::Arc<crate::tlog::Log>,
 }

@@ -250,10 +250,6 @@ pub enum GenerationError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Blocking(#[from] BlockingError),
-    /// The caller's authority, checked while the images were made, did not hold (a key revoked
-    /// since it was last seen): nothing was stored.
-    #[error("the request's API key is unknown or has been revoked")]
-    NotAuthorized,
     /// Encoding or signing failed: a fault of ours, not of the request.
     #[error("cannot make the image: {0}")]
     Image(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -312,36 +308,7 @@ impl GenerationService {
         spec: GenerationSpec,
         api_key_id: Option<Uuid>,
     ) -> Result<(Vec<Generated>, StageTimes), GenerationError> {
-        self.generate_confirmed(spec, api_key_id, Box::pin(async { Ok(()) }))
-            .await
-    }
-
-    /// As [`GenerationService::generate`], with the caller's authority confirmed side by side
-    /// with the making of the images: nothing is stored, and the images are dropped, unless
-    /// `confirmation` succeeds. A lone request so does not wait for its key's database check
-    /// before the model starts (`src/api/auth.rs`, `KeyCheck`).
-    ///
-    /// # Errors
-    /// As [`GenerationService::generate`], and `confirmation`'s error.
-    pub async fn generate_confirmed(
-        &self,
-        spec: GenerationSpec,
-        api_key_id: Option<Uuid>,
-        confirmation: Confirmation,
-    ) -> Result<(Vec<Generated>, StageTimes), GenerationError> {
         let mut times = StageTimes::default();
-        let (generated, ()) =
-            futures_util::try_join!(self.make(spec, api_key_id, &mut times), confirmation)?;
-        self.store(generated, times).await
-    }
-
-    /// The images of `spec`, encoded, fingerprinted and signed; not yet stored.
-    async fn make(
-        &self,
-        spec: GenerationSpec,
-        api_key_id: Option<Uuid>,
-        times: &mut StageTimes,
-    ) -> Result<Vec<Generated>, GenerationError> {
         let started = Instant::now();
         let images = self
             .inference
@@ -370,15 +337,7 @@ impl GenerationService {
             times.add(&image_times);
             generated.push(image);
         }
-        Ok(generated)
-    }
 
-    /// Blobs and records of made images, durably; then the images with every stage's time.
-    async fn store(
-        &self,
-        generated: Vec<Generated>,
-        mut times: StageTimes,
-    ) -> Result<(Vec<Generated>, StageTimes), GenerationError> {
         // The store stage runs to its end even when the caller goes away (a client hanging up
         // drops this future): blobs written are then always either committed or removed.
         let started = Instant::now();
@@ -400,10 +359,6 @@ impl GenerationService {
         Ok((generated, times))
     }
 }
-
-/// A check that must succeed before a request's images are stored (see
-/// [`GenerationService::generate_confirmed`]).
-pub type Confirmation = futures_util::future::BoxFuture<'static, Result<(), GenerationError>>;
 
 /// The store stage of one request, on its own task.
 struct Store {

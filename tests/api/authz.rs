@@ -314,9 +314,9 @@ async fn revocation_takes_effect_on_the_very_next_request(pool: PgPool) {
     assert!(!api_keys::revoke(&app.pool, &other.prefix).await.unwrap());
 }
 
-/// A generation with a key seen lately checks the key beside the model (src/api/auth.rs,
-/// `KeyCheck`): a key revoked since is still refused on its very next request, with a valid
-/// body too, and nothing of that request is stored or answered.
+/// A key revoked between two generations is refused on its very next request, with a valid body
+/// too, and nothing of that request is stored or answered: the promise any speed-up of the key
+/// check (a cache, a lookup beside the model) must keep.
 #[sqlx::test]
 async fn a_key_revoked_between_generations_gets_no_image(pool: PgPool) {
     let app = spawn_app(pool).await;
