@@ -346,7 +346,8 @@ def start_hallmark(args, work: Path) -> Service:
         raise
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as ready:
         model = json.load(ready).get("model") or {}
-    setting = (f"HALLMARK__MODEL__INTRA_OP_THREADS={args.torch_threads} (override)" if args.torch_threads > 0
+    override = environment.get("HALLMARK__MODEL__INTRA_OP_THREADS")
+    setting = (f"HALLMARK__MODEL__INTRA_OP_THREADS={override} (override)" if override
                else "the shipped settings (model.intra_op_threads = 0: auto)")
     log(f"hallmark torch threads from /readyz: intra-op {model.get('intra_op_threads')}, inter-op "
         f"{model.get('inter_op_threads')}, from {setting}")
