@@ -3,9 +3,9 @@
 //!
 //! torch's intra-op threads spin while they wait for work: on a machine whose cores also encode,
 //! hash, sign and commit every image, each extra one takes a core from that work. Measured on the
-//! 2-core development machine (`benches/load.py`, docs/benchmarks.md, "Torch threads"), one
-//! intra-op thread serves more images per second than torch's default of one per core at 1, 8 and
-//! 32 connections alike. The forward pass is about a twelfth of the machine's CPU per signed image
+//! 2-core development machine (`benches/load.py`; docs/benchmarks.md, "the shipped
+//! configuration"), one intra-op thread serves as many images per second as torch's default of
+//! one per core at 1 connection and 28-54% more at 8 and 32. The forward pass is about a twelfth of the machine's CPU per signed image
 //! at saturation (0.15 of 1.88 ms), so `auto` gives the model one intra-op thread per 8 cores, at
 //! least one; on a GPU the CPU threads only queue kernels, and `auto` gives one. Inter-op threads
 //! run independent operators side by side, which the served networks (one chain of layers) never
