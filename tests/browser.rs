@@ -339,17 +339,7 @@ async fn a_page_on_another_origin_reads_the_public_api_but_cannot_use_a_key(pool
         .unwrap()
         .to_owned();
     let image = made.bytes().await.unwrap();
-    let checkpoint = client
-        .get(format!("{base}/log/checkpoint"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let size: u64 = checkpoint.lines().nth(1).unwrap().parse().unwrap();
-    assert!((1..256).contains(&size), "{checkpoint}");
-    let tile = format!("tile/0/000.p/{size}");
+    let tile = fixtures::first_log_tile(&base).await;
     let work = tempfile::tempdir().unwrap();
     let image_path = work.path().join("signed.png");
     std::fs::write(&image_path, &image).unwrap();

@@ -45,32 +45,26 @@ const ALLOWED_HEADERS: [header::HeaderName; 4] = [
 /// How long a browser may cache a preflight's answer: a day.
 const PREFLIGHT_MAX_AGE_S: usize = 86_400;
 
-fn methods() -> [Method; 3] {
-    [Method::GET, Method::HEAD, Method::POST]
-}
-
-/// The public routes' policy: any origin, `*`, no credentials.
-pub fn public() -> actix_cors::Cors {
+/// What both policies allow and expose, before their origins.
+fn common() -> actix_cors::Cors {
     actix_cors::Cors::default()
-        .allow_any_origin()
-        .send_wildcard()
-        .allowed_methods(methods())
+        .allowed_methods([Method::GET, Method::HEAD, Method::POST])
         .allowed_headers(ALLOWED_HEADERS)
         .expose_headers(EXPOSED)
         .max_age(PREFLIGHT_MAX_AGE_S)
 }
 
+/// The public routes' policy: any origin, `*`, no credentials.
+pub fn public() -> actix_cors::Cors {
+    common().allow_any_origin().send_wildcard()
+}
+
 /// The keyed routes' policy: exactly the listed origins, echoed back; none listed, no origin.
 /// The key travels in `Authorization`, never in a cookie, so credentials stay off here too.
 pub fn keyed(origins: &[String]) -> actix_cors::Cors {
-    origins.iter().fold(
-        actix_cors::Cors::default()
-            .allowed_methods(methods())
-            .allowed_headers(ALLOWED_HEADERS)
-            .expose_headers(EXPOSED)
-            .max_age(PREFLIGHT_MAX_AGE_S),
-        |cors, origin| cors.allowed_origin(origin),
-    )
+    origins
+        .iter()
+        .fold(common(), |cors, origin| cors.allowed_origin(origin))
 }
 
 /// The origins of `api.cors_origins`, each `scheme://host[:port]` as browsers send `Origin`.

@@ -76,17 +76,22 @@ pub async fn tile(
     // A tile path names the same bytes for ever (a partial tile has its width in its path), so
     // its hash is a strong ETag: monitors and caches revalidate without fetching it again.
     let tag = super::generations::etag(&Sha256::digest(&bytes));
-    if super::not_modified(&req, &tag) {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((header::ETAG, tag))
-            .insert_header((header::CACHE_CONTROL, IMMUTABLE))
-            .finish());
-    }
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
+    let held = super::not_modified(&req, &tag);
+    let mut response = if held {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
         .insert_header((header::ETAG, tag))
-        .insert_header((header::CACHE_CONTROL, IMMUTABLE))
-        .body(bytes))
+        .insert_header((header::CACHE_CONTROL, IMMUTABLE));
+    Ok(if held {
+        response.finish()
+    } else {
+        response
+            .content_type("application/octet-stream")
+            .body(bytes)
+    })
 }
 
 /// The 202 answer while a record waits for the next checkpoint.
