@@ -16,7 +16,15 @@
 //!    `GET /c2pa/v1/matches/byBinding` requests/s and p50/p99 at 8 clients, next to
 //!    `POST /v1/lookup` with the same upload (a stripped copy of the generated image).
 //!
-//! Run: `make bench` or `cargo bench --bench verify [-- service|index|c2pa]` (DATABASE_URL names the server to use; the
+//! 4. Stage 2 of a look-up (the registry's confirmation of its candidates), per upload, both ways
+//!    in the same run on the same candidates: the alignment search alone (the confirmation before
+//!    re-enactment) and the shipped two tiers (re-enacted, then aligned above `verify.align_from`).
+//!    5,000 Fashion-MNIST training images stand in for registered originals (their seventeen
+//!    variant hashes in the service's index); uploads are copies of registered ones (JPEG 75, 0.5x
+//!    bicubic + JPEG 75: found) and real test images (clean, JPEG 75, 0.5x: look-alike candidates,
+//!    no match).
+//!
+//! Run: `make bench` or `cargo bench --bench verify [-- service|index|c2pa|confirm]` (DATABASE_URL names the server to use; the
 //! bench makes its own database `hallmark_bench_verify`).
 
 mod common;
@@ -423,6 +431,139 @@ async fn c2pa_bench(settings: &Settings, pool: &PgPool) {
     println!();
 }
 
+/// Part 4: the cost of confirming an upload's candidates, old rule against the shipped one.
+fn confirm_bench(settings: &Settings) {
+    use hallmark::fingerprint::align::{query_phashes, similarity, variant_phashes};
+    use hallmark::fingerprint::Fingerprinter;
+    use hallmark::gan::data::{Dataset, Split};
+    use hallmark::registry::confirm::{score, Thresholds, UploadProbe};
+    use image::{DynamicImage, GrayImage};
+
+    let dir = std::path::Path::new("/usr/share/datasets/fashion-mnist");
+    let image_of = |data: &Dataset, i: usize| {
+        DynamicImage::ImageLuma8(GrayImage::from_raw(32, 32, data.image_bytes(i).to_vec()).unwrap())
+    };
+    let train = Dataset::idx_split(dir, Split::Train, 32, 1).unwrap();
+    let test = Dataset::idx_split(dir, Split::Test, 32, 1).unwrap();
+    let originals: Vec<DynamicImage> = (0..5000).map(|i| image_of(&train, i)).collect();
+    let fp = Fingerprinter::new();
+    let hashes: Vec<Vec<u64>> = originals.iter().map(|o| variant_phashes(&fp, o)).collect();
+    let index = HashIndex::standalone(
+        hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (uuid::Uuid::from_u128(i as u128), h.as_slice())),
+    );
+    let file = |image: &DynamicImage, quality: Option<u8>| {
+        let mut bytes = Vec::new();
+        match quality {
+            Some(q) => image
+                .to_luma8()
+                .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+                    &mut bytes, q,
+                ))
+                .unwrap(),
+            None => image
+                .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+                .unwrap(),
+        }
+        let decoded = image::load_from_memory(&bytes).unwrap();
+        (bytes, decoded)
+    };
+    let half =
+        |image: &DynamicImage| image.resize_exact(16, 16, image::imageops::FilterType::CatmullRom);
+    let thresholds = Thresholds::of(&settings.verify);
+    let (d, k) = (
+        settings.verify.phash_max_distance,
+        settings.verify.max_candidates,
+    );
+    type Make<'a> = Box<dyn Fn(usize) -> (Vec<u8>, DynamicImage) + 'a>;
+    let kinds: [(&str, Make<'_>); 5] = [
+        (
+            "registered, JPEG 75",
+            Box::new(|i| file(&originals[i], Some(75))),
+        ),
+        (
+            "registered, 0.5x bicubic + JPEG 75",
+            Box::new(|i| file(&half(&originals[i]), Some(75))),
+        ),
+        (
+            "real test image, PNG",
+            Box::new(|i| file(&image_of(&test, i), None)),
+        ),
+        (
+            "real test image, JPEG 75",
+            Box::new(|i| file(&image_of(&test, i), Some(75))),
+        ),
+        (
+            "real test image, 0.5x bicubic",
+            Box::new(|i| file(&half(&image_of(&test, i)), None)),
+        ),
+    ];
+    println!("## Stage 2 of a look-up: confirming the candidates (one core, {k} candidates at most, {d} bits)");
+    println!();
+    println!("| upload | uploads | candidates per upload | aligned only µs | re-enacted, then aligned µs | ratio | aligned per upload | matched (old / shipped) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, make) in &kinds {
+        let uploads: Vec<(UploadProbe, Vec<DynamicImage>)> = (0..300)
+            .map(|i| {
+                let (bytes, image) = make(i);
+                let probe = UploadProbe::new(&image, &bytes, image.width().max(image.height()));
+                let found = index
+                    .search(&query_phashes(&fp, &image), d, k)
+                    .unwrap_or_default();
+                let candidates = found
+                    .iter()
+                    .map(|(id, _)| originals[id.as_u128() as usize].clone())
+                    .collect();
+                (probe, candidates)
+            })
+            .collect();
+        let candidates: usize = uploads.iter().map(|(_, c)| c.len()).sum();
+        let started = Instant::now();
+        let mut old_matches = 0;
+        for (probe, candidates) in &uploads {
+            let best = candidates
+                .iter()
+                .map(|c| similarity(&probe.comparison, c))
+                .fold(0.0, f64::max);
+            let downscaled = hallmark::fingerprint::align::is_downscaled(probe.side, 32);
+            old_matches += usize::from(best >= thresholds.aligned_for(downscaled));
+        }
+        let old = started.elapsed();
+        let started = Instant::now();
+        let (mut aligned, mut new_matches) = (0, 0);
+        for (probe, candidates) in &uploads {
+            let mut found = false;
+            for c in candidates {
+                let scores = score(probe, c, |r, down| thresholds.aligns(r, down));
+                aligned += usize::from(scores.aligned.is_some());
+                found |= scores.confirmed(&thresholds).is_some();
+            }
+            new_matches += usize::from(found);
+        }
+        let new = started.elapsed();
+        let n = uploads.len() as f64;
+        println!(
+            "| {name} | {} | {:.1} | {:.0} | {:.0} | {:.2} | {:.2} | {old_matches} / {new_matches} |",
+            uploads.len(),
+            candidates as f64 / n,
+            old.as_secs_f64() * 1e6 / n,
+            new.as_secs_f64() * 1e6 / n,
+            new.as_secs_f64() / old.as_secs_f64(),
+            aligned as f64 / n,
+        );
+    }
+    println!();
+    println!(
+        "(old: `fingerprint::align::similarity` on every candidate at min_similarity {} / {} \
+         downscaled, as before re-enactment; shipped: `registry::confirm::score` with the \
+         configured thresholds)",
+        thresholds.aligned, thresholds.aligned_downscaled
+    );
+    println!();
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -441,6 +582,9 @@ fn main() {
         println!();
         if runs("service") {
             service_bench(&settings, &pool).await;
+        }
+        if runs("confirm") {
+            confirm_bench(&settings);
         }
         if runs("c2pa") {
             let mut c2pa_settings = settings.clone();

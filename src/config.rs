@@ -163,7 +163,15 @@ pub struct VerifySettings {
     pub phash_max_distance: u32,
     /// Most candidates (nearest first) compared pixel by pixel (stage 2).
     pub max_candidates: usize,
-    /// Least aligned similarity with a candidate's original that confirms a match (stage 2).
+    /// Least re-enacted similarity (the original put through the upload's edits, compared at the
+    /// upload's size; `src/fingerprint/reenact.rs`) that confirms a match (stage 2, first tier).
+    pub min_reenacted_similarity: f64,
+    /// The same for uploads smaller than 3/4 of the original's side.
+    pub min_reenacted_similarity_downscaled: f64,
+    /// Candidates whose re-enacted similarity is below this are not aligned (second tier).
+    pub align_from: f64,
+    /// Least aligned similarity with a candidate's original that confirms a match (stage 2,
+    /// second tier, for edits re-enactment does not model).
     pub min_similarity: f64,
     /// The same for uploads smaller than 3/4 of the original's side, which carry less detail.
     pub min_similarity_downscaled: f64,

@@ -214,6 +214,12 @@ fn train_detector_then_evaluate_on_a_tiny_run() {
             "60",
             "--generated",
             "60",
+            // The registry study's real images beside the 60 test images: a small calibration
+            // split of training images, none held out from the training split.
+            "--calibration",
+            "20",
+            "--held-out-train",
+            "0",
             "--write-card",
             "--device",
             "cpu",
@@ -238,7 +244,23 @@ fn train_detector_then_evaluate_on_a_tiny_run() {
         (evaluation.real_images, evaluation.generated_images),
         (60, 60)
     );
-    assert_eq!(evaluation.registry.as_ref().unwrap().recall.len(), 4);
+    let registry = evaluation.registry.as_ref().unwrap();
+    assert_eq!(registry.recall.len(), 4, "the pHash alone, four transforms");
+    let confirmed = registry.confirmed.as_ref().unwrap();
+    assert_eq!(
+        confirmed.recall.len(),
+        hallmark::registry::study::Edit::ALL.len()
+    );
+    let splits = confirmed.splits.as_ref().unwrap();
+    assert_eq!(
+        (splits.calibration_images, splits.held_out_images),
+        (20, 60)
+    );
+    assert_eq!(
+        splits.calibration_false_matches, 0,
+        "chosen on the calibration split"
+    );
+    assert!(stdout.contains("calibration") && stdout.contains("held out"));
 
     // The detector alone: new detector figures, the registry figures kept.
     let out = hallmark(

@@ -5,8 +5,9 @@
 //! Targets (each input under `catch_unwind`, on a worker thread watched by a hang guard):
 //! - `upload`: the gate, [`hallmark::verify::upload::inspect`] (sniff, header, decode under
 //!   limits), then `fingerprint` on whatever it accepts:
-//!   the service's hash stage (`verify::hashes`: fingerprint, query pHashes and comparison copy
-//!   on a bounded working copy) and [`similarity`] against a registry-sized
+//!   the service's hash stage (`verify::hashes`: fingerprint, query pHashes and comparison probe
+//!   on a bounded working copy, the JPEG table read from the bytes) and both confirmation tiers
+//!   ([`hallmark::registry::confirm::score`]: re-enacted and aligned) against a registry-sized
 //!   original, as `VerifyService::check` runs them;
 //! - `c2pa`: [`ProvenanceVerifier::verify`] (the C2PA reader; it catches the reader's panics
 //!   itself, so a panic escaping it is a finding);
@@ -47,7 +48,6 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hallmark::api::error::ApiError;
 use hallmark::config::{LimitSettings, Settings};
-use hallmark::fingerprint::align::similarity;
 use hallmark::fingerprint::Fingerprinter;
 use hallmark::provenance::pki::init_pki;
 use hallmark::provenance::{
@@ -1768,20 +1768,25 @@ fn upload_exec() -> Exec {
         }
         set_stage("fingerprint");
         // The service's own hash stage (bounded working copy, as `VerifyService::check` does).
-        let (fingerprint, queries, probe) = hallmark::verify::hashes(&fingerprinter, &upload.image);
+        let (fingerprint, queries, probe) =
+            hallmark::verify::hashes(&fingerprinter, &upload.image, bytes);
         if queries.first() != Some(&fingerprint.phash) {
             return Err("query_phashes does not start with the whole image's pHash".into());
         }
-        if probe.width().max(probe.height()) > 32 {
+        let small = &probe.comparison;
+        if small.width().max(small.height()) > 32 {
             return Err(format!(
                 "comparison image {}x{}",
-                probe.width(),
-                probe.height()
+                small.width(),
+                small.height()
             ));
         }
-        let score = similarity(&probe, &original);
-        if !(-1.0001..=1.0001).contains(&score) {
-            return Err(format!("similarity {score} for a {w}x{h} upload"));
+        // Both confirmation tiers, as the registry runs them on a candidate.
+        let scores = hallmark::registry::confirm::score(&probe, &original, |_, _| true);
+        for score in [scores.reenacted, scores.aligned.unwrap_or(0.0)] {
+            if !(-1.0001..=1.0001).contains(&score) {
+                return Err(format!("similarity {score} for a {w}x{h} upload"));
+            }
         }
         stages.push((
             "fingerprint",

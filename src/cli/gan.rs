@@ -119,7 +119,9 @@ pub struct EvaluateArgs {
     /// resize and 10% crop; writes the ROC plots into the model directory.
     #[arg(long)]
     pub detector: bool,
-    /// Only the pHash registry-match study (needs no detector).
+    /// Only the registry study (needs no detector): pHash candidates and both confirmation
+    /// tiers under every edit of `registry::study::Edit::ALL`, thresholds chosen on a
+    /// calibration split of training images, false matches counted on held-out real images.
     #[arg(long)]
     pub registry: bool,
     /// Leave one generator family out: for each zoo family, train a detector with the served
@@ -161,9 +163,18 @@ pub struct EvaluateArgs {
     /// the ROC plot is `detector-roc-<model>.png` in the detector's model directory.
     #[arg(long, requires = "no_registry", conflicts_with = "write_card")]
     pub images_from: Option<String>,
-    /// Real test images for --detector/--registry; default: all (10,000 for Fashion-MNIST).
+    /// Real test images for --detector/--registry; default: all (10,000 for Fashion-MNIST). In
+    /// the registry study they are held out (false matches are counted on them).
     #[arg(long)]
     pub real: Option<usize>,
+    /// Registry study: the first this many training images are the calibration split, on which
+    /// the confirmation thresholds are chosen (never counted as held out).
+    #[arg(long, default_value_t = 20_000)]
+    pub calibration: usize,
+    /// Registry study: training images after the calibration split that are held out beside
+    /// the test images; default: all the rest (40,000 for Fashion-MNIST).
+    #[arg(long)]
+    pub held_out_train: Option<usize>,
     /// Fresh generated images for --detector/--registry (also the number registered).
     #[arg(long, default_value_t = 10_000)]
     pub generated: usize,
@@ -575,21 +586,22 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
     }
     let per_pass = (real.len() + generated.len()) as u64 * Transform::STANDARD.len() as u64;
     let registry_study = !(args.no_registry && detector.is_some());
-    let passes = 1 + u64::from(detector.is_some()) + 2 * u64::from(registry_study);
+    let passes = 1 + u64::from(detector.is_some()) + u64::from(registry_study);
     let bar = crate::progress::bar(per_pass * passes, "evaluating", !args.quiet);
     let images = detector_eval::build_images(&real, &generated, seed, &bar);
-    let studies = if registry_study {
-        let study = detector_eval::phash_study(&images, &bar);
-        let mut verify_settings = settings.verify.clone();
-        verify_settings.phash_max_distance = max_distance;
-        let matching = crate::registry::study::match_study(&images, &verify_settings, &bar);
-        Some((study, matching))
-    } else {
-        None
-    };
     let detector_study = match detector {
         Some(d) => Some(detector_eval::detector_study(d, &images, &bar)?),
         None => None,
+    };
+    let studies = if registry_study {
+        let study = detector_eval::phash_study(&images, &bar);
+        bar.finish_and_clear();
+        let mut verify_settings = settings.verify.clone();
+        verify_settings.phash_max_distance = max_distance;
+        let matching = registry_match_study(args, arch, &real, &generated, &verify_settings, seed)?;
+        Some((study, matching))
+    } else {
+        None
     };
     bar.finish_and_clear();
     println!(
@@ -687,6 +699,55 @@ fn evaluate_detector(settings: &Settings, args: &EvaluateArgs) -> anyhow::Result
         println!("detector evaluation written to {}", path.display());
     }
     Ok(())
+}
+
+/// The registry study of `evaluate --registry` (and `--detector`): our generated images, the
+/// test images (held out) and the training split, cut into a calibration block and a held-out
+/// rest ([`crate::registry::study::RealSplits`]).
+fn registry_match_study(
+    args: &EvaluateArgs,
+    arch: &crate::gan::Architecture,
+    test: &[image::DynamicImage],
+    generated: &[image::DynamicImage],
+    settings: &crate::config::VerifySettings,
+    seed: u64,
+) -> anyhow::Result<crate::registry::study::MatchStudy> {
+    use crate::registry::study::{match_study, Edit, RealSplits, StudyImages};
+    // Only as many training images as the two parts use (all of them by default).
+    let needed = args
+        .held_out_train
+        .map(|n| args.calibration.saturating_add(n));
+    let train = detector_train::real_images(
+        &args.dataset,
+        Split::Train,
+        arch.image_size,
+        arch.channels,
+        needed,
+    )?;
+    let splits = RealSplits::new(
+        train.len(),
+        test.len(),
+        args.calibration,
+        args.held_out_train,
+        None,
+    );
+    anyhow::ensure!(splits.disjoint(), "calibration and held-out images overlap");
+    let held_out: Vec<image::DynamicImage> = test[splits.test.clone()]
+        .iter()
+        .chain(&train[splits.held_out_train.clone()])
+        .cloned()
+        .collect();
+    let images = StudyImages {
+        generated,
+        calibration: &train[splits.calibration.clone()],
+        held_out: &held_out,
+        splits: splits.clone(),
+    };
+    let queries = (generated.len() + splits.calibration.len() + held_out.len()) * Edit::ALL.len();
+    let bar = crate::progress::bar(queries as u64, "registry study", !args.quiet);
+    let study = match_study(&images, settings, seed, &bar);
+    bar.finish_and_clear();
+    Ok(study)
 }
 
 /// `evaluate --leave-one-out`.

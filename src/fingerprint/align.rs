@@ -151,7 +151,7 @@ impl Plane {
 /// The image minus its 3x3 local mean: the fine detail (texture, edges) that look-alike images
 /// do not share, unlike their silhouette. The mean is over the neighbours inside the image, summed
 /// row-wise then column-wise (the box filter is separable).
-fn detail(values: &[f32], width: usize) -> Vec<f32> {
+pub(crate) fn detail(values: &[f32], width: usize) -> Vec<f32> {
     if width == 0 || values.is_empty() {
         return Vec::new();
     }

@@ -4,6 +4,7 @@
 
 pub mod align;
 pub mod phash;
+pub mod reenact;
 
 use std::borrow::Cow;
 

@@ -407,20 +407,55 @@ pub struct RegistryEvaluation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfirmedMatch {
     pub max_candidates: u64,
-    /// The confirmation thresholds the figures are for (settings verify.min_similarity and
-    /// verify.min_similarity_downscaled).
+    /// The confirmation thresholds the figures are for: chosen on the calibration split (see
+    /// `splits`), and shipped as settings verify.min_similarity[_downscaled] and
+    /// verify.min_reenacted_similarity[_downscaled] (cards measured before the split: the
+    /// configured values, chosen in-sample).
     pub min_similarity: f64,
     pub min_similarity_downscaled: f64,
     /// Transformed generated images matched to their own original.
     pub recall: Vec<TransformRate>,
     /// Share of transformed generated images whose original was among the candidates.
     pub candidate_recall: Vec<TransformRate>,
-    /// Real test images (counted once over clean and every transform) matched to any registered
+    /// Held-out real images (counted once over clean and every edit) matched to any registered
     /// image.
     pub false_matches: u64,
-    /// The smallest thresholds with no false match in this run.
+    /// The smallest thresholds with no false match on the calibration split (before the
+    /// calibration split existed: in this run's real images, in-sample).
     pub recommended_min_similarity: f64,
     pub recommended_min_similarity_downscaled: f64,
+    /// The re-enactment tier's threshold (settings verify.min_reenacted_similarity) and the one
+    /// the calibration split chose; absent from cards measured before re-enactment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_reenacted_similarity: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_reenacted_similarity_downscaled: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub align_from: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_min_reenacted_similarity: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_min_reenacted_similarity_downscaled: Option<f64>,
+    /// Which real images chose the thresholds and which judged them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub splits: Option<RegistrySplits>,
+}
+
+/// The registry study's real images: a calibration split the thresholds are chosen on, and a
+/// disjoint held-out split the false matches (`ConfirmedMatch::false_matches`) are counted on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrySplits {
+    pub calibration: String,
+    pub calibration_images: u64,
+    pub held_out: String,
+    pub held_out_images: u64,
+    /// Calibration images matched at the configured thresholds.
+    pub calibration_false_matches: u64,
+    /// Each configured threshold minus the highest held-out real image's score in its tier.
+    pub margin_reenacted: f64,
+    pub margin_reenacted_downscaled: f64,
+    pub margin_aligned: f64,
+    pub margin_aligned_downscaled: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -23,25 +23,26 @@
 //! stays the one source of truth, so every replica and the command line see the same registry.
 //!
 //! Stage 2 (confirmation): a pHash is too coarse to tell our image from a look-alike, so each
-//! candidate's original is fetched from the blob store and aligned to the upload
-//! ([`similarity`]); the best one at or above `verify.min_similarity` is the match.
+//! candidate's original is fetched from the blob store and compared with the upload ([`confirm`]:
+//! first re-enacted, the upload's edits applied to the original; else aligned over crops and
+//! scales); the best confirmed one is the match.
 //!
 //! [`variant_phashes`]: crate::fingerprint::align::variant_phashes
 
+pub mod confirm;
 pub mod index;
 pub mod study;
 pub mod view;
 
-use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::blocking::BlockingError;
 use crate::config::VerifySettings;
-use crate::fingerprint::align::{is_downscaled, similarity};
 use crate::fingerprint::{phash_to_db, Fingerprint};
 use crate::provenance::Record;
+use crate::registry::confirm::{Confirmed, Thresholds, UploadProbe};
 use crate::registry::index::HashIndex;
 use crate::store::blobs::{BlobError, Blobs};
 use crate::store::{record_hashes, records};
@@ -71,8 +72,9 @@ pub struct RegistryMatch {
     /// Hamming distance between the upload's pHash and the record's nearest variant (0 for the
     /// exact matches).
     pub distance: u32,
-    /// Aligned similarity to the original (near duplicates only).
-    pub similarity: Option<f64>,
+    /// How a near duplicate was confirmed: the tier, its similarity and the threshold it
+    /// reached (near duplicates only).
+    pub confirmed: Option<Confirmed>,
 }
 
 /// The outcome of a search: the match, if any, and how many candidates were compared.
@@ -93,9 +95,8 @@ pub struct Registry {
 
 impl Registry {
     /// Exact file, then exact pixels, then the best confirmed near duplicate. `queries` are the
-    /// upload's pHashes ([`crate::fingerprint::align::query_phashes`]); `probe` is the decoded
-    /// upload (it may be pre-shrunk with [`crate::fingerprint::align::comparison_image`]);
-    /// `probe_side` is the upload's longer side as uploaded.
+    /// upload's pHashes ([`crate::fingerprint::align::query_phashes`]); `probe` is what stage 2
+    /// keeps of the upload ([`UploadProbe`]).
     ///
     /// # Errors
     /// When the database or the blob store fails.
@@ -104,8 +105,7 @@ impl Registry {
         file_sha256: &[u8; 32],
         fingerprint: &Fingerprint,
         queries: &[u64],
-        probe: DynamicImage,
-        probe_side: u32,
+        probe: UploadProbe,
         settings: &VerifySettings,
     ) -> Result<Search, RegistryError> {
         let Self { pool, blobs, index } = self;
@@ -114,7 +114,7 @@ impl Registry {
                 kind,
                 record,
                 distance: 0,
-                similarity: None,
+                confirmed: None,
             }),
             compared: 0,
         };
@@ -151,8 +151,7 @@ impl Registry {
             }
         }
         let compared = originals.len();
-        let upload_side = probe_side;
-        let (full, downscaled) = (settings.min_similarity, settings.min_similarity_downscaled);
+        let thresholds = Thresholds::of(settings);
         let found = crate::blocking::run(move || {
             let mut best: Option<RegistryMatch> = None;
             for (record, distance, bytes) in originals {
@@ -161,22 +160,21 @@ impl Registry {
                     tracing::error!(id = %record.fields.id, "stored image does not decode");
                     continue;
                 };
-                let score = similarity(&probe, &original);
-                let original_side = original.width().max(original.height());
-                let needed = if is_downscaled(upload_side, original_side) {
-                    downscaled
-                } else {
-                    full
+                let scores =
+                    confirm::score(&probe, &original, |r, down| thresholds.aligns(r, down));
+                let Some(confirmed) = scores.confirmed(&thresholds) else {
+                    continue;
                 };
                 let better = best
                     .as_ref()
-                    .is_none_or(|b| score > b.similarity.unwrap_or(f64::MIN));
-                if score >= needed && better {
+                    .and_then(|b| b.confirmed.as_ref())
+                    .is_none_or(|b| confirmed.beats(b));
+                if better {
                     best = Some(RegistryMatch {
                         kind: MatchKind::Phash,
                         record,
                         distance,
-                        similarity: Some(score),
+                        confirmed: Some(confirmed),
                     });
                 }
             }

@@ -23,12 +23,13 @@ use image::DynamicImage;
 use crate::blocking::BlockingError;
 use crate::config::{LimitSettings, Settings, VerifySettings};
 use crate::detect::detector::Detection;
-use crate::fingerprint::align::{comparison_image, query_phashes};
+use crate::fingerprint::align::query_phashes;
 use crate::fingerprint::{pixel_sha256, sha256, Fingerprint, Fingerprinter};
 use crate::inference::{Inference, InferenceError};
 use crate::provenance::{
     ImageFormat, ProvenanceReport, ProvenanceVerifier, TrustStore, ValidationState,
 };
+use crate::registry::confirm::{Tier, UploadProbe};
 use crate::registry::{MatchKind, Registry, RegistryError, RegistryMatch};
 use thumbnails::ThumbnailCache;
 use upload::UploadError;
@@ -78,10 +79,16 @@ pub struct RegistryEvidence {
     pub distance: Option<u32>,
     /// The largest pHash distance that makes a record a candidate (`verify.phash_max_distance`).
     pub max_distance: u32,
-    /// For a near duplicate: the aligned similarity to the original (1 = identical).
+    /// For a near duplicate: how it was confirmed — `reenacted` (the original put through the
+    /// upload's edits reproduces it) or `aligned` (the original aligned over crops and scales
+    /// resembles it closely enough).
+    pub confirmation: Option<Tier>,
+    /// For a near duplicate: its similarity to the original in that comparison (1 = identical).
     pub similarity: Option<f64>,
-    /// The least similarity that confirms this near duplicate (`verify.min_similarity`, or
-    /// `verify.min_similarity_downscaled` for an upload smaller than 3/4 of the original).
+    /// The least similarity that confirms this near duplicate: `verify.min_reenacted_similarity`
+    /// for a re-enacted match, `verify.min_similarity` for an aligned one (or
+    /// `verify.min_similarity_downscaled` for an upload smaller than 3/4 of the original); without
+    /// a near-duplicate match, `verify.min_similarity`.
     pub min_similarity: f64,
     /// Candidate originals compared pixel by pixel.
     pub candidates_compared: usize,
@@ -439,11 +446,12 @@ impl VerifyService {
     async fn registry_evidence(
         &self,
         inspected: &Inspected,
-        probe: DynamicImage,
+        probe: UploadProbe,
         check: CheckKind,
     ) -> Result<RegistryEvidence, CheckError> {
         let mut evidence = RegistryEvidence {
             matched: None,
+            confirmation: None,
             distance: None,
             max_distance: self.settings.phash_max_distance,
             similarity: None,
@@ -462,7 +470,6 @@ impl VerifyService {
                 &inspected.fingerprint,
                 &inspected.query_phashes,
                 probe,
-                inspected.width.max(inspected.height),
                 &self.settings,
             )
             .await?;
@@ -471,18 +478,15 @@ impl VerifyService {
             kind,
             record,
             distance,
-            similarity,
+            confirmed,
         }) = search.found
         {
             evidence.matched = Some(kind);
             evidence.distance = Some(distance);
-            evidence.similarity = similarity;
-            let original_side = record.fields.width.max(record.fields.height).unsigned_abs();
-            if crate::fingerprint::align::is_downscaled(
-                inspected.width.max(inspected.height),
-                original_side,
-            ) {
-                evidence.min_similarity = self.settings.min_similarity_downscaled;
+            if let Some(confirmed) = confirmed {
+                evidence.confirmation = Some(confirmed.tier);
+                evidence.similarity = Some(confirmed.similarity);
+                evidence.min_similarity = confirmed.threshold;
             }
             let audience = match check {
                 CheckKind::Full => Audience::Staff,
@@ -545,13 +549,13 @@ struct Inspected {
 }
 
 /// Gate, manifest, hashes. Runs on the blocking pool; returns the decoded image for the detector
-/// and its small copy for the registry's comparison.
+/// and what the registry's comparison keeps of it.
 fn inspect(
     bytes: &[u8],
     limits: &LimitSettings,
     verifier: &ProvenanceVerifier,
     fingerprinter: &Fingerprinter,
-) -> Result<(Inspected, DynamicImage, DynamicImage), UploadError> {
+) -> Result<(Inspected, DynamicImage, UploadProbe), UploadError> {
     let mut times = CheckTimes::default();
     let started = Instant::now();
     let upload = upload::inspect(bytes, limits)?;
@@ -561,7 +565,7 @@ fn inspect(
     times.provenance = started.elapsed();
     let started = Instant::now();
     let file_sha256 = sha256(bytes);
-    let (fingerprint, query_phashes, probe) = hashes(fingerprinter, &upload.image);
+    let (fingerprint, query_phashes, probe) = hashes(fingerprinter, &upload.image, bytes);
     times.hash = started.elapsed();
     Ok((
         Inspected {
@@ -579,22 +583,23 @@ fn inspect(
     ))
 }
 
-/// The hash stage of a check: the fingerprint, the query pHashes and the small comparison copy
-/// of a decoded upload. The exact pixel hash needs every pixel; the perceptual ones work on a copy
-/// of bounded size ([`upload::working_copy`]), so a 4096x4096 upload costs about what a 512x512
-/// one does.
+/// The hash stage of a check: the fingerprint, the query pHashes and what the registry's
+/// comparison keeps ([`UploadProbe`]) of a decoded upload whose file is `bytes`. The exact pixel
+/// hash needs every pixel; the perceptual ones work on a copy of bounded size
+/// ([`upload::working_copy`]), so a 4096x4096 upload costs about what a 512x512 one does.
 #[must_use]
 pub fn hashes(
     fingerprinter: &Fingerprinter,
     image: &DynamicImage,
-) -> (Fingerprint, Vec<u64>, DynamicImage) {
+    bytes: &[u8],
+) -> (Fingerprint, Vec<u64>, UploadProbe) {
     let work = upload::working_copy(image);
     let fingerprint = Fingerprint {
         pixel_sha256: pixel_sha256(image),
         phash: fingerprinter.phash(&work),
     };
     let queries = query_phashes(fingerprinter, &work);
-    let probe = comparison_image(&work);
+    let probe = UploadProbe::new(&work, bytes, image.width().max(image.height()));
     (fingerprint, queries, probe)
 }
 
@@ -681,9 +686,13 @@ pub fn decide(
         )),
         (Some(MatchKind::Phash), Some(id)) => why.push(format!(
             "It is a copy of Hallmark record {id} changed by re-encoding, resizing or cropping: \
-             its perceptual hash is {} bits from the record's, and aligned to the original its \
-             pixels agree at {:.3} (a match needs {:.3}).",
+             its perceptual hash is {} bits from the record's, and {} its pixels agree at {:.4} \
+             (a match needs {:.4}).",
             registry.distance.unwrap_or_default(),
+            match registry.confirmation {
+                Some(Tier::Reenacted) => "the original put through the same edits reproduces it:",
+                _ => "aligned to the original,",
+            },
             registry.similarity.unwrap_or_default(),
             registry.min_similarity
         )),
@@ -846,6 +855,7 @@ mod tests {
     fn no_match() -> RegistryEvidence {
         RegistryEvidence {
             matched: None,
+            confirmation: None,
             distance: None,
             max_distance: 10,
             similarity: None,

@@ -9,6 +9,7 @@ mod generations;
 mod group_commit;
 mod health;
 mod helpers;
+mod registry;
 mod softbinding;
 mod verify;
 

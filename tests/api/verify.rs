@@ -62,7 +62,7 @@ pub(crate) fn cropped(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// A real Fashion-MNIST test image (28x28 grey, as distributed), as a PNG.
-fn real_test_image(index: usize) -> Vec<u8> {
+pub(crate) fn real_test_image(index: usize) -> Vec<u8> {
     let dir = PathBuf::from("/usr/share/datasets/fashion-mnist");
     let data = Dataset::idx_split(&dir, Split::Test, 32, 1).unwrap();
     let image = GrayImage::from_raw(32, 32, data.image_bytes(index).to_vec()).unwrap();
@@ -70,7 +70,7 @@ fn real_test_image(index: usize) -> Vec<u8> {
 }
 
 /// Generated images (PNG, signed, registered) as served.
-async fn our_images(app: &TestApp, count: u32) -> Vec<Vec<u8>> {
+pub(crate) async fn our_images(app: &TestApp, count: u32) -> Vec<Vec<u8>> {
     let key = app.key(Role::Generator).await;
     let response = app
         .generate(&key, serde_json::json!({ "count": count, "seed": 11 }))
