@@ -665,3 +665,38 @@ fn zoo_tiers_and_averaged_members() {
         );
     }
 }
+
+/// The registry's confirmation thresholds ship as the values the served model's registry study
+/// chose on its calibration split (`hallmark evaluate --registry --write-card`), and that study
+/// judged them on at least 50,000 held-out real images.
+#[test]
+fn shipped_registry_thresholds_are_the_ones_the_calibration_split_chose() {
+    let settings = hallmark::config::Settings::load(None).unwrap();
+    let card = ModelCard::load(&models_dir().join(MODEL).join("model.toml")).unwrap();
+    let confirmed = card
+        .detector
+        .and_then(|d| d.evaluation)
+        .and_then(|e| e.registry)
+        .and_then(|r| r.confirmed)
+        .expect("the card holds the registry study");
+    let v = &settings.verify;
+    assert_eq!(
+        (
+            confirmed.min_reenacted_similarity,
+            confirmed.min_reenacted_similarity_downscaled,
+            confirmed.min_similarity,
+            confirmed.min_similarity_downscaled,
+            confirmed.align_from,
+        ),
+        (
+            Some(v.min_reenacted_similarity),
+            Some(v.min_reenacted_similarity_downscaled),
+            v.min_similarity,
+            v.min_similarity_downscaled,
+            Some(v.align_from),
+        )
+    );
+    let splits = confirmed.splits.expect("calibration and held-out splits");
+    assert!(splits.held_out_images >= 50_000, "{splits:?}");
+    assert_eq!(splits.calibration_false_matches, 0);
+}

@@ -282,12 +282,12 @@ fn aligned(q: &Plane, o: &Plane, shape: &[f32], texture: &[f32]) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use image::Luma;
 
-    /// A garment-like picture: a textured blob on black.
-    fn picture(seed: u32) -> DynamicImage {
+    /// A garment-like picture: a textured blob on black (also [`super::super::reenact`]'s).
+    pub(crate) fn picture(seed: u32) -> DynamicImage {
         DynamicImage::ImageLuma8(GrayImage::from_fn(32, 32, |x, y| {
             let dx = x as i32 - 16;
             let dy = y as i32 - 15;

@@ -550,20 +550,7 @@ pub fn reenacted_similarity(probe: &Probe, original: &DynamicImage) -> f64 {
 mod tests {
     use super::*;
     use crate::detect::augment::jpeg_roundtrip;
-
-    /// A garment-like picture: a textured blob on black.
-    fn picture(seed: u32) -> DynamicImage {
-        DynamicImage::ImageLuma8(GrayImage::from_fn(32, 32, |x, y| {
-            let dx = x as i32 - 16;
-            let dy = y as i32 - 15;
-            if dx * dx / 2 + dy * dy < 150 {
-                let t = (x * 7 + y * 13 + seed * 31) % 23;
-                image::Luma([(110 + 5 * t + 2 * y) as u8])
-            } else {
-                image::Luma([0])
-            }
-        }))
-    }
+    use crate::fingerprint::align::tests::picture;
 
     fn jpeg_bytes(image: &DynamicImage, quality: u8) -> Vec<u8> {
         let mut buf = Vec::new();
