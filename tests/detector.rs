@@ -668,7 +668,11 @@ fn zoo_tiers_and_averaged_members() {
 
 /// The registry's confirmation thresholds ship as the values the served model's registry study
 /// chose on its calibration split (`hallmark evaluate --registry --write-card`), and that study
-/// judged them on at least 50,000 held-out real images.
+/// judged them on at least 50,000 held-out real images. One value differs, on purpose (README,
+/// "Registry match"): the study's rule pools every full-size edit, and the 0.75x copies' higher
+/// scores stretch that pool's tail past 1.0, which would switch the re-enacted tier off for
+/// full-size uploads; the shipped value is the same extrapolation over the 0.75x edits alone,
+/// still above every calibration score of the class (0.9833) and below the pooled value.
 #[test]
 fn shipped_registry_thresholds_are_the_ones_the_calibration_split_chose() {
     let settings = hallmark::config::Settings::load(None).unwrap();
@@ -682,19 +686,23 @@ fn shipped_registry_thresholds_are_the_ones_the_calibration_split_chose() {
     let v = &settings.verify;
     assert_eq!(
         (
-            confirmed.min_reenacted_similarity,
             confirmed.min_reenacted_similarity_downscaled,
             confirmed.min_similarity,
             confirmed.min_similarity_downscaled,
             confirmed.align_from,
         ),
         (
-            Some(v.min_reenacted_similarity),
             Some(v.min_reenacted_similarity_downscaled),
             v.min_similarity,
             v.min_similarity_downscaled,
             Some(v.align_from),
         )
+    );
+    let pooled = confirmed.min_reenacted_similarity.unwrap();
+    assert!(
+        v.min_reenacted_similarity > 0.9833 && v.min_reenacted_similarity < pooled,
+        "{} against the pooled {pooled}",
+        v.min_reenacted_similarity
     );
     let splits = confirmed.splits.expect("calibration and held-out splits");
     assert!(splits.held_out_images >= 50_000, "{splits:?}");
