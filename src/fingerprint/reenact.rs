@@ -95,11 +95,12 @@ fn quantise(v: f32) -> u8 {
     v.round().clamp(0.0, 255.0) as u8
 }
 
-/// What re-enactment needs of an upload: its luma at its own size and, for a JPEG, the luma
-/// quantisation table it was written with.
+/// What re-enactment needs of an upload: its luma at its own size with its detail (computed once
+/// per upload, not per candidate) and, for a JPEG, the luma quantisation table it was written
+/// with.
 #[derive(Debug, Clone)]
 pub struct Probe {
-    luma: Option<Luma>,
+    upload: Option<Pair>,
     jpeg: Option<Jpeg>,
 }
 
@@ -114,13 +115,16 @@ impl Probe {
             table,
             upload: dct_blocks(luma),
         });
-        Self { luma, jpeg }
+        Self {
+            upload: luma.map(Pair::new),
+            jpeg,
+        }
     }
 
     /// Whether the upload can be re-enacted at all.
     #[must_use]
     pub fn is_usable(&self) -> bool {
-        self.luma.is_some()
+        self.upload.is_some()
     }
 }
 
@@ -376,6 +380,7 @@ impl Luma {
 }
 
 /// A plane and its detail, compared together.
+#[derive(Debug, Clone)]
 struct Pair {
     plane: Luma,
     detail: Luma,
@@ -495,16 +500,16 @@ const FILTERS: [FilterType; 4] = [
 /// correlations at the upload's size; 0 when the upload cannot be re-enacted.
 #[must_use]
 pub fn reenacted_similarity(probe: &Probe, original: &DynamicImage) -> f64 {
-    let Some(luma) = &probe.luma else {
+    let Some(upload) = &probe.upload else {
         return 0.0;
     };
-    let upload = Pair::new(luma.clone());
+    let luma = &upload.plane;
     let original = Luma::of(original);
     let (w, h) = (luma.width, luma.height);
     let (ow, oh) = (original.width, original.height);
     let jpeg = |plane: &Luma| {
         probe.jpeg.as_ref().map_or(0.0, |j| {
-            Pair::new(jpeg_luma(plane, &j.table, Some(&j.upload))).score(&upload)
+            Pair::new(jpeg_luma(plane, &j.table, Some(&j.upload))).score(upload)
         })
     };
     let mut best = 0f64;
@@ -524,7 +529,7 @@ pub fn reenacted_similarity(probe: &Probe, original: &DynamicImage) -> f64 {
         placements.sort_by(|a, b| b.0.total_cmp(&a.0));
         for &(_, dx, dy) in placements.iter().take(TOP_PLACEMENTS) {
             let plane = placed(luma, &original, dx, dy);
-            best = best.max(jpeg(&plane)).max(Pair::new(plane).score(&upload));
+            best = best.max(jpeg(&plane)).max(Pair::new(plane).score(upload));
         }
     }
     // Resizes of the whole image to the upload's size.
@@ -540,7 +545,7 @@ pub fn reenacted_similarity(probe: &Probe, original: &DynamicImage) -> f64 {
         resized.push(Luma::from_grey(&image::imageops::thumbnail(&grey, nw, nh)));
         for plane in resized {
             let s = jpeg(&plane);
-            best = best.max(s).max(Pair::new(plane).score(&upload));
+            best = best.max(s).max(Pair::new(plane).score(upload));
         }
     }
     best
