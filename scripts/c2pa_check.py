@@ -4,7 +4,10 @@
 Usage: c2pa_check.py FILE [--anchors PEM] [--manifest STORE.c2pa]
 
 Prints one JSON object: the validation state, the failure codes, the claim generator, the
-digital source type of the c2pa.created action and Hallmark's org.hallmark.generation assertion.
+digital source type of the c2pa.created action, Hallmark's org.hallmark.generation assertion, the
+first soft-binding assertion (`soft_binding`) and every one with its label and instance
+(`soft_bindings`; a CBOR
+byte string value, as in `io.iscc.v0`, reads as a list of byte values).
 With --anchors, that PEM bundle (Hallmark's root CA) is trusted, so a good file is "Trusted".
 With --manifest, the manifest store is read from that file (a sidecar, e.g. one fetched from a
 Soft Binding Resolution API) and validated against FILE, instead of the store embedded in FILE.
@@ -73,6 +76,7 @@ def main() -> int:
         "signature_alg": active.get("signature_info", {}).get("alg"),
         "signer": active.get("signature_info", {}).get("common_name"),
         "soft_binding": None,
+        "soft_bindings": [],
     }
     for assertion in active.get("assertions", []):
         label = assertion.get("label", "")
@@ -83,7 +87,12 @@ def main() -> int:
         elif label == "org.hallmark.generation":
             out["hallmark"] = assertion.get("data")
         elif label.startswith("c2pa.soft-binding"):
-            out["soft_binding"] = assertion.get("data")
+            # The first is Hallmark's own fingerprint; all of them, labelled, in `soft_bindings`.
+            if out["soft_binding"] is None:
+                out["soft_binding"] = assertion.get("data")
+            out["soft_bindings"].append(
+                {"label": label, "instance": assertion.get("instance"), **assertion.get("data", {})}
+            )
     print(json.dumps(out))
     return 0
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) machine set-up for building, running and testing Hallmark on Debian:
 #   - apt packages: PostgreSQL, the Fashion-MNIST dataset, build tools;
-#   - a Python venv with PyTorch 2.13.0 (libtorch for the `tch` crate), c2pa-python and the `moto`
-#     S3-compatible server (tests/replicas.rs), kept in a cache folder outside the checkout so fresh
-#     clones reuse it;
+#   - a Python venv with PyTorch 2.13.0 (libtorch for the `tch` crate), c2pa-python, iscc-core and
+#     the `moto` S3-compatible server (tests/replicas.rs), kept in a cache folder outside the
+#     checkout so fresh clones reuse it;
 #   - PostgreSQL started when it is not running, and the `hallmark` database created;
 #   - for the browser tests (tests/browser.rs): Debian's `chromium` and Node.js (apt), and
 #     `playwright-core` from tests/browser/package-lock.json installed with `npm ci` into the cache
@@ -15,6 +15,10 @@ CACHE_DIR="${HALLMARK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hallmark}"
 VENV="$CACHE_DIR/venv"
 TORCH_VERSION="2.13.0"
 C2PA_PYTHON_VERSION="0.38.1"
+# The ISCC reference implementation, which the io.iscc.v0 soft binding is checked against bit for bit
+# (scripts/iscc_image_code.py, tests/provenance.rs). The pin matters: 1.5.0 takes bits 65-256 of
+# the Image-Code from other DCT squares than 1.3.0 did.
+ISCC_CORE_VERSION="1.5.0"
 # The S3-compatible server tests/replicas.rs runs the blob store against (`python -m moto.server`).
 MOTO_VERSION="5.2.5"
 DB_NAME="${HALLMARK_DB_NAME:-hallmark}"
@@ -63,6 +67,10 @@ setup_venv() {
     if ! "$VENV/bin/python" -c "import c2pa" 2>/dev/null; then
         log "installing c2pa-python==$C2PA_PYTHON_VERSION into $VENV"
         "$VENV/bin/pip" install -q --disable-pip-version-check "c2pa-python==$C2PA_PYTHON_VERSION" >&2
+    fi
+    if ! "$VENV/bin/python" -c "import iscc_core, sys; sys.exit(0 if iscc_core.__version__ == '$ISCC_CORE_VERSION' else 1)" 2>/dev/null; then
+        log "installing iscc-core==$ISCC_CORE_VERSION into $VENV"
+        "$VENV/bin/pip" install -q --disable-pip-version-check "iscc-core==$ISCC_CORE_VERSION" >&2
     fi
     # The Python peer of the throughput comparison (benches/python_peer/, benches/load.py).
     if ! "$VENV/bin/python" -c "import fastapi, uvicorn, asyncpg, safetensors, PIL" 2>/dev/null; then

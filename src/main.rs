@@ -55,7 +55,8 @@ enum Command {
     /// Issue a new signing key and certificate; older images and records still verify.
     RotateKey,
     /// Put the manifest store of records made before the manifest repository into it (extracted
-    /// from each stored signed image). Safe to run again.
+    /// from each stored signed image), and the ISCC code of records made before `record_iscc`
+    /// (computed from it). Safe to run again.
     Backfill,
     /// Recover an image's Content Credentials through a C2PA Soft Binding Resolution API (this
     /// service's by default): find the manifest, fetch its store, validate it, print it.

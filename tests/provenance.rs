@@ -6,10 +6,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hallmark::config::Settings;
+use hallmark::fingerprint::iscc::{normalize, ImageCode};
 use hallmark::provenance::pki::{init_pki, CA_CERT_FILE};
 use hallmark::provenance::{
-    ImageClaim, ImageFormat, ProvenanceReport, ProvenanceSigner, ProvenanceVerifier,
-    ValidationState, TRAINED_ALGORITHMIC_MEDIA,
+    iscc_soft_binding_value, ImageClaim, ImageFormat, ProvenanceReport, ProvenanceSigner,
+    ProvenanceVerifier, ValidationState, ISCC_SOFT_BINDING_ALG, TRAINED_ALGORITHMIC_MEDIA,
 };
 use uuid::Uuid;
 
@@ -389,7 +390,271 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
             assert_eq!(out["hallmark"]["record_id"], claim.record_id.to_string());
             assert_eq!(out["hallmark"]["seed"], claim.seed);
             assert_eq!(out["hallmark"]["phash"], "deadbeef01234567");
+            // Two soft bindings: Hallmark's fingerprint first, then the listed ISCC code, its
+            // value a byte string (IEP-0020), with `pad`.
+            let bindings = out["soft_bindings"].as_array().expect("soft bindings");
+            assert_eq!(bindings.len(), 2, "{out}");
+            assert_eq!(bindings[0]["label"], "c2pa.soft-binding");
+            assert_eq!(bindings[0]["alg"], "org.hallmark.fingerprint.1");
+            assert_eq!(out["soft_binding"]["alg"], "org.hallmark.fingerprint.1");
+            let iscc = &bindings[1];
+            assert_eq!(iscc["label"], "c2pa.soft-binding", "{iscc}");
+            // c2pa-python names an assertion by its base label and instance: `__1` is instance 1.
+            assert_eq!(iscc["instance"], 1, "{iscc}");
+            assert_eq!(iscc["alg"], ISCC_SOFT_BINDING_ALG);
+            assert_eq!(iscc["pad"], serde_json::json!([]), "{iscc}");
+            assert!(iscc.get("alg-params").is_none());
+            assert_eq!(iscc["blocks"][0]["scope"], serde_json::json!({}));
+            assert_eq!(
+                byte_string(&iscc["blocks"][0]["value"]),
+                signed.iscc.unit().to_vec(),
+                "{iscc}"
+            );
         }
+        // The code is the reference implementation's for the signed file (for the PNG, whose
+        // pixels every decoder agrees on).
+        if format == ImageFormat::Png {
+            let theirs = iscc_core(&[file.clone()], None).remove(0);
+            assert_eq!(theirs["iscc"], signed.iscc.iscc());
+            assert_eq!(theirs["value"], iscc_soft_binding_value(&signed.iscc));
+        }
+    }
+}
+
+/// A CBOR byte string as c2pa-python's JSON gives it: standard base64 (c2pa-python 0.38.1 writes
+/// a soft-binding block's `value` so), or a list of byte values.
+fn byte_string(value: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine as _;
+    if let Some(text) = value.as_str() {
+        return base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap_or_else(|e| panic!("not base64: {value}: {e}"));
+    }
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not a byte list: {value}"))
+        .iter()
+        .map(|b| u8::try_from(b.as_u64().unwrap()).unwrap())
+        .collect()
+}
+
+/// `scripts/iscc_image_code.py` (iscc-core, the version scripts/setup.sh pins) on image files, or
+/// on pixel lists already normalised: one object per input.
+fn iscc_core(files: &[PathBuf], pixels: Option<&[[u8; 1024]]>) -> Vec<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/iscc_image_code.py");
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(python());
+    command.arg(&script);
+    if let Some(pixels) = pixels {
+        let path = dir.path().join("pixels.json");
+        let lists: Vec<&[u8]> = pixels.iter().map(|p| &p[..]).collect();
+        std::fs::write(&path, serde_json::to_vec(&lists).unwrap()).unwrap();
+        command.arg("--pixels").arg(path);
+    }
+    let output = command.args(files).output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {} ({e}): set HALLMARK_PYTHON or run scripts/setup.sh",
+            python().display()
+        )
+    });
+    assert!(
+        output.status.success(),
+        "iscc_image_code.py failed (is iscc-core installed? scripts/setup.sh installs it):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        out[0]["iscc_core"], ISCC_CORE_VERSION,
+        "the pinned iscc-core"
+    );
+    out
+}
+
+/// The iscc-core version scripts/setup.sh installs.
+const ISCC_CORE_VERSION: &str = "1.5.0";
+
+/// Pixel lists for the hash alone: flat, the extremes, checkerboards (many equal coefficients,
+/// so the median's ties matter), gradients, stripes and pseudo-random noise.
+fn iscc_pixel_cases() -> Vec<[u8; 1024]> {
+    let mut cases: Vec<[u8; 1024]> = vec![[0; 1024], [255; 1024], [128; 1024]];
+    cases.push(std::array::from_fn(|i| {
+        if (i / 32 + i % 32) % 2 == 0 {
+            255
+        } else {
+            0
+        }
+    }));
+    cases.push(std::array::from_fn(|i| {
+        if (i / 32 / 4 + i % 32 / 4) % 2 == 0 {
+            200
+        } else {
+            10
+        }
+    }));
+    cases.push(std::array::from_fn(|i| ((i % 32) * 8) as u8));
+    cases.push(std::array::from_fn(|i| ((i / 32) * 8) as u8));
+    cases.push(std::array::from_fn(|i| ((i % 32 + i / 32) * 4) as u8));
+    cases.push(std::array::from_fn(|i| if i % 32 < 16 { 30 } else { 220 }));
+    cases.push(std::array::from_fn(
+        |i| if (i / 32) % 3 == 0 { 255 } else { 0 },
+    ));
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for smooth in [false, true] {
+        for _ in 0..20 {
+            let mut noise: [u8; 1024] = std::array::from_fn(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 56) as u8
+            });
+            if smooth {
+                let copy = noise;
+                for (i, p) in noise.iter_mut().enumerate() {
+                    let (x, y) = (i % 32, i / 32);
+                    let sum: u32 = [(x, y), ((x + 1) % 32, y), (x, (y + 1) % 32)]
+                        .iter()
+                        .map(|&(x, y)| u32::from(copy[y * 32 + x]))
+                        .sum();
+                    *p = (sum / 3) as u8;
+                }
+            }
+            cases.push(noise);
+        }
+    }
+    cases
+}
+
+/// Pictures for the whole path, file to code: the shapes and colour types Hallmark makes and
+/// meets (grey on black as the models draw, RGB, grey and RGB with alpha, a flat image, sizes that
+/// shrink, grow and keep 32, a strip over 100 times taller than wide).
+fn iscc_pictures() -> Vec<(&'static str, image::DynamicImage)> {
+    use image::{DynamicImage, GrayAlphaImage, GrayImage, LumaA, Rgb, RgbImage, Rgba, RgbaImage};
+    let garment = |side: u32, shift: i64| {
+        GrayImage::from_fn(side, side, |x, y| {
+            let (dx, dy) = (
+                i64::from(x) - i64::from(side) / 2 - shift,
+                i64::from(y) - 14,
+            );
+            if dx * dx / 2 + dy * dy < 120 {
+                image::Luma([(120 + 4 * y) as u8])
+            } else {
+                image::Luma([0])
+            }
+        })
+    };
+    vec![
+        ("garment-32", DynamicImage::ImageLuma8(garment(32, 0))),
+        ("garment-28", DynamicImage::ImageLuma8(garment(28, 2))),
+        ("garment-64", DynamicImage::ImageLuma8(garment(64, -5))),
+        (
+            "rgb-97x61",
+            DynamicImage::ImageRgb8(RgbImage::from_fn(97, 61, |x, y| {
+                Rgb([(x * 7) as u8, (y * 5) as u8, ((x * y) % 251) as u8])
+            })),
+        ),
+        (
+            "rgb-640x480",
+            DynamicImage::ImageRgb8(RgbImage::from_fn(640, 480, |x, y| {
+                Rgb([(x / 3) as u8, ((x + y) / 5) as u8, ((x ^ y) % 256) as u8])
+            })),
+        ),
+        (
+            "rgba-40x50",
+            DynamicImage::ImageRgba8(RgbaImage::from_fn(40, 50, |x, y| {
+                Rgba([
+                    (x * 6) as u8,
+                    90,
+                    (y * 5) as u8,
+                    ((x * 13 + y * 7) % 256) as u8,
+                ])
+            })),
+        ),
+        (
+            "la-33x20",
+            DynamicImage::ImageLumaA8(GrayAlphaImage::from_fn(33, 20, |x, y| {
+                LumaA([(x * 7 + y) as u8, if x < 10 { 0 } else { (y * 12) as u8 }])
+            })),
+        ),
+        (
+            "flat-9x9",
+            DynamicImage::ImageLuma8(GrayImage::from_pixel(9, 9, image::Luma([77]))),
+        ),
+        (
+            "strip-3x400",
+            DynamicImage::ImageLuma8(GrayImage::from_fn(3, 400, |x, y| {
+                image::Luma([((x * 90 + y) % 256) as u8])
+            })),
+        ),
+        (
+            "strip-500x4",
+            DynamicImage::ImageRgb8(RgbImage::from_fn(500, 4, |x, y| {
+                Rgb([(x % 256) as u8, (y * 60) as u8, 255 - (x % 256) as u8])
+            })),
+        ),
+    ]
+}
+
+/// The ISCC Content-Code Image of Hallmark's `io.iscc.v0` soft binding is the reference
+/// implementation's, bit for bit: iscc-core (the version scripts/setup.sh pins) through
+/// `scripts/iscc_image_code.py`. First the hash of given pixels (the DCT, the squares' medians,
+/// the header and encodings); then whole files, through iscc-sdk's normalisation as Pillow
+/// computes it, where the 1024 normalised pixels must agree too. A JPEG is checked as well: there
+/// the two sides decode with different JPEG decoders, so it shows how far that moves the code.
+#[test]
+fn iscc_image_codes_are_iscc_cores_bit_for_bit() {
+    let cases = iscc_pixel_cases();
+    let theirs = iscc_core(&[], Some(&cases));
+    assert_eq!(theirs.len(), cases.len());
+    for (i, (pixels, theirs)) in cases.iter().zip(&theirs).enumerate() {
+        let ours = ImageCode::of_pixels(pixels);
+        assert_eq!(ours.iscc(), theirs["iscc"], "pixel case {i}");
+        assert_eq!(
+            iscc_soft_binding_value(&ours),
+            theirs["value"],
+            "pixel case {i}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let pictures = iscc_pictures();
+    let mut files = Vec::new();
+    for (name, picture) in &pictures {
+        let path = dir.path().join(format!("{name}.png"));
+        picture.save(&path).unwrap();
+        files.push(path);
+    }
+    let jpeg = dir.path().join("rgb-97x61.jpg");
+    pictures[3].1.to_rgb8().save(&jpeg).unwrap();
+    files.push(jpeg.clone());
+    let theirs = iscc_core(&files, None);
+    for (path, theirs) in files.iter().zip(&theirs) {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let bytes = std::fs::read(path).unwrap();
+        let ours = ImageCode::of_file(&bytes).unwrap();
+        let their_value = theirs["value"].as_str().unwrap();
+        let their_codes = hallmark::provenance::parse_iscc_soft_binding_value(their_value).unwrap();
+        println!(
+            "{name}: ours {ours}, iscc-core {}: {} bits apart",
+            theirs["iscc"],
+            ours.distance(&their_codes[0])
+        );
+        if *path == jpeg {
+            continue;
+        }
+        let pixels = normalize(&image::load_from_memory(&bytes).unwrap());
+        let their_pixels: Vec<u8> = theirs["pixels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| u8::try_from(p.as_u64().unwrap()).unwrap())
+            .collect();
+        assert_eq!(pixels.to_vec(), their_pixels, "{name}: normalised pixels");
+        assert_eq!(ours.iscc(), theirs["iscc"], "{name}");
+        assert_eq!(iscc_soft_binding_value(&ours), their_value, "{name}");
     }
 }
 

@@ -1,9 +1,11 @@
 //! The C2PA Soft Binding Resolution API 1.0 (OpenAPI 3.0.3, "C2PA Soft Binding Resolution API"),
 //! mounted at `c2pa_api.prefix` (default `/c2pa/v1`): Hallmark as an open manifest repository for
-//! the images it made. A stripped or re-encoded copy gets its manifest store back by its
-//! fingerprint (`byBinding`, algorithm `org.hallmark.fingerprint.1`, docs/soft-binding.md) or by
-//! its pixels (`byContent`, the registry match verification uses). Public and rate-limited, or
-//! behind any live API key with `c2pa_api.require_key`.
+//! the images it made. A stripped or re-encoded copy gets its manifest store back by either soft
+//! binding of its manifest (`byBinding`, docs/soft-binding.md): Hallmark's fingerprint
+//! (`org.hallmark.fingerprint.1`, the registry's pHashes) or the listed ISCC Content-Code Image
+//! (`io.iscc.v0`, `record_iscc`); or by its pixels (`byContent`: the registry match verification
+//! uses, or with `alg=io.iscc.v0` the upload's ISCC code). Public and rate-limited, or behind any
+//! live API key with `c2pa_api.require_key`.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -12,9 +14,13 @@ use serde::{Deserialize, Serialize};
 use super::auth::Authenticated;
 use super::AppState;
 use crate::api::error::{code, ApiError};
-use crate::provenance::{parse_soft_binding_value, SOFT_BINDING_ALG};
+use crate::fingerprint::iscc::{self, ImageCode};
+use crate::provenance::{
+    parse_iscc_soft_binding_value, parse_soft_binding_value, ISCC_SOFT_BINDING_ALG,
+    SOFT_BINDING_ALG,
+};
 use crate::registry::MatchKind;
-use crate::store::records;
+use crate::store::{record_iscc, records};
 use crate::verify::CheckKind;
 
 /// `value` longer than this in a URL: 414, use POST (a Hallmark value is 12 characters).
@@ -32,8 +38,9 @@ pub struct SoftBindingMatch {
     /// `/manifests/{manifestId}` on this endpoint.
     pub manifest_id: String,
     /// 0 (weakest) to 100 (strongest): for `byContent`, 100 for the very file or its exact pixels,
-    /// else the confirmed aligned similarity × 100; for `byBinding`, the share of the 64 hash
-    /// bits that agree × 100.
+    /// else the confirmed aligned similarity × 100; for `byBinding` (and `byContent` with
+    /// `io.iscc.v0`), the share of the hash bits that agree × 100 (of 64 for Hallmark's
+    /// fingerprint, of 256 for the ISCC code).
     pub similarity_score: u8,
 }
 
@@ -46,9 +53,10 @@ pub struct SoftBindingQueryResult {
 /// `c2pa.softBindingQuery`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SoftBindingQuery {
-    /// The soft-binding algorithm: `org.hallmark.fingerprint.1`.
+    /// The soft-binding algorithm: `org.hallmark.fingerprint.1` or `io.iscc.v0`.
     pub alg: String,
-    /// Base64 of the algorithm's value: 8 bytes for Hallmark's fingerprint.
+    /// Base64 of the algorithm's value: 8 bytes for Hallmark's fingerprint; an ISCC-SEQ holding a
+    /// 256-bit ISCC Content-Code Image for `io.iscc.v0` (IEP-0020).
     pub value: String,
 }
 
@@ -64,11 +72,12 @@ pub struct ByBindingParams {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct ByContentParams {
-    /// Optional; when given it must be `org.hallmark.fingerprint.1`.
+    /// Optional: `org.hallmark.fingerprint.1` (the default: the registry's match) or `io.iscc.v0`
+    /// (the upload's ISCC Content-Code Image, matched as by `byBinding`).
     pub alg: Option<String>,
     pub max_results: Option<String>,
-    /// With `hintValue`: a soft binding to fall back on when the content matches nothing (only
-    /// `org.hallmark.fingerprint.1` is used; others are ignored, as hints).
+    /// With `hintValue`: a soft binding to fall back on when the content matches nothing (either
+    /// algorithm above; others are ignored, as hints).
     pub hint_alg: Option<String>,
     pub hint_value: Option<String>,
 }
@@ -120,14 +129,23 @@ fn max_results(raw: Option<&str>, cap: usize) -> Result<usize, ApiError> {
     }
 }
 
-fn check_alg(alg: &str) -> Result<(), ApiError> {
-    if alg.trim() == SOFT_BINDING_ALG {
-        Ok(())
-    } else {
-        Err(ApiError::new(
+/// The soft-binding algorithms this service resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Alg {
+    /// `org.hallmark.fingerprint.1`: the registry's 64-bit pHashes (with crop windows).
+    Hallmark,
+    /// `io.iscc.v0`: the 256-bit ISCC Content-Code Images of `record_iscc`.
+    Iscc,
+}
+
+fn check_alg(alg: &str) -> Result<Alg, ApiError> {
+    match alg.trim() {
+        SOFT_BINDING_ALG => Ok(Alg::Hallmark),
+        ISCC_SOFT_BINDING_ALG => Ok(Alg::Iscc),
+        _ => Err(ApiError::new(
             code::UNKNOWN_ALGORITHM,
-            format!("this service resolves only {SOFT_BINDING_ALG}"),
-        ))
+            format!("this service resolves {SOFT_BINDING_ALG} and {ISCC_SOFT_BINDING_ALG}"),
+        )),
     }
 }
 
@@ -137,7 +155,15 @@ async fn resolve_binding(
     value: &str,
     limit: usize,
 ) -> Result<HttpResponse, ApiError> {
-    check_alg(alg)?;
+    if check_alg(alg)? == Alg::Iscc {
+        let codes = parse_iscc_soft_binding_value(value).map_err(|why| {
+            ApiError::new(
+                code::INVALID_BINDING_VALUE,
+                format!("{why} (io.iscc.v0: base64 of an ISCC-SEQ, IEP-0020)"),
+            )
+        })?;
+        return resolve_iscc(state, &codes, limit).await;
+    }
     let phash = parse_soft_binding_value(value).ok_or_else(|| {
         ApiError::new(
             code::INVALID_BINDING_VALUE,
@@ -160,6 +186,34 @@ async fn resolve_binding(
     Ok(HttpResponse::Ok().json(SoftBindingQueryResult { matches }))
 }
 
+/// The records whose ISCC Content-Code Image is within `4 × c2pa_api.max_binding_distance` bits
+/// of one of `codes` (the same share of the 256 bits as of Hallmark's 64), nearest first.
+async fn resolve_iscc(
+    state: &AppState,
+    codes: &[ImageCode],
+    limit: usize,
+) -> Result<HttpResponse, ApiError> {
+    let max_distance = state
+        .settings
+        .c2pa_api
+        .max_binding_distance
+        .saturating_mul(iscc::BITS / 64);
+    let near = record_iscc::near(&state.pool, codes, max_distance, limit).await?;
+    let ids: Vec<uuid::Uuid> = near.iter().map(|&(id, _)| id).collect();
+    let mut found = records::by_ids(&state.pool, &ids).await?;
+    let matches = near
+        .into_iter()
+        .filter_map(|(id, distance)| {
+            let at = found.iter().position(|r| r.fields.id == id)?;
+            Some(SoftBindingMatch {
+                manifest_id: found.swap_remove(at).fields.manifest_id,
+                similarity_score: score(1.0 - f64::from(distance) / f64::from(iscc::BITS)),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(SoftBindingQueryResult { matches }))
+}
+
 /// A 0-1 similarity as the spec's 0-100 integer.
 fn score(similarity: f64) -> u8 {
     // Clamped first, so the cast cannot truncate.
@@ -168,7 +222,8 @@ fn score(similarity: f64) -> u8 {
     score
 }
 
-/// Manifests whose image's fingerprint is the given soft-binding value.
+/// Manifests whose image's soft binding (Hallmark's fingerprint or the ISCC code) is near the
+/// given value.
 #[utoipa::path(get, path = "/c2pa/v1/matches/byBinding", tag = "c2pa",
     params(ByBindingParams),
     responses(
@@ -254,14 +309,23 @@ pub async fn by_content(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     admit(&req, &state, auth)?;
-    if let Some(alg) = query.alg.as_deref() {
-        check_alg(alg)?;
-    }
+    let alg = query.alg.as_deref().map(check_alg).transpose()?;
     let limit = max_results(
         query.max_results.as_deref(),
         state.settings.c2pa_api.max_results,
     )?;
     let (bytes, _, _reservation) = super::verify::read_one_upload(&req, payload, &state).await?;
+    if alg == Some(Alg::Iscc) {
+        // The upload through the same gate as every upload (format, pixel count, aspect ratio,
+        // bounded decode), then its code.
+        let limits = state.settings.limits.clone();
+        let code = crate::blocking::run(move || {
+            crate::verify::upload::inspect(&bytes, &limits)
+                .map(|upload| ImageCode::of_decoded(upload.image, &bytes))
+        })
+        .await??;
+        return resolve_iscc(&state, &[code], limit).await;
+    }
     let (report, _) = state.verify.check(bytes, None, CheckKind::Match).await?;
     let registry = report.registry;
     let matches = match (registry.matched, registry.record) {
@@ -276,7 +340,7 @@ pub async fn by_content(
     };
     if matches.is_empty() {
         if let (Some(alg), Some(value)) = (query.hint_alg.as_deref(), query.hint_value.as_deref()) {
-            if alg.trim() == SOFT_BINDING_ALG && value.len() <= MAX_QUERY_VALUE {
+            if check_alg(alg).is_ok() && value.len() <= MAX_QUERY_VALUE {
                 return resolve_binding(&state, alg, value, limit).await;
             }
         }
@@ -352,9 +416,14 @@ pub async fn manifest(
 pub async fn supported_algorithms() -> HttpResponse {
     HttpResponse::Ok().json(SoftBindingAlgList {
         watermarks: Vec::new(),
-        fingerprints: vec![AlgName {
-            alg: SOFT_BINDING_ALG,
-        }],
+        fingerprints: vec![
+            AlgName {
+                alg: SOFT_BINDING_ALG,
+            },
+            AlgName {
+                alg: ISCC_SOFT_BINDING_ALG,
+            },
+        ],
     })
 }
 

@@ -1,6 +1,7 @@
 //! Durable Content Credentials on the command line: `hallmark backfill` puts the manifest store
-//! of records made before the manifest repository into it; `hallmark resolve FILE` is the Soft
-//! Binding Resolution API's client (ours by default, any other by URL).
+//! of records made before the manifest repository into it, and the ISCC code of records made
+//! before `record_iscc` into that; `hallmark resolve FILE` is the Soft Binding Resolution API's
+//! client (ours by default, any other by URL).
 
 use std::path::PathBuf;
 
@@ -8,11 +9,13 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::config::Settings;
+use crate::fingerprint::iscc::ImageCode;
 use crate::fingerprint::Fingerprinter;
 use crate::provenance::{
-    extract_manifest_store, soft_binding_value, ProvenanceVerifier, SOFT_BINDING_ALG,
+    extract_manifest_store, iscc_soft_binding_value, soft_binding_value, ProvenanceVerifier,
+    ISCC_SOFT_BINDING_ALG, SOFT_BINDING_ALG,
 };
-use crate::store::{self, records};
+use crate::store::{self, record_iscc, records};
 
 /// `hallmark backfill`.
 ///
@@ -52,6 +55,40 @@ pub async fn backfill(settings: &Settings) -> anyhow::Result<()> {
         }
     }
     println!("manifest repository: {done} stores added, {failed} records without one");
+    backfill_iscc(&pool, &blobs).await
+}
+
+/// The ISCC Content-Code Image of every record without one in `record_iscc`, computed from its
+/// stored signed image (whose pixels are those of the image signed).
+async fn backfill_iscc(pool: &sqlx::PgPool, blobs: &store::blobs::Blobs) -> anyhow::Result<()> {
+    let (mut done, mut failed) = (0usize, 0usize);
+    let mut after = None;
+    loop {
+        let batch = record_iscc::missing(pool, after, 200).await?;
+        let Some(last) = batch.last() else { break };
+        after = Some((last.1, last.0));
+        let mut codes = Vec::with_capacity(batch.len());
+        for (id, _, file_sha256) in batch {
+            let Some(image) = blobs.get(&file_sha256).await? else {
+                tracing::error!(%id, "record without its image: no ISCC code to compute");
+                failed += 1;
+                continue;
+            };
+            let code = tokio::task::spawn_blocking(move || ImageCode::of_file(&image))
+                .await
+                .context("the ISCC code panicked")?;
+            match code {
+                Ok(code) => codes.push((id, code)),
+                Err(error) => {
+                    tracing::error!(%id, %error, "cannot compute the ISCC code");
+                    failed += 1;
+                }
+            }
+        }
+        record_iscc::upsert(pool, &codes).await?;
+        done += codes.len();
+    }
+    println!("ISCC codes ({ISCC_SOFT_BINDING_ALG}): {done} added, {failed} records without one");
     Ok(())
 }
 
@@ -63,10 +100,16 @@ pub struct ResolveArgs {
     /// this configuration's own service.
     #[arg(long)]
     pub endpoint: Option<String>,
-    /// `content`: send the image (`byContent`); `binding`: send only its fingerprint, computed
-    /// here (`byBinding`, `org.hallmark.fingerprint.1`).
+    /// `content`: send the image (`byContent`); `binding`: send only a soft binding of it,
+    /// computed here (`byBinding`, the algorithm `--alg` names).
     #[arg(long, default_value = "content")]
     pub by: String,
+    /// The soft binding `--by binding` sends: `io.iscc.v0`, the ISCC Content-Code Image (ISO
+    /// 24138), listed by the C2PA and so understood by any resolver of that algorithm; or
+    /// `org.hallmark.fingerprint.1`, Hallmark's own fingerprint, which only Hallmark resolves
+    /// (there it also finds cropped copies).
+    #[arg(long, default_value = ISCC_SOFT_BINDING_ALG)]
+    pub alg: String,
     /// The signed original, when you have it: the recovered manifest store is validated against
     /// it (else against FILE, whose data hash cannot match if it was changed).
     #[arg(long)]
@@ -101,12 +144,26 @@ pub async fn resolve(settings: &Settings, args: &ResolveArgs) -> anyhow::Result<
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(bytes.clone()),
         "binding" => {
-            let image = image::load_from_memory(&bytes)
-                .with_context(|| format!("{} does not decode", args.file.display()))?;
-            let value = soft_binding_value(Fingerprinter::new().phash(&image));
-            println!("fingerprint ({SOFT_BINDING_ALG}): {value}");
+            let (alg, value) = match args.alg.trim() {
+                ISCC_SOFT_BINDING_ALG => {
+                    let code = ImageCode::of_file(&bytes)
+                        .with_context(|| format!("{} does not decode", args.file.display()))?;
+                    println!("ISCC Content-Code Image ({ISCC_SOFT_BINDING_ALG}): {code}");
+                    (ISCC_SOFT_BINDING_ALG, iscc_soft_binding_value(&code))
+                }
+                SOFT_BINDING_ALG => {
+                    let image = image::load_from_memory(&bytes)
+                        .with_context(|| format!("{} does not decode", args.file.display()))?;
+                    let value = soft_binding_value(Fingerprinter::new().phash(&image));
+                    println!("fingerprint ({SOFT_BINDING_ALG}): {value}");
+                    (SOFT_BINDING_ALG, value)
+                }
+                other => anyhow::bail!(
+                    "--alg is {ISCC_SOFT_BINDING_ALG} or {SOFT_BINDING_ALG}, not {other:?}"
+                ),
+            };
             client.get(format!("{endpoint}/matches/byBinding")).query(&[
-                ("alg", SOFT_BINDING_ALG.to_owned()),
+                ("alg", alg.to_owned()),
                 ("value", value),
                 ("maxResults", args.max_results.to_string()),
             ])

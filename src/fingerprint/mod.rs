@@ -1,8 +1,10 @@
 //! Fingerprints of pixels: an exact one (SHA-256 of the decoded pixels, which survives stripping
 //! metadata from a lossless file) and a perceptual one (a 64-bit DCT hash, which survives
-//! re-encoding and resizing, compared by Hamming distance).
+//! re-encoding and resizing, compared by Hamming distance); and the ISCC Content-Code Image
+//! ([`iscc`]), the listed soft binding of Hallmark's manifests.
 
 pub mod align;
+pub mod iscc;
 pub mod phash;
 pub mod reenact;
 

@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
 use crate::config::GenerationSettings;
+use crate::fingerprint::iscc::ImageCode;
 use crate::provenance::Record;
 use crate::store::records;
 
@@ -45,6 +46,8 @@ pub struct Rows {
     pub manifest_sha256: Vec<Vec<u8>>,
     /// Each record's variant pHashes (whole image first).
     pub variant_phashes: Vec<(Uuid, Vec<u64>)>,
+    /// Each record's ISCC Content-Code Image (`record_iscc`).
+    pub iscc: Vec<(Uuid, ImageCode)>,
     /// Each record's transparency-log entry, in the records' order.
     pub log_entries: Vec<(Uuid, Vec<u8>)>,
     /// Blobs written without a sync, journaled in the same statement (hash, bytes; empty on
@@ -71,6 +74,7 @@ impl Rows {
             .extend_from_slice(&other.manifest_sha256);
         self.variant_phashes
             .extend_from_slice(&other.variant_phashes);
+        self.iscc.extend_from_slice(&other.iscc);
         self.log_entries.extend_from_slice(&other.log_entries);
         self.journal.extend_from_slice(&other.journal);
     }
@@ -250,6 +254,7 @@ impl Task {
                 records: Vec::with_capacity(count),
                 manifest_sha256: Vec::with_capacity(count),
                 variant_phashes: Vec::with_capacity(count),
+                iscc: Vec::with_capacity(count),
                 log_entries: Vec::with_capacity(count),
                 journal: Vec::with_capacity(2 * count),
             };
@@ -335,6 +340,7 @@ async fn insert(pool: &PgPool, rows: &Rows) -> Result<(), sqlx::Error> {
         &rows.records,
         &rows.manifest_sha256,
         &rows.variant_phashes,
+        &rows.iscc,
         &rows.log_entries,
         &rows.journal,
     )
@@ -449,6 +455,7 @@ mod tests {
             records: Vec::new(),
             manifest_sha256: vec![Vec::new(); count],
             variant_phashes: Vec::new(),
+            iscc: Vec::new(),
             log_entries: Vec::new(),
             journal: Vec::new(),
         }

@@ -27,6 +27,7 @@ use crate::blocking;
 use crate::blocking::BlockingError;
 use crate::config::Settings;
 use crate::device::{DeviceChoice, DeviceName};
+use crate::fingerprint::iscc::ImageCode;
 use crate::fingerprint::{self, Fingerprinter};
 use crate::inference::{Inference, InferenceError, ServedModel};
 use crate::provenance::record::now_micros;
@@ -148,6 +149,9 @@ pub struct Generated {
     pub manifest: Bytes,
     /// Its SHA-256: its name in the blob store, `records.manifest_sha256`.
     pub manifest_sha256: [u8; 32],
+    /// The ISCC Content-Code Image of the image signed (its `io.iscc.v0` soft binding), kept in
+    /// `record_iscc` for the Soft Binding Resolution API.
+    pub iscc: ImageCode,
 }
 
 impl Generated {
@@ -453,6 +457,10 @@ fn rows(generated: &[Generated], journal: bool) -> Rows {
             .iter()
             .map(|g| (g.record.fields.id, g.variant_phashes.clone()))
             .collect(),
+        iscc: generated
+            .iter()
+            .map(|g| (g.record.fields.id, g.iscc))
+            .collect(),
         log_entries: generated
             .iter()
             .map(|g| (g.record.fields.id, crate::tlog::entry(&g.record)))
@@ -545,6 +553,7 @@ impl ImageJob {
                 format: self.spec.format.image_format(),
                 manifest_sha256: fingerprint::sha256(&signed.manifest),
                 manifest: Bytes::from(signed.manifest),
+                iscc: signed.iscc,
             },
             times,
         ))

@@ -34,13 +34,22 @@ pub use verify::{ProvenanceReport, ProvenanceVerifier, ValidationState};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fingerprint::iscc::{self, ImageCode};
+
 /// Label of Hallmark's own assertion in the manifests it signs.
 pub const HALLMARK_ASSERTION: &str = "org.hallmark.generation";
 /// The soft-binding algorithm of every Hallmark manifest (`c2pa.soft-binding` assertion, and `alg`
 /// in the Soft Binding Resolution API): the 64-bit perceptual hash of the whole image that the
 /// registry searches on, as `docs/soft-binding.md` specifies. Not on the C2PA soft-binding
-/// algorithm list.
+/// algorithm list: the manifest carries a listed one too, [`ISCC_SOFT_BINDING_ALG`].
 pub const SOFT_BINDING_ALG: &str = "org.hallmark.fingerprint.1";
+
+/// The listed soft-binding algorithm of every Hallmark manifest: entry 3 of the C2PA soft-binding
+/// algorithm list, the ISCC (ISO 24138), here the 256-bit ISCC Content-Code Image of the signed
+/// image ([`crate::fingerprint::iscc`]). Its value is as IEP-0020 specifies: an ISCC-SEQ (the
+/// unit's header and body), a CBOR byte string in the assertion and standard base64 in the Soft
+/// Binding Resolution API (docs/soft-binding.md).
+pub const ISCC_SOFT_BINDING_ALG: &str = "io.iscc.v0";
 
 /// The soft-binding value of a perceptual hash: standard base64 (with padding) of its 8 bytes,
 /// most significant first.
@@ -69,6 +78,46 @@ pub fn parse_soft_binding_value(value: &str) -> Option<u64> {
         let bytes = engine.decode(value).ok()?;
         Some(u64::from_be_bytes(bytes.try_into().ok()?))
     })
+}
+
+/// The `io.iscc.v0` value of an ISCC Content-Code Image in the Soft Binding Resolution API:
+/// standard base64 (with padding) of its ISCC-SEQ, the unit's 34 bytes (IEP-0020).
+#[must_use]
+pub fn iscc_soft_binding_value(code: &ImageCode) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(code.unit())
+}
+
+/// The 256-bit ISCC Content-Code Images of an `io.iscc.v0` value: base64 (standard or URL-safe,
+/// padded or not, a `+` that became a space taken back) of an ISCC-SEQ, decoded strictly
+/// (IEP-0020). Its other units (other MainTypes and SubTypes, shorter codes) are left out, as
+/// IEP-0020 has resolvers ignore the units they do not match on.
+///
+/// # Errors
+/// A sentence on why, when the value is not base64 of an ISCC-SEQ or holds no 256-bit Content-Code
+/// Image.
+pub fn parse_iscc_soft_binding_value(value: &str) -> Result<Vec<ImageCode>, String> {
+    use base64::Engine as _;
+    let value = value.trim().replace(' ', "+");
+    let engines = [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    let bytes = engines
+        .iter()
+        .find_map(|engine| engine.decode(&value).ok())
+        .ok_or("the value is not base64")?;
+    let units = iscc::decode_seq(&bytes).map_err(|error| format!("not an ISCC-SEQ: {error}"))?;
+    let codes: Vec<ImageCode> = units.iter().filter_map(iscc::Unit::image_code).collect();
+    if codes.is_empty() {
+        return Err(
+            "the ISCC-SEQ holds no 256-bit ISCC Content-Code Image, the unit this service matches"
+                .into(),
+        );
+    }
+    Ok(codes)
 }
 
 /// The manifest store (JUMBF, `application/c2pa`) embedded in a PNG, JPEG or WebP file.
@@ -203,6 +252,36 @@ mod tests {
         assert_eq!(parse_soft_binding_value("3q2-7wEjRWc"), Some(phash));
         for bad in ["", "AAAA", "not base64!", &"A".repeat(100_000)] {
             assert_eq!(parse_soft_binding_value(bad), None, "{bad:.20}");
+        }
+    }
+
+    #[test]
+    fn iscc_values_round_trip_and_refuse_what_holds_no_image_code() {
+        use base64::Engine as _;
+        let code = ImageCode(std::array::from_fn(|i| (i * 7) as u8));
+        let value = iscc_soft_binding_value(&code);
+        assert!(value.starts_with("IQc") && value.ends_with('='), "{value}");
+        assert_eq!(parse_iscc_soft_binding_value(&value), Ok(vec![code]));
+        let url_safe = value.replace('+', "-").replace('/', "_");
+        assert_eq!(
+            parse_iscc_soft_binding_value(url_safe.trim_end_matches('=')),
+            Ok(vec![code])
+        );
+        assert_eq!(
+            parse_iscc_soft_binding_value(&value.replace('+', " ")),
+            Ok(vec![code])
+        );
+        // Beside a Data-Code, in any order.
+        let mut seq = vec![0x30, 0x07];
+        seq.extend_from_slice(&[9; 32]);
+        seq.extend_from_slice(&code.unit());
+        let both = base64::engine::general_purpose::STANDARD.encode(&seq);
+        assert_eq!(parse_iscc_soft_binding_value(&both), Ok(vec![code]));
+        // A 64-bit Content-Code Image, a lone Data-Code, a broken sequence, not base64.
+        let short = base64::engine::general_purpose::STANDARD
+            .encode([0x21_u8, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]);
+        for bad in [short.as_str(), "MAcJCQkJCQkJ", "IQc=", "%%%", ""] {
+            assert!(parse_iscc_soft_binding_value(bad).is_err(), "{bad}");
         }
     }
 

@@ -5,7 +5,9 @@
 //! the claim generator `hallmark/<version>`; a `c2pa.actions` assertion with one `c2pa.created`
 //! action whose `digitalSourceType` is IPTC `trainedAlgorithmicMedia` and whose software agent is
 //! the model (name and version); Hallmark's own assertion [`HALLMARK_ASSERTION`] with the record
-//! id, model, seed and perceptual hash; and a title. The COSE signature is Ed25519 over
+//! id, model, seed and perceptual hash; two soft bindings, Hallmark's perceptual hash
+//! ([`super::SOFT_BINDING_ALG`]) and the listed ISCC Content-Code Image
+//! ([`super::ISCC_SOFT_BINDING_ALG`], computed here from the bytes handed in); and a title. The COSE signature is Ed25519 over
 //! ed25519-dalek, with the certificate chain (leaf and our CA) in its header. With
 //! `provenance.tsa_url` set, an RFC 3161 time-stamp is requested over plain HTTP.
 
@@ -26,6 +28,7 @@ use super::pki::SigningIdentity;
 use super::record::{self, RecordFields};
 use super::{ImageFormat, ProvenanceError, HALLMARK_ASSERTION, TRAINED_ALGORITHMIC_MEDIA};
 use crate::config::Settings;
+use crate::fingerprint::iscc::ImageCode;
 
 /// What the manifest says about one generated image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +54,39 @@ pub struct SignedImage {
     /// The embedded manifest store (JUMBF, `application/c2pa`), as the manifest repository
     /// keeps it.
     pub manifest: Vec<u8>,
+    /// The ISCC Content-Code Image of the bytes signed, the value of the manifest's `io.iscc.v0`
+    /// soft binding.
+    pub iscc: ImageCode,
+}
+
+/// The `io.iscc.v0` soft-binding assertion (C2PA `soft-binding-map`; IEP-0020): one block over the
+/// whole image whose value is a CBOR byte string, the ISCC-SEQ of the Content-Code Image; `pad`
+/// empty, as c2pa-rs writes it; no `alg-params`.
+#[derive(Serialize)]
+struct IsccSoftBinding<'a> {
+    alg: &'static str,
+    blocks: [IsccBlock<'a>; 1],
+    name: &'static str,
+    pad: ByteString<'a>,
+}
+
+#[derive(Serialize)]
+struct IsccBlock<'a> {
+    /// Empty: the whole image.
+    scope: WholeAsset,
+    value: ByteString<'a>,
+}
+
+#[derive(Serialize)]
+struct WholeAsset {}
+
+/// Bytes serialised as a CBOR byte string (major type 2), not an array of integers.
+struct ByteString<'a>(&'a [u8]);
+
+impl Serialize for ByteString<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
 }
 
 /// Hallmark's assertion as stored in the manifest (label [`HALLMARK_ASSERTION`]).
@@ -169,6 +205,10 @@ impl ProvenanceSigner {
                 )))
             }
         }
+        // IEP-0020: the units of the source, the file as handed to the signer.
+        let iscc = ImageCode::of_file(encoded).map_err(|error| {
+            ProvenanceError::Format(format!("the image does not decode: {error}"))
+        })?;
         let manifest_id = format!("urn:c2pa:{}", Uuid::new_v4());
         let assertion = GenerationAssertion {
             record_id: claim.record_id,
@@ -204,6 +244,20 @@ impl ProvenanceSigner {
         });
         let mut builder =
             Builder::from_shared_context(&self.context).with_definition(definition.to_string())?;
+        // After Hallmark's own: `c2pa.soft-binding__1` in the manifest.
+        let unit = iscc.unit();
+        builder.add_assertion(
+            "c2pa.soft-binding",
+            &IsccSoftBinding {
+                alg: super::ISCC_SOFT_BINDING_ALG,
+                blocks: [IsccBlock {
+                    scope: WholeAsset {},
+                    value: ByteString(&unit),
+                }],
+                name: "ISCC Content-Code Image of the whole image (ISO 24138, IEP-0020)",
+                pad: ByteString(&[]),
+            },
+        )?;
         let mut source = Cursor::new(encoded);
         let mut dest = Cursor::new(Vec::with_capacity(encoded.len() + 4096));
         let manifest = builder.sign(&self.signer, claim.format.mime(), &mut source, &mut dest)?;
@@ -211,6 +265,7 @@ impl ProvenanceSigner {
             bytes: dest.into_inner(),
             manifest_id,
             manifest,
+            iscc,
         })
     }
 }

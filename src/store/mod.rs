@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod checks;
 pub mod log;
 pub mod record_hashes;
+pub mod record_iscc;
 pub mod records;
 pub mod signing_keys;
 

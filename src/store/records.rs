@@ -3,13 +3,15 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::fingerprint::iscc::ImageCode;
 use crate::provenance::record::RECORD_COLUMNS;
 use crate::provenance::Record;
 
 /// Inserts generated records with their variant pHashes and their transparency-log entries in one
 /// statement: one round trip and one implicit transaction (all or nothing), whatever their number.
 /// `manifest_sha256[i]` is the SHA-256 of `records[i]`'s manifest store; `hashes` are each
-/// record's variant pHashes (whole image first); `log_entries` are handed to the sequencer
+/// record's variant pHashes (whole image first); `iscc` their ISCC Content-Code Images
+/// (`record_iscc`); `log_entries` are handed to the sequencer
 /// (`log_pending`) in the order given; `journal` holds the bytes of blobs written without a
 /// sync (`blob_journal`, see `store::blob_journal`).
 ///
@@ -21,6 +23,7 @@ pub async fn insert_generated(
     records: &[Record],
     manifest_sha256: &[Vec<u8>],
     hashes: &[(Uuid, Vec<u64>)],
+    iscc: &[(Uuid, ImageCode)],
     log_entries: &[(Uuid, Vec<u8>)],
     journal: &[(Vec<u8>, bytes::Bytes)],
 ) -> Result<(), sqlx::Error> {
@@ -47,12 +50,13 @@ pub async fn insert_generated(
             phashes.push(crate::fingerprint::phash_to_db(phash));
         }
     }
+    let (iscc_ids, [iscc_w0, iscc_w1, iscc_w2, iscc_w3]) = super::record_iscc::columns(iscc);
     let (log_ids, log_bytes): (Vec<Uuid>, Vec<Vec<u8>>) = log_entries.iter().cloned().unzip();
     let journal_hashes: Vec<&[u8]> = journal.iter().map(|(sha, _)| sha.as_slice()).collect();
     let journal_bytes: Vec<&[u8]> = journal.iter().map(|(_, bytes)| bytes.as_ref()).collect();
-    // Data-modifying CTEs run as one statement: the foreign keys of `record_hashes` are checked
-    // at its end, when the records are there. WITH ORDINALITY keeps the entries' order in
-    // `log_pending`'s sequence numbers.
+    // Data-modifying CTEs run as one statement: the foreign keys of `record_hashes` and
+    // `record_iscc` are checked at its end, when the records are there. WITH ORDINALITY keeps the
+    // entries' order in `log_pending`'s sequence numbers.
     sqlx::query(
         "WITH new_records AS (
             INSERT INTO records (id, created_at, model, model_version, seed, format, width, height,
@@ -64,6 +68,9 @@ pub async fn insert_generated(
          ), new_hashes AS (
             INSERT INTO record_hashes (record_id, variant, phash)
             SELECT * FROM UNNEST($18::uuid[], $19::int2[], $20::int8[])
+         ), new_iscc AS (
+            INSERT INTO record_iscc (record_id, w0, w1, w2, w3)
+            SELECT * FROM UNNEST($25::uuid[], $26::int8[], $27::int8[], $28::int8[], $29::int8[])
          ), journaled AS (
             INSERT INTO blob_journal (sha256, bytes)
             SELECT * FROM UNNEST($23::bytea[], $24::bytea[])
@@ -102,6 +109,11 @@ pub async fn insert_generated(
     .bind(&log_bytes)
     .bind(&journal_hashes)
     .bind(&journal_bytes)
+    .bind(&iscc_ids)
+    .bind(&iscc_w0)
+    .bind(&iscc_w1)
+    .bind(&iscc_w2)
+    .bind(&iscc_w3)
     .execute(pool)
     .await?;
     Ok(())

@@ -104,6 +104,7 @@ async fn migrations_apply_twice_without_harm(pool: PgPool) {
             "log_hashes",
             "log_pending",
             "record_hashes",
+            "record_iscc",
             "records",
             "signing_keys"
         ]

@@ -162,6 +162,7 @@ async fn changed_copies_resolve_to_a_store_that_c2pa_python_validates(pool: PgPo
     // A third party's fingerprint of the pixels, from the documentation alone.
     let stripped = dir.path().join("stripped.png");
     std::fs::write(&stripped, &changed_copies(&signed)[0].1).unwrap();
+    resolves_by_iscc(&app, &reference, &signed, &stripped, &manifest_id).await;
     let theirs = run_json(
         Command::new(python())
             .arg(script("hallmark_fingerprint.py"))
@@ -231,6 +232,105 @@ async fn changed_copies_resolve_to_a_store_that_c2pa_python_validates(pool: PgPo
         .contains("recovered from Hallmark's manifest repository"));
 }
 
+/// The listed soft binding (`io.iscc.v0`): the manifest's ISCC Content-Code Image is the
+/// reference implementation's (iscc-core, `scripts/iscc_image_code.py`) for the stripped image, bit
+/// for bit, and resolves to the manifest through `byBinding` (GET and POST); so do the codes
+/// iscc-core computes for the re-encoded and the half-size copies, and `byContent` with
+/// `alg=io.iscc.v0`.
+async fn resolves_by_iscc(
+    app: &TestApp,
+    reference: &Value,
+    signed: &[u8],
+    stripped: &Path,
+    manifest_id: &str,
+) {
+    use base64::Engine as _;
+    let binding = reference["soft_bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["alg"] == "io.iscc.v0")
+        .unwrap_or_else(|| panic!("no io.iscc.v0 soft binding: {reference}"));
+    // The second soft-binding assertion, `c2pa.soft-binding__1`: c2pa-python names it by its
+    // base label and instance 1, and shows the byte string as standard base64.
+    assert_eq!(
+        (&binding["label"], &binding["instance"]),
+        (&Value::from("c2pa.soft-binding"), &Value::from(1))
+    );
+    assert_eq!(binding["pad"], serde_json::json!([]));
+    let embedded = binding["blocks"][0]["value"]
+        .as_str()
+        .expect("base64 of the byte string")
+        .to_owned();
+    let unit = base64::engine::general_purpose::STANDARD
+        .decode(&embedded)
+        .unwrap();
+    assert_eq!(unit.len(), 34);
+    assert_eq!(unit[..2], [0x21, 0x07], "a 256-bit Content-Code Image unit");
+    let theirs = run_json(
+        Command::new(python())
+            .arg(script("iscc_image_code.py"))
+            .arg(stripped),
+    );
+    println!("io.iscc.v0: {} = {embedded}", theirs["iscc"]);
+    assert_eq!(theirs["value"], embedded.as_str(), "the reference's code");
+    let by_binding = |value: String| {
+        let request = app
+            .client
+            .get(app.url("/c2pa/v1/matches/byBinding"))
+            .query(&[("alg", "io.iscc.v0"), ("value", value.as_str())]);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            matches(&response.json().await.unwrap())
+        }
+    };
+    assert_eq!(
+        by_binding(embedded.clone()).await,
+        vec![(manifest_id.to_owned(), 100)]
+    );
+    let response = app
+        .client
+        .post(app.url("/c2pa/v1/matches/byBinding"))
+        .json(&serde_json::json!({"alg": "io.iscc.v0", "value": embedded}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        matches(&response.json().await.unwrap()),
+        vec![(manifest_id.to_owned(), 100)]
+    );
+    let dir = stripped.parent().unwrap();
+    for (name, bytes) in changed_copies(signed) {
+        if !["jpeg75", "half"].contains(&name) {
+            continue;
+        }
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, &bytes).unwrap();
+        let theirs = run_json(
+            Command::new(python())
+                .arg(script("iscc_image_code.py"))
+                .arg(&path),
+        );
+        let found = by_binding(theirs["value"].as_str().unwrap().to_owned()).await;
+        println!("io.iscc.v0 of {name}: {} → {found:?}", theirs["iscc"]);
+        assert_eq!(
+            found.first().map(|m| m.0.as_str()),
+            Some(manifest_id),
+            "{name}"
+        );
+        let response = post_content(app, bytes, "?alg=io.iscc.v0").await;
+        assert_eq!(response.status(), 200, "{name}");
+        let by_content = matches(&response.json().await.unwrap());
+        assert_eq!(
+            by_content.first().map(|m| m.0.as_str()),
+            Some(manifest_id),
+            "{name}"
+        );
+    }
+}
+
 /// Hostile and wrong input gets the spec's statuses with stable codes; the service answers on.
 #[sqlx::test]
 async fn the_resolution_api_refuses_bad_input_with_coded_errors(pool: PgPool) {
@@ -260,6 +360,18 @@ async fn the_resolution_api_refuses_bad_input_with_coded_errors(pool: PgPool) {
             "/c2pa/v1/matches/byBinding?alg=com.adobe.trustmark.P&value=AAAAAAAAAAA%3D".to_owned(),
             400,
             "unknown_algorithm",
+        ),
+        // io.iscc.v0: not an ISCC-SEQ (a unit cut short); a well-formed one with a 64-bit
+        // Content-Code Image only (IEP-0020 matches 256-bit units).
+        (
+            "/c2pa/v1/matches/byBinding?alg=io.iscc.v0&value=AAAAAAAAAAA%3D".to_owned(),
+            400,
+            "invalid_binding_value",
+        ),
+        (
+            "/c2pa/v1/matches/byBinding?alg=io.iscc.v0&value=IQEBAgMEBQYHCA%3D%3D".to_owned(),
+            400,
+            "invalid_binding_value",
         ),
         (
             format!("/c2pa/v1/matches/byBinding?alg={alg}&value=AAAAAAAAAAA%3D&maxResults=0"),
@@ -327,8 +439,19 @@ async fn the_resolution_api_refuses_bad_input_with_coded_errors(pool: PgPool) {
     let algorithms: Value = app.get_json("/c2pa/v1/services/supportedAlgorithms").await;
     assert_eq!(
         algorithms,
-        serde_json::json!({"watermarks": [], "fingerprints": [{"alg": alg}]})
+        serde_json::json!({
+            "watermarks": [],
+            "fingerprints": [{"alg": alg}, {"alg": "io.iscc.v0"}]
+        })
     );
+    // A well-formed 256-bit ISCC Content-Code Image that matches nothing: no match, not an error.
+    let response = get(format!(
+        "/c2pa/v1/matches/byBinding?alg=io.iscc.v0&value=IQc{}%3D%3D",
+        "A".repeat(43)
+    ))
+    .await;
+    assert_eq!(response.status(), 200);
+    assert!(matches(&response.json().await.unwrap()).is_empty());
     // Published in the OpenAPI document.
     let spec: Value = app.get_json("/openapi.json").await;
     for path in [
@@ -373,7 +496,8 @@ async fn the_resolution_api_can_require_a_key(pool: PgPool) {
 }
 
 /// Records made before the repository get their stores from `hallmark backfill`, which reads
-/// them out of the stored signed images; `gc` keeps them.
+/// them out of the stored signed images, and their ISCC codes, computed from those images; `gc`
+/// keeps the stores.
 #[sqlx::test]
 async fn backfill_puts_old_records_stores_into_the_repository(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
@@ -386,8 +510,18 @@ async fn backfill_puts_old_records_stores_into_the_repository(pool: PgPool) {
     let before = app.client.get(app.url(&url)).send().await.unwrap();
     assert_eq!(before.status(), 200);
     let before = before.bytes().await.unwrap();
-    // As a record made before migration 5 would be.
+    let code: (i64, i64, i64, i64) =
+        sqlx::query_as("SELECT w0, w1, w2, w3 FROM record_iscc WHERE record_id = $1::uuid")
+            .bind(&record_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    // As a record made before migration 5 (the repository) and before `record_iscc` would be.
     sqlx::query("UPDATE records SET manifest_sha256 = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM record_iscc")
         .execute(&pool)
         .await
         .unwrap();
@@ -418,6 +552,20 @@ async fn backfill_puts_old_records_stores_into_the_repository(pool: PgPool) {
     };
     let printed = run(&["backfill"]);
     assert!(printed.contains("1 stores added, 0 records"), "{printed}");
+    assert!(
+        printed.contains("1 added, 0 records without one"),
+        "{printed}"
+    );
+    let backfilled: (i64, i64, i64, i64) =
+        sqlx::query_as("SELECT w0, w1, w2, w3 FROM record_iscc WHERE record_id = $1::uuid")
+            .bind(&record_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        backfilled, code,
+        "the code of the stored image is the one signed"
+    );
     let after = app.client.get(app.url(&url)).send().await.unwrap();
     assert_eq!(after.status(), 200);
     assert_eq!(
@@ -427,5 +575,9 @@ async fn backfill_puts_old_records_stores_into_the_repository(pool: PgPool) {
     );
     let printed = run(&["gc", "--grace-minutes", "0"]);
     assert!(printed.contains("0 removed"), "{printed}");
-    assert!(run(&["backfill"]).contains("0 stores added"));
+    let again = run(&["backfill"]);
+    assert!(
+        again.contains("0 stores added") && again.contains("0 added"),
+        "{again}"
+    );
 }
