@@ -12,7 +12,7 @@ export HALLMARK_NODE_MODULES := $(CACHE_DIR)/node/node_modules
 # The database the tests create their per-test databases next to.
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/hallmark
 
-.PHONY: setup build run test lint bench fuzz
+.PHONY: setup build run test lint bench fuzz device-bundle
 setup:
 	scripts/setup.sh
 
@@ -49,3 +49,10 @@ fuzz: setup
 	HALLMARK_FUZZ_ITERS=$(FUZZ_ITERS) HALLMARK_FUZZ_ITERS_C2PA=$(FUZZ_ITERS_CHEAP) \
 	HALLMARK_FUZZ_ITERS_MULTIPART=$(FUZZ_ITERS_CHEAP) HALLMARK_FUZZ_SEED=$(FUZZ_SEED) \
 	cargo test --test fuzz -- --nocapture
+
+# The bundle a lent GPU machine runs (docs/gpu.md): a release hallmark built against libtorch 2.11
+# (tch 0.24, the device's PyTorch) in a copy of the tree, stripped, with the libraries the device
+# lacks, PostgreSQL 16 and wrk, in device-bundle/ (ignored; carried to the device with the call).
+# A second venv (torch 2.11, ~5 GB) and a second release build (~15 min on 2 cores) the first time.
+device-bundle: setup
+	scripts/device-bundle.sh
