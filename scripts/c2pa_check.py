@@ -9,12 +9,20 @@ first soft-binding assertion (`soft_binding`) and every one with its label and i
 (`soft_bindings`; a CBOR
 byte string value, as in `io.iscc.v0`, reads as a list of byte values).
 With --anchors, that PEM bundle (Hallmark's root CA) is trusted, so a good file is "Trusted".
+With --rubric RUBRIC.yml (repeatable), the C2PA Conformance Program's asset-rubric evaluator
+(third_party/c2pa-conformance/, unmodified) judges the file's crJSON, as c2pa-python's
+`Reader.crjson()` writes it, against that rubric: `rubrics` lists, per rubric, the traits that
+failed and warned (with their report text) and how many passed. --spec-version is the
+specification version the rubric expects (its own default otherwise).
 With --manifest, the manifest store is read from that file (a sidecar, e.g. one fetched from a
 Soft Binding Resolution API) and validated against FILE, instead of the store embedded in FILE.
 Exits 3 with a message when c2pa-python is not installed (scripts/setup.sh installs it).
 """
 import argparse
+import contextlib
+import io
 import json
+import pathlib
 import sys
 
 try:
@@ -26,6 +34,8 @@ except ImportError as error:  # pragma: no cover - the message is the point
         file=sys.stderr,
     )
     sys.exit(3)
+
+THIRD_PARTY = pathlib.Path(__file__).resolve().parent.parent / "third_party"
 
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 
@@ -40,6 +50,38 @@ def reader_context(anchors_path):
     return c2pa.Context.from_dict(settings)
 
 
+def judge(crjson, rubric, spec_version):
+    """The Conformance Program's evaluator on a crJSON document: the failed and warned traits
+    (trait, report text) and the number passed."""
+    sys.path.insert(0, str(THIRD_PARTY / "json-formula-py"))
+    sys.path.insert(0, str(THIRD_PARTY / "c2pa-conformance"))
+    import tempfile
+
+    import c2pa_conformance_rubric_evaluator as evaluator
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(crjson)
+    # The evaluator prints its progress on stderr and the report on stdout: keep both out of ours.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        report = evaluator.evaluate_asset_against_rubric(rubric, f.name, spec_version=spec_version)
+    pathlib.Path(f.name).unlink()
+
+    def traits(outcome):
+        return [
+            {"trait": t.get("trait"), "text": t.get("reportText")}
+            for items in report.get(outcome, {}).values()
+            for t in items
+        ]
+
+    return {
+        "rubric": report.get("rubricName"),
+        "rubric_version": report.get("rubricVersion"),
+        "failed": traits("false"),
+        "warnings": traits("warning"),
+        "passed": len(traits("true")),
+    }
+
+
 def mime_of(path):
     return next((m for ext, m in MIME.items() if path.lower().endswith(ext)), None)
 
@@ -49,6 +91,8 @@ def main() -> int:
     parser.add_argument("file")
     parser.add_argument("--anchors")
     parser.add_argument("--manifest")
+    parser.add_argument("--rubric", action="append", default=[])
+    parser.add_argument("--spec-version")
     args = parser.parse_args()
     context = reader_context(args.anchors)
     mime = mime_of(args.file)
@@ -60,6 +104,7 @@ def main() -> int:
         reader = c2pa.Reader(mime, stream, sidecar, context)
         store = json.loads(reader.json())
         state = reader.get_validation_state()
+        crjson = reader.crjson() if args.rubric else None
     active = store["manifests"][store["active_manifest"]]
     results = store.get("validation_results", {}).get("activeManifest", {})
     out = {
@@ -93,6 +138,7 @@ def main() -> int:
             out["soft_bindings"].append(
                 {"label": label, "instance": assertion.get("instance"), **assertion.get("data", {})}
             )
+    out["rubrics"] = [judge(crjson, rubric, args.spec_version) for rubric in args.rubric]
     print(json.dumps(out))
     return 0
 

@@ -19,6 +19,7 @@ C2PA_PYTHON_VERSION="0.38.1"
 # (scripts/iscc_image_code.py, tests/provenance.rs). The pin matters: 1.5.0 takes bits 65-256 of
 # the Image-Code from other DCT squares than 1.3.0 did.
 ISCC_CORE_VERSION="1.5.0"
+PYYAML_VERSION="6.0.3"
 # The S3-compatible server tests/replicas.rs runs the blob store against (`python -m moto.server`).
 MOTO_VERSION="5.2.5"
 DB_NAME="${HALLMARK_DB_NAME:-hallmark}"
@@ -71,6 +72,12 @@ setup_venv() {
     if ! "$VENV/bin/python" -c "import iscc_core, sys; sys.exit(0 if iscc_core.__version__ == '$ISCC_CORE_VERSION' else 1)" 2>/dev/null; then
         log "installing iscc-core==$ISCC_CORE_VERSION into $VENV"
         "$VENV/bin/pip" install -q --disable-pip-version-check "iscc-core==$ISCC_CORE_VERSION" >&2
+    fi
+    # The C2PA Conformance Program's rubric evaluator (third_party/c2pa-conformance/) reads its
+    # rubrics with PyYAML.
+    if ! "$VENV/bin/python" -c "import yaml" 2>/dev/null; then
+        log "installing PyYAML==$PYYAML_VERSION into $VENV"
+        "$VENV/bin/pip" install -q --disable-pip-version-check "PyYAML==$PYYAML_VERSION" >&2
     fi
     # The Python peer of the throughput comparison (benches/python_peer/, benches/load.py).
     if ! "$VENV/bin/python" -c "import fastapi, uvicorn, asyncpg, safetensors, PIL" 2>/dev/null; then

@@ -350,7 +350,8 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
     let dir = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/c2pa_check.py");
     let anchors = pki.settings.storage.keys_dir().join(CA_CERT_FILE);
-    for format in [ImageFormat::Png, ImageFormat::Jpeg] {
+    let rubrics = Path::new(env!("CARGO_MANIFEST_DIR")).join("third_party/c2pa-conformance");
+    for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Webp] {
         let claim = claim(format);
         let signed = signer.sign_image(&claim, &image(format, 40)).unwrap();
         let file = dir.path().join(format!("signed.{format}"));
@@ -359,7 +360,20 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
             let mut command = Command::new(python());
             command.arg(script).arg(&file);
             if trust {
-                command.arg("--anchors").arg(&anchors);
+                // The C2PA Conformance Program's own evaluator and rubrics (vendored unmodified):
+                // conformance for specification 2.2, and integrity (valid, trusted, untampered)
+                // with our root as the anchor.
+                command
+                    .arg("--anchors")
+                    .arg(&anchors)
+                    .arg("--rubric")
+                    .arg(rubrics.join("asset-rubric-conformance0.2-spec2.2.yml"))
+                    .arg("--rubric")
+                    .arg(rubrics.join("asset-rubric-integrity.yml"))
+                    .args([
+                        "--spec-version",
+                        hallmark::provenance::sign::C2PA_SPEC_VERSION,
+                    ]);
             }
             let output = command.output().unwrap_or_else(|e| {
                 panic!(
@@ -375,6 +389,17 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
             );
             let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
             assert_eq!(out["validation_state"], expected, "{format}: {out}");
+            let judged = out["rubrics"].as_array().expect("rubrics");
+            assert_eq!(judged.len(), if trust { 2 } else { 0 }, "{out}");
+            for rubric in judged {
+                assert_eq!(
+                    rubric["failed"],
+                    serde_json::json!([]),
+                    "{format}: {}",
+                    rubric["rubric"]
+                );
+                assert!(rubric["passed"].as_u64().unwrap() >= 6, "{rubric}");
+            }
             if !trust {
                 assert_eq!(
                     out["failures"],
@@ -414,7 +439,7 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
         // The code is the reference implementation's for the signed file (for the PNG, whose
         // pixels every decoder agrees on).
         if format == ImageFormat::Png {
-            let theirs = iscc_core(&[file.clone()], None).remove(0);
+            let theirs = iscc_core(std::slice::from_ref(&file), None).remove(0);
             assert_eq!(theirs["iscc"], signed.iscc.iscc());
             assert_eq!(theirs["value"], iscc_soft_binding_value(&signed.iscc));
         }

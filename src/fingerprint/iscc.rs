@@ -272,7 +272,7 @@ struct Nibbles<'a> {
 impl Nibbles<'_> {
     fn nibble(&mut self) -> Option<u16> {
         let byte = self.bytes.get(self.at / 2)?;
-        let nibble = if self.at % 2 == 0 {
+        let nibble = if self.at.is_multiple_of(2) {
             byte >> 4
         } else {
             byte & 0xf

@@ -152,7 +152,10 @@ fn neighbours(value: u16, radius: u32) -> Vec<u16> {
     out
 }
 
-/// Records with no code yet, `(id, file_sha256)` in (created_at, id) order after `after` (from the
+/// A record without a code: its id, when it was made (the backfill's cursor) and its image's hash.
+pub type Missing = (Uuid, chrono::DateTime<chrono::Utc>, Vec<u8>);
+
+/// Records with no code yet, `(id, created_at, file_sha256)` in (created_at, id) order after `after` (from the
 /// start when `None`), at most `limit` (`hallmark backfill`).
 ///
 /// # Errors
@@ -162,7 +165,7 @@ pub async fn missing(
     pool: &PgPool,
     after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
     limit: i64,
-) -> Result<Vec<(Uuid, chrono::DateTime<chrono::Utc>, Vec<u8>)>, sqlx::Error> {
+) -> Result<Vec<Missing>, sqlx::Error> {
     sqlx::query_as(
         "SELECT r.id, r.created_at, r.file_sha256 FROM records r
          WHERE NOT EXISTS (SELECT 1 FROM record_iscc i WHERE i.record_id = r.id)
