@@ -75,7 +75,14 @@ pub fn spawn_with(settings: Settings, pool: PgPool, data_dir: tempfile::TempDir)
     TestApp {
         address,
         metrics_address,
-        client: reqwest::Client::new(),
+        // Idle connections are dropped well before the server's keep-alive (15 s) closes them:
+        // a pooled connection the server has just closed, picked for the next request before
+        // the client saw the close, fails with `IncompleteMessage` (seen under load, when a test
+        // spends longer than the keep-alive between two requests).
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .unwrap(),
         pool,
         _data_dir: data_dir,
         settings,
