@@ -13,8 +13,9 @@
 //! The edits re-enacted: shifts of up to [`MAX_SHIFT`] pixels and crops at scale 1 (the crop's
 //! offset is the one the plain correlation prefers), resizes of the whole image by nearest,
 //! bilinear (triangle), bicubic (Catmull-Rom, Pillow's "bicubic"), Lanczos-3, area averaging
-//! (Pillow's "box", OpenCV's `INTER_AREA`, what browsers and phones mostly do when shrinking) and
-//! the `image` crate's whole-pixel thumbnail sampling, and JPEG quantisation after either. Each
+//! (OpenCV's `INTER_AREA`, what browsers and phones mostly do when shrinking), Pillow's box (the
+//! unweighted mean of the pixels whose centres fall in each output pixel: the same as area
+//! averaging at 0.5x, not at 0.75x) and the `image` crate's whole-pixel thumbnail sampling, and JPEG quantisation after either. Each
 //! comparison is the mean of two correlations, of the intensities and of the 3x3 detail, as in
 //! [`super::align`]: a reproduced copy agrees in both, a look-alike's silhouette only in the
 //! first (at 16 px a look-alike's intensities alone correlate at 0.99). What is not re-enacted — a lossy WebP, a crop that is also
@@ -439,37 +440,80 @@ fn placed(upload: &Luma, original: &Luma, dx: i32, dy: i32) -> Luma {
     out
 }
 
-/// Area averaging to `w` x `h`: each output pixel is the mean of the input area it covers
-/// (fractional pixels weighted by coverage), as Pillow's box filter and OpenCV's `INTER_AREA`
-/// shrink; rounded to 8 bits, as a saved file is.
-#[must_use]
-pub fn area_resize(plane: &Luma, w: usize, h: usize) -> Luma {
-    let weights = |from: usize, to: usize| -> Vec<Vec<(usize, f32)>> {
-        let scale = from as f64 / to as f64;
-        (0..to)
-            .map(|i| {
-                let (lo, hi) = (i as f64 * scale, (i + 1) as f64 * scale);
-                let mut taps = Vec::new();
-                let mut j = lo.floor() as usize;
-                while (j as f64) < hi && j < from {
-                    let cover = (hi.min(j as f64 + 1.0) - lo.max(j as f64)).max(0.0);
-                    if cover > 0.0 {
-                        taps.push((j, (cover / scale) as f32));
-                    }
-                    j += 1;
+/// One output pixel's source pixels along an axis and their weights (summing to 1).
+type Taps = Vec<(usize, f32)>;
+
+/// Area averaging along an axis of `from` pixels shrunk to `to`: each output pixel the mean of the
+/// input span it covers, fractional pixels weighted by coverage (OpenCV's `INTER_AREA`, browsers').
+fn coverage_taps(from: usize, to: usize) -> Vec<Taps> {
+    let scale = from as f64 / to as f64;
+    (0..to)
+        .map(|i| {
+            let (lo, hi) = (i as f64 * scale, (i + 1) as f64 * scale);
+            let mut taps = Vec::new();
+            let mut j = lo.floor() as usize;
+            while (j as f64) < hi && j < from {
+                let cover = (hi.min(j as f64 + 1.0) - lo.max(j as f64)).max(0.0);
+                if cover > 0.0 {
+                    taps.push((j, (cover / scale) as f32));
                 }
-                taps
-            })
-            .collect()
-    };
-    let (wx, wy) = (weights(plane.width, w), weights(plane.height, h));
+                j += 1;
+            }
+            taps
+        })
+        .collect()
+}
+
+/// Pillow's `Image.BOX` along an axis (`precompute_coeffs` in Pillow's `Resample.c` with its box
+/// filter, support 1/2 scaled by the shrink): the *unweighted* mean of the input pixels whose
+/// centres fall in the output pixel's window `(c - s/2, c + s/2]`. At 0.5x this is coverage
+/// averaging; at 0.75x it is not (outputs take 1, 2, 1 of every 4 inputs, where coverage takes
+/// 1⅓ each).
+fn pillow_box_taps(from: usize, to: usize) -> Vec<Taps> {
+    let scale = from as f64 / to as f64;
+    let filterscale = scale.max(1.0);
+    let support = 0.5 * filterscale;
+    (0..to)
+        .map(|i| {
+            let center = (i as f64 + 0.5) * scale;
+            // Pillow truncates `center ± support + 0.5` towards zero (both are positive here).
+            let lo = ((center - support + 0.5).max(0.0) as usize).min(from);
+            let hi = ((center + support + 0.5) as usize).min(from);
+            let inside: Vec<usize> = (lo..hi)
+                .filter(|&j| {
+                    let x = (j as f64 - center + 0.5) / filterscale;
+                    x > -0.5 && x <= 0.5
+                })
+                .collect();
+            let n = inside.len().max(1) as f32;
+            inside.into_iter().map(|j| (j, 1.0 / n)).collect()
+        })
+        .collect()
+}
+
+/// A separable resize to `w` x `h` by per-axis taps, across then down, rounded to 8 bits at the
+/// end and, where `round_between`, also after the first pass (Pillow keeps an 8-bit image between
+/// its two passes).
+fn separable_resize(
+    plane: &Luma,
+    w: usize,
+    h: usize,
+    taps: fn(usize, usize) -> Vec<Taps>,
+    round_between: bool,
+) -> Luma {
+    let (wx, wy) = (taps(plane.width, w), taps(plane.height, h));
     let mut across = vec![0f32; plane.height * w];
     for y in 0..plane.height {
         for (x, taps) in wx.iter().enumerate() {
-            across[y * w + x] = taps
+            let v: f32 = taps
                 .iter()
                 .map(|&(j, wt)| wt * plane.pixels[y * plane.width + j])
                 .sum();
+            across[y * w + x] = if round_between {
+                f32::from(quantise(v))
+            } else {
+                v
+            };
         }
     }
     let mut pixels = vec![0f32; w * h];
@@ -484,6 +528,21 @@ pub fn area_resize(plane: &Luma, w: usize, h: usize) -> Luma {
         height: h,
         pixels,
     }
+}
+
+/// Area averaging to `w` x `h`: each output pixel is the mean of the input area it covers
+/// (fractional pixels weighted by coverage), as OpenCV's `INTER_AREA` and browsers shrink; rounded
+/// to 8 bits, as a saved file is.
+#[must_use]
+pub fn area_resize(plane: &Luma, w: usize, h: usize) -> Luma {
+    separable_resize(plane, w, h, coverage_taps, false)
+}
+
+/// Pillow's `Image.resize(size, Image.BOX)` to `w` x `h` ([`pillow_box_taps`]), 8-bit between its
+/// horizontal and vertical passes as Pillow's is.
+#[must_use]
+pub fn pillow_box_resize(plane: &Luma, w: usize, h: usize) -> Luma {
+    separable_resize(plane, w, h, pillow_box_taps, true)
 }
 
 /// The resizing filters re-enacted beside area averaging and the `image` crate's thumbnail
@@ -542,6 +601,7 @@ pub fn reenacted_similarity(probe: &Probe, original: &DynamicImage) -> f64 {
             .map(|&f| Luma::from_grey(&image::imageops::resize(&grey, nw, nh, f)))
             .collect();
         resized.push(area_resize(&original, w, h));
+        resized.push(pillow_box_resize(&original, w, h));
         resized.push(Luma::from_grey(&image::imageops::thumbnail(&grey, nw, nh)));
         for plane in resized {
             let s = jpeg(&plane);
@@ -711,6 +771,39 @@ mod tests {
             pixels: vec![90.0; 18],
         };
         assert!(area_resize(&flat, 4, 2).pixels.iter().all(|&v| v == 90.0));
+    }
+
+    #[test]
+    fn pillows_box_takes_the_pixels_whose_centres_fall_in_the_window() {
+        // 4 -> 3 along a row: Pillow's box takes pixel 0, the mean of 1 and 2, then pixel 3
+        // (coverage averaging would weight 1 1/3 pixels each).
+        let row = Luma {
+            width: 4,
+            height: 1,
+            pixels: vec![0.0, 30.0, 60.0, 200.0],
+        };
+        assert_eq!(pillow_box_resize(&row, 3, 1).pixels, vec![0.0, 45.0, 200.0]);
+        assert_eq!(area_resize(&row, 3, 1).pixels, vec![8.0, 45.0, 165.0]);
+        // At 0.5x the two take the same pixels, equally weighted; Pillow rounds between its
+        // passes, so they agree within one level.
+        let plane = Luma::of(&picture(4));
+        let (pillow, area) = (
+            pillow_box_resize(&plane, 16, 16),
+            area_resize(&plane, 16, 16),
+        );
+        assert!(pillow
+            .pixels
+            .iter()
+            .zip(&area.pixels)
+            .all(|(a, b)| (a - b).abs() <= 1.0));
+        // A copy shrunk so is re-enacted.
+        let original = picture(6);
+        let small = pillow_box_resize(&Luma::of(&original), 24, 24).grey();
+        let s = reenacted_similarity(
+            &Probe::new(&DynamicImage::ImageLuma8(small), None),
+            &original,
+        );
+        assert!(s > 0.9999, "{s}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::confirm::{score, Scores, Thresholds, UploadProbe};
 use crate::config::VerifySettings;
 use crate::fingerprint::align::{query_phashes, variant_phashes};
-use crate::fingerprint::reenact::{area_resize, Luma};
+use crate::fingerprint::reenact::{area_resize, pillow_box_resize, Luma};
 use crate::fingerprint::Fingerprinter;
 use crate::progress::percentile;
 use crate::registry::index::HashIndex;
@@ -39,11 +39,13 @@ pub enum Filter {
     /// Catmull-Rom (Keys, a = -0.5): Pillow's and most editors' "bicubic".
     Bicubic,
     Lanczos,
-    /// Area averaging, fractional pixels weighted by coverage: Pillow's box, OpenCV's
-    /// `INTER_AREA`, what browsers and phones mostly use to shrink
-    /// ([`crate::fingerprint::reenact::area_resize`]; `scripts/registry_pillow.py` checks Pillow's
-    /// own).
+    /// Area averaging, fractional pixels weighted by coverage: OpenCV's `INTER_AREA`, what
+    /// browsers and phones mostly use to shrink ([`crate::fingerprint::reenact::area_resize`]).
     Area,
+    /// Pillow's `Image.BOX`: the unweighted mean of the pixels whose centres fall in the window
+    /// ([`crate::fingerprint::reenact::pillow_box_resize`]; the same as `Area` at 0.5x, not at
+    /// 0.75x; `scripts/registry_pillow.py` checks Pillow's own).
+    PillowBox,
     /// `image::imageops::thumbnail`: averages of whole-pixel blocks.
     Thumbnail,
 }
@@ -55,6 +57,7 @@ impl Filter {
             Self::Bicubic => "bicubic",
             Self::Lanczos => "lanczos",
             Self::Area => "area",
+            Self::PillowBox => "pillow-box",
             Self::Thumbnail => "thumbnail",
         }
     }
@@ -69,6 +72,10 @@ impl Filter {
             Self::Area => {
                 let plane = Luma::of(image);
                 DynamicImage::ImageLuma8(area_resize(&plane, w as usize, h as usize).grey())
+            }
+            Self::PillowBox => {
+                let plane = Luma::of(image);
+                DynamicImage::ImageLuma8(pillow_box_resize(&plane, w as usize, h as usize).grey())
             }
             Self::Thumbnail => {
                 DynamicImage::ImageLuma8(image::imageops::thumbnail(&image.to_luma8(), w, h))
@@ -96,7 +103,7 @@ pub enum Edit {
 
 impl Edit {
     /// The edits measured: the issue's list of what people apply.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::Clean,
         Self::Jpeg(90),
         Self::Jpeg(75),
@@ -109,6 +116,7 @@ impl Edit {
         Self::Resize(0.75, Filter::Bicubic),
         Self::Resize(0.75, Filter::Lanczos),
         Self::Resize(0.75, Filter::Area),
+        Self::Resize(0.75, Filter::PillowBox),
         Self::ResizeJpeg(0.5, Filter::Bicubic, 75),
         Self::ResizeJpeg(0.75, Filter::Area, 75),
         Self::Crop(0.1),
@@ -633,7 +641,7 @@ impl MatchStudy {
             "registry match (two stages): {} generated images registered (17 pHashes each: whole + a 4x4 \
              grid of 13/16 windows; uploads looked up by whole + 4 windows); candidates: nearest \
              variant within {} bits, at most {}; confirmation: re-enacted similarity (the upload's \
-             edits applied to the original: shift/crop at scale 1, resize by 5 filters, the upload's \
+             edits applied to the original: shift/crop at scale 1, resize by 7 filters, the upload's \
              JPEG luma quantisation; NCC at the upload's size), else aligned similarity (every crop \
              down to 85% and scale; mean of shape and texture NCC at 32 px)",
             self.registered, self.candidate_distance, self.max_candidates
