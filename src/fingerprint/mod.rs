@@ -102,6 +102,27 @@ pub fn phash_from_db(value: i64) -> u64 {
     u64::from_ne_bytes(value.to_ne_bytes())
 }
 
+/// `value` and every 16-bit value within `radius` bit flips of it: the probes of multi-index
+/// hashing over 16-bit chunks (the registry's pHashes, `record_iscc`'s ISCC codes).
+#[must_use]
+pub fn neighbours(value: u16, radius: u32) -> Vec<u16> {
+    let mut out = vec![value];
+    let mut frontier = vec![(value, 0u32)];
+    for _ in 0..radius {
+        let mut next = Vec::new();
+        for &(v, lowest) in &frontier {
+            // Flip only bits above the last flipped one, so each set is generated once.
+            for bit in lowest..16 {
+                let flipped = v ^ (1 << bit);
+                out.push(flipped);
+                next.push((flipped, bit + 1));
+            }
+        }
+        frontier = next;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -304,32 +304,15 @@ pub fn probe_lists(queries: &[u64], max_distance: u32) -> Option<[Vec<i32>; 4]> 
     Some(std::array::from_fn(|i| {
         let mut values: Vec<i32> = queries
             .iter()
-            .flat_map(|&q| neighbours(((q >> (48 - 16 * i)) & 0xffff) as u16, radius))
+            .flat_map(|&q| {
+                crate::fingerprint::neighbours(((q >> (48 - 16 * i)) & 0xffff) as u16, radius)
+            })
             .map(i32::from)
             .collect();
         values.sort_unstable();
         values.dedup();
         values
     }))
-}
-
-/// `value` and every 16-bit value within `radius` bit flips of it.
-fn neighbours(value: u16, radius: u32) -> Vec<u16> {
-    let mut out = vec![value];
-    let mut frontier = vec![(value, 0u32)];
-    for _ in 0..radius {
-        let mut next = Vec::new();
-        for &(v, lowest) in &frontier {
-            // Flip only bits above the last flipped one, so each set is generated once.
-            for bit in lowest..16 {
-                let flipped = v ^ (1 << bit);
-                out.push(flipped);
-                next.push((flipped, bit + 1));
-            }
-        }
-        frontier = next;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -340,7 +323,7 @@ mod tests {
     #[test]
     fn neighbours_are_exactly_the_ball() {
         for radius in 0..=3 {
-            let mut got = neighbours(0xa5c3, radius);
+            let mut got = crate::fingerprint::neighbours(0xa5c3, radius);
             got.sort_unstable();
             got.dedup();
             let want: Vec<u16> = (0..=u16::MAX)
@@ -348,7 +331,7 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "radius {radius}");
         }
-        assert_eq!(neighbours(7, 2).len(), 1 + 16 + 120);
+        assert_eq!(crate::fingerprint::neighbours(7, 2).len(), 1 + 16 + 120);
     }
 
     #[test]

@@ -122,7 +122,7 @@ pub fn probes(queries: &[ImageCode], max_distance: u32) -> Option<Vec<i32>> {
                 .flat_map(move |(position, chunk)| {
                     let chunk = u16::from_be_bytes([chunk[0], chunk[1]]);
                     // Position < 16: at most 15 · 65536 + 65535, well inside an i32.
-                    neighbours(chunk, radius)
+                    crate::fingerprint::neighbours(chunk, radius)
                         .into_iter()
                         .map(move |value| position as i32 * 65536 + i32::from(value))
                 })
@@ -131,25 +131,6 @@ pub fn probes(queries: &[ImageCode], max_distance: u32) -> Option<Vec<i32>> {
     out.sort_unstable();
     out.dedup();
     Some(out)
-}
-
-/// `value` and every 16-bit value within `radius` bit flips of it.
-fn neighbours(value: u16, radius: u32) -> Vec<u16> {
-    let mut out = vec![value];
-    let mut frontier = vec![(value, 0u32)];
-    for _ in 0..radius {
-        let mut next = Vec::new();
-        for &(v, lowest) in &frontier {
-            // Flip only bits above the last flipped one, so each set is made once.
-            for bit in lowest..16 {
-                let flipped = v ^ (1 << bit);
-                out.push(flipped);
-                next.push((flipped, bit + 1));
-            }
-        }
-        frontier = next;
-    }
-    out
 }
 
 /// A record without a code: its id, when it was made (the backfill's cursor) and its image's hash.
