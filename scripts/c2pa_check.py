@@ -53,8 +53,9 @@ def reader_context(anchors_path):
 def judge(crjson, rubric, spec_version):
     """The Conformance Program's evaluator on a crJSON document: the failed and warned traits
     (trait, report text) and the number passed."""
-    sys.path.insert(0, str(THIRD_PARTY / "json-formula-py"))
-    sys.path.insert(0, str(THIRD_PARTY / "c2pa-conformance"))
+    for folder in ("json-formula-py", "c2pa-conformance"):
+        if str(THIRD_PARTY / folder) not in sys.path:
+            sys.path.insert(0, str(THIRD_PARTY / folder))
     import tempfile
 
     import c2pa_conformance_rubric_evaluator as evaluator

@@ -74,7 +74,7 @@ async fn backfill_iscc(pool: &sqlx::PgPool, blobs: &store::blobs::Blobs) -> anyh
                 failed += 1;
                 continue;
             };
-            let code = tokio::task::spawn_blocking(move || ImageCode::of_file(&image))
+            let code = crate::blocking::run(move || ImageCode::of_file(&image))
                 .await
                 .context("the ISCC code panicked")?;
             match code {

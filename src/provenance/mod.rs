@@ -63,21 +63,23 @@ pub fn soft_binding_value(phash: u64) -> String {
 /// URL-safe, padded or not).
 #[must_use]
 pub fn parse_soft_binding_value(value: &str) -> Option<u64> {
-    use base64::Engine as _;
     let value = value.trim();
     if value.len() > 24 {
         return None;
     }
+    Some(u64::from_be_bytes(decode_base64(value)?.try_into().ok()?))
+}
+
+/// Base64 as clients send a soft-binding value: standard or URL-safe, padded or not.
+fn decode_base64(value: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
     let engines = [
         &base64::engine::general_purpose::STANDARD,
         &base64::engine::general_purpose::STANDARD_NO_PAD,
         &base64::engine::general_purpose::URL_SAFE,
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
     ];
-    engines.iter().find_map(|engine| {
-        let bytes = engine.decode(value).ok()?;
-        Some(u64::from_be_bytes(bytes.try_into().ok()?))
-    })
+    engines.iter().find_map(|engine| engine.decode(value).ok())
 }
 
 /// The `io.iscc.v0` value of an ISCC Content-Code Image in the Soft Binding Resolution API:
@@ -97,18 +99,8 @@ pub fn iscc_soft_binding_value(code: &ImageCode) -> String {
 /// A sentence on why, when the value is not base64 of an ISCC-SEQ or holds no 256-bit Content-Code
 /// Image.
 pub fn parse_iscc_soft_binding_value(value: &str) -> Result<Vec<ImageCode>, String> {
-    use base64::Engine as _;
     let value = value.trim().replace(' ', "+");
-    let engines = [
-        &base64::engine::general_purpose::STANDARD,
-        &base64::engine::general_purpose::STANDARD_NO_PAD,
-        &base64::engine::general_purpose::URL_SAFE,
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-    ];
-    let bytes = engines
-        .iter()
-        .find_map(|engine| engine.decode(&value).ok())
-        .ok_or("the value is not base64")?;
+    let bytes = decode_base64(&value).ok_or("the value is not base64")?;
     let units = iscc::decode_seq(&bytes).map_err(|error| format!("not an ISCC-SEQ: {error}"))?;
     let codes: Vec<ImageCode> = units.iter().filter_map(iscc::Unit::image_code).collect();
     if codes.is_empty() {

@@ -18,9 +18,15 @@ use crate::fingerprint::phash_to_db;
 /// than any match the API makes.
 const MAX_PROBE_RADIUS: u32 = 2;
 
-/// The four words of a code as PostgreSQL stores them (same bits).
-fn db_words(code: &ImageCode) -> [i64; 4] {
-    code.words().map(phash_to_db)
+/// The four word columns of `codes` as PostgreSQL stores them (same bits), for `UNNEST`.
+fn word_columns<'a>(codes: impl ExactSizeIterator<Item = &'a ImageCode>) -> [Vec<i64>; 4] {
+    let mut columns: [Vec<i64>; 4] = std::array::from_fn(|_| Vec::with_capacity(codes.len()));
+    for code in codes {
+        for (column, word) in columns.iter_mut().zip(code.words()) {
+            column.push(phash_to_db(word));
+        }
+    }
+    columns
 }
 
 /// Adds (or replaces) records' codes: `codes` are `(record, code)`.
@@ -51,8 +57,7 @@ pub async fn upsert(pool: &PgPool, codes: &[(Uuid, ImageCode)]) -> Result<(), sq
 #[must_use]
 pub fn columns(codes: &[(Uuid, ImageCode)]) -> (Vec<Uuid>, [Vec<i64>; 4]) {
     let ids = codes.iter().map(|(id, _)| *id).collect();
-    let words = std::array::from_fn(|i| codes.iter().map(|(_, code)| db_words(code)[i]).collect());
-    (ids, words)
+    (ids, word_columns(codes.iter().map(|(_, code)| code)))
 }
 
 /// The records with a code within `max_distance` bits of one of `queries`, nearest first (then by
@@ -67,8 +72,7 @@ pub async fn near(
     max_distance: u32,
     limit: usize,
 ) -> Result<Vec<(Uuid, u32)>, sqlx::Error> {
-    let [q0, q1, q2, q3]: [Vec<i64>; 4] =
-        std::array::from_fn(|i| queries.iter().map(|q| db_words(q)[i]).collect());
+    let [q0, q1, q2, q3] = word_columns(queries.iter());
     let probes = probes(queries, max_distance);
     // The same SQL either way but for the filter: the chunks probed, or every row.
     let filter = if probes.is_some() {
@@ -209,7 +213,7 @@ mod tests {
         // chunks[1] = 1 * 65536 + ((w0 >> 32) & 65535) on the signed BIGINT: the same bits.
         let query = ImageCode::from_words([0xfedc_ba98_7654_3210, 0, 0, 0]);
         let probes = probes(&[query], 0).unwrap();
-        let w0 = db_words(&query)[0];
+        let w0 = word_columns(std::iter::once(&query))[0][0];
         assert!(probes.contains(&(65536 + ((w0 >> 32) & 65535) as i32)));
         assert!(probes.contains(&0xfedc));
         assert_eq!(probes.len(), 16);
