@@ -71,11 +71,6 @@ fn describe() {
         "Signed and registered images"
     );
     describe_gauge!(
-        "hallmark_queue_depth",
-        Unit::Count,
-        "Images waiting for or in the model"
-    );
-    describe_gauge!(
         "hallmark_registry_index_hashes",
         Unit::Count,
         "Variant pHashes held by the in-memory near-duplicate index"
@@ -114,11 +109,6 @@ fn describe() {
         "Records per group commit: one PostgreSQL transaction for the generations that finished together"
     );
     describe_gauge!(
-        "hallmark_largest_commit_group",
-        Unit::Count,
-        "Most records committed in one group transaction since start"
-    );
-    describe_gauge!(
         "hallmark_blob_journal_pending",
         Unit::Count,
         "Blobs committed with their bytes in the journal, waiting for the next sync of the local blob store"
@@ -126,11 +116,6 @@ fn describe() {
     describe_counter!(
         "hallmark_blob_journal_synced_total",
         "Blobs of the local store made durable by journal checkpoints (one syncfs covers a checkpoint's blobs)"
-    );
-    describe_gauge!(
-        "hallmark_largest_batch",
-        Unit::Count,
-        "Largest forward pass since start"
     );
 }
 
@@ -169,25 +154,56 @@ pub async fn track(
     Ok(response)
 }
 
+/// The gauges that read this service's own state, written at scrape time beside what the
+/// recorder holds. They stay out of the recorder: it is process-wide, and a value set there just
+/// before a render could be another service's in the same process (the API tests run many).
+fn own_gauges(state: &AppState) -> String {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let inference = &state.generation.inference;
+    let gauges = [
+        (
+            "hallmark_queue_depth",
+            "Images waiting for or in the model",
+            inference.queued() as u64,
+        ),
+        (
+            "hallmark_largest_batch",
+            "Largest forward pass since start",
+            inference.stats().largest_batch.load(Relaxed),
+        ),
+        (
+            "hallmark_largest_commit_group",
+            "Most records committed in one group transaction since start",
+            state
+                .generation
+                .committer
+                .stats()
+                .largest_group
+                .load(Relaxed),
+        ),
+    ];
+    let mut text = String::new();
+    for (name, help, value) in gauges {
+        // Writing to a String cannot fail.
+        let _ = write!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n\n"
+        );
+    }
+    text
+}
+
 /// `GET /metrics` in the Prometheus text format.
 pub async fn render(state: web::Data<AppState>) -> HttpResponse {
-    let inference = &state.generation.inference;
-    metrics::gauge!("hallmark_queue_depth").set(inference.queued() as f64);
-    let largest = inference
-        .stats()
-        .largest_batch
-        .load(std::sync::atomic::Ordering::Relaxed);
-    metrics::gauge!("hallmark_largest_batch").set(largest as f64);
-    let largest_group = state
-        .generation
-        .committer
-        .stats()
-        .largest_group
-        .load(std::sync::atomic::Ordering::Relaxed);
-    metrics::gauge!("hallmark_largest_commit_group").set(largest_group as f64);
+    let mut body = state.metrics.render();
+    if !body.is_empty() && !body.ends_with('\n') {
+        body.push('\n');
+    }
+    body.push_str(&own_gauges(&state));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(body)
 }
 
 #[cfg(test)]
