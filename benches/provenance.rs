@@ -55,7 +55,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::load(None).expect("settings");
     settings.storage.data_dir = dir.path().to_owned();
-    init_pki(&settings.storage.keys_dir(), 30).expect("pki");
+    init_pki(&settings.storage.keys_dir(), 30, None).expect("pki");
     let signer = ProvenanceSigner::from_settings(&settings).expect("signer");
     let verifier = ProvenanceVerifier::from_settings(&settings).expect("verifier");
 

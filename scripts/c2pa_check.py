@@ -13,7 +13,9 @@ With --rubric RUBRIC.yml (repeatable), the C2PA Conformance Program's asset-rubr
 (third_party/c2pa-conformance/, unmodified) judges the file's crJSON, as c2pa-python's
 `Reader.crjson()` writes it, against that rubric: `rubrics` lists, per rubric, the traits that
 failed and warned (with their report text) and how many passed. --spec-version is the
-specification version the rubric expects (its own default otherwise).
+specification version the rubric expects (its own default otherwise). With --crjson DOC.json the
+rubrics judge that crJSON document instead (another validator's findings on FILE, such as
+`hallmark verify --crjson`), so the evaluator checks the validator as well as the asset.
 With --manifest, the manifest store is read from that file (a sidecar, e.g. one fetched from a
 Soft Binding Resolution API) and validated against FILE, instead of the store embedded in FILE.
 Exits 3 with a message when c2pa-python is not installed (scripts/setup.sh installs it).
@@ -94,6 +96,7 @@ def main() -> int:
     parser.add_argument("--manifest")
     parser.add_argument("--rubric", action="append", default=[])
     parser.add_argument("--spec-version")
+    parser.add_argument("--crjson")
     args = parser.parse_args()
     context = reader_context(args.anchors)
     mime = mime_of(args.file)
@@ -106,6 +109,9 @@ def main() -> int:
         store = json.loads(reader.json())
         state = reader.get_validation_state()
         crjson = reader.crjson() if args.rubric else None
+    if args.crjson:
+        with open(args.crjson, encoding="utf-8") as f:
+            crjson = f.read()
     active = store["manifests"][store["active_manifest"]]
     results = store.get("validation_results", {}).get("activeManifest", {})
     out = {

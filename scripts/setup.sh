@@ -20,6 +20,7 @@ C2PA_PYTHON_VERSION="0.38.1"
 # the Image-Code from other DCT squares than 1.3.0 did.
 ISCC_CORE_VERSION="1.5.0"
 PYYAML_VERSION="6.0.3"
+ASN1CRYPTO_VERSION="1.5.1"
 # The S3-compatible server tests/replicas.rs runs the blob store against (`python -m moto.server`).
 MOTO_VERSION="5.2.5"
 DB_NAME="${HALLMARK_DB_NAME:-hallmark}"
@@ -78,6 +79,12 @@ setup_venv() {
     if ! "$VENV/bin/python" -c "import yaml" 2>/dev/null; then
         log "installing PyYAML==$PYYAML_VERSION into $VENV"
         "$VENV/bin/pip" install -q --disable-pip-version-check "PyYAML==$PYYAML_VERSION" >&2
+    fi
+    # The test time-stamp authority (scripts/test_tsa.py) builds RFC 3161 replies with
+    # asn1crypto and signs them with cryptography (which c2pa-python brings).
+    if ! "$VENV/bin/python" -c "import asn1crypto, cryptography" 2>/dev/null; then
+        log "installing asn1crypto==$ASN1CRYPTO_VERSION into $VENV"
+        "$VENV/bin/pip" install -q --disable-pip-version-check "asn1crypto==$ASN1CRYPTO_VERSION" cryptography >&2
     fi
     # The Python peer of the throughput comparison (benches/python_peer/, benches/load.py).
     if ! "$VENV/bin/python" -c "import fastapi, uvicorn, asyncpg, safetensors, PIL" 2>/dev/null; then

@@ -249,9 +249,14 @@ pub struct ProvenanceSettings {
     pub cert_chain: Option<PathBuf>,
     /// PKCS#8 PEM Ed25519 private key matching `cert_chain`; empty means the generated one.
     pub private_key: Option<PathBuf>,
+    /// A file holding the passphrase of encrypted private keys (`src/provenance/keyfile.rs`);
+    /// empty means the `HALLMARK_KEY_PASSPHRASE` environment variable, if set.
+    pub key_passphrase_file: Option<PathBuf>,
     /// Extra trust anchors (PEM bundle) for verification, besides our own root CA.
     pub trust_anchors: Option<PathBuf>,
-    /// RFC 3161 time-stamp authority (plain `http://` URL); empty means no time-stamp.
+    /// RFC 3161 time-stamp authority (`http://` or `https://` URL): every claim signature is
+    /// time-stamped there, so it keeps validating after the certificate expires. Empty means no
+    /// time-stamp.
     pub tsa_url: Option<String>,
     /// Days a newly issued signing certificate is valid; 0 means the default (397).
     pub signing_cert_days: u32,

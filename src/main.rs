@@ -26,8 +26,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Prepare a first start: data directory, database, migrations. Safe to run again.
-    Init,
+    /// Prepare a first start: data directory, keys, database, migrations. Safe to run again.
+    Init(service::InitArgs),
     /// Train a GAN on Fashion-MNIST or a folder of images into a model directory.
     Train(hallmark::cli::gan::TrainArgs),
     /// Generate signed, registered images with a model and write them as files.
@@ -104,7 +104,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => service::serve(settings).await,
         Command::Migrate => service::migrate(&settings).await,
-        Command::Init => service::init(&settings).await,
+        Command::Init(args) => service::init(&settings, args.encrypt_key).await,
         Command::Train(args) => hallmark::cli::gan::train(&settings, args),
         Command::Generate(args) => hallmark::cli::generate::generate(&settings, args).await,
         Command::Evaluate(args) => hallmark::cli::gan::evaluate(&settings, args),

@@ -151,7 +151,7 @@ fn build_shared() -> Shared {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::load(None).unwrap();
     settings.storage.data_dir = dir.path().to_owned();
-    init_pki(&settings.storage.keys_dir(), 30).unwrap();
+    init_pki(&settings.storage.keys_dir(), 30, None).unwrap();
     // Trusting the other producers' roots too takes their manifests down the full chain check.
     let made = fixtures::made_by_c2pa_python();
     let mut anchors = std::fs::read_to_string(&made.producer_ca).unwrap();

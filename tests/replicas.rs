@@ -440,7 +440,7 @@ async fn two_replicas_share_postgres_and_s3_and_survive_a_sigkill() {
     settings.storage.data_dir = dir_a.path().to_path_buf();
     let signer = LogSigner::new(
         &settings.transparency_log.origin,
-        load_log_key(&settings.storage.keys_dir()).unwrap(),
+        load_log_key(&settings).unwrap(),
     )
     .unwrap();
     let rebuilt = tempfile::tempdir().unwrap();

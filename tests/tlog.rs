@@ -144,7 +144,7 @@ async fn an_independent_verifier_checks_tiles_roots_inclusion_and_consistency(po
     // The verifier key is pinned from the key file, not taken from the log.
     let signer = LogSigner::new(
         &app.settings.transparency_log.origin,
-        load_log_key(&app.settings.storage.keys_dir()).unwrap(),
+        load_log_key(&app.settings).unwrap(),
     )
     .unwrap();
     let vkey = signer.verifier_key();
@@ -420,7 +420,7 @@ async fn two_sequencers_on_one_database_make_one_log(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::load(None).unwrap();
     settings.storage.data_dir = dir.path().to_path_buf();
-    init_log_key(&settings.storage.keys_dir()).unwrap();
+    init_log_key(&settings.storage.keys_dir(), None).unwrap();
     let open = || {
         let blobs = Blobs::from_settings(&settings.storage).unwrap();
         std::sync::Arc::new(Log::from_settings(&settings, pool.clone(), blobs).unwrap())
@@ -519,7 +519,7 @@ async fn wait_for_log_answers_with_checked_proofs_or_log_timeout(pool: PgPool) {
     let key = app.key(Role::Generator).await;
     let vkey = LogSigner::new(
         &app.settings.transparency_log.origin,
-        load_log_key(&app.settings.storage.keys_dir()).unwrap(),
+        load_log_key(&app.settings).unwrap(),
     )
     .unwrap()
     .verifier_key();
@@ -815,7 +815,7 @@ async fn sigkill_while_integrating_loses_and_duplicates_no_entry() {
     fresh.storage.data_dir = rebuilt.path().to_path_buf();
     let signer = LogSigner::new(
         &settings.transparency_log.origin,
-        load_log_key(&settings.storage.keys_dir()).unwrap(),
+        load_log_key(&settings).unwrap(),
     )
     .unwrap();
     let from_postgres = Log::new(
@@ -888,7 +888,7 @@ async fn log_monitor_checks_signature_consistency_and_inclusion_over_http(pool: 
     let key = app.key(Role::Generator).await;
     let signer = LogSigner::new(
         &app.settings.transparency_log.origin,
-        load_log_key(&app.settings.storage.keys_dir()).unwrap(),
+        load_log_key(&app.settings).unwrap(),
     )
     .unwrap();
     let vkey = signer.verifier_key();
@@ -1116,7 +1116,7 @@ async fn tiles_of_a_round_its_sequencer_never_published_come_with_the_next(pool:
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::load(None).unwrap();
     settings.storage.data_dir = dir.path().to_path_buf();
-    init_log_key(&settings.storage.keys_dir()).unwrap();
+    init_log_key(&settings.storage.keys_dir(), None).unwrap();
     let log = Log::from_settings(
         &settings,
         pool.clone(),
@@ -1162,7 +1162,7 @@ async fn a_full_batch_is_followed_at_once_by_the_next_round(pool: PgPool) {
     // An hour between rounds, three entries a round: only back-to-back rounds integrate ten.
     settings.transparency_log.checkpoint_interval_ms = 3_600_000;
     settings.transparency_log.batch_size = 3;
-    init_log_key(&settings.storage.keys_dir()).unwrap();
+    init_log_key(&settings.storage.keys_dir(), None).unwrap();
     hand_over_synthetic(&pool, 10).await;
     let blobs = Blobs::from_settings(&settings.storage).unwrap();
     let log = std::sync::Arc::new(Log::from_settings(&settings, pool.clone(), blobs).unwrap());

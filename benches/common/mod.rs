@@ -26,9 +26,9 @@ pub fn settings(data_dir: &std::path::Path) -> Settings {
     settings.model.device = "cpu".into();
     // Beside a running service: the metrics listener on a free port, not 9464.
     settings.metrics.listen = "127.0.0.1:0".into();
-    hallmark::provenance::pki::init_pki(&settings.storage.keys_dir(), 30).unwrap();
+    hallmark::provenance::pki::init_pki(&settings.storage.keys_dir(), 30, None).unwrap();
     // The transparency log's key, which `serve` needs as `hallmark init` makes it.
-    hallmark::provenance::pki::init_log_key(&settings.storage.keys_dir()).unwrap();
+    hallmark::provenance::pki::init_log_key(&settings.storage.keys_dir(), None).unwrap();
     settings
 }
 

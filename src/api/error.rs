@@ -67,6 +67,7 @@ error_codes! {
     INVALID_LIMIT = ("invalid_limit", 400, "a page size out of range");
     INVALID_VERDICT = ("invalid_verdict", 400, "an unknown verdict filter");
     INVALID_COUNT = ("invalid_count", 400, "an image count out of range");
+    INVALID_FORMAT = ("invalid_format", 400, "a format parameter other than report or crjson");
     INVALID_QUALITY = ("invalid_quality", 400, "a JPEG quality out of range, or one for PNG");
     INVALID_TILE_PATH = ("invalid_tile_path", 400, "a log tile path that is not tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>] as c2sp.org/tlog-tiles spells them");
     CORS_REFUSED = ("cors_refused", 400, "a CORS preflight from an origin, for a method or with headers the route's policy does not allow (api.cors_origins for the keyed routes)");
@@ -92,6 +93,9 @@ error_codes! {
     IMAGE_TOO_LARGE = ("image_too_large", 422, "more pixels than limits.max_image_pixels");
     ASPECT_RATIO_TOO_LARGE = ("aspect_ratio_too_large", 422, "sides further apart than limits.max_aspect_ratio");
     CORRUPT_IMAGE = ("corrupt_image", 422, "an image that does not decode");
+    NO_MANIFEST = ("no_manifest", 422, "format=crjson for a file that carries no C2PA manifest store");
+    MANIFEST_INACCESSIBLE = ("manifest_inaccessible", 422, "format=crjson for a file whose manifest is remote (remote manifests are never fetched)");
+    UNREADABLE_MANIFEST = ("unreadable_manifest", 422, "format=crjson for a manifest store the C2PA reader cannot read");
     QUEUE_FULL = ("queue_full", 429, "the model queue or the commit queue is full: retry after Retry-After");
     RATE_LIMITED = ("rate_limited", 429, "too many public requests from one client");
     INTERNAL = ("internal", 500, "a fault of ours; logged");
@@ -254,6 +258,16 @@ impl From<CheckError> for ApiError {
             CheckError::Registry(inner) => inner.into(),
             CheckError::Database(inner) => inner.into(),
             CheckError::Blocking(_) => Self::internal(&error),
+            CheckError::CrJson(inner) => {
+                use crate::provenance::verify::CrJsonError;
+                let code = match inner {
+                    CrJsonError::Unsupported => code::UNSUPPORTED_MEDIA_TYPE,
+                    CrJsonError::NoManifest => code::NO_MANIFEST,
+                    CrJsonError::Inaccessible(_) => code::MANIFEST_INACCESSIBLE,
+                    CrJsonError::Unreadable(_) => code::UNREADABLE_MANIFEST,
+                };
+                Self::new(code, inner.to_string())
+            }
             CheckError::ShuttingDown => {
                 Self::new(code::MODEL_UNAVAILABLE, error.to_string()).retry_after(1)
             }

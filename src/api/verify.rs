@@ -55,6 +55,14 @@ pub struct CheckQuery {
     pub verdict: Option<String>,
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct VerifyQuery {
+    /// `report` (the default): Hallmark's check, stored. `crjson`: the upload's C2PA manifest
+    /// store as crJSON, the validator output the C2PA Conformance Program's rubrics judge
+    /// (one file; nothing stored; no registry or detector).
+    pub format: Option<String>,
+}
+
 /// Errors that belong to one file of a batch; the others (database down, model busy) fail the
 /// whole request.
 fn belongs_to_file(error: &ApiError) -> bool {
@@ -105,18 +113,19 @@ async fn store(
 ///
 /// A raw image body answers with one report; `multipart/form-data` with parts named `file`
 /// answers with one result per file, in order, where a refused file carries its error and does
-/// not fail the others.
+/// not fail the others. With `format=crjson`, one file's manifest store as crJSON instead.
 #[utoipa::path(post, path = "/v1/verify",
+    params(VerifyQuery),
     request_body(content = Vec<u8>, description = "An image (PNG, JPEG, WebP), or multipart/form-data with parts named \"file\"", content_type = "image/png"),
     responses(
-        (status = 200, description = "One report (raw body), or `BatchResponse` (multipart)", body = VerifyReport),
-        (status = 400, description = "empty_upload, no_files, too_many_files, too_many_parts, malformed_multipart, malformed_body"),
+        (status = 200, description = "One report (raw body), or `BatchResponse` (multipart); with format=crjson a crJSON document", body = VerifyReport),
+        (status = 400, description = "empty_upload, no_files, too_many_files, too_many_parts, malformed_multipart, malformed_body, invalid_format"),
         (status = 408, description = "body_timeout"),
         (status = 401, description = "Missing, unknown or revoked key"),
         (status = 403, description = "Not a moderator or admin key"),
         (status = 413, description = "payload_too_large"),
         (status = 415, description = "unsupported_media_type (judged by content)"),
-        (status = 422, description = "corrupt_image, image_too_large, aspect_ratio_too_large"),
+        (status = 422, description = "corrupt_image, image_too_large, aspect_ratio_too_large; with format=crjson: no_manifest, manifest_inaccessible, unreadable_manifest"),
         (status = 429, description = "queue_full"),
         (status = 503, description = "database_unavailable, model_unavailable, server_busy"),
     ),
@@ -124,10 +133,27 @@ async fn store(
 pub async fn verify(
     auth: Authenticated,
     req: HttpRequest,
+    query: web::Query<VerifyQuery>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.require(Role::Moderator)?;
+    match query.format.as_deref() {
+        None | Some("report") => {}
+        Some("crjson") => {
+            let (bytes, _, _reservation) = read_one_upload(&req, payload, &state).await?;
+            if bytes.is_empty() {
+                return Err(ApiError::new(code::EMPTY_UPLOAD, "the upload has no bytes"));
+            }
+            return Ok(HttpResponse::Ok().json(state.verify.crjson(bytes).await?));
+        }
+        Some(other) => {
+            return Err(ApiError::new(
+                code::INVALID_FORMAT,
+                format!("format must be report or crjson, got {other:?}"),
+            ))
+        }
+    }
     let limit = state.settings.limits.max_request_bytes;
     let _reservation = state.uploads.reserve(req.headers(), limit)?;
     if !is_multipart(req.headers()) {

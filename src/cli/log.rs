@@ -110,7 +110,10 @@ pub async fn run(settings: &Settings, command: LogCommand) -> anyhow::Result<()>
             state,
             listen,
         } => {
-            let (key, created) = crate::provenance::pki::load_or_create_key(&key)?;
+            let (key, created) = crate::provenance::pki::load_or_create_key(
+                &key,
+                crate::provenance::keyfile::Passphrase::from_settings(settings)?.as_ref(),
+            )?;
             let signer = crate::tlog::witness::CosignatureSigner::new(&name, key)?;
             let witness = crate::tlog::witness::Witness::new(signer, &logs, &state)?;
             let listener = std::net::TcpListener::bind(&listen)

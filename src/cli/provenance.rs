@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::Settings;
+use crate::provenance::keyfile::{self, Passphrase, Protection};
 use crate::provenance::pki::{self, key_id, SigningIdentity};
 use crate::provenance::record::{verify_record, Record};
 use crate::store;
@@ -24,12 +25,28 @@ pub struct VerifyRecordArgs {
 }
 
 /// The PKI part of `hallmark init`: creates the CA and signing key unless an operator-supplied
-/// identity is configured, and the transparency log's key in any case; then checks the identity
-/// loads. Returns it.
+/// identity is configured, and the transparency log's key in any case (encrypted when a key
+/// passphrase is configured); with `encrypt_keys`, first rewrites the plaintext keys of the keys
+/// directory encrypted. Then checks the identity loads, and returns it.
 ///
 /// # Errors
-/// When the keys cannot be created or loaded.
-pub fn init_keys(settings: &Settings) -> anyhow::Result<SigningIdentity> {
+/// When the keys cannot be created or loaded, or `encrypt_keys` is asked without a passphrase.
+pub fn init_keys(settings: &Settings, encrypt_keys: bool) -> anyhow::Result<SigningIdentity> {
+    let passphrase = Passphrase::from_settings(settings)?;
+    let keys_dir = settings.storage.keys_dir();
+    if encrypt_keys {
+        let Some(passphrase) = passphrase.as_ref() else {
+            anyhow::bail!(
+                "--encrypt-key needs a passphrase: set provenance.key_passphrase_file or {}",
+                keyfile::PASSPHRASE_ENV
+            );
+        };
+        std::fs::create_dir_all(&keys_dir)
+            .with_context(|| format!("cannot create {}", keys_dir.display()))?;
+        for path in pki::encrypt_keys(&keys_dir, passphrase)? {
+            println!("provenance: encrypted {}", path.display());
+        }
+    }
     let custom = settings
         .provenance
         .cert_chain
@@ -37,7 +54,7 @@ pub fn init_keys(settings: &Settings) -> anyhow::Result<SigningIdentity> {
         .is_some_and(|p| !p.as_os_str().is_empty());
     if custom {
         println!("provenance: using the configured certificate chain and key");
-        let created = pki::init_log_key(&settings.storage.keys_dir())?;
+        let created = pki::init_log_key(&keys_dir, passphrase.as_ref())?;
         println!(
             "transparency log: {} key in {}",
             if created { "created" } else { "kept" },
@@ -45,8 +62,9 @@ pub fn init_keys(settings: &Settings) -> anyhow::Result<SigningIdentity> {
         );
     } else {
         let outcome = pki::init_pki(
-            &settings.storage.keys_dir(),
+            &keys_dir,
             pki::signing_cert_days(settings),
+            passphrase.as_ref(),
         )?;
         println!(
             "provenance: {} CA, {} signing key {} in {}",
@@ -64,7 +82,63 @@ pub fn init_keys(settings: &Settings) -> anyhow::Result<SigningIdentity> {
             outcome.keys_dir.display()
         );
     }
+    for path in plaintext_keys(settings)? {
+        println!(
+            "provenance: {} is not encrypted{}",
+            path.display(),
+            if passphrase.is_some() {
+                " (`hallmark init --encrypt-key` encrypts it)"
+            } else {
+                " (set a key passphrase and run `hallmark init --encrypt-key`)"
+            }
+        );
+    }
     Ok(SigningIdentity::load(settings)?)
+}
+
+/// The private key files of ours that are stored in plaintext: the keys directory's and the
+/// operator's signing key.
+///
+/// # Errors
+/// When a key file exists but cannot be read or holds no PKCS#8 key.
+pub fn plaintext_keys(settings: &Settings) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let dir = settings.storage.keys_dir();
+    let mut files: Vec<std::path::PathBuf> =
+        [pki::CA_KEY_FILE, pki::SIGNING_KEY_FILE, pki::LOG_KEY_FILE]
+            .iter()
+            .map(|file| dir.join(file))
+            .collect();
+    files.extend(
+        settings
+            .provenance
+            .private_key
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty()),
+    );
+    let mut plain = Vec::new();
+    for path in files {
+        if path.exists() && keyfile::protection(&path)? == Protection::Plaintext {
+            plain.push(path);
+        }
+    }
+    Ok(plain)
+}
+
+/// At `serve`: a warning for each plaintext key while a passphrase is configured (the operator
+/// meant them encrypted; `hallmark init --encrypt-key` does it).
+///
+/// # Errors
+/// As [`plaintext_keys`], or when the passphrase cannot be read.
+pub fn warn_of_plaintext_keys(settings: &Settings) -> anyhow::Result<()> {
+    if Passphrase::from_settings(settings)?.is_some() {
+        for path in plaintext_keys(settings)? {
+            tracing::warn!(
+                key = %path.display(),
+                "a key passphrase is configured but this key is not encrypted: run `hallmark init --encrypt-key`"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Records the identity's public key in `signing_keys` (the last step of `init`).
@@ -100,6 +174,7 @@ pub async fn rotate_key(settings: &Settings) -> anyhow::Result<()> {
     let rotation = pki::rotate_signing_key(
         &settings.storage.keys_dir(),
         pki::signing_cert_days(settings),
+        Passphrase::from_settings(settings)?.as_ref(),
     )?;
     let identity = SigningIdentity::load(settings)?;
     register_key(&pool, &identity).await?;

@@ -16,6 +16,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     // Records name the key that signed them, so the current key must be registered first.
     let identity = crate::provenance::SigningIdentity::load(&settings)?;
+    crate::cli::provenance::warn_of_plaintext_keys(&settings)?;
     let pool = store::lazy_pool(&settings.database)?;
     crate::store::signing_keys::register(&pool, &identity).await?;
     // Blobs a crash left only in the journal are rewritten before anything is served.
@@ -58,11 +59,21 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `hallmark init`'s options.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Rewrite the keys directory's plaintext private keys encrypted under the key passphrase
+    /// (`provenance.key_passphrase_file` or HALLMARK_KEY_PASSPHRASE), which must be set. New keys
+    /// are encrypted whenever a passphrase is set.
+    #[arg(long)]
+    pub encrypt_key: bool,
+}
+
 /// `hallmark init`.
 ///
 /// # Errors
 /// As the command reports them.
-pub async fn init(settings: &Settings) -> anyhow::Result<()> {
+pub async fn init(settings: &Settings, encrypt_keys: bool) -> anyhow::Result<()> {
     let mut dirs = vec![
         settings.storage.data_dir.clone(),
         settings.storage.keys_dir(),
@@ -75,8 +86,8 @@ pub async fn init(settings: &Settings) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)
             .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
     }
-    let identity = crate::cli::provenance::init_keys(settings)?;
-    let log_key = crate::provenance::pki::load_log_key(&settings.storage.keys_dir())?;
+    let identity = crate::cli::provenance::init_keys(settings, encrypt_keys)?;
+    let log_key = crate::provenance::pki::load_log_key(settings)?;
     let log_signer = crate::tlog::LogSigner::new(&settings.transparency_log.origin, log_key)?;
     println!(
         "transparency log: verifier key {} (publish it; `hallmark log key` prints it again)",

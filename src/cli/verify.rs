@@ -31,6 +31,11 @@ pub struct VerifyArgs {
     /// Skip the detector (no model is loaded).
     #[arg(long)]
     pub no_detector: bool,
+    /// Print the one FILE's C2PA manifest store as crJSON (c2pa-rs's, validated with the
+    /// configured trust lists), the validator output the C2PA Conformance Program's asset rubrics
+    /// judge; no registry or detector.
+    #[arg(long, conflicts_with_all = ["json", "offline", "no_detector"])]
+    pub crjson: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,6 +95,9 @@ fn report_text(report: &VerifyReport) -> String {
 /// # Errors
 /// As above, or when the verifier or the model cannot be loaded.
 pub async fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()> {
+    if args.crjson {
+        return print_crjson(settings, args).await;
+    }
     let registry = if args.offline {
         None
     } else {
@@ -153,6 +161,26 @@ pub async fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()
         "{failed} of {} files were refused or carry tampered credentials",
         args.files.len()
     );
+    Ok(())
+}
+
+/// `verify --crjson FILE`.
+async fn print_crjson(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()> {
+    let [path] = args.files.as_slice() else {
+        anyhow::bail!("--crjson takes one file");
+    };
+    let service = VerifyService::from_settings(settings, None, None)?;
+    service.trust().reload_all().await;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let document = service.crjson(bytes).await.map_err(|error| {
+        anyhow::anyhow!(
+            "{}: {}",
+            path.display(),
+            crate::api::error::ApiError::from(error)
+        )
+    })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string_pretty(&document)?)?;
     Ok(())
 }
 

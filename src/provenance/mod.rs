@@ -20,10 +20,12 @@
 //! Signing and verification are synchronous and CPU-bound: call them from a blocking thread.
 
 pub mod history;
+pub mod keyfile;
 pub mod pki;
 pub mod record;
 pub mod sign;
 pub mod trust;
+pub mod tsa;
 pub mod verify;
 
 pub use pki::{key_id, SigningIdentity};

@@ -4,14 +4,17 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `ca.key.pem` | the root CA's Ed25519 private key, PKCS#8, mode 0600 |
+//! | `ca.key.pem` | the root CA's Ed25519 private key, PKCS#8 (encrypted when a passphrase is set), mode 0600 |
 //! | `ca.cert.pem` | the self-signed root CA certificate (10 years), a trust anchor for verification |
-//! | `signing.key.pem` | the signing key, PKCS#8, mode 0600 |
+//! | `signing.key.pem` | the signing key, PKCS#8 (encrypted when a passphrase is set), mode 0600 |
 //! | `signing.cert.pem` | the signing certificate issued by the CA: digitalSignature, EKUs emailProtection and C2PA claim signing |
 //! | `retired/<key id>.cert.pem` | signing certificates replaced by [`rotate_signing_key`]; their public keys still verify |
-//! | `log.key.pem` | the transparency log's Ed25519 checkpoint key, PKCS#8, mode 0600 ([`init_log_key`]; no certificate: verifiers pin its C2SP verifier key) |
+//! | `log.key.pem` | the transparency log's Ed25519 checkpoint key, PKCS#8 (encrypted when a passphrase is set), mode 0600 ([`init_log_key`]; no certificate: verifiers pin its C2SP verifier key) |
 //!
-//! Existing files are kept, so `init` is idempotent. An operator may bring their own Ed25519
+//! Private keys are written encrypted when a passphrase is configured ([`keyfile`]); a file is
+//! read by its PEM label, so plaintext keys made earlier keep loading until [`encrypt_keys`]
+//! (`hallmark init --encrypt-key`) rewrites them. Existing files are kept, so `init` is
+//! idempotent. An operator may bring their own Ed25519
 //! chain and key instead (`provenance.cert_chain` and `provenance.private_key`).
 //!
 //! A key's id ([`key_id`]) is the hex of the first 16 bytes of SHA-256 of its 32-byte public
@@ -21,8 +24,6 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use rand_core::{OsRng, RngCore};
 use rcgen::{
@@ -32,6 +33,7 @@ use rcgen::{
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
+use super::keyfile::{self, Passphrase, Protection};
 use super::ProvenanceError;
 use crate::config::Settings;
 
@@ -83,10 +85,13 @@ impl SigningIdentity {
     ///
     /// # Errors
     /// When only one of the two settings is set, a file is missing or unreadable, the key is not
-    /// Ed25519 PKCS#8, or it does not match the leaf certificate.
+    /// Ed25519 PKCS#8 (or is encrypted and the passphrase is missing or wrong), or it does not
+    /// match the leaf certificate.
     pub fn load(settings: &Settings) -> Result<Self, ProvenanceError> {
+        let passphrase = Passphrase::from_settings(settings)?;
+        let passphrase = passphrase.as_ref();
         match custom_identity_paths(settings)? {
-            Some((chain, key)) => Self::from_files(&chain, &key),
+            Some((chain, key)) => Self::from_files(&chain, &key, passphrase),
             None => {
                 let dir = settings.storage.keys_dir();
                 let key = dir.join(SIGNING_KEY_FILE);
@@ -101,28 +106,42 @@ impl SigningIdentity {
                 if ca.exists() {
                     chain.push_str(&read_to_string(&ca)?);
                 }
-                Self::from_pem(&chain, &read_to_string(&key)?)
+                Self::new(&chain, keyfile::read(&key, passphrase)?)
             }
         }
     }
 
-    /// Loads a PEM chain (leaf first) and a PKCS#8 PEM Ed25519 key from files.
+    /// Loads a PEM chain (leaf first) and a PKCS#8 PEM Ed25519 key, plaintext or encrypted, from
+    /// files.
     ///
     /// # Errors
     /// As [`SigningIdentity::from_pem`], or when a file cannot be read.
-    pub fn from_files(chain: &Path, key: &Path) -> Result<Self, ProvenanceError> {
-        Self::from_pem(&read_to_string(chain)?, &read_to_string(key)?)
+    pub fn from_files(
+        chain: &Path,
+        key: &Path,
+        passphrase: Option<&Passphrase>,
+    ) -> Result<Self, ProvenanceError> {
+        Self::new(&read_to_string(chain)?, keyfile::read(key, passphrase)?)
     }
 
-    /// Builds an identity from a PEM chain (leaf first) and a PKCS#8 PEM Ed25519 private key.
+    /// Builds an identity from a PEM chain (leaf first) and a PKCS#8 PEM Ed25519 private key
+    /// (plaintext, or encrypted under `passphrase`).
     ///
     /// # Errors
-    /// When the chain holds no certificate, the key is not Ed25519 PKCS#8, or the key does not
-    /// match the leaf certificate.
-    pub fn from_pem(chain_pem: &str, key_pem: &str) -> Result<Self, ProvenanceError> {
-        let key = SigningKey::from_pkcs8_pem(key_pem).map_err(|_| {
-            ProvenanceError::Key("the private key is not an Ed25519 PKCS#8 PEM key".into())
-        })?;
+    /// When the chain holds no certificate, the key is not Ed25519 PKCS#8 or cannot be
+    /// decrypted, or the key does not match the leaf certificate.
+    pub fn from_pem(
+        chain_pem: &str,
+        key_pem: &str,
+        passphrase: Option<&Passphrase>,
+    ) -> Result<Self, ProvenanceError> {
+        Self::new(
+            chain_pem,
+            keyfile::decode(key_pem, passphrase, "the private key")?,
+        )
+    }
+
+    fn new(chain_pem: &str, key: SigningKey) -> Result<Self, ProvenanceError> {
         let chain_der = parse_pem_certificates(chain_pem.as_bytes())?;
         let leaf = chain_der
             .first()
@@ -179,18 +198,24 @@ pub struct PkiInit {
     pub keys_dir: PathBuf,
 }
 
-/// Creates the root CA and the signing certificate in `keys_dir` unless they exist already.
+/// Creates the root CA, the signing certificate and the log key in `keys_dir` unless they exist
+/// already; new private keys are encrypted under `passphrase` when one is given.
 ///
 /// # Errors
-/// When the directory cannot be written, or only half of a key pair's files exist.
-pub fn init_pki(keys_dir: &Path, signing_cert_days: u32) -> Result<PkiInit, ProvenanceError> {
+/// When the directory cannot be written, only half of a key pair's files exist, or the CA key
+/// is encrypted and cannot be decrypted.
+pub fn init_pki(
+    keys_dir: &Path,
+    signing_cert_days: u32,
+    passphrase: Option<&Passphrase>,
+) -> Result<PkiInit, ProvenanceError> {
     create_private_dir(keys_dir)?;
-    let (ca_key, ca_cert_pem, created_ca) = match load_ca(keys_dir)? {
+    let (ca_key, ca_cert_pem, created_ca) = match load_ca(keys_dir, passphrase)? {
         Some((key, cert)) => (key, cert, false),
         None => {
             let key = SigningKey::generate(&mut OsRng);
             let cert = self_signed_ca(&key)?;
-            write_private_key(&keys_dir.join(CA_KEY_FILE), &key)?;
+            write_private_key(&keys_dir.join(CA_KEY_FILE), &key, passphrase)?;
             write_public(&keys_dir.join(CA_CERT_FILE), cert.as_bytes())?;
             (key, cert, true)
         }
@@ -202,7 +227,7 @@ pub fn init_pki(keys_dir: &Path, signing_cert_days: u32) -> Result<PkiInit, Prov
         (false, false) => {
             let key = SigningKey::generate(&mut OsRng);
             let cert = issue_signing_cert(&ca_key, &ca_cert_pem, &key, signing_cert_days)?;
-            write_private_key(&key_path, &key)?;
+            write_private_key(&key_path, &key, passphrase)?;
             write_public(&cert_path, cert.as_bytes())?;
             true
         }
@@ -214,7 +239,7 @@ pub fn init_pki(keys_dir: &Path, signing_cert_days: u32) -> Result<PkiInit, Prov
             )))
         }
     };
-    let created_log_key = init_log_key(keys_dir)?;
+    let created_log_key = init_log_key(keys_dir, passphrase)?;
     let leaf = parse_pem_certificates(read_to_string(&cert_path)?.as_bytes())?;
     let leaf = leaf.first().ok_or_else(|| {
         ProvenanceError::Key(format!("no certificate in {}", cert_path.display()))
@@ -228,54 +253,83 @@ pub fn init_pki(keys_dir: &Path, signing_cert_days: u32) -> Result<PkiInit, Prov
     })
 }
 
-/// Creates the transparency log's checkpoint key (`log.key.pem`, mode 0600) in `keys_dir` unless
-/// it exists; `true` when it was created. Kept apart from the signing key: it is never rotated
-/// with it, since verifiers pin it.
+/// Creates the transparency log's checkpoint key (`log.key.pem`, mode 0600, encrypted under
+/// `passphrase` when one is given) in `keys_dir` unless it exists; `true` when it was created.
+/// Kept apart from the signing key: it is never rotated with it, since verifiers pin it.
 ///
 /// # Errors
 /// When the directory or the file cannot be written.
-pub fn init_log_key(keys_dir: &Path) -> Result<bool, ProvenanceError> {
+pub fn init_log_key(
+    keys_dir: &Path,
+    passphrase: Option<&Passphrase>,
+) -> Result<bool, ProvenanceError> {
     create_private_dir(keys_dir)?;
     let path = keys_dir.join(LOG_KEY_FILE);
     if path.exists() {
         return Ok(false);
     }
-    write_private_key(&path, &SigningKey::generate(&mut OsRng))?;
+    write_private_key(&path, &SigningKey::generate(&mut OsRng), passphrase)?;
     Ok(true)
 }
 
-/// The transparency log's checkpoint key from `keys_dir`.
+/// The transparency log's checkpoint key from the keys directory the settings name, decrypted
+/// with their passphrase when it is encrypted.
 ///
 /// # Errors
-/// When the file is missing (run `hallmark init`) or is not an Ed25519 PKCS#8 key.
-pub fn load_log_key(keys_dir: &Path) -> Result<SigningKey, ProvenanceError> {
-    let path = keys_dir.join(LOG_KEY_FILE);
+/// When the file is missing (run `hallmark init`), is not an Ed25519 PKCS#8 key, or cannot be
+/// decrypted.
+pub fn load_log_key(settings: &Settings) -> Result<SigningKey, ProvenanceError> {
+    let path = settings.storage.keys_dir().join(LOG_KEY_FILE);
     if !path.exists() {
         return Err(ProvenanceError::Config(format!(
             "the transparency log key {} is missing: run `hallmark init`",
             path.display()
         )));
     }
-    SigningKey::from_pkcs8_pem(&read_to_string(&path)?).map_err(|_| {
-        ProvenanceError::Key(format!("{} is not an Ed25519 PKCS#8 key", path.display()))
-    })
+    keyfile::read(&path, Passphrase::from_settings(settings)?.as_ref())
 }
 
-/// An Ed25519 key from a PKCS#8 PEM file, created (mode 0600) when missing, and whether it was
-/// created: a witness's cosigning key (`hallmark log witness --key`).
+/// An Ed25519 key from a PKCS#8 PEM file, created (mode 0600, encrypted under `passphrase` when
+/// one is given) when missing, and whether it was created: a witness's cosigning key (`hallmark
+/// log witness --key`).
 ///
 /// # Errors
-/// When the file cannot be read or written, or is not an Ed25519 PKCS#8 key.
-pub fn load_or_create_key(path: &Path) -> Result<(SigningKey, bool), ProvenanceError> {
+/// When the file cannot be read or written, is not an Ed25519 PKCS#8 key, or cannot be
+/// decrypted.
+pub fn load_or_create_key(
+    path: &Path,
+    passphrase: Option<&Passphrase>,
+) -> Result<(SigningKey, bool), ProvenanceError> {
     if !path.exists() {
         let key = SigningKey::generate(&mut OsRng);
-        write_private_key(path, &key)?;
+        write_private_key(path, &key, passphrase)?;
         return Ok((key, true));
     }
-    let key = SigningKey::from_pkcs8_pem(&read_to_string(path)?).map_err(|_| {
-        ProvenanceError::Key(format!("{} is not an Ed25519 PKCS#8 key", path.display()))
-    })?;
-    Ok((key, false))
+    Ok((keyfile::read(path, passphrase)?, false))
+}
+
+/// Rewrites every plaintext private key of `keys_dir` (the CA's, the signing key, the log key)
+/// encrypted under `passphrase`, each file replaced atomically; the keys themselves do not
+/// change. Returns the files rewritten; those already encrypted are left alone, so it is
+/// idempotent.
+///
+/// # Errors
+/// When a key file cannot be read, decoded or written.
+pub fn encrypt_keys(
+    keys_dir: &Path,
+    passphrase: &Passphrase,
+) -> Result<Vec<PathBuf>, ProvenanceError> {
+    let mut rewritten = Vec::new();
+    for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
+        let path = keys_dir.join(file);
+        if !path.exists() || keyfile::protection(&path)? == Protection::Encrypted {
+            continue;
+        }
+        let key = keyfile::read(&path, None)?;
+        write_private_key(&path, &key, Some(passphrase))?;
+        rewritten.push(path);
+    }
+    Ok(rewritten)
 }
 
 /// What [`rotate_signing_key`] did.
@@ -285,7 +339,8 @@ pub struct Rotation {
     pub new_key_id: String,
 }
 
-/// Issues a new signing key and certificate from the CA in `keys_dir`. The old certificate moves
+/// Issues a new signing key and certificate from the CA in `keys_dir` (the new key encrypted under
+/// `passphrase` when one is given). The old certificate moves
 /// to `retired/<key id>.cert.pem` (its public key keeps verifying older images and records); the
 /// old private key is overwritten. A running service picks the new key up when restarted.
 ///
@@ -295,8 +350,9 @@ pub struct Rotation {
 pub fn rotate_signing_key(
     keys_dir: &Path,
     signing_cert_days: u32,
+    passphrase: Option<&Passphrase>,
 ) -> Result<Rotation, ProvenanceError> {
-    let (ca_key, ca_cert_pem) = load_ca(keys_dir)?.ok_or_else(|| {
+    let (ca_key, ca_cert_pem) = load_ca(keys_dir, passphrase)?.ok_or_else(|| {
         ProvenanceError::Config(format!(
             "no CA in {}: run `hallmark init` first",
             keys_dir.display()
@@ -319,7 +375,7 @@ pub fn rotate_signing_key(
     };
     let key = SigningKey::generate(&mut OsRng);
     let cert = issue_signing_cert(&ca_key, &ca_cert_pem, &key, signing_cert_days)?;
-    write_private_key(&keys_dir.join(SIGNING_KEY_FILE), &key)?;
+    write_private_key(&keys_dir.join(SIGNING_KEY_FILE), &key, passphrase)?;
     write_public(&cert_path, cert.as_bytes())?;
     Ok(Rotation {
         old_key_id,
@@ -600,20 +656,18 @@ fn issue_signing_cert(
     Ok(cert.pem())
 }
 
-fn load_ca(keys_dir: &Path) -> Result<Option<(SigningKey, String)>, ProvenanceError> {
+fn load_ca(
+    keys_dir: &Path,
+    passphrase: Option<&Passphrase>,
+) -> Result<Option<(SigningKey, String)>, ProvenanceError> {
     let key_path = keys_dir.join(CA_KEY_FILE);
     let cert_path = keys_dir.join(CA_CERT_FILE);
     match (key_path.exists(), cert_path.exists()) {
         (false, false) => Ok(None),
-        (true, true) => {
-            let key = SigningKey::from_pkcs8_pem(&read_to_string(&key_path)?).map_err(|_| {
-                ProvenanceError::Key(format!(
-                    "{} is not an Ed25519 PKCS#8 key",
-                    key_path.display()
-                ))
-            })?;
-            Ok(Some((key, read_to_string(&cert_path)?)))
-        }
+        (true, true) => Ok(Some((
+            keyfile::read(&key_path, passphrase)?,
+            read_to_string(&cert_path)?,
+        ))),
         _ => Err(ProvenanceError::Config(format!(
             "only one of {} and {} exists: restore the other or remove both",
             key_path.display(),
@@ -622,12 +676,14 @@ fn load_ca(keys_dir: &Path) -> Result<Option<(SigningKey, String)>, ProvenanceEr
     }
 }
 
-/// Writes `key` as PKCS#8 PEM, mode 0600; the encoded copy is zeroed when dropped.
-fn write_private_key(path: &Path, key: &SigningKey) -> Result<(), ProvenanceError> {
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|_| ProvenanceError::Key("cannot encode the private key".into()))?;
-    write_private(path, pem.as_bytes())
+/// Writes `key` as PKCS#8 PEM (encrypted under `passphrase` when one is given), mode 0600; the
+/// encoded copy is zeroed when dropped.
+fn write_private_key(
+    path: &Path,
+    key: &SigningKey,
+    passphrase: Option<&Passphrase>,
+) -> Result<(), ProvenanceError> {
+    write_private(path, keyfile::encode(key, passphrase)?.as_bytes())
 }
 
 fn der_to_pem(der: &[u8]) -> String {
@@ -695,7 +751,7 @@ mod tests {
     fn init_creates_keys_once_with_private_modes_and_rotation_keeps_old_keys() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
-        let first = init_pki(&keys, 30).unwrap();
+        let first = init_pki(&keys, 30, None).unwrap();
         assert!(first.created_ca && first.created_signing_key && first.created_log_key);
         #[cfg(unix)]
         for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
@@ -703,7 +759,7 @@ mod tests {
             let mode = fs::metadata(keys.join(file)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
-        let second = init_pki(&keys, 30).unwrap();
+        let second = init_pki(&keys, 30, None).unwrap();
         assert!(!second.created_ca && !second.created_signing_key && !second.created_log_key);
         assert_eq!(first.key_id, second.key_id, "a second init keeps the keys");
 
@@ -712,13 +768,14 @@ mod tests {
         let identity = SigningIdentity::from_pem(
             &chain,
             &read_to_string(&keys.join(SIGNING_KEY_FILE)).unwrap(),
+            None,
         )
         .unwrap();
         assert_eq!(identity.key_id(), first.key_id);
         assert_eq!(identity.key_id().len(), 32);
         assert!(!format!("{identity:?}").contains("PRIVATE"));
 
-        let rotation = rotate_signing_key(&keys, 30).unwrap();
+        let rotation = rotate_signing_key(&keys, 30, None).unwrap();
         assert_eq!(rotation.old_key_id.as_deref(), Some(first.key_id.as_str()));
         assert_ne!(rotation.new_key_id, first.key_id);
         assert!(keys
@@ -731,15 +788,76 @@ mod tests {
     fn a_key_that_does_not_match_the_certificate_is_refused() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        init_pki(a.path(), 30).unwrap();
-        init_pki(b.path(), 30).unwrap();
+        init_pki(a.path(), 30, None).unwrap();
+        init_pki(b.path(), 30, None).unwrap();
         let chain = read_to_string(&a.path().join(SIGNING_CERT_FILE)).unwrap();
         let key = read_to_string(&b.path().join(SIGNING_KEY_FILE)).unwrap();
         assert!(matches!(
-            SigningIdentity::from_pem(&chain, &key),
+            SigningIdentity::from_pem(&chain, &key, None),
             Err(ProvenanceError::Key(_))
         ));
-        assert!(SigningIdentity::from_pem("", &key).is_err());
-        assert!(SigningIdentity::from_pem(&chain, "garbage").is_err());
+        assert!(SigningIdentity::from_pem("", &key, None).is_err());
+        assert!(SigningIdentity::from_pem(&chain, "garbage", None).is_err());
+    }
+
+    #[test]
+    fn with_a_passphrase_every_key_is_encrypted_and_still_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let passphrase = Passphrase::new(b"a passphrase for tests".to_vec()).unwrap();
+        let made = init_pki(&keys, 30, Some(&passphrase)).unwrap();
+        for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
+            assert_eq!(
+                keyfile::protection(&keys.join(file)).unwrap(),
+                Protection::Encrypted,
+                "{file}"
+            );
+        }
+        // Without the passphrase the CA cannot issue and the signing key cannot load.
+        assert!(matches!(
+            rotate_signing_key(&keys, 30, None),
+            Err(ProvenanceError::Config(_))
+        ));
+        let chain = read_to_string(&keys.join(SIGNING_CERT_FILE)).unwrap();
+        let key = read_to_string(&keys.join(SIGNING_KEY_FILE)).unwrap();
+        assert!(SigningIdentity::from_pem(&chain, &key, None).is_err());
+        let identity = SigningIdentity::from_pem(&chain, &key, Some(&passphrase)).unwrap();
+        assert_eq!(identity.key_id(), made.key_id);
+        // A second init with the passphrase keeps the keys; rotation keeps the new key encrypted.
+        let again = init_pki(&keys, 30, Some(&passphrase)).unwrap();
+        assert_eq!(again.key_id, made.key_id);
+        rotate_signing_key(&keys, 30, Some(&passphrase)).unwrap();
+        assert_eq!(
+            keyfile::protection(&keys.join(SIGNING_KEY_FILE)).unwrap(),
+            Protection::Encrypted
+        );
+    }
+
+    #[test]
+    fn encrypt_keys_rewrites_plaintext_keys_once_and_keeps_them_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let made = init_pki(&keys, 30, None).unwrap();
+        let log_before = keyfile::read(&keys.join(LOG_KEY_FILE), None).unwrap();
+        let passphrase = Passphrase::new(b"a passphrase for tests".to_vec()).unwrap();
+        let rewritten = encrypt_keys(&keys, &passphrase).unwrap();
+        assert_eq!(rewritten.len(), 3);
+        assert!(
+            encrypt_keys(&keys, &passphrase).unwrap().is_empty(),
+            "idempotent"
+        );
+        #[cfg(unix)]
+        for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(keys.join(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+        let log_after = keyfile::read(&keys.join(LOG_KEY_FILE), Some(&passphrase)).unwrap();
+        assert_eq!(log_after.to_bytes(), log_before.to_bytes());
+        let again = init_pki(&keys, 30, Some(&passphrase)).unwrap();
+        assert_eq!(
+            again.key_id, made.key_id,
+            "the same signing key, now encrypted"
+        );
     }
 }

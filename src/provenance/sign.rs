@@ -9,16 +9,13 @@
 //! ([`super::SOFT_BINDING_ALG`]) and the listed ISCC Content-Code Image
 //! ([`super::ISCC_SOFT_BINDING_ALG`], computed here from the bytes handed in); and a title. The COSE signature is Ed25519 over
 //! ed25519-dalek, with the certificate chain (leaf and our CA) in its header. With
-//! `provenance.tsa_url` set, an RFC 3161 time-stamp is requested over plain HTTP.
+//! `provenance.tsa_url` set, every signature carries an RFC 3161 time-stamp from that authority
+//! ([`super::tsa`]), so the credentials keep validating after the certificate expires.
 
-use std::io::{Cursor, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::Cursor;
 use std::sync::Arc;
-use std::time::Duration;
 
 use c2pa::crypto::raw_signature::SigningAlg;
-use c2pa::http::http::{Request, Response};
-use c2pa::http::{HttpResolverError, SyncHttpResolver};
 use c2pa::{Builder, Context};
 use ed25519_dalek::Signer as _;
 use serde::{Deserialize, Serialize};
@@ -26,6 +23,7 @@ use uuid::Uuid;
 
 use super::pki::SigningIdentity;
 use super::record::{self, RecordFields};
+use super::tsa::{parse_tsa_url, TsaResolver};
 use super::{ImageFormat, ProvenanceError, HALLMARK_ASSERTION, TRAINED_ALGORITHMIC_MEDIA};
 use crate::config::Settings;
 use crate::fingerprint::iscc::ImageCode;
@@ -126,7 +124,7 @@ impl ProvenanceSigner {
     /// The signer the settings describe: [`SigningIdentity::load`] plus `provenance.tsa_url`.
     ///
     /// # Errors
-    /// When the identity cannot be loaded or the TSA URL is not plain `http://`.
+    /// When the identity cannot be loaded or the TSA URL is not an `http://` or `https://` URL.
     pub fn from_settings(settings: &Settings) -> Result<Self, ProvenanceError> {
         let tsa = settings
             .provenance
@@ -139,20 +137,21 @@ impl ProvenanceSigner {
     }
 
     /// # Errors
-    /// When the TSA URL is not plain `http://` or the C2PA context cannot be built.
+    /// When the TSA URL is not an `http://` or `https://` URL, or the C2PA context cannot be
+    /// built.
     pub fn new(
         identity: SigningIdentity,
         tsa_url: Option<String>,
     ) -> Result<Self, ProvenanceError> {
         if let Some(url) = &tsa_url {
-            parse_http_url(url).map_err(|e| ProvenanceError::Config(format!("tsa_url: {e}")))?;
+            parse_tsa_url(url)?;
         }
         let context = Context::new()
             .with_settings(serde_json::json!({
                 "verify": { "verify_after_sign": false },
                 "builder": { "thumbnail": { "enabled": false } },
             }))?
-            .with_resolver(PlainHttpResolver)
+            .with_resolver(TsaResolver::new()?)
             .into_shared();
         let certs = identity.cert_chain_der().to_vec();
         let certs_len: usize = certs.iter().map(Vec::len).sum();
@@ -339,127 +338,5 @@ impl c2pa::Signer for Ed25519Signer {
             )
             .map_err(Into::into),
         )
-    }
-}
-
-/// The only network access Hallmark's C2PA code has: a plain-HTTP POST to the configured TSA
-/// (RFC 3161 replies are themselves signed, so TSAs commonly serve plain HTTP). GETs (remote
-/// manifests, OCSP) are refused.
-struct PlainHttpResolver;
-
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-const HTTP_MAX_REPLY: u64 = 1 << 20;
-
-impl SyncHttpResolver for PlainHttpResolver {
-    fn http_resolve(
-        &self,
-        request: Request<Vec<u8>>,
-    ) -> Result<Response<Box<dyn Read>>, HttpResolverError> {
-        let other = |msg: String| HttpResolverError::Other(msg.into());
-        if request.method() != c2pa::http::http::Method::POST {
-            return Err(other(
-                "Hallmark makes no HTTP requests but the TSA's".into(),
-            ));
-        }
-        let (host, port, path) = parse_http_url(&request.uri().to_string()).map_err(other)?;
-        let addr = (host.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| other(e.to_string()))?
-            .next()
-            .ok_or_else(|| other(format!("cannot resolve {host}")))?;
-        let mut stream =
-            TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).map_err(|e| other(e.to_string()))?;
-        stream.set_read_timeout(Some(HTTP_TIMEOUT)).ok();
-        stream.set_write_timeout(Some(HTTP_TIMEOUT)).ok();
-        let mut head = format!(
-            "POST {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            request.body().len()
-        );
-        for (name, value) in request.headers() {
-            if let Ok(value) = value.to_str() {
-                head.push_str(&format!("{name}: {value}\r\n"));
-            }
-        }
-        head.push_str("\r\n");
-        stream
-            .write_all(head.as_bytes())
-            .and_then(|()| stream.write_all(request.body()))
-            .map_err(|e| other(e.to_string()))?;
-        let mut reply = Vec::new();
-        stream
-            .take(HTTP_MAX_REPLY)
-            .read_to_end(&mut reply)
-            .map_err(|e| other(e.to_string()))?;
-        let split = reply
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| other("malformed HTTP reply".into()))?;
-        let head = String::from_utf8_lossy(&reply[..split]).into_owned();
-        let body = reply[split + 4..].to_vec();
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| other("malformed HTTP status line".into()))?;
-        let mut response = Response::builder().status(status);
-        for line in lines {
-            if let Some((name, value)) = line.split_once(':') {
-                response = response.header(name.trim(), value.trim());
-            }
-        }
-        response
-            .body(Box::new(Cursor::new(body)) as Box<dyn Read>)
-            .map_err(HttpResolverError::Http)
-    }
-}
-
-/// `http://host[:port][/path]` into its parts.
-fn parse_http_url(url: &str) -> Result<(String, u16, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("only plain http:// URLs are supported, not {url:?}"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) => (
-            host,
-            port.parse().map_err(|_| format!("bad port in {url:?}"))?,
-        ),
-        None => (authority, 80),
-    };
-    if host.is_empty() || authority.contains('@') {
-        return Err(format!("bad host in {url:?}"));
-    }
-    Ok((host.to_owned(), port, path.to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tsa_urls_must_be_plain_http() {
-        assert_eq!(
-            parse_http_url("http://timestamp.digicert.com").unwrap(),
-            ("timestamp.digicert.com".into(), 80, "/".into())
-        );
-        assert_eq!(
-            parse_http_url("http://127.0.0.1:3180/tsa?x=1").unwrap(),
-            ("127.0.0.1".into(), 3180, "/tsa?x=1".into())
-        );
-        assert!(parse_http_url("https://tsa.example").is_err());
-        assert!(parse_http_url("http://user@host/").is_err());
-        assert!(parse_http_url("http://:80/").is_err());
-    }
-
-    #[test]
-    fn the_resolver_refuses_gets() {
-        let request = Request::get("http://127.0.0.1:1/manifest")
-            .body(Vec::new())
-            .unwrap();
-        assert!(PlainHttpResolver.http_resolve(request).is_err());
     }
 }

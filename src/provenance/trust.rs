@@ -152,9 +152,19 @@ impl TrustList {
 /// The signer list whose anchor a certificate chain (DER, leaf first) ends at.
 #[must_use]
 pub fn trusted_by<'a>(lists: &'a [TrustList], chain: &[Vec<u8>]) -> Option<&'a str> {
+    vouched_by(lists, chain, TrustListKind::Signer)
+}
+
+/// The list of `kind` whose anchor a certificate chain (DER, leaf first) ends at.
+#[must_use]
+pub fn vouched_by<'a>(
+    lists: &'a [TrustList],
+    chain: &[Vec<u8>],
+    kind: TrustListKind,
+) -> Option<&'a str> {
     // From the top of the chain down: the anchor is normally the issuer of the last certificate.
     for cert in chain.iter().rev() {
-        for list in lists.iter().filter(|l| l.kind == TrustListKind::Signer) {
+        for list in lists.iter().filter(|l| l.kind == kind) {
             if list.vouches_for(cert) {
                 return Some(&list.name);
             }
@@ -505,8 +515,8 @@ mod tests {
     fn a_chain_is_attributed_to_the_list_holding_its_root() {
         let ours = tempfile::tempdir().unwrap();
         let theirs = tempfile::tempdir().unwrap();
-        init_pki(ours.path(), 30).unwrap();
-        init_pki(theirs.path(), 30).unwrap();
+        init_pki(ours.path(), 30, None).unwrap();
+        init_pki(theirs.path(), 30, None).unwrap();
         let lists = vec![
             TrustList::from_pem(
                 "a",

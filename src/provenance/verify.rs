@@ -21,6 +21,26 @@ use super::trust::{self, TrustList};
 use super::{ImageFormat, ProvenanceError, HALLMARK_ASSERTION};
 use crate::config::{Settings, TrustListKind};
 
+const SIGNING_CREDENTIAL_TRUSTED: &str = "signingCredential.trusted";
+const SIGNING_CREDENTIAL_UNTRUSTED: &str = "signingCredential.untrusted";
+/// The validation status code for a signer whose revocation status was not checked.
+pub const OCSP_SKIPPED: &str = "signingCredential.ocsp.skipped";
+/// The validation status code for a manifest that cannot be retrieved (a remote one).
+pub const MANIFEST_INACCESSIBLE: &str = "manifest.inaccessible";
+
+/// Why [`ProvenanceVerifier::crjson`] has no document for a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrJsonError {
+    #[error("not a PNG, JPEG or WebP file")]
+    Unsupported,
+    #[error("the file carries no C2PA manifest store")]
+    NoManifest,
+    #[error("the manifest is remote ({0}) and Hallmark never fetches remote manifests (manifest.inaccessible)")]
+    Inaccessible(String),
+    #[error("the C2PA reader cannot read this file: {0}")]
+    Unreadable(String),
+}
+
 /// The outcome of validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -459,6 +479,52 @@ impl ProvenanceVerifier {
         self.read(asset, Some(store))
     }
 
+    /// The manifest store embedded in `bytes` as c2pa-rs's crJSON, the JSON form of a
+    /// validator's findings that the C2PA Conformance Program's asset rubrics judge, validated
+    /// with these trust lists.
+    ///
+    /// # Errors
+    /// When the file is not PNG, JPEG or WebP, carries no manifest store (or only a remote one,
+    /// which is never fetched), or the reader cannot read it.
+    pub fn crjson(&self, bytes: &[u8]) -> Result<serde_json::Value, CrJsonError> {
+        let format = ImageFormat::sniff(bytes).ok_or(CrJsonError::Unsupported)?;
+        let read = catch_unwind(AssertUnwindSafe(|| {
+            self.reader(bytes, format, None)
+                .and_then(|reader| reader.to_crjson_value())
+        }));
+        match read {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(match error {
+                c2pa::Error::JumbfNotFound
+                | c2pa::Error::ProvenanceMissing
+                | c2pa::Error::ClaimMissing { .. } => CrJsonError::NoManifest,
+                c2pa::Error::RemoteManifestUrl(url) | c2pa::Error::RemoteManifestFetch(url) => {
+                    CrJsonError::Inaccessible(url)
+                }
+                other => CrJsonError::Unreadable(other.to_string()),
+            }),
+            Err(_) => Err(CrJsonError::Unreadable(
+                "the C2PA reader failed on this file".into(),
+            )),
+        }
+    }
+
+    /// A reader of `bytes` with their embedded manifest store, or with `store`.
+    fn reader(
+        &self,
+        bytes: &[u8],
+        format: ImageFormat,
+        store: Option<&[u8]>,
+    ) -> c2pa::Result<Reader> {
+        let reader = Reader::from_shared_context(&self.context);
+        match store {
+            None => reader.with_stream(format.mime(), Cursor::new(bytes)),
+            Some(store) => {
+                reader.with_manifest_data_and_stream(store, format.mime(), Cursor::new(bytes))
+            }
+        }
+    }
+
     /// `bytes` with their embedded manifest store, or with `store`.
     fn read(&self, bytes: &[u8], store: Option<&[u8]>) -> ProvenanceReport {
         let Some(format) = ImageFormat::sniff(bytes) else {
@@ -466,15 +532,7 @@ impl ProvenanceVerifier {
             report.error = Some("not a PNG, JPEG or WebP file".into());
             return report;
         };
-        let read = catch_unwind(AssertUnwindSafe(|| {
-            let reader = Reader::from_shared_context(&self.context);
-            match store {
-                None => reader.with_stream(format.mime(), Cursor::new(bytes)),
-                Some(store) => {
-                    reader.with_manifest_data_and_stream(store, format.mime(), Cursor::new(bytes))
-                }
-            }
-        }));
+        let read = catch_unwind(AssertUnwindSafe(|| self.reader(bytes, format, store)));
         match read {
             Ok(Ok(reader)) => self.report(&reader, format),
             Ok(Err(error)) => error_report(error, format),
@@ -520,6 +578,21 @@ impl ProvenanceVerifier {
                     manifest.signature_info().and_then(|i| i.time.clone()),
                 );
             }
+            // OCSP is never consulted (`ocsp_fetch` is off): say so, as the specification's
+            // code for it asks, unless the manifest carried a response the reader checked.
+            if !report
+                .successes
+                .iter()
+                .chain(&report.failures)
+                .chain(&report.informational)
+                .any(|code| {
+                    code.starts_with("signingCredential.ocsp.")
+                        || code == "signingCredential.notRevoked"
+                        || code == "signingCredential.revoked"
+                })
+            {
+                report.informational.push(OCSP_SKIPPED.to_owned());
+            }
             for delta in results.ingredient_deltas().into_iter().flatten() {
                 let d = delta.validation_deltas();
                 codes(d.failure(), &mut report.failures);
@@ -544,10 +617,23 @@ impl ProvenanceVerifier {
         }
         report.history = history;
         if state == ValidationState::Trusted {
-            report.trusted_by = manifest.signature_info().and_then(|info| {
-                let chain = parse_pem_certificates(info.cert_chain().as_bytes()).ok()?;
-                trust::trusted_by(&self.lists, &chain).map(str::to_owned)
-            });
+            let chain = manifest
+                .signature_info()
+                .and_then(|info| parse_pem_certificates(info.cert_chain().as_bytes()).ok())
+                .unwrap_or_default();
+            report.trusted_by = trust::trusted_by(&self.lists, &chain).map(str::to_owned);
+            // c2pa-rs 0.90 holds one set of anchors for claim signers and time-stamp
+            // authorities alike: a signer whose chain only a `tsa` list vouches for is not
+            // trusted as a signer.
+            if report.trusted_by.is_none()
+                && trust::vouched_by(&self.lists, &chain, TrustListKind::Tsa).is_some()
+            {
+                report.state = ValidationState::ValidUntrusted;
+                report.successes.retain(|c| c != SIGNING_CREDENTIAL_TRUSTED);
+                report
+                    .failures
+                    .push(SIGNING_CREDENTIAL_UNTRUSTED.to_owned());
+            }
         }
         report
     }
@@ -574,6 +660,10 @@ fn error_report(error: c2pa::Error, format: ImageFormat) -> ProvenanceReport {
             }
             other => other.to_string(),
         });
+    }
+    if remote.is_some() {
+        // The specification's code for a manifest that cannot be retrieved: here, by policy.
+        report.failures.push(MANIFEST_INACCESSIBLE.to_owned());
     }
     report.remote_manifest_url = remote;
     // Unreadable for any reason but a known draft format: the store is there and broken.

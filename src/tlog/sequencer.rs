@@ -70,7 +70,7 @@ impl Log {
         pool: PgPool,
         blobs: Blobs,
     ) -> Result<Self, LogError> {
-        let key = crate::provenance::pki::load_log_key(&settings.storage.keys_dir())
+        let key = crate::provenance::pki::load_log_key(settings)
             .map_err(|error| LogError::Key(error.to_string()))?;
         let signer = LogSigner::new(&settings.transparency_log.origin, key)?;
         let log = &settings.transparency_log;

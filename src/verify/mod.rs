@@ -186,6 +186,9 @@ pub enum CheckError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Blocking(#[from] BlockingError),
+    /// No crJSON for the file ([`VerifyService::crjson`]).
+    #[error(transparent)]
+    CrJson(#[from] crate::provenance::verify::CrJsonError),
     #[error("the service is shutting down")]
     ShuttingDown,
 }
@@ -269,6 +272,22 @@ impl VerifyService {
         self.inference
             .as_ref()
             .is_some_and(|inference| inference.info().has_detector)
+    }
+
+    /// The file's manifest store as crJSON, validated with the trust lists in use
+    /// ([`ProvenanceVerifier::crjson`]): the C2PA read alone, on the blocking pool, under the
+    /// same limit on concurrent checks.
+    ///
+    /// # Errors
+    /// [`CheckError::CrJson`] when there is no document to give.
+    pub async fn crjson(&self, bytes: Vec<u8>) -> Result<serde_json::Value, CheckError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| CheckError::ShuttingDown)?;
+        let verifier = self.trust.verifier();
+        Ok(crate::blocking::run(move || verifier.crjson(&bytes)).await??)
     }
 
     /// Checks one file. Nothing is stored here (see [`crate::store::checks`]).

@@ -3,6 +3,8 @@
 
 use std::process::{Command, Output};
 
+use hallmark::provenance::keyfile::PASSPHRASE_ENV;
+use hallmark::provenance::pki::{CA_KEY_FILE, LOG_KEY_FILE, SIGNING_CERT_FILE, SIGNING_KEY_FILE};
 use image::GenericImageView;
 use sqlx::PgPool;
 
@@ -24,25 +26,39 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        self.run_with(args, &[])
+    }
+
+    /// `run` with extra environment variables (the key passphrase is unset unless given here).
+    fn run_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_hallmark"))
             .args(args)
             .env("HALLMARK__DATABASE__URL", &self.url)
             .env("HALLMARK__STORAGE__DATA_DIR", self.data_dir.path())
             .env("HALLMARK__MODEL__DIR", models_dir())
             .env("HALLMARK__MODEL__DEVICE", "cpu")
+            .env_remove(PASSPHRASE_ENV)
+            .envs(envs.iter().copied())
             .output()
-            .unwrap();
-        output
+            .unwrap()
     }
 
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
+    fn ok_with(&self, args: &[&str], envs: &[(&str, &str)]) -> String {
+        let output = self.run_with(args, envs);
         assert!(
             output.status.success(),
             "hallmark {args:?}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.ok_with(args, &[])
+    }
+
+    fn keys_dir(&self) -> std::path::PathBuf {
+        self.data_dir.path().join("keys")
     }
 }
 
@@ -96,6 +112,13 @@ async fn generate_writes_signed_registered_reproducible_images(pool: PgPool) {
     );
     assert_eq!(report["verdict"], "hallmark_generated", "{report}");
     assert_eq!(report["registry"]["match"], "file_sha256", "{report}");
+    // The validator's findings as crJSON, for the Conformance Program's rubrics.
+    let crjson: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["verify", "--crjson", file.to_str().unwrap()])).unwrap();
+    assert!(
+        crjson.to_string().contains("signingCredential.trusted"),
+        "{crjson:#}"
+    );
 
     // A copy without the manifest, re-encoded as JPEG: still found in the registry.
     let copy = dir.path().join("copy.jpg");
@@ -305,4 +328,177 @@ fn the_binary_and_libtorch_allocate_with_jemalloc() {
             "{from}'s `{symbol}` is bound to {bound_to:?}"
         );
     }
+}
+
+/// What OpenSSL says of a key file: the DER SubjectPublicKeyInfo it derives from the private key,
+/// decrypting it with `passphrase` (an implementation other than ours reading our files).
+fn openssl_public_key(key: &std::path::Path, passphrase: &str) -> Output {
+    Command::new("openssl")
+        .args([
+            "pkey", "-pubout", "-outform", "DER", "-passin", "env:PASS", "-in",
+        ])
+        .arg(key)
+        .env("PASS", passphrase)
+        .output()
+        .expect("openssl")
+}
+
+/// The DER SubjectPublicKeyInfo of a PEM certificate, by OpenSSL.
+fn openssl_certificate_key(cert: &std::path::Path) -> Vec<u8> {
+    let pem = Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(cert)
+        .output()
+        .expect("openssl");
+    assert!(pem.status.success());
+    let der = Command::new("openssl")
+        .args(["pkey", "-pubin", "-outform", "DER"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(&pem.stdout)?;
+            child.wait_with_output()
+        })
+        .expect("openssl");
+    assert!(der.status.success());
+    der.stdout
+}
+
+#[sqlx::test]
+async fn keys_at_rest_are_encrypted_with_the_passphrase_and_openssl_reads_them(pool: PgPool) {
+    const PASSPHRASE: &str = "a passphrase the operator keeps";
+    let cli = Cli::new(&pool);
+    let with = [(PASSPHRASE_ENV, PASSPHRASE)];
+    cli.ok_with(&["init"], &with);
+    let keys = cli.keys_dir();
+    for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
+        let pem = std::fs::read_to_string(keys.join(file)).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+            "{file}: {pem}"
+        );
+        // OpenSSL decrypts it with the passphrase, and only with it.
+        assert!(
+            openssl_public_key(&keys.join(file), PASSPHRASE)
+                .status
+                .success(),
+            "{file}"
+        );
+        assert!(!openssl_public_key(&keys.join(file), "another passphrase")
+            .status
+            .success());
+    }
+    let signing = openssl_public_key(&keys.join(SIGNING_KEY_FILE), PASSPHRASE);
+    assert_eq!(
+        signing.stdout,
+        openssl_certificate_key(&keys.join(SIGNING_CERT_FILE)),
+        "the encrypted key is the certificate's"
+    );
+
+    // The service signs with it given the passphrase, from the environment or from a file...
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    cli.ok_with(
+        &[
+            "generate",
+            "--count",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &with,
+    );
+    let secret = dir.path().join("passphrase");
+    std::fs::write(&secret, format!("{PASSPHRASE}\n")).unwrap();
+    let from_file = [(
+        "HALLMARK__PROVENANCE__KEY_PASSPHRASE_FILE",
+        secret.to_str().unwrap(),
+    )];
+    cli.ok_with(
+        &[
+            "generate",
+            "--count",
+            "1",
+            "--seed",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &from_file,
+    );
+    let image = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let report: serde_json::Value = serde_json::from_str(&cli.ok(&[
+        "verify",
+        "--json",
+        "--no-detector",
+        image.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(
+        report[0]["report"]["provenance"]["state"], "trusted",
+        "{report}"
+    );
+    // ...and refuses to start without it, or with a wrong one, saying what is missing.
+    let without = cli.run(&["generate", "--count", "1", "--out", out.to_str().unwrap()]);
+    assert!(!without.status.success());
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(stderr.contains(PASSPHRASE_ENV), "{stderr}");
+    let wrong = cli.run_with(
+        &["generate", "--count", "1", "--out", out.to_str().unwrap()],
+        &[(PASSPHRASE_ENV, "not the passphrase at all")],
+    );
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("cannot decrypt"));
+}
+
+#[sqlx::test]
+async fn init_encrypt_key_encrypts_the_keys_an_earlier_init_left_in_plaintext(pool: PgPool) {
+    const PASSPHRASE: &str = "a passphrase the operator keeps";
+    let cli = Cli::new(&pool);
+    let first = cli.ok(&["init"]);
+    assert!(first.contains("is not encrypted"), "{first}");
+    let keys = cli.keys_dir();
+    let signing_key =
+        |passphrase: &str| openssl_public_key(&keys.join(SIGNING_KEY_FILE), passphrase).stdout;
+    let before = signing_key("");
+    assert!(
+        !before.is_empty(),
+        "plaintext: OpenSSL reads it without a passphrase"
+    );
+    // Asking for encryption without a passphrase is refused and changes nothing.
+    let refused = cli.run(&["init", "--encrypt-key"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains(PASSPHRASE_ENV));
+    let with = [(PASSPHRASE_ENV, PASSPHRASE)];
+    let second = cli.ok_with(&["init", "--encrypt-key"], &with);
+    assert_eq!(
+        second.matches("provenance: encrypted").count(),
+        3,
+        "{second}"
+    );
+    assert!(!second.contains("is not encrypted"), "{second}");
+    for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
+        let pem = std::fs::read_to_string(keys.join(file)).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+            "{file}"
+        );
+    }
+    assert_eq!(
+        signing_key(PASSPHRASE),
+        before,
+        "the same key, now encrypted"
+    );
+    // A third run has nothing left to encrypt.
+    let third = cli.ok_with(&["init", "--encrypt-key"], &with);
+    assert!(!third.contains("provenance: encrypted"), "{third}");
 }

@@ -44,7 +44,7 @@ pub fn test_settings(data_dir: &Path) -> Settings {
     if std::env::var_os("TEST_LOG").is_some() {
         hallmark::telemetry::init(&settings.log);
     }
-    init_pki(&settings.storage.keys_dir(), 30).expect("test PKI");
+    init_pki(&settings.storage.keys_dir(), 30, None).expect("test PKI");
     settings
 }
 

@@ -196,7 +196,7 @@ async fn another_producers_ai_declaration_is_reported(pool: PgPool) {
     let elsewhere = tempfile::tempdir().unwrap();
     let mut settings = app.settings.clone();
     settings.storage.data_dir = elsewhere.path().to_owned();
-    init_pki(&settings.storage.keys_dir(), 30).unwrap();
+    init_pki(&settings.storage.keys_dir(), 30, None).unwrap();
     let signer = ProvenanceSigner::new(SigningIdentity::load(&settings).unwrap(), None).unwrap();
     let picture = DynamicImage::ImageLuma8(GrayImage::from_fn(32, 32, |x, y| {
         image::Luma([((x * 7 + y * 3) % 256) as u8])
@@ -724,4 +724,57 @@ async fn our_image_edited_by_another_producer_is_recognised(pool: PgPool) {
             && text.contains("edited after generation by fixture-maker/1.0"),
         "{text}"
     );
+}
+
+#[sqlx::test]
+async fn format_crjson_answers_the_manifest_store_as_crjson_and_stores_nothing(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let ours = our_images(&app, 1).await;
+    let key = app.key(Role::Moderator).await;
+    let crjson = |format: &'static str, bytes: Vec<u8>| {
+        app.client
+            .post(app.url(&format!("/v1/verify?format={format}")))
+            .bearer_auth(&key)
+            .header("Content-Type", "application/octet-stream")
+            .timeout(Duration::from_secs(20))
+            .body(bytes)
+            .send()
+    };
+    let response = crjson("crjson", ours[0].clone()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let document: Value = response.json().await.unwrap();
+    // c2pa-rs's crJSON: the manifests, with the validation results of a trusted signer (the
+    // service's own root is on its `hallmark` list).
+    let text = document.to_string();
+    assert!(text.contains("signingCredential.trusted"), "{document:#}");
+    assert!(text.contains("org.hallmark.generation"), "{document:#}");
+    assert!(text.contains("io.iscc.v0"), "{document:#}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM checks")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "a crJSON read is not a check");
+    // What has no crJSON says why, with a stable code.
+    let cases = [
+        ("crjson", stripped(&ours[0]), 422, "no_manifest"),
+        (
+            "crjson",
+            b"GIF89a not ours".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        ("crjson", Vec::new(), 400, "empty_upload"),
+        ("yaml", ours[0].clone(), 400, "invalid_format"),
+    ];
+    for (format, bytes, status, code) in cases {
+        let response = crjson(format, bytes).await.unwrap();
+        assert_eq!(response.status(), status, "{format} {code}");
+        assert_eq!(error_code(response).await, code);
+    }
+    // The default is still the stored report.
+    let response = crjson("report", ours[0].clone()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["verdict"], "hallmark_generated");
+    assert!(report["check_id"].is_string());
 }
