@@ -258,7 +258,8 @@ pub struct ProvenanceSettings {
     /// time-stamped there, so it keeps validating after the certificate expires. Empty means no
     /// time-stamp.
     pub tsa_url: Option<String>,
-    /// Days a newly issued signing certificate is valid; 0 means the default (397).
+    /// Days a newly issued signing certificate is valid; 0 means the default and the most, 366
+    /// (the C2PA Certificate Policy's limit for a claim-signing leaf).
     pub signing_cert_days: u32,
     /// Named trust lists (C2PA-style PEM bundles) loaded from a file or an `https://` URL and
     /// refreshed in the background (`src/provenance/trust.rs`).

@@ -1583,3 +1583,67 @@ fn a_time_stamped_signature_outlives_its_certificate() {
     drop(authority.stdin.take());
     authority.wait().unwrap();
 }
+
+/// The PKI `hallmark init` makes, read by implementations other than Hallmark's: Python's
+/// `cryptography` checks every field of the C2PA Certificate Policy's root, claim-signing issuing
+/// CA and claim-signing leaf (assurance level 1) profiles (`scripts/cert_profile_check.py`), and
+/// OpenSSL verifies the chain a manifest carries up to the root. Left out, knowingly: Authority
+/// Information Access with an OCSP responder (Hallmark runs none) and the Conforming Products List
+/// record id (the Conformance Program assigns it).
+#[test]
+fn the_pki_follows_the_certificate_policy_profiles() {
+    use hallmark::provenance::pki::{
+        DEFAULT_SIGNING_CERT_DAYS, ISSUING_CA_CERT_FILE, SIGNING_CERT_FILE,
+    };
+    // With the default lifetime, the longest the profile allows.
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::load(None).unwrap();
+    settings.storage.data_dir = dir.path().to_owned();
+    let keys = settings.storage.keys_dir();
+    init_pki(&keys, DEFAULT_SIGNING_CERT_DAYS, None).unwrap();
+    let identity = hallmark::provenance::SigningIdentity::load(&settings).unwrap();
+    let x5chain = keys.join("x5chain.pem");
+    std::fs::write(&x5chain, identity.cert_chain_pem()).unwrap();
+    let output = Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/cert_profile_check.py"
+        ))
+        .arg(keys.join(CA_CERT_FILE))
+        .arg(keys.join(ISSUING_CA_CERT_FILE))
+        .arg(keys.join(SIGNING_CERT_FILE))
+        .arg("--x5chain")
+        .arg(&x5chain)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["violations"], serde_json::json!([]), "{out:#}");
+    assert_eq!(
+        out["gaps"],
+        serde_json::json!([
+            "issuing CA: no AuthorityInformationAccess with an OCSP responder (Hallmark runs none)",
+            "leaf: no AuthorityInformationAccess with an OCSP responder (Hallmark runs none)",
+            "leaf: no C2PA CPL record id (the Conformance Program assigns it)",
+        ]),
+        "{out:#}"
+    );
+    let verified = Command::new("openssl")
+        .args(["verify", "-x509_strict", "-purpose", "any", "-CAfile"])
+        .arg(keys.join(CA_CERT_FILE))
+        .arg("-untrusted")
+        .arg(keys.join(ISSUING_CA_CERT_FILE))
+        .arg(keys.join(SIGNING_CERT_FILE))
+        .output()
+        .expect("openssl runs");
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}

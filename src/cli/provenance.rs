@@ -103,11 +103,10 @@ pub fn init_keys(settings: &Settings, encrypt_keys: bool) -> anyhow::Result<Sign
 /// When a key file exists but cannot be read or holds no PKCS#8 key.
 pub fn plaintext_keys(settings: &Settings) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let dir = settings.storage.keys_dir();
-    let mut files: Vec<std::path::PathBuf> =
-        [pki::CA_KEY_FILE, pki::SIGNING_KEY_FILE, pki::LOG_KEY_FILE]
-            .iter()
-            .map(|file| dir.join(file))
-            .collect();
+    let mut files: Vec<std::path::PathBuf> = pki::PRIVATE_KEY_FILES
+        .iter()
+        .map(|file| dir.join(file))
+        .collect();
     files.extend(
         settings
             .provenance

@@ -119,34 +119,103 @@ pub fn protection_of(pem: &str) -> Result<Protection, ProvenanceError> {
     }
 }
 
-/// The Ed25519 key in a PKCS#8 PEM text, decrypting it when it is encrypted. `what` names the key
-/// in errors (usually its path).
+/// The PKCS#8 `PrivateKeyInfo` (DER) in a PEM text, decrypted when it is encrypted: any key type.
+/// `what` names the key in errors (usually its path). Zeroed when dropped.
 ///
 /// # Errors
-/// When the text is not an Ed25519 PKCS#8 key, or it is encrypted and no passphrase is given or
-/// the passphrase is wrong.
-pub fn decode(
+/// When the text holds no PKCS#8 key, or it is encrypted and no passphrase is given or the
+/// passphrase is wrong.
+pub fn decode_der(
     pem: &str,
     passphrase: Option<&Passphrase>,
     what: &str,
-) -> Result<SigningKey, ProvenanceError> {
-    match protection_of(pem).map_err(|e| ProvenanceError::Key(format!("{what}: {e}")))? {
-        Protection::Plaintext => SigningKey::from_pkcs8_pem(pem)
-            .map_err(|_| ProvenanceError::Key(format!("{what} is not an Ed25519 PKCS#8 key"))),
-        Protection::Encrypted => {
+) -> Result<Zeroizing<Vec<u8>>, ProvenanceError> {
+    let protection =
+        protection_of(pem).map_err(|e| ProvenanceError::Key(format!("{what}: {e}")))?;
+    let (label, document) = pkcs8::SecretDocument::from_pem(pem.trim())
+        .map_err(|_| ProvenanceError::Key(format!("{what}: malformed PEM")))?;
+    match protection {
+        Protection::Plaintext if label == "PRIVATE KEY" => {
+            Ok(Zeroizing::new(document.as_bytes().to_vec()))
+        }
+        Protection::Encrypted if label == "ENCRYPTED PRIVATE KEY" => {
             let passphrase = passphrase.ok_or_else(|| {
                 ProvenanceError::Config(format!(
                     "{what} is encrypted: set provenance.key_passphrase_file or {PASSPHRASE_ENV}"
                 ))
             })?;
-            SigningKey::from_pkcs8_encrypted_pem(pem, passphrase.bytes()).map_err(|_| {
-                ProvenanceError::Key(format!(
-                    "{what}: cannot decrypt it with the passphrase given (wrong passphrase, or \
-                     not an Ed25519 key)"
-                ))
-            })
+            let decrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes())
+                .and_then(|info| info.decrypt(passphrase.bytes()))
+                .map_err(|_| {
+                    ProvenanceError::Key(format!(
+                        "{what}: cannot decrypt it with the passphrase given (wrong passphrase?)"
+                    ))
+                })?;
+            Ok(Zeroizing::new(decrypted.as_bytes().to_vec()))
         }
+        _ => Err(ProvenanceError::Key(format!(
+            "{what}: one PKCS#8 private key block expected first, found {label:?}"
+        ))),
     }
+}
+
+/// A PKCS#8 `PrivateKeyInfo` (DER, any key type) as PEM: encrypted under `passphrase` when one
+/// is given. Zeroed when dropped.
+///
+/// # Errors
+/// When `der` is not a `PrivateKeyInfo`, or encryption fails.
+pub fn encode_der(
+    der: &[u8],
+    passphrase: Option<&Passphrase>,
+) -> Result<Zeroizing<String>, ProvenanceError> {
+    let failed = |_| ProvenanceError::Key("cannot encode the private key".into());
+    let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(failed)?;
+    let Some(passphrase) = passphrase else {
+        return pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, der)
+            .map(Zeroizing::new)
+            .map_err(|_| ProvenanceError::Key("cannot encode the private key".into()));
+    };
+    let (mut salt, mut iv) = ([0u8; 16], [0u8; 16]);
+    OsRng.fill_bytes(&mut salt);
+    OsRng.fill_bytes(&mut iv);
+    let cost = scrypt::Params::new(14, 8, 1, 32)
+        .map_err(|_| ProvenanceError::Key("bad scrypt parameters".into()))?;
+    let parameters = pbes2::Parameters::scrypt_aes256cbc(cost, &salt, &iv)
+        .map_err(|_| ProvenanceError::Key("bad PBES2 parameters".into()))?;
+    info.encrypt_with_params(parameters, passphrase.bytes())
+        .map_err(failed)?
+        .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+        .map_err(|_| ProvenanceError::Key("cannot encode the private key".into()))
+}
+
+/// The Ed25519 key in a PKCS#8 PEM text (version 1 or 2), decrypting it when it is encrypted.
+/// `what` names the key in errors (usually its path).
+///
+/// # Errors
+/// As [`decode_der`], or when the key is not Ed25519.
+pub fn decode(
+    pem: &str,
+    passphrase: Option<&Passphrase>,
+    what: &str,
+) -> Result<SigningKey, ProvenanceError> {
+    let der = decode_der(pem, passphrase, what)?;
+    SigningKey::from_pkcs8_der(&der)
+        .map_err(|_| ProvenanceError::Key(format!("{what} is not an Ed25519 PKCS#8 key")))
+}
+
+/// `key` as a version-1 PKCS#8 `PrivateKeyInfo` (DER): the seed alone.
+///
+/// # Errors
+/// When encoding fails (it does not for Ed25519 keys).
+pub fn ed25519_der(key: &SigningKey) -> Result<Zeroizing<Vec<u8>>, ProvenanceError> {
+    let seed_only = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    let der = seed_only
+        .to_pkcs8_der()
+        .map_err(|_| ProvenanceError::Key("cannot encode the private key".into()))?;
+    Ok(Zeroizing::new(der.as_bytes().to_vec()))
 }
 
 /// `key` as a version-1 PKCS#8 PEM: encrypted under `passphrase` when one is given. Zeroed when
@@ -158,42 +227,32 @@ pub fn encode(
     key: &SigningKey,
     passphrase: Option<&Passphrase>,
 ) -> Result<Zeroizing<String>, ProvenanceError> {
-    let failed = |_| ProvenanceError::Key("cannot encode the private key".into());
-    let seed_only = KeypairBytes {
-        secret_key: key.to_bytes(),
-        public_key: None,
-    };
-    let der = seed_only.to_pkcs8_der().map_err(failed)?;
-    let Some(passphrase) = passphrase else {
-        return der
-            .to_pem("PRIVATE KEY", LineEnding::LF)
-            .map_err(|_| ProvenanceError::Key("cannot encode the private key".into()));
-    };
-    let (mut salt, mut iv) = ([0u8; 16], [0u8; 16]);
-    OsRng.fill_bytes(&mut salt);
-    OsRng.fill_bytes(&mut iv);
-    let cost = scrypt::Params::new(14, 8, 1, 32)
-        .map_err(|_| ProvenanceError::Key("bad scrypt parameters".into()))?;
-    let parameters = pbes2::Parameters::scrypt_aes256cbc(cost, &salt, &iv)
-        .map_err(|_| ProvenanceError::Key("bad PBES2 parameters".into()))?;
-    pkcs8::PrivateKeyInfo::try_from(der.as_bytes())
-        .map_err(failed)?
-        .encrypt_with_params(parameters, passphrase.bytes())
-        .map_err(failed)?
-        .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
-        .map_err(|_| ProvenanceError::Key("cannot encode the private key".into()))
+    encode_der(&ed25519_der(key)?, passphrase)
 }
 
-/// Reads the key file at `path`.
+fn read_pem(path: &Path) -> Result<Zeroizing<String>, ProvenanceError> {
+    Ok(Zeroizing::new(std::fs::read_to_string(path).map_err(
+        |e| ProvenanceError::io(format!("cannot read {}", path.display()), e),
+    )?))
+}
+
+/// Reads the Ed25519 key file at `path`.
 ///
 /// # Errors
 /// As [`decode`], or when the file cannot be read.
 pub fn read(path: &Path, passphrase: Option<&Passphrase>) -> Result<SigningKey, ProvenanceError> {
-    let pem = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| ProvenanceError::io(format!("cannot read {}", path.display()), e))?,
-    );
-    decode(&pem, passphrase, &path.display().to_string())
+    decode(&read_pem(path)?, passphrase, &path.display().to_string())
+}
+
+/// Reads the key file at `path` as a PKCS#8 `PrivateKeyInfo` (DER, any key type).
+///
+/// # Errors
+/// As [`decode_der`], or when the file cannot be read.
+pub fn read_der(
+    path: &Path,
+    passphrase: Option<&Passphrase>,
+) -> Result<Zeroizing<Vec<u8>>, ProvenanceError> {
+    decode_der(&read_pem(path)?, passphrase, &path.display().to_string())
 }
 
 /// How the key file at `path` is stored.
@@ -201,11 +260,8 @@ pub fn read(path: &Path, passphrase: Option<&Passphrase>) -> Result<SigningKey, 
 /// # Errors
 /// When it cannot be read or holds no PKCS#8 key.
 pub fn protection(path: &Path) -> Result<Protection, ProvenanceError> {
-    let pem = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| ProvenanceError::io(format!("cannot read {}", path.display()), e))?,
-    );
-    protection_of(&pem).map_err(|e| ProvenanceError::Key(format!("{}: {e}", path.display())))
+    protection_of(&read_pem(path)?)
+        .map_err(|e| ProvenanceError::Key(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -4,18 +4,28 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `ca.key.pem` | the root CA's Ed25519 private key, PKCS#8 (encrypted when a passphrase is set), mode 0600 |
-//! | `ca.cert.pem` | the self-signed root CA certificate (10 years), a trust anchor for verification |
-//! | `signing.key.pem` | the signing key, PKCS#8 (encrypted when a passphrase is set), mode 0600 |
-//! | `signing.cert.pem` | the signing certificate issued by the CA: digitalSignature, EKUs emailProtection and C2PA claim signing |
+//! | `ca.key.pem` | the root CA's P-384 private key, PKCS#8 (encrypted when a passphrase is set), mode 0600 |
+//! | `ca.cert.pem` | the self-signed root CA certificate (20 years, pathLen 1), the trust anchor for verification; never in a manifest |
+//! | `issuing-ca.key.pem` | the claim-signing issuing CA's P-384 key, as above |
+//! | `issuing-ca.cert.pem` | the issuing CA's certificate from the root (5 years, pathLen 0, the C2PA certificate policy) |
+//! | `signing.key.pem` | the Ed25519 signing key, PKCS#8 (encrypted when a passphrase is set), mode 0600 |
+//! | `signing.cert.pem` | the claim-signing certificate from the issuing CA (at most 366 days): digitalSignature and nonRepudiation, EKUs C2PA claim signing and emailProtection, the C2PA certificate policy and assurance level 1 |
 //! | `retired/<key id>.cert.pem` | signing certificates replaced by [`rotate_signing_key`]; their public keys still verify |
 //! | `log.key.pem` | the transparency log's Ed25519 checkpoint key, PKCS#8 (encrypted when a passphrase is set), mode 0600 ([`init_log_key`]; no certificate: verifiers pin its C2SP verifier key) |
 //!
 //! Private keys are written encrypted when a passphrase is configured ([`keyfile`]); a file is
 //! read by its PEM label, so plaintext keys made earlier keep loading until [`encrypt_keys`]
 //! (`hallmark init --encrypt-key`) rewrites them. Existing files are kept, so `init` is
-//! idempotent. An operator may bring their own Ed25519
-//! chain and key instead (`provenance.cert_chain` and `provenance.private_key`).
+//! idempotent. An operator may bring their own chain with an Ed25519 leaf and its key instead
+//! (`provenance.cert_chain` and `provenance.private_key`).
+//!
+//! The certificates follow the C2PA Certificate Policy's profiles (root CA, claim-signing issuing
+//! CA, claim-signing leaf at assurance level 1; `scripts/cert_profile_check.py` checks each field
+//! with Python's `cryptography`) except what needs a service Hallmark does not run (an OCSP
+//! responder for Authority Information Access) or an entry only the Conformance Program assigns
+//! (the CPL record id). A manifest's `x5chain` is the leaf and the issuing CA, never the root. A
+//! keys directory made before (an Ed25519 root that signed the leaf directly) keeps working, and
+//! its root keeps issuing on rotation; a new directory gets the profile.
 //!
 //! A key's id ([`key_id`]) is the hex of the first 16 bytes of SHA-256 of its 32-byte public
 //! key, the primary key of the `signing_keys` table ([`crate::store::signing_keys::register`]).
@@ -24,14 +34,17 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use p384::pkcs8::EncodePrivateKey as _;
 use rand_core::{OsRng, RngCore};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
 
 use super::keyfile::{self, Passphrase, Protection};
 use super::ProvenanceError;
@@ -41,18 +54,36 @@ pub const CA_KEY_FILE: &str = "ca.key.pem";
 pub const CA_CERT_FILE: &str = "ca.cert.pem";
 pub const SIGNING_KEY_FILE: &str = "signing.key.pem";
 pub const SIGNING_CERT_FILE: &str = "signing.cert.pem";
+pub const ISSUING_CA_KEY_FILE: &str = "issuing-ca.key.pem";
+pub const ISSUING_CA_CERT_FILE: &str = "issuing-ca.cert.pem";
 pub const RETIRED_DIR: &str = "retired";
 pub const LOG_KEY_FILE: &str = "log.key.pem";
 
-/// Days a new signing certificate is valid when the setting is 0.
-pub const DEFAULT_SIGNING_CERT_DAYS: u32 = 397;
-const CA_VALIDITY_DAYS: i64 = 3650;
+/// Days a new signing certificate is valid when the setting is 0, and at most: the C2PA
+/// Certificate Policy's limit for a claim-signing leaf at assurance level 1.
+pub const DEFAULT_SIGNING_CERT_DAYS: u32 = 366;
+const ROOT_VALIDITY_DAYS: i64 = 7305;
+/// At most 1827 for a claim-signing issuing CA.
+const ISSUING_CA_VALIDITY_DAYS: i64 = 1826;
+/// ISO 3166's user-assigned code: the subject names no country of its own (the policy asks for a
+/// C attribute; an operator whose product is on the Conforming Products List brings that
+/// subject with its own chain).
+const COUNTRY: &str = "ZZ";
 const ORGANIZATION: &str = "Hallmark";
 const CA_COMMON_NAME: &str = "Hallmark Root CA";
+const ISSUING_CA_COMMON_NAME: &str = "Hallmark Claim Signing CA";
 const SIGNER_COMMON_NAME: &str = "Hallmark Content Credentials Signer";
 /// id-kp C2PA claim signing, 1.3.6.1.4.1.62558.2.1.
 const C2PA_CLAIM_SIGNING_EKU: [u64; 9] = [1, 3, 6, 1, 4, 1, 62558, 2, 1];
+/// The C2PA certificate policy, 1.3.6.1.4.1.62558.1.1.
+const C2PA_CERTIFICATE_POLICY: [u64; 9] = [1, 3, 6, 1, 4, 1, 62558, 1, 1];
+/// id-c2pa-al, the assurance level extension, and its value for level 1.
+const C2PA_ASSURANCE_LEVEL: [u64; 8] = [1, 3, 6, 1, 4, 1, 62558, 3];
+const C2PA_ASSURANCE_LEVEL_1: [u64; 9] = [1, 3, 6, 1, 4, 1, 62558, 3, 10];
+/// id-ce-certificatePolicies.
+const CERTIFICATE_POLICIES: [u64; 4] = [2, 5, 29, 32];
 const ED25519_OID: &str = "1.3.101.112";
+const EC_PUBLIC_KEY_OID: &str = "1.2.840.10045.2.1";
 
 /// Hex of the first 16 bytes of SHA-256 of the 32-byte public key.
 #[must_use]
@@ -101,10 +132,12 @@ impl SigningIdentity {
                         key.display()
                     )));
                 }
+                // The leaf and the CA that issued it; the root is the verifier's anchor, never
+                // in the chain (a directory from before the issuing CA has the leaf alone).
                 let mut chain = read_to_string(&dir.join(SIGNING_CERT_FILE))?;
-                let ca = dir.join(CA_CERT_FILE);
-                if ca.exists() {
-                    chain.push_str(&read_to_string(&ca)?);
+                let issuing = dir.join(ISSUING_CA_CERT_FILE);
+                if issuing.exists() {
+                    push_pem(&mut chain, &read_to_string(&issuing)?);
                 }
                 Self::new(&chain, keyfile::read(&key, passphrase)?)
             }
@@ -198,8 +231,9 @@ pub struct PkiInit {
     pub keys_dir: PathBuf,
 }
 
-/// Creates the root CA, the signing certificate and the log key in `keys_dir` unless they exist
-/// already; new private keys are encrypted under `passphrase` when one is given.
+/// Creates the root CA, the issuing CA, the signing certificate and the log key in `keys_dir`
+/// unless they exist already; new private keys are encrypted under `passphrase` when one is
+/// given.
 ///
 /// # Errors
 /// When the directory cannot be written, only half of a key pair's files exist, or the CA key
@@ -210,21 +244,21 @@ pub fn init_pki(
     passphrase: Option<&Passphrase>,
 ) -> Result<PkiInit, ProvenanceError> {
     create_private_dir(keys_dir)?;
-    let (ca_key, ca_cert_pem, created_ca) = match load_ca(keys_dir, passphrase)? {
-        Some((key, cert)) => (key, cert, false),
-        None => {
-            let key = SigningKey::generate(&mut OsRng);
-            let cert = self_signed_ca(&key)?;
-            write_private_key(&keys_dir.join(CA_KEY_FILE), &key, passphrase)?;
-            write_public(&keys_dir.join(CA_CERT_FILE), cert.as_bytes())?;
-            (key, cert, true)
-        }
+    let created_ca = if load_pair(keys_dir, CA_KEY_FILE, CA_CERT_FILE, passphrase)?.is_some() {
+        false
+    } else {
+        let key = CaKey::generate();
+        let cert = self_signed_root(&key)?;
+        key.write(&keys_dir.join(CA_KEY_FILE), passphrase)?;
+        write_public(&keys_dir.join(CA_CERT_FILE), cert.as_bytes())?;
+        true
     };
     let key_path = keys_dir.join(SIGNING_KEY_FILE);
     let cert_path = keys_dir.join(SIGNING_CERT_FILE);
     let created_signing_key = match (key_path.exists(), cert_path.exists()) {
         (true, true) => false,
         (false, false) => {
+            let (ca_key, ca_cert_pem) = leaf_issuer(keys_dir, passphrase)?;
             let key = SigningKey::generate(&mut OsRng);
             let cert = issue_signing_cert(&ca_key, &ca_cert_pem, &key, signing_cert_days)?;
             write_private_key(&key_path, &key, passphrase)?;
@@ -308,7 +342,15 @@ pub fn load_or_create_key(
     Ok((keyfile::read(path, passphrase)?, false))
 }
 
-/// Rewrites every plaintext private key of `keys_dir` (the CA's, the signing key, the log key)
+/// The private key files `hallmark init` makes in the keys directory.
+pub const PRIVATE_KEY_FILES: [&str; 4] = [
+    CA_KEY_FILE,
+    ISSUING_CA_KEY_FILE,
+    SIGNING_KEY_FILE,
+    LOG_KEY_FILE,
+];
+
+/// Rewrites every plaintext private key of `keys_dir` (the CAs', the signing key, the log key)
 /// encrypted under `passphrase`, each file replaced atomically; the keys themselves do not
 /// change. Returns the files rewritten; those already encrypted are left alone, so it is
 /// idempotent.
@@ -320,13 +362,16 @@ pub fn encrypt_keys(
     passphrase: &Passphrase,
 ) -> Result<Vec<PathBuf>, ProvenanceError> {
     let mut rewritten = Vec::new();
-    for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
+    for file in PRIVATE_KEY_FILES {
         let path = keys_dir.join(file);
         if !path.exists() || keyfile::protection(&path)? == Protection::Encrypted {
             continue;
         }
-        let key = keyfile::read(&path, None)?;
-        write_private_key(&path, &key, Some(passphrase))?;
+        let der = keyfile::read_der(&path, None)?;
+        write_private(
+            &path,
+            keyfile::encode_der(&der, Some(passphrase))?.as_bytes(),
+        )?;
         rewritten.push(path);
     }
     Ok(rewritten)
@@ -339,8 +384,9 @@ pub struct Rotation {
     pub new_key_id: String,
 }
 
-/// Issues a new signing key and certificate from the CA in `keys_dir` (the new key encrypted under
-/// `passphrase` when one is given). The old certificate moves
+/// Issues a new signing key and certificate from the issuing CA in `keys_dir` (made from the
+/// root when missing; a root from before the issuing CA issues itself), the new key encrypted
+/// under `passphrase` when one is given. The old certificate moves
 /// to `retired/<key id>.cert.pem` (its public key keeps verifying older images and records); the
 /// old private key is overwritten. A running service picks the new key up when restarted.
 ///
@@ -352,12 +398,7 @@ pub fn rotate_signing_key(
     signing_cert_days: u32,
     passphrase: Option<&Passphrase>,
 ) -> Result<Rotation, ProvenanceError> {
-    let (ca_key, ca_cert_pem) = load_ca(keys_dir, passphrase)?.ok_or_else(|| {
-        ProvenanceError::Config(format!(
-            "no CA in {}: run `hallmark init` first",
-            keys_dir.display()
-        ))
-    })?;
+    let (ca_key, ca_cert_pem) = leaf_issuer(keys_dir, passphrase)?;
     let cert_path = keys_dir.join(SIGNING_CERT_FILE);
     let old_key_id = if cert_path.exists() {
         let old_pem = read_to_string(&cert_path)?;
@@ -542,34 +583,117 @@ fn non_empty(path: Option<&Path>) -> Option<&Path> {
     path.filter(|p| !p.as_os_str().is_empty())
 }
 
-/// rcgen signing over our own ed25519-dalek key (no ring or aws-lc needed).
-struct RcgenKey<'a> {
-    key: &'a SigningKey,
-    public: [u8; 32],
+/// A certificate authority's key: P-384 for the CAs `init` makes (the C2PA Certificate Policy
+/// allows RSA of 3072 bits or more, P-384 and P-521 for CAs), Ed25519 for a root made before.
+enum CaKey {
+    P384(p384::ecdsa::SigningKey),
+    Ed25519(SigningKey),
+}
+
+impl CaKey {
+    fn generate() -> Self {
+        Self::P384(p384::ecdsa::SigningKey::random(&mut OsRng))
+    }
+
+    /// The key file at `path`: PKCS#8, P-384 or Ed25519, plaintext or encrypted.
+    fn read(path: &Path, passphrase: Option<&Passphrase>) -> Result<Self, ProvenanceError> {
+        let der = keyfile::read_der(path, passphrase)?;
+        let what = || path.display().to_string();
+        let algorithm = pkcs8::PrivateKeyInfo::try_from(der.as_slice())
+            .map_err(|_| ProvenanceError::Key(format!("{} is not a PKCS#8 key", what())))?
+            .algorithm
+            .oid
+            .to_string();
+        match algorithm.as_str() {
+            ED25519_OID => SigningKey::from_pkcs8_der(&der)
+                .map(Self::Ed25519)
+                .map_err(|_| ProvenanceError::Key(format!("{}: a bad Ed25519 key", what()))),
+            EC_PUBLIC_KEY_OID => p384::ecdsa::SigningKey::from_pkcs8_der(&der)
+                .map(Self::P384)
+                .map_err(|_| ProvenanceError::Key(format!("{}: not a P-384 key", what()))),
+            other => Err(ProvenanceError::Key(format!(
+                "{}: a CA key must be P-384 or Ed25519, not {other}",
+                what()
+            ))),
+        }
+    }
+
+    /// Writes the key as PKCS#8 PEM (encrypted under `passphrase` when one is given), mode 0600.
+    fn write(&self, path: &Path, passphrase: Option<&Passphrase>) -> Result<(), ProvenanceError> {
+        let der = match self {
+            Self::Ed25519(key) => keyfile::ed25519_der(key)?,
+            Self::P384(key) => Zeroizing::new(
+                key.to_pkcs8_der()
+                    .map_err(|_| ProvenanceError::Key("cannot encode the CA key".into()))?
+                    .as_bytes()
+                    .to_vec(),
+            ),
+        };
+        write_private(path, keyfile::encode_der(&der, passphrase)?.as_bytes())
+    }
+
+    fn rcgen(&self) -> RcgenKey<'_> {
+        match self {
+            Self::P384(key) => RcgenKey::p384(key),
+            Self::Ed25519(key) => RcgenKey::ed25519(key),
+        }
+    }
+}
+
+/// rcgen signing over our own keys (ed25519-dalek, RustCrypto's p384; no ring or aws-lc), with
+/// the subjectPublicKey's bytes: the Ed25519 key, or the uncompressed P-384 point.
+enum RcgenKey<'a> {
+    Ed25519(&'a SigningKey, [u8; 32]),
+    P384(&'a p384::ecdsa::SigningKey, Vec<u8>),
 }
 
 impl<'a> RcgenKey<'a> {
-    fn new(key: &'a SigningKey) -> Self {
-        Self {
-            key,
-            public: key.verifying_key().to_bytes(),
+    fn ed25519(key: &'a SigningKey) -> Self {
+        Self::Ed25519(key, key.verifying_key().to_bytes())
+    }
+
+    fn p384(key: &'a p384::ecdsa::SigningKey) -> Self {
+        let point = key.verifying_key().to_encoded_point(false);
+        Self::P384(key, point.as_bytes().to_vec())
+    }
+
+    fn public(&self) -> &[u8] {
+        match self {
+            Self::Ed25519(_, public) => public,
+            Self::P384(_, public) => public,
         }
+    }
+
+    /// The RFC 5280 method-1 key identifier the Certificate Policy asks for: SHA-1 of the
+    /// subjectPublicKey's bytes.
+    fn key_identifier(&self) -> KeyIdMethod {
+        KeyIdMethod::PreSpecified(sha1::Sha1::digest(self.public()).to_vec())
     }
 }
 
 impl rcgen::PublicKeyData for RcgenKey<'_> {
     fn der_bytes(&self) -> &[u8] {
-        &self.public
+        self.public()
     }
 
     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        &rcgen::PKCS_ED25519
+        match self {
+            Self::Ed25519(..) => &rcgen::PKCS_ED25519,
+            Self::P384(..) => &rcgen::PKCS_ECDSA_P384_SHA384,
+        }
     }
 }
 
 impl rcgen::SigningKey for RcgenKey<'_> {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        Ok(self.key.sign(msg).to_bytes().to_vec())
+        Ok(match self {
+            Self::Ed25519(key, _) => key.sign(msg).to_bytes().to_vec(),
+            // ECDSA with SHA-384, DER-encoded (Ecdsa-Sig-Value) as X.509 wants it.
+            Self::P384(key, _) => {
+                let signature: p384::ecdsa::DerSignature = key.sign(msg);
+                signature.as_bytes().to_vec()
+            }
+        })
     }
 }
 
@@ -585,87 +709,187 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
+/// C, O and CN, as the Certificate Policy's profiles ask.
 fn name(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, COUNTRY);
     dn.push(DnType::OrganizationName, ORGANIZATION);
     dn.push(DnType::CommonName, common_name);
     dn
 }
 
-fn self_signed_ca(key: &SigningKey) -> Result<String, ProvenanceError> {
+/// A DER tag-length-value.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|&b| b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A DER OBJECT IDENTIFIER.
+fn der_oid(arcs: &[u64]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (i, &arc) in arcs.iter().enumerate().skip(1) {
+        let arc = if i == 1 { arcs[0] * 40 + arc } else { arc };
+        let mut groups = vec![(arc & 0x7f) as u8];
+        let mut rest = arc >> 7;
+        while rest > 0 {
+            groups.push(0x80 | (rest & 0x7f) as u8);
+            rest >>= 7;
+        }
+        body.extend(groups.into_iter().rev());
+    }
+    der(0x06, &body)
+}
+
+/// certificatePolicies naming the C2PA certificate policy, without qualifiers.
+fn c2pa_policy() -> CustomExtension {
+    let policy_information = der(0x30, &der_oid(&C2PA_CERTIFICATE_POLICY));
+    CustomExtension::from_oid_content(&CERTIFICATE_POLICIES, der(0x30, &policy_information))
+}
+
+/// id-c2pa-al: assurance level 1 (its value an OBJECT IDENTIFIER).
+fn assurance_level_1() -> CustomExtension {
+    CustomExtension::from_oid_content(&C2PA_ASSURANCE_LEVEL, der_oid(&C2PA_ASSURANCE_LEVEL_1))
+}
+
+/// The self-signed root: P-384, C/O/CN, pathLen 1, keyCertSign and cRLSign, 20 years.
+fn self_signed_root(key: &CaKey) -> Result<String, ProvenanceError> {
+    let key = key.rcgen();
     let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
     params.distinguished_name = name(CA_COMMON_NAME);
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.key_identifier_method = key.key_identifier();
     params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(CA_VALIDITY_DAYS);
+    params.not_after = params.not_before + Duration::days(ROOT_VALIDITY_DAYS);
     params.serial_number = Some(random_serial());
-    let cert = params
-        .self_signed(&RcgenKey::new(key))
-        .map_err(rcgen_error)?;
-    Ok(cert.pem())
+    Ok(params.self_signed(&key).map_err(rcgen_error)?.pem())
 }
 
+/// The claim-signing issuing CA, from the root: P-384, pathLen 0, keyCertSign and cRLSign, the
+/// claim-signing EKUs and the C2PA policy, at most five years and never past the root.
+fn issue_ca(root: &CaKey, root_pem: &str, key: &CaKey) -> Result<String, ProvenanceError> {
+    let issuer = ca_issuer(root, root_pem)?;
+    let root_not_after = not_after(root_pem)?;
+    let key = key.rcgen();
+    let now = OffsetDateTime::now_utc();
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name(ISSUING_CA_COMMON_NAME);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::Other(C2PA_CLAIM_SIGNING_EKU.to_vec()),
+        ExtendedKeyUsagePurpose::EmailProtection,
+    ];
+    params.custom_extensions = vec![c2pa_policy()];
+    params.key_identifier_method = key.key_identifier();
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = now - Duration::hours(1);
+    params.not_after =
+        (params.not_before + Duration::days(ISSUING_CA_VALIDITY_DAYS)).min(root_not_after);
+    params.serial_number = Some(random_serial());
+    Ok(params.signed_by(&key, &issuer).map_err(rcgen_error)?.pem())
+}
+
+/// The claim-signing leaf: Ed25519, digitalSignature and nonRepudiation, the claim-signing EKUs,
+/// the C2PA policy and assurance level 1, at most 366 days and never past its CA.
 fn issue_signing_cert(
-    ca_key: &SigningKey,
+    ca_key: &CaKey,
     ca_cert_pem: &str,
     key: &SigningKey,
     days: u32,
 ) -> Result<String, ProvenanceError> {
-    let ca_der = parse_pem_certificates(ca_cert_pem.as_bytes())?;
-    let ca_der = ca_der
-        .first()
-        .ok_or_else(|| ProvenanceError::Key("no certificate in the CA file".into()))?;
-    if certificate_public_key(ca_der)? != ca_key.verifying_key() {
-        return Err(ProvenanceError::Key(
-            "the CA key does not match the CA certificate".into(),
-        ));
-    }
-    let ca_not_after = x509_parser::parse_x509_certificate(ca_der)
-        .map_err(|_| ProvenanceError::Key("cannot parse the CA certificate".into()))?
-        .1
-        .validity()
-        .not_after
-        .to_datetime();
-    // The CA was made by `self_signed_ca` with these same name and key-identifier parameters, so
-    // the authority key identifier matches its subject key identifier.
-    let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name = name(CA_COMMON_NAME);
-    let issuer = Issuer::new(ca_params, RcgenKey::new(ca_key));
+    let issuer = ca_issuer(ca_key, ca_cert_pem)?;
+    let ca_not_after = not_after(ca_cert_pem)?;
+    let key = RcgenKey::ed25519(key);
     let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
     params.distinguished_name = name(SIGNER_COMMON_NAME);
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::EmailProtection,
-        ExtendedKeyUsagePurpose::Other(C2PA_CLAIM_SIGNING_EKU.to_vec()),
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::ContentCommitment,
     ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::Other(C2PA_CLAIM_SIGNING_EKU.to_vec()),
+        ExtendedKeyUsagePurpose::EmailProtection,
+    ];
+    params.custom_extensions = vec![c2pa_policy(), assurance_level_1()];
+    params.key_identifier_method = key.key_identifier();
     params.use_authority_key_identifier_extension = true;
+    // Backdated an hour for clocks that lag; the whole span, from notBefore, within the limit.
+    let days = days.clamp(1, DEFAULT_SIGNING_CERT_DAYS);
     params.not_before = now - Duration::hours(1);
-    params.not_after = (now + Duration::days(i64::from(days.max(1)))).min(ca_not_after);
+    params.not_after = (params.not_before + Duration::days(i64::from(days))).min(ca_not_after);
     params.serial_number = Some(random_serial());
-    let cert = params
-        .signed_by(&RcgenKey::new(key), &issuer)
-        .map_err(rcgen_error)?;
-    Ok(cert.pem())
+    Ok(params.signed_by(&key, &issuer).map_err(rcgen_error)?.pem())
 }
 
-fn load_ca(
+/// The issuer for certificates signed by `key`, its name and key identifier read from its own
+/// certificate (so a leaf's issuer and authority key identifier match it byte for byte).
+fn ca_issuer<'a>(
+    key: &'a CaKey,
+    cert_pem: &str,
+) -> Result<Issuer<'static, RcgenKey<'a>>, ProvenanceError> {
+    let der = parse_pem_certificates(cert_pem.as_bytes())?;
+    let der = der
+        .first()
+        .ok_or_else(|| ProvenanceError::Key("no certificate in the CA file".into()))?;
+    let signer = key.rcgen();
+    if subject_public_key(der)? != signer.public() {
+        return Err(ProvenanceError::Key(
+            "the CA key does not match the CA certificate".into(),
+        ));
+    }
+    Issuer::from_ca_cert_der(&der.clone().into(), signer).map_err(rcgen_error)
+}
+
+/// The subjectPublicKey's bytes of a DER certificate.
+fn subject_public_key(der: &[u8]) -> Result<Vec<u8>, ProvenanceError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| ProvenanceError::Key("cannot parse the certificate".into()))?;
+    Ok(cert.public_key().subject_public_key.data.to_vec())
+}
+
+fn not_after(cert_pem: &str) -> Result<OffsetDateTime, ProvenanceError> {
+    let der = parse_pem_certificates(cert_pem.as_bytes())?;
+    let der = der
+        .first()
+        .ok_or_else(|| ProvenanceError::Key("no certificate in the CA file".into()))?;
+    Ok(x509_parser::parse_x509_certificate(der)
+        .map_err(|_| ProvenanceError::Key("cannot parse the CA certificate".into()))?
+        .1
+        .validity()
+        .not_after
+        .to_datetime())
+}
+
+/// A CA's key and certificate from `keys_dir`, when both files exist.
+fn load_pair(
     keys_dir: &Path,
+    key_file: &str,
+    cert_file: &str,
     passphrase: Option<&Passphrase>,
-) -> Result<Option<(SigningKey, String)>, ProvenanceError> {
-    let key_path = keys_dir.join(CA_KEY_FILE);
-    let cert_path = keys_dir.join(CA_CERT_FILE);
+) -> Result<Option<(CaKey, String)>, ProvenanceError> {
+    let key_path = keys_dir.join(key_file);
+    let cert_path = keys_dir.join(cert_file);
     match (key_path.exists(), cert_path.exists()) {
         (false, false) => Ok(None),
         (true, true) => Ok(Some((
-            keyfile::read(&key_path, passphrase)?,
+            CaKey::read(&key_path, passphrase)?,
             read_to_string(&cert_path)?,
         ))),
         _ => Err(ProvenanceError::Config(format!(
@@ -674,6 +898,38 @@ fn load_ca(
             cert_path.display()
         ))),
     }
+}
+
+/// The CA that issues signing certificates: the issuing CA, made from the root when it is
+/// missing; a root from before the issuing CA (Ed25519, which the policy allows only for leaves)
+/// issues them itself.
+fn leaf_issuer(
+    keys_dir: &Path,
+    passphrase: Option<&Passphrase>,
+) -> Result<(CaKey, String), ProvenanceError> {
+    if let Some(pair) = load_pair(
+        keys_dir,
+        ISSUING_CA_KEY_FILE,
+        ISSUING_CA_CERT_FILE,
+        passphrase,
+    )? {
+        return Ok(pair);
+    }
+    let (root, root_pem) =
+        load_pair(keys_dir, CA_KEY_FILE, CA_CERT_FILE, passphrase)?.ok_or_else(|| {
+            ProvenanceError::Config(format!(
+                "no CA in {}: run `hallmark init` first",
+                keys_dir.display()
+            ))
+        })?;
+    if matches!(root, CaKey::Ed25519(_)) {
+        return Ok((root, root_pem));
+    }
+    let key = CaKey::generate();
+    let cert = issue_ca(&root, &root_pem, &key)?;
+    key.write(&keys_dir.join(ISSUING_CA_KEY_FILE), passphrase)?;
+    write_public(&keys_dir.join(ISSUING_CA_CERT_FILE), cert.as_bytes())?;
+    Ok((key, cert))
 }
 
 /// Writes `key` as PKCS#8 PEM (encrypted under `passphrase` when one is given), mode 0600; the
@@ -754,7 +1010,7 @@ mod tests {
         let first = init_pki(&keys, 30, None).unwrap();
         assert!(first.created_ca && first.created_signing_key && first.created_log_key);
         #[cfg(unix)]
-        for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
+        for file in PRIVATE_KEY_FILES {
             use std::os::unix::fs::PermissionsExt;
             let mode = fs::metadata(keys.join(file)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
@@ -800,13 +1056,88 @@ mod tests {
         assert!(SigningIdentity::from_pem(&chain, "garbage", None).is_err());
     }
 
+    fn parsed(pem: &str) -> Vec<Vec<u8>> {
+        parse_pem_certificates(pem.as_bytes()).unwrap()
+    }
+
+    fn key_ids(der: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        use x509_parser::extensions::ParsedExtension;
+        let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+        let (mut ski, mut aki) = (None, None);
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => ski = Some(id.0.to_vec()),
+                ParsedExtension::AuthorityKeyIdentifier(id) => {
+                    aki = id.key_identifier.as_ref().map(|k| k.0.to_vec());
+                }
+                _ => {}
+            }
+        }
+        (ski, aki)
+    }
+
+    #[test]
+    fn the_chain_is_leaf_and_issuing_ca_with_method_one_key_identifiers() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        init_pki(&keys, 30, None).unwrap();
+        let root = parsed(&read_to_string(&keys.join(CA_CERT_FILE)).unwrap());
+        let issuing = parsed(&read_to_string(&keys.join(ISSUING_CA_CERT_FILE)).unwrap());
+        let mut settings = Settings::load(None).unwrap();
+        settings.storage.data_dir = dir.path().to_owned();
+        let identity = SigningIdentity::load(&settings).unwrap();
+        let chain = identity.cert_chain_der();
+        assert_eq!(chain.len(), 2, "leaf and issuing CA");
+        assert_eq!(chain[1], issuing[0]);
+        assert!(!chain.contains(&root[0]), "the root is never in the chain");
+        // Each authority key identifier is its issuer's subject key identifier: SHA-1 of the
+        // issuer's public key (RFC 5280 method 1).
+        let (root_ski, _) = key_ids(&root[0]);
+        let (issuing_ski, issuing_aki) = key_ids(&issuing[0]);
+        let (leaf_ski, leaf_aki) = key_ids(&chain[0]);
+        assert_eq!(issuing_aki, root_ski);
+        assert_eq!(leaf_aki, issuing_ski);
+        let leaf_public = identity.verifying_key().to_bytes();
+        assert_eq!(leaf_ski.unwrap(), sha1::Sha1::digest(leaf_public).to_vec());
+        assert_eq!(
+            root_ski.unwrap(),
+            sha1::Sha1::digest(subject_public_key(&root[0]).unwrap()).to_vec()
+        );
+        // A rotation issues from the same issuing CA.
+        rotate_signing_key(&keys, 30, None).unwrap();
+        let rotated = SigningIdentity::load(&settings).unwrap();
+        assert_eq!(rotated.cert_chain_der()[1], issuing[0]);
+        assert_eq!(key_ids(&rotated.cert_chain_der()[0]).1, issuing_ski);
+    }
+
+    #[test]
+    fn a_directory_with_an_ed25519_root_keeps_issuing_from_it() {
+        // The layout `init` made before the issuing CA: an Ed25519 root that signs the leaf.
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        create_private_dir(&keys).unwrap();
+        let root = CaKey::Ed25519(SigningKey::generate(&mut OsRng));
+        let root_pem = self_signed_root(&root).unwrap();
+        root.write(&keys.join(CA_KEY_FILE), None).unwrap();
+        write_public(&keys.join(CA_CERT_FILE), root_pem.as_bytes()).unwrap();
+        let made = init_pki(&keys, 30, None).unwrap();
+        assert!(!made.created_ca && made.created_signing_key);
+        assert!(!keys.join(ISSUING_CA_CERT_FILE).exists());
+        let mut settings = Settings::load(None).unwrap();
+        settings.storage.data_dir = dir.path().to_owned();
+        let identity = SigningIdentity::load(&settings).unwrap();
+        assert_eq!(identity.cert_chain_der().len(), 1, "the leaf alone");
+        rotate_signing_key(&keys, 30, None).unwrap();
+        assert!(!keys.join(ISSUING_CA_CERT_FILE).exists());
+    }
+
     #[test]
     fn with_a_passphrase_every_key_is_encrypted_and_still_serves() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
         let passphrase = Passphrase::new(b"a passphrase for tests".to_vec()).unwrap();
         let made = init_pki(&keys, 30, Some(&passphrase)).unwrap();
-        for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
+        for file in PRIVATE_KEY_FILES {
             assert_eq!(
                 keyfile::protection(&keys.join(file)).unwrap(),
                 Protection::Encrypted,
@@ -841,13 +1172,13 @@ mod tests {
         let log_before = keyfile::read(&keys.join(LOG_KEY_FILE), None).unwrap();
         let passphrase = Passphrase::new(b"a passphrase for tests".to_vec()).unwrap();
         let rewritten = encrypt_keys(&keys, &passphrase).unwrap();
-        assert_eq!(rewritten.len(), 3);
+        assert_eq!(rewritten.len(), PRIVATE_KEY_FILES.len());
         assert!(
             encrypt_keys(&keys, &passphrase).unwrap().is_empty(),
             "idempotent"
         );
         #[cfg(unix)]
-        for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
+        for file in PRIVATE_KEY_FILES {
             use std::os::unix::fs::PermissionsExt;
             let mode = fs::metadata(keys.join(file)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");

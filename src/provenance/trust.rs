@@ -505,7 +505,7 @@ async fn fetch(client: &reqwest::Client, source: &str) -> Result<String, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provenance::pki::{init_pki, CA_CERT_FILE, SIGNING_CERT_FILE};
+    use crate::provenance::pki::{init_pki, CA_CERT_FILE, ISSUING_CA_CERT_FILE, SIGNING_CERT_FILE};
 
     fn pem_of(dir: &std::path::Path, file: &str) -> String {
         std::fs::read_to_string(dir.join(file)).unwrap()
@@ -531,8 +531,10 @@ mod tests {
             )
             .unwrap(),
         ];
+        // The chain a manifest carries: the leaf and its issuing CA.
         let chain = |dir: &std::path::Path| {
-            parse_pem_certificates(pem_of(dir, SIGNING_CERT_FILE).as_bytes()).unwrap()
+            let pem = pem_of(dir, SIGNING_CERT_FILE) + &pem_of(dir, ISSUING_CA_CERT_FILE);
+            parse_pem_certificates(pem.as_bytes()).unwrap()
         };
         assert_eq!(trusted_by(&lists, &chain(ours.path())), Some("a"));
         assert_eq!(trusted_by(&lists, &chain(theirs.path())), Some("b"));

@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 use hallmark::provenance::keyfile::PASSPHRASE_ENV;
-use hallmark::provenance::pki::{CA_KEY_FILE, LOG_KEY_FILE, SIGNING_CERT_FILE, SIGNING_KEY_FILE};
+use hallmark::provenance::pki::{PRIVATE_KEY_FILES, SIGNING_CERT_FILE, SIGNING_KEY_FILE};
 use image::GenericImageView;
 use sqlx::PgPool;
 
@@ -373,7 +373,7 @@ async fn keys_at_rest_are_encrypted_with_the_passphrase_and_openssl_reads_them(p
     let with = [(PASSPHRASE_ENV, PASSPHRASE)];
     cli.ok_with(&["init"], &with);
     let keys = cli.keys_dir();
-    for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
+    for file in PRIVATE_KEY_FILES {
         let pem = std::fs::read_to_string(keys.join(file)).unwrap();
         assert!(
             pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
@@ -482,11 +482,11 @@ async fn init_encrypt_key_encrypts_the_keys_an_earlier_init_left_in_plaintext(po
     let second = cli.ok_with(&["init", "--encrypt-key"], &with);
     assert_eq!(
         second.matches("provenance: encrypted").count(),
-        3,
+        PRIVATE_KEY_FILES.len(),
         "{second}"
     );
     assert!(!second.contains("is not encrypted"), "{second}");
-    for file in [CA_KEY_FILE, SIGNING_KEY_FILE, LOG_KEY_FILE] {
+    for file in PRIVATE_KEY_FILES {
         let pem = std::fs::read_to_string(keys.join(file)).unwrap();
         assert!(
             pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
