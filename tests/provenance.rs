@@ -349,6 +349,39 @@ fn a_hostile_tiff_is_refused_by_its_magic_bytes_at_once() {
 
 use fixtures::python;
 
+/// `scripts/c2pa_check.py`'s arguments for the C2PA Conformance Program's own evaluator and
+/// rubrics (vendored unmodified): conformance for specification 2.2, and integrity (valid,
+/// trusted, untampered) with `anchors` trusted.
+fn with_rubrics<'a>(command: &'a mut Command, anchors: &Path) -> &'a mut Command {
+    let rubrics = Path::new(env!("CARGO_MANIFEST_DIR")).join("third_party/c2pa-conformance");
+    command
+        .arg("--anchors")
+        .arg(anchors)
+        .arg("--rubric")
+        .arg(rubrics.join("asset-rubric-conformance0.2-spec2.2.yml"))
+        .arg("--rubric")
+        .arg(rubrics.join("asset-rubric-integrity.yml"))
+        .args([
+            "--spec-version",
+            hallmark::provenance::sign::C2PA_SPEC_VERSION,
+        ])
+}
+
+/// Both rubrics of [`with_rubrics`] judged, with no failed trait.
+fn assert_no_failed_traits(out: &serde_json::Value, what: &str) {
+    let judged = out["rubrics"].as_array().expect("rubrics");
+    assert_eq!(judged.len(), 2, "{what}: {out}");
+    for rubric in judged {
+        assert_eq!(
+            rubric["failed"],
+            serde_json::json!([]),
+            "{what}: {}",
+            rubric["rubric"]
+        );
+        assert!(rubric["passed"].as_u64().unwrap() >= 6, "{rubric}");
+    }
+}
+
 /// Hallmark as a validator: its crJSON of its own files is judged by the Conformance Program's
 /// evaluator (0 failed traits, as for c2pa-python's crJSON of the same files); OCSP, never
 /// consulted, is reported as skipped; and a `tsa` list's anchor does not make a claim signer
@@ -362,7 +395,6 @@ fn our_crjson_passes_the_rubric_and_tsa_anchors_do_not_vouch_for_signers() {
     let signer = ProvenanceSigner::from_settings(&pki.settings).unwrap();
     let verifier = ProvenanceVerifier::from_settings(&pki.settings).unwrap();
     let anchors = pki.settings.storage.keys_dir().join(CA_CERT_FILE);
-    let rubrics = Path::new(env!("CARGO_MANIFEST_DIR")).join("third_party/c2pa-conformance");
     let dir = tempfile::tempdir().unwrap();
     for format in [ImageFormat::Png, ImageFormat::Jpeg] {
         let signed = signer
@@ -381,24 +413,16 @@ fn our_crjson_passes_the_rubric_and_tsa_anchors_do_not_vouch_for_signers() {
         );
         std::fs::write(&file, &signed.bytes).unwrap();
         std::fs::write(&document, serde_json::to_vec(&crjson).unwrap()).unwrap();
-        let output = Command::new(python())
+        let mut command = Command::new(python());
+        command
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/scripts/c2pa_check.py"
             ))
             .arg(&file)
-            .arg("--anchors")
-            .arg(&anchors)
             .arg("--crjson")
-            .arg(&document)
-            .arg("--rubric")
-            .arg(rubrics.join("asset-rubric-conformance0.2-spec2.2.yml"))
-            .arg("--rubric")
-            .arg(rubrics.join("asset-rubric-integrity.yml"))
-            .args([
-                "--spec-version",
-                hallmark::provenance::sign::C2PA_SPEC_VERSION,
-            ])
+            .arg(&document);
+        let output = with_rubrics(&mut command, &anchors)
             .output()
             .expect("python runs");
         assert!(
@@ -407,16 +431,7 @@ fn our_crjson_passes_the_rubric_and_tsa_anchors_do_not_vouch_for_signers() {
             String::from_utf8_lossy(&output.stderr)
         );
         let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        let judged = out["rubrics"].as_array().expect("rubrics");
-        assert_eq!(judged.len(), 2, "{out}");
-        for rubric in judged {
-            assert_eq!(
-                rubric["failed"],
-                serde_json::json!([]),
-                "{format}: {rubric}"
-            );
-            assert!(rubric["passed"].as_u64().unwrap() >= 6, "{rubric}");
-        }
+        assert_no_failed_traits(&out, &format!("{format}"));
     }
     // No crJSON where there is no manifest store to describe.
     assert_eq!(
@@ -460,7 +475,6 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
     let dir = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/c2pa_check.py");
     let anchors = pki.settings.storage.keys_dir().join(CA_CERT_FILE);
-    let rubrics = Path::new(env!("CARGO_MANIFEST_DIR")).join("third_party/c2pa-conformance");
     for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Webp] {
         let claim = claim(format);
         let signed = signer.sign_image(&claim, &image(format, 40)).unwrap();
@@ -470,20 +484,7 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
             let mut command = Command::new(python());
             command.arg(script).arg(&file);
             if trust {
-                // The C2PA Conformance Program's own evaluator and rubrics (vendored unmodified):
-                // conformance for specification 2.2, and integrity (valid, trusted, untampered)
-                // with our root as the anchor.
-                command
-                    .arg("--anchors")
-                    .arg(&anchors)
-                    .arg("--rubric")
-                    .arg(rubrics.join("asset-rubric-conformance0.2-spec2.2.yml"))
-                    .arg("--rubric")
-                    .arg(rubrics.join("asset-rubric-integrity.yml"))
-                    .args([
-                        "--spec-version",
-                        hallmark::provenance::sign::C2PA_SPEC_VERSION,
-                    ]);
+                with_rubrics(&mut command, &anchors);
             }
             let output = command.output().unwrap_or_else(|e| {
                 panic!(
@@ -499,16 +500,10 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
             );
             let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
             assert_eq!(out["validation_state"], expected, "{format}: {out}");
-            let judged = out["rubrics"].as_array().expect("rubrics");
-            assert_eq!(judged.len(), if trust { 2 } else { 0 }, "{out}");
-            for rubric in judged {
-                assert_eq!(
-                    rubric["failed"],
-                    serde_json::json!([]),
-                    "{format}: {}",
-                    rubric["rubric"]
-                );
-                assert!(rubric["passed"].as_u64().unwrap() >= 6, "{rubric}");
+            if trust {
+                assert_no_failed_traits(&out, &format!("{format}"));
+            } else {
+                assert_eq!(out["rubrics"], serde_json::json!([]), "{out}");
             }
             if !trust {
                 assert_eq!(
