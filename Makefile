@@ -5,14 +5,14 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 CACHE_DIR ?= $(or $(HALLMARK_CACHE),$(HOME)/.cache/hallmark)
 VENV := $(CACHE_DIR)/venv
-export PATH := $(VENV)/bin:$(PATH)
+export PATH := $(VENV)/bin:$(CACHE_DIR)/cargo-tools/bin:$(PATH)
 export LIBTORCH_USE_PYTORCH := 1
 export HALLMARK_PYTHON := $(VENV)/bin/python
 export HALLMARK_NODE_MODULES := $(CACHE_DIR)/node/node_modules
 # The database the tests create their per-test databases next to.
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/hallmark
 
-.PHONY: setup build run test lint bench fuzz device-bundle
+.PHONY: setup build run test lint deny deny-advisories sbom bench fuzz device-bundle
 setup:
 	scripts/setup.sh
 
@@ -26,6 +26,23 @@ run: build
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	cargo deny --locked check licenses bans sources
+
+# The dependency policy of deny.toml (licences, banned crates, sources), from Cargo.lock, offline;
+# also part of `make lint`. The RustSec advisories need the network: `make deny-advisories`.
+deny: setup
+	cargo deny --locked check licenses bans sources
+
+deny-advisories: setup
+	cargo deny --locked check advisories
+
+# A CycloneDX 1.5 SBOM of the hallmark binary's dependencies, with their licences and package
+# URLs (cargo-cyclonedx, from Cargo.lock): target/sbom/hallmark_bin.cdx.json.
+sbom: setup
+	cargo cyclonedx --format json --spec-version 1.5 --describe binaries --quiet
+	mkdir -p target/sbom
+	mv hallmark_bin.cdx.json target/sbom/
+	@echo "target/sbom/hallmark_bin.cdx.json"
 
 test: lint
 	cargo test

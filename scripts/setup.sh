@@ -7,7 +7,9 @@
 #   - PostgreSQL started when it is not running, and the `hallmark` database created;
 #   - for the browser tests (tests/browser.rs): Debian's `chromium` and Node.js (apt), and
 #     `playwright-core` from tests/browser/package-lock.json installed with `npm ci` into the cache
-#     folder (never Playwright's own browser download).
+#     folder (never Playwright's own browser download);
+#   - cargo-deny (`make deny`, part of `make test`) and cargo-cyclonedx (`make sbom`), built once
+#     with `cargo install --locked` into the cache folder (about 12 minutes on 2 cores).
 # Prints the environment to build with on stdout when called as `scripts/setup.sh --print-env`.
 set -euo pipefail
 
@@ -23,6 +25,9 @@ PYYAML_VERSION="6.0.3"
 ASN1CRYPTO_VERSION="1.5.1"
 # The S3-compatible server tests/replicas.rs runs the blob store against (`python -m moto.server`).
 MOTO_VERSION="5.2.5"
+CARGO_DENY_VERSION="0.20.2"
+CARGO_CYCLONEDX_VERSION="0.5.9"
+CARGO_TOOLS="$CACHE_DIR/cargo-tools"
 DB_NAME="${HALLMARK_DB_NAME:-hallmark}"
 NODE_PREFIX="$CACHE_DIR/node"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -129,8 +134,25 @@ setup_browser() {
     fi
 }
 
+# cargo-deny and cargo-cyclonedx, each at its pinned version, in $CARGO_TOOLS/bin (the version
+# built is noted beside it: cargo-cyclonedx has no --version).
+setup_cargo_tools() {
+    local tool version
+    mkdir -p "$CARGO_TOOLS/versions"
+    for tool in "cargo-deny $CARGO_DENY_VERSION" "cargo-cyclonedx $CARGO_CYCLONEDX_VERSION"; do
+        version="${tool#* }"
+        tool="${tool% *}"
+        if [ ! -x "$CARGO_TOOLS/bin/$tool" ] \
+            || [ "$(cat "$CARGO_TOOLS/versions/$tool" 2>/dev/null)" != "$version" ]; then
+            log "building $tool $version into $CARGO_TOOLS (once, several minutes)"
+            cargo install --quiet --locked --force --version "$version" --root "$CARGO_TOOLS" "$tool" >&2
+            echo "$version" > "$CARGO_TOOLS/versions/$tool"
+        fi
+    done
+}
+
 print_env() {
-    echo "export PATH=\"$VENV/bin:\$PATH\""
+    echo "export PATH=\"$VENV/bin:$CARGO_TOOLS/bin:\$PATH\""
     echo "export LIBTORCH_USE_PYTORCH=1"
     echo "export HALLMARK_PYTHON=\"$VENV/bin/python\""
     echo "export HALLMARK_NODE_MODULES=\"$NODE_PREFIX/node_modules\""
@@ -144,6 +166,7 @@ case "${1:-all}" in
         setup_venv
         setup_postgres
         setup_browser
+        setup_cargo_tools
         ;;
     --browser) setup_browser ;;
     *) echo "usage: $0 [--print-env|--browser]" >&2; exit 2 ;;
