@@ -84,6 +84,7 @@ fn main() {
             phash: 0x0123_4567_89ab_cdef,
             title: format!("bench.{format}"),
             format,
+            device: "cpu".into(),
         };
         let signed = signer.sign_image(&claim, &bytes).expect("sign");
         let report = verifier.verify(&signed.bytes);

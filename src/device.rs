@@ -63,6 +63,16 @@ impl DeviceChoice {
 /// A short name for logs and model cards.
 pub struct DeviceName(pub Device);
 
+/// The device as a signed manifest names it: `cpu`, `cuda:0`, ...
+#[must_use]
+pub fn label(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".to_owned(),
+        Device::Cuda(index) => format!("cuda:{index}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
 impl fmt::Display for DeviceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {

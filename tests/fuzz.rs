@@ -200,6 +200,7 @@ fn build_shared() -> Shared {
             phash: 0x0123_4567_89ab_cdef,
             title: format!("fuzz.{format}"),
             format,
+            device: "cpu".into(),
         };
         let plain = encode(&DynamicImage::ImageRgb8(picture.clone()), codec(format));
         let signed = signer.sign_image(&claim, &plain).unwrap();

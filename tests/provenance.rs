@@ -56,6 +56,7 @@ fn claim(format: ImageFormat) -> ImageClaim {
         phash: 0xdead_beef_0123_4567,
         title: format!("hallmark test image.{format}"),
         format,
+        device: "cpu".into(),
     }
 }
 
@@ -103,6 +104,7 @@ fn signed_png_jpeg_and_webp_read_back_trusted_with_our_claims() {
         assert_eq!(ours.seed, claim.seed);
         assert_eq!(ours.phash, "deadbeef01234567");
         assert_eq!(ours.signing_key_id, signer.key_id());
+        assert_eq!(ours.device.as_deref(), Some("cpu"), "the device is named");
         // The report is the API's JSON.
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["state"], "trusted");
@@ -520,6 +522,7 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
             assert_eq!(out["hallmark"]["record_id"], claim.record_id.to_string());
             assert_eq!(out["hallmark"]["seed"], claim.seed);
             assert_eq!(out["hallmark"]["phash"], "deadbeef01234567");
+            assert_eq!(out["hallmark"]["device"], "cpu");
             // Two soft bindings: Hallmark's fingerprint first, then the listed ISCC code, its
             // value a byte string (IEP-0020), with `pad`.
             let bindings = out["soft_bindings"].as_array().expect("soft bindings");

@@ -329,6 +329,7 @@ impl GenerationService {
                 spec,
                 model: info.name.clone(),
                 model_version: info.version.clone(),
+                device: info.device.clone(),
                 api_key_id,
                 signer: Arc::clone(&self.signer),
                 fingerprinter: Arc::clone(&self.fingerprinter),
@@ -484,6 +485,7 @@ struct ImageJob {
     spec: GenerationSpec,
     model: String,
     model_version: String,
+    device: String,
     api_key_id: Option<Uuid>,
     signer: Arc<ProvenanceSigner>,
     fingerprinter: Arc<Fingerprinter>,
@@ -518,6 +520,7 @@ impl ImageJob {
                 self.model, self.spec.seed, self.index
             ),
             format: self.spec.format.image_format(),
+            device: self.device,
         };
         let signed = self
             .signer

@@ -33,6 +33,8 @@ pub struct ModelInfo {
     pub has_detector: bool,
     /// The torch threads the model thread runs with, as torch reports them there.
     pub threads: threads::TorchThreads,
+    /// The device the model runs on (`cpu`, `cuda:0`), named in every signed image.
+    pub device: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +164,7 @@ impl Inference {
                         channels: model.card.architecture.channels,
                         has_detector: served.detector.is_some(),
                         threads,
+                        device: crate::device::label(device),
                     };
                     let _ = ready_tx.send(Ok(info));
                     worker.run(&served, &receiver);

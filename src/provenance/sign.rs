@@ -47,6 +47,8 @@ pub struct ImageClaim {
     pub title: String,
     /// Must match the encoded bytes' magic bytes.
     pub format: ImageFormat,
+    /// The device the model ran on, as `device::label` names it (`cpu`, `cuda:0`).
+    pub device: String,
 }
 
 /// An image with its manifest embedded.
@@ -102,6 +104,10 @@ pub struct GenerationAssertion {
     pub seed: i64,
     /// The perceptual hash, 16 lower-case hex digits.
     pub phash: String,
+    /// The device the model ran on (`cpu`, `cuda:0`); absent in manifests made before it was
+    /// stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// Signs images with the service's identity. Build once and share; `Send + Sync`.
@@ -221,6 +227,7 @@ impl ProvenanceSigner {
             model_version: claim.model_version.clone(),
             seed: claim.seed,
             phash: format!("{:016x}", claim.phash),
+            device: Some(claim.device.clone()),
         };
         let definition = serde_json::json!({
             "label": manifest_id,

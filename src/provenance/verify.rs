@@ -101,6 +101,9 @@ pub struct HallmarkClaims {
     pub phash: String,
     /// Id of the key that signed (`signing_keys.id`).
     pub signing_key_id: String,
+    /// The device the model ran on, as the manifest states it (`cpu`, `cuda:0`).
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 /// What the Content Credentials of a file say. Serialised as the API's JSON.
@@ -733,6 +736,7 @@ pub(super) fn hallmark_claims(
         seed: claims.seed,
         phash: claims.phash,
         signing_key_id: key_id(&key),
+        device: claims.device,
     })
 }
 

@@ -1028,6 +1028,7 @@ mod tests {
             seed: 7,
             phash: "0011223344556677".into(),
             signing_key_id: "k".into(),
+            device: Some("cpu".into()),
         });
         let edit = with_parent(
             node(

@@ -112,6 +112,11 @@ async fn generate_writes_signed_registered_reproducible_images(pool: PgPool) {
     );
     assert_eq!(report["verdict"], "hallmark_generated", "{report}");
     assert_eq!(report["registry"]["match"], "file_sha256", "{report}");
+    // The signed manifest names the device the model ran on.
+    assert_eq!(
+        report["provenance"]["hallmark"]["device"], "cpu",
+        "{report}"
+    );
     // The validator's findings as crJSON, for the Conformance Program's rubrics.
     let crjson: serde_json::Value =
         serde_json::from_str(&cli.ok(&["verify", "--crjson", file.to_str().unwrap()])).unwrap();

@@ -209,6 +209,7 @@ async fn another_producers_ai_declaration_is_reported(pool: PgPool) {
         phash: 0,
         title: "elsewhere.png".into(),
         format: hallmark::provenance::ImageFormat::Png,
+        device: "cpu".into(),
     };
     let signed = signer
         .sign_image(&claim, &encode(&picture, ImageFormat::Png))
