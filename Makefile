@@ -12,9 +12,13 @@ export HALLMARK_NODE_MODULES := $(CACHE_DIR)/node/node_modules
 # The database the tests create their per-test databases next to.
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/hallmark
 
-.PHONY: setup build run test lint deny deny-advisories sbom bench fuzz device-bundle
+.PHONY: setup tools build run test lint deny deny-advisories sbom bench fuzz device-bundle
 setup:
 	scripts/setup.sh
+
+# cargo-deny and cargo-cyclonedx (built once into the cache folder): for lint, deny and sbom only.
+tools: setup
+	scripts/setup.sh --cargo-tools
 
 build: setup
 	cargo build --release
@@ -23,22 +27,22 @@ run: build
 	./target/release/hallmark init
 	./target/release/hallmark serve
 
-lint: setup
+lint: tools
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo deny --locked check licenses bans sources
 
 # The dependency policy of deny.toml (licences, banned crates, sources), from Cargo.lock, offline;
 # also part of `make lint`. The RustSec advisories need the network: `make deny-advisories`.
-deny: setup
+deny: tools
 	cargo deny --locked check licenses bans sources
 
-deny-advisories: setup
+deny-advisories: tools
 	cargo deny --locked check advisories
 
 # A CycloneDX 1.5 SBOM of the hallmark binary's dependencies, with their licences and package
 # URLs (cargo-cyclonedx, from Cargo.lock): target/sbom/hallmark_bin.cdx.json.
-sbom: setup
+sbom: tools
 	cargo cyclonedx --format json --spec-version 1.5 --describe binaries --quiet
 	mkdir -p target/sbom
 	mv hallmark_bin.cdx.json target/sbom/

@@ -8,8 +8,9 @@
 #   - for the browser tests (tests/browser.rs): Debian's `chromium` and Node.js (apt), and
 #     `playwright-core` from tests/browser/package-lock.json installed with `npm ci` into the cache
 #     folder (never Playwright's own browser download);
-#   - cargo-deny (`make deny`, part of `make test`) and cargo-cyclonedx (`make sbom`), built once
-#     with `cargo install --locked` into the cache folder (about 12 minutes on 2 cores).
+#   - with --cargo-tools (what `make lint`, `make test` and `make sbom` call; `make run` does not):
+#     cargo-deny and cargo-cyclonedx, built once with `cargo install --locked` into the cache
+#     folder (about 12 minutes on 2 cores).
 # Prints the environment to build with on stdout when called as `scripts/setup.sh --print-env`.
 set -euo pipefail
 
@@ -166,8 +167,8 @@ case "${1:-all}" in
         setup_venv
         setup_postgres
         setup_browser
-        setup_cargo_tools
         ;;
+    --cargo-tools) setup_cargo_tools ;;
     --browser) setup_browser ;;
-    *) echo "usage: $0 [--print-env|--browser]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--print-env|--browser|--cargo-tools]" >&2; exit 2 ;;
 esac
