@@ -257,7 +257,7 @@ impl From<CheckError> for ApiError {
             CheckError::Inference(inner) => inner.into(),
             CheckError::Registry(inner) => inner.into(),
             CheckError::Database(inner) => inner.into(),
-            CheckError::Blocking(_) => Self::internal(&error),
+            CheckError::Blocking(_) | CheckError::Report(_) => Self::internal(&error),
             CheckError::CrJson(inner) => {
                 use crate::provenance::verify::CrJsonError;
                 let code = match inner {

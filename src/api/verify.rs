@@ -10,7 +10,7 @@ use super::body::{is_multipart, read_body, read_parts};
 use super::AppState;
 use crate::api::error::{code, ApiError};
 use crate::store::api_keys::Role;
-use crate::store::checks::{self, CheckSummary, Cursor, NewCheck, StoredCheck};
+use crate::store::checks::{self, CheckSummary, Cursor, StoredCheck};
 use crate::verify::{CheckKind, CheckTimes, Verdict, VerifyReport};
 
 /// A refused file in a batch.
@@ -81,34 +81,6 @@ fn with_timing(
     response
 }
 
-/// Stores the reports as checks by `api_key_id`, giving each its `check_id`.
-async fn store(
-    state: &AppState,
-    api_key_id: Uuid,
-    reports: &mut [&mut VerifyReport],
-) -> Result<(), ApiError> {
-    let mut rows = Vec::with_capacity(reports.len());
-    let mut hashes = Vec::with_capacity(reports.len());
-    for report in reports.iter_mut() {
-        report.check_id = Some(Uuid::now_v7());
-        hashes.push(hex::decode(&report.file_sha256).unwrap_or_default());
-    }
-    for (report, hash) in reports.iter().zip(&hashes) {
-        rows.push(NewCheck {
-            id: report.check_id.unwrap_or_default(),
-            created_at: report.checked_at,
-            api_key_id: Some(api_key_id),
-            file_sha256: hash,
-            file_name: report.file_name.as_deref(),
-            verdict: report.verdict.as_str(),
-            matched_record_id: report.registry.record.as_ref().map(|r| r.id),
-            report: serde_json::to_value(&**report).map_err(|e| ApiError::internal(&e))?,
-        });
-    }
-    checks::insert_all(&state.pool, &rows).await?;
-    Ok(())
-}
-
 /// Check uploaded images: provenance, registry, detector, verdict. Each check is stored.
 ///
 /// A raw image body answers with one report; `multipart/form-data` with parts named `file`
@@ -159,7 +131,7 @@ pub async fn verify(
     if !is_multipart(req.headers()) {
         let bytes = read_body(payload, limit).await?;
         let (mut report, times) = state.verify.check(bytes, None, CheckKind::Full).await?;
-        store(&state, caller.key_id, &mut [&mut report]).await?;
+        crate::verify::store_checks(&state.pool, caller.key_id, &mut [&mut report]).await?;
         return Ok(with_timing(HttpResponse::Ok(), &times).json(report));
     }
     let parts = read_parts(
@@ -208,7 +180,7 @@ pub async fn verify(
         .iter_mut()
         .filter_map(|r| r.report.as_mut())
         .collect();
-    store(&state, caller.key_id, &mut reports).await?;
+    crate::verify::store_checks(&state.pool, caller.key_id, &mut reports).await?;
     Ok(with_timing(HttpResponse::Ok(), &times).json(BatchResponse { results }))
 }
 

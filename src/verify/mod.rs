@@ -31,6 +31,7 @@ use crate::provenance::{
 };
 use crate::registry::confirm::{Tier, UploadProbe};
 use crate::registry::{MatchKind, Registry, RegistryError, RegistryMatch};
+use crate::store::checks;
 use thumbnails::ThumbnailCache;
 use upload::UploadError;
 
@@ -106,6 +107,10 @@ pub struct VerifyReport {
     pub file_name: Option<String>,
     /// SHA-256 of the uploaded bytes, hex.
     pub file_sha256: String,
+    /// The same digest as bytes, as the check is stored (`checks.file_sha256`).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub file_digest: [u8; 32],
     #[schema(value_type = String, example = "png")]
     pub format: ImageFormat,
     pub width: u32,
@@ -186,11 +191,46 @@ pub enum CheckError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Blocking(#[from] BlockingError),
+    /// A report that cannot be stored as JSON (a fault of ours).
+    #[error("the report does not serialise: {0}")]
+    Report(#[from] serde_json::Error),
     /// No crJSON for the file ([`VerifyService::crjson`]).
     #[error(transparent)]
     CrJson(#[from] crate::provenance::verify::CrJsonError),
     #[error("the service is shutting down")]
     ShuttingDown,
+}
+
+/// Stores `reports` as checks made with the key `api_key_id`, in one transaction, and gives each
+/// its `check_id`: the history of `GET /v1/checks`.
+///
+/// # Errors
+/// When the database fails (nothing is stored then).
+pub async fn store_checks(
+    pool: &sqlx::PgPool,
+    api_key_id: Uuid,
+    reports: &mut [&mut VerifyReport],
+) -> Result<(), CheckError> {
+    for report in reports.iter_mut() {
+        report.check_id = Some(Uuid::now_v7());
+    }
+    let rows = reports
+        .iter()
+        .map(|report| {
+            Ok(checks::NewCheck {
+                id: report.check_id.unwrap_or_default(),
+                created_at: report.checked_at,
+                api_key_id: Some(api_key_id),
+                file_sha256: &report.file_digest,
+                file_name: report.file_name.as_deref(),
+                verdict: report.verdict.as_str(),
+                matched_record_id: report.registry.record.as_ref().map(|r| r.id),
+                report: serde_json::to_value(&**report)?,
+            })
+        })
+        .collect::<Result<Vec<_>, serde_json::Error>>()?;
+    checks::insert_all(pool, &rows).await?;
+    Ok(())
 }
 
 /// Which parts a check runs.
@@ -381,6 +421,7 @@ impl VerifyService {
                 check_id: None,
                 file_name,
                 file_sha256: hex::encode(inspected.file_sha256),
+                file_digest: inspected.file_sha256,
                 format: inspected.format,
                 width: inspected.width,
                 height: inspected.height,

@@ -364,8 +364,12 @@ async fn checks_are_stored_listed_paged_and_filtered(pool: PgPool) {
     let second = get(format!("/v1/checks?limit=3&cursor={cursor}")).await;
     assert_eq!(second["checks"].as_array().unwrap().len(), 1);
     assert!(second["next_cursor"].is_null());
-    // Newest first; the oldest is the first upload.
+    // Newest first; the oldest is the first upload, stored with its file's SHA-256.
     assert_eq!(second["checks"][0]["verdict"], "hallmark_generated");
+    assert_eq!(
+        second["checks"][0]["file_sha256"],
+        hex::encode(hallmark::fingerprint::sha256(&ours[0]))
+    );
     assert_eq!(page[0]["key_name"], "test");
 
     let ours_only = get("/v1/checks?verdict=hallmark_generated".into()).await;
