@@ -264,24 +264,13 @@ pub async fn list_checks(
     };
     let verdict = match query.verdict.as_deref().filter(|v| !v.is_empty()) {
         Some(name) => Some(
-            Verdict::ALL
-                .into_iter()
-                .find(|v| v.as_str() == name)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        code::INVALID_VERDICT,
-                        format!(
-                            "verdict must be one of {}",
-                            Verdict::ALL.map(Verdict::as_str).join(", ")
-                        ),
-                    )
-                })?,
+            name.parse::<Verdict>()
+                .map_err(|error| ApiError::new(code::INVALID_VERDICT, error.to_string()))?,
         ),
         None => None,
     };
     // One more than asked tells whether there is a next page.
-    let mut rows =
-        checks::list(&state.pool, limit + 1, cursor, verdict.map(Verdict::as_str)).await?;
+    let mut rows = checks::list(&state.pool, limit + 1, cursor, verdict).await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|last| {

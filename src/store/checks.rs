@@ -5,6 +5,73 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// What the evidence adds up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Hallmark made it: our valid manifest, or a registry match.
+    HallmarkGenerated,
+    /// Another producer's valid manifest declares AI generation.
+    AiGeneratedDeclared,
+    /// No provenance says so, but the detector scores it above its threshold.
+    LikelySynthetic,
+    NoEvidence,
+}
+
+impl Verdict {
+    pub const ALL: [Self; 4] = [
+        Self::HallmarkGenerated,
+        Self::AiGeneratedDeclared,
+        Self::LikelySynthetic,
+        Self::NoEvidence,
+    ];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HallmarkGenerated => "hallmark_generated",
+            Self::AiGeneratedDeclared => "ai_generated_declared",
+            Self::LikelySynthetic => "likely_synthetic",
+            Self::NoEvidence => "no_evidence",
+        }
+    }
+}
+
+impl std::str::FromStr for Verdict {
+    type Err = UnknownVerdict;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|verdict| verdict.as_str() == name)
+            .ok_or(UnknownVerdict)
+    }
+}
+
+/// A verdict name that is none of [`Verdict::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a verdict is one of hallmark_generated, ai_generated_declared, likely_synthetic, no_evidence"
+)]
+pub struct UnknownVerdict;
+
+/// Stored as its name in a `text` column.
+impl sqlx::Type<sqlx::Postgres> for Verdict {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Verdict {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(<&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?.parse()?)
+    }
+}
+
 /// A check to store.
 #[derive(Debug, Clone)]
 pub struct NewCheck<'a> {
@@ -13,7 +80,7 @@ pub struct NewCheck<'a> {
     pub api_key_id: Option<Uuid>,
     pub file_sha256: &'a [u8],
     pub file_name: Option<&'a str>,
-    pub verdict: &'a str,
+    pub verdict: Verdict,
     pub matched_record_id: Option<Uuid>,
     pub report: serde_json::Value,
 }
@@ -26,7 +93,7 @@ pub struct CheckSummary {
     pub file_name: Option<String>,
     /// SHA-256 of the uploaded file, hex.
     pub file_sha256: String,
-    pub verdict: String,
+    pub verdict: Verdict,
     /// A manifest was present but failed validation.
     pub tampered: bool,
     pub matched_record_id: Option<Uuid>,
@@ -93,7 +160,7 @@ pub async fn insert_all(pool: &PgPool, checks: &[NewCheck<'_>]) -> Result<(), sq
         .bind(check.api_key_id)
         .bind(check.file_sha256)
         .bind(check.file_name)
-        .bind(check.verdict)
+        .bind(check.verdict.as_str())
         .bind(check.matched_record_id)
         .bind(&check.report)
         .execute(&mut *tx)
@@ -111,7 +178,7 @@ pub async fn list(
     pool: &PgPool,
     limit: u32,
     before: Option<Cursor>,
-    verdict: Option<&str>,
+    verdict: Option<Verdict>,
 ) -> Result<Vec<CheckSummary>, sqlx::Error> {
     sqlx::query_as(
         "SELECT c.id, c.created_at, c.file_name, encode(c.file_sha256, 'hex') AS file_sha256,
@@ -125,7 +192,7 @@ pub async fn list(
     )
     .bind(before.map(|c| c.created_at))
     .bind(before.map(|c| c.id))
-    .bind(verdict)
+    .bind(verdict.map(Verdict::as_str))
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await
@@ -165,5 +232,18 @@ mod tests {
         ] {
             assert_eq!(Cursor::decode(junk), None, "{junk:?}");
         }
+    }
+
+    #[test]
+    fn a_verdict_is_stored_and_parsed_as_its_json_name() {
+        for verdict in Verdict::ALL {
+            assert_eq!(verdict.as_str().parse::<Verdict>(), Ok(verdict));
+            assert_eq!(
+                serde_json::to_value(verdict).unwrap(),
+                serde_json::json!(verdict.as_str())
+            );
+        }
+        assert_eq!("maybe".parse::<Verdict>(), Err(UnknownVerdict));
+        assert_eq!("".parse::<Verdict>(), Err(UnknownVerdict));
     }
 }

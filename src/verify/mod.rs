@@ -38,37 +38,8 @@ use upload::UploadError;
 /// Memory for the thumbnails of checked files' credentials, all together.
 const THUMBNAIL_CACHE_BYTES: usize = 64 << 20;
 
-/// What the evidence adds up to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Hallmark made it: our valid manifest, or a registry match.
-    HallmarkGenerated,
-    /// Another producer's valid manifest declares AI generation.
-    AiGeneratedDeclared,
-    /// No provenance says so, but the detector scores it above its threshold.
-    LikelySynthetic,
-    NoEvidence,
-}
-
-impl Verdict {
-    pub const ALL: [Self; 4] = [
-        Self::HallmarkGenerated,
-        Self::AiGeneratedDeclared,
-        Self::LikelySynthetic,
-        Self::NoEvidence,
-    ];
-
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::HallmarkGenerated => "hallmark_generated",
-            Self::AiGeneratedDeclared => "ai_generated_declared",
-            Self::LikelySynthetic => "likely_synthetic",
-            Self::NoEvidence => "no_evidence",
-        }
-    }
-}
+/// What the evidence adds up to (stored with each check, so it lives in `store::checks`).
+pub use crate::store::checks::Verdict;
 
 /// The registry part of a report.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -223,7 +194,7 @@ pub async fn store_checks(
                 api_key_id: Some(api_key_id),
                 file_sha256: &report.file_digest,
                 file_name: report.file_name.as_deref(),
-                verdict: report.verdict.as_str(),
+                verdict: report.verdict,
                 matched_record_id: report.registry.record.as_ref().map(|r| r.id),
                 report: serde_json::to_value(&**report)?,
             })
