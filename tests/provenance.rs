@@ -369,6 +369,17 @@ fn with_rubrics<'a>(command: &'a mut Command, anchors: &Path) -> &'a mut Command
         ])
 }
 
+/// Runs a script that prints one JSON object, and returns it once the script has succeeded.
+fn json_of(command: &mut Command) -> serde_json::Value {
+    let output = command.output().expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// Both rubrics of [`with_rubrics`] judged, with no failed trait.
 fn assert_no_failed_traits(out: &serde_json::Value, what: &str) {
     let judged = out["rubrics"].as_array().expect("rubrics");
@@ -424,15 +435,7 @@ fn our_crjson_passes_the_rubric_and_tsa_anchors_do_not_vouch_for_signers() {
             .arg(&file)
             .arg("--crjson")
             .arg(&document);
-        let output = with_rubrics(&mut command, &anchors)
-            .output()
-            .expect("python runs");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let out = json_of(with_rubrics(&mut command, &anchors));
         assert_no_failed_traits(&out, &format!("{format}"));
     }
     // No crJSON where there is no manifest store to describe.
@@ -1560,22 +1563,16 @@ fn a_time_stamped_signature_outlives_its_certificate() {
         ("plain.png", &plain.bytes, "Invalid"),
     ] {
         std::fs::write(path(name), bytes).unwrap();
-        let output = Command::new(python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/scripts/c2pa_check.py"
-            ))
-            .arg(path(name))
-            .arg("--anchors")
-            .arg(&anchors)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+        let out = json_of(
+            Command::new(python())
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/scripts/c2pa_check.py"
+                ))
+                .arg(path(name))
+                .arg("--anchors")
+                .arg(&anchors),
         );
-        let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(out["validation_state"], state, "{name}: {out}");
     }
     drop(authority.stdin.take());
@@ -1602,24 +1599,18 @@ fn the_pki_follows_the_certificate_policy_profiles() {
     let identity = hallmark::provenance::SigningIdentity::load(&settings).unwrap();
     let x5chain = keys.join("x5chain.pem");
     std::fs::write(&x5chain, identity.cert_chain_pem()).unwrap();
-    let output = Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/cert_profile_check.py"
-        ))
-        .arg(keys.join(CA_CERT_FILE))
-        .arg(keys.join(ISSUING_CA_CERT_FILE))
-        .arg(keys.join(SIGNING_CERT_FILE))
-        .arg("--x5chain")
-        .arg(&x5chain)
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let out = json_of(
+        Command::new(python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/cert_profile_check.py"
+            ))
+            .arg(keys.join(CA_CERT_FILE))
+            .arg(keys.join(ISSUING_CA_CERT_FILE))
+            .arg(keys.join(SIGNING_CERT_FILE))
+            .arg("--x5chain")
+            .arg(&x5chain),
     );
-    let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(out["violations"], serde_json::json!([]), "{out:#}");
     assert_eq!(
         out["gaps"],
