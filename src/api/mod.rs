@@ -12,7 +12,6 @@ pub mod limits;
 mod log;
 pub mod metrics;
 mod openapi;
-#[path = "web.rs"]
 mod pages;
 pub(crate) mod records;
 mod softbinding;
