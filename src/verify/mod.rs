@@ -26,6 +26,7 @@ use crate::detect::detector::Detection;
 use crate::fingerprint::align::query_phashes;
 use crate::fingerprint::{pixel_sha256, sha256, Fingerprint, Fingerprinter};
 use crate::inference::{Inference, InferenceError};
+use crate::provenance::verify::{AiDeclaration, HallmarkIngredient};
 use crate::provenance::{
     ImageFormat, ProvenanceReport, ProvenanceVerifier, TrustStore, ValidationState,
 };
@@ -651,15 +652,44 @@ pub fn decide(
     kind: CheckKind,
     accept_untrusted: bool,
 ) -> (Verdict, bool, Vec<String>) {
+    // A manifest that fails validation, or one present but too broken to read, both say the
+    // file changed after it was signed.
+    let tampered = provenance.state == ValidationState::Invalid || provenance.damaged;
+    let ours_inside = provenance.hallmark_ingredient();
+    let declaration = provenance.ai_declaration(accept_untrusted);
+    let verdict =
+        if provenance.hallmark.is_some() || registry.matched.is_some() || ours_inside.is_some() {
+            Verdict::HallmarkGenerated
+        } else if declaration.is_some() {
+            Verdict::AiGeneratedDeclared
+        } else if detector.is_some_and(|d| d.likely_synthetic && !d.out_of_domain) {
+            Verdict::LikelySynthetic
+        } else {
+            Verdict::NoEvidence
+        };
+    let mut why = credentials_explained(provenance);
+    why.push(registry_explained(registry));
+    why.extend(history_explained(
+        provenance,
+        ours_inside.as_ref(),
+        declaration.as_ref(),
+    ));
+    why.extend(detector_explained(detector, kind));
+    why.push(verdict_explained(verdict).to_owned());
+    if tampered {
+        why.push("Flag: tampered (see the validation failures).".to_owned());
+    }
+    (verdict, tampered, why)
+}
+
+/// What the Content Credentials themselves say: their state, and whose they are.
+fn credentials_explained(provenance: &ProvenanceReport) -> Vec<String> {
     let mut why = Vec::new();
     let signer = provenance
         .signer
         .as_ref()
         .and_then(|s| s.common_name.as_deref().or(s.issuer.as_deref()))
         .unwrap_or("an unnamed signer");
-    // A manifest that fails validation, or one present but too broken to read, both say the
-    // file changed after it was signed.
-    let tampered = provenance.state == ValidationState::Invalid || provenance.damaged;
     match provenance.state {
         ValidationState::Trusted => why.push(match &provenance.trusted_by {
             Some(list) => format!(
@@ -706,16 +736,21 @@ pub fn decide(
             h.record_id, h.model, h.model_version
         ));
     }
+    why
+}
+
+/// What the registry found.
+fn registry_explained(registry: &RegistryEvidence) -> String {
     let record_id = registry.record.as_ref().map(|r| r.id);
     match (registry.matched, record_id) {
         (Some(MatchKind::FileSha256), Some(id)) => {
-            why.push(format!("This exact file is Hallmark record {id}."));
+            format!("This exact file is Hallmark record {id}.")
         }
-        (Some(MatchKind::PixelSha256), Some(id)) => why.push(format!(
+        (Some(MatchKind::PixelSha256), Some(id)) => format!(
             "Its pixels are identical to Hallmark record {id}; only the file around them differs \
              (e.g. the manifest was stripped)."
-        )),
-        (Some(MatchKind::Phash), Some(id)) => why.push(format!(
+        ),
+        (Some(MatchKind::Phash), Some(id)) => format!(
             "It is a copy of Hallmark record {id} changed by re-encoding, resizing or cropping: \
              its perceptual hash is {} bits from the record's, and {} its pixels agree at {:.4} \
              (a match needs {:.4}).",
@@ -726,21 +761,30 @@ pub fn decide(
             },
             registry.similarity.unwrap_or_default(),
             registry.min_similarity
-        )),
+        ),
         _ => match &registry.unavailable {
-            Some(reason) => why.push(format!("The registry was not consulted: {reason}.")),
-            None if registry.candidates_compared > 0 => why.push(format!(
+            Some(reason) => format!("The registry was not consulted: {reason}."),
+            None if registry.candidates_compared > 0 => format!(
                 "No Hallmark record matches: not the file, not the pixels; {} look-alike \
                  record(s) had a near perceptual hash, but none agreed pixel by pixel.",
                 registry.candidates_compared
-            )),
-            None => why.push(format!(
+            ),
+            None => format!(
                 "No Hallmark record matches: not the file, not the pixels, and no perceptual hash \
                  within {} bits.",
                 registry.max_distance
-            )),
+            ),
         },
     }
+}
+
+/// What the manifest history says: its length, a Hallmark image inside it, an AI declaration.
+fn history_explained(
+    provenance: &ProvenanceReport,
+    ours_inside: Option<&HallmarkIngredient>,
+    declaration: Option<&AiDeclaration>,
+) -> Vec<String> {
+    let mut why = Vec::new();
     if let Some(history) = &provenance.history {
         let steps = history.manifests;
         if steps > 1 {
@@ -754,8 +798,7 @@ pub fn decide(
             ));
         }
     }
-    let ours_inside = provenance.hallmark_ingredient();
-    if let Some(inside) = &ours_inside {
+    if let Some(inside) = ours_inside {
         let edits: Vec<&str> = inside
             .actions
             .iter()
@@ -775,9 +818,8 @@ pub fn decide(
             }
         ));
     }
-    let declaration = provenance.ai_declaration(accept_untrusted);
     if provenance.hallmark.is_none() && ours_inside.is_none() {
-        match (&declaration, provenance.ai_declaration(true)) {
+        match (declaration, provenance.ai_declaration(true)) {
             (Some(d), _) => why.push(match &d.ingredient {
                 None => format!(
                     "The manifest declares the image AI-generated ({}), stated by {}.",
@@ -802,6 +844,12 @@ pub fn decide(
             (None, None) => {}
         }
     }
+    why
+}
+
+/// What the detector said, if it ran.
+fn detector_explained(detector: Option<&Detection>, kind: CheckKind) -> Vec<String> {
+    let mut why = Vec::new();
     match detector {
         Some(d) if d.out_of_domain => why.push(format!(
             "The detector ({}) did not score it: {}.",
@@ -834,33 +882,21 @@ pub fn decide(
         None => {}
     }
 
-    let verdict =
-        if provenance.hallmark.is_some() || registry.matched.is_some() || ours_inside.is_some() {
-            Verdict::HallmarkGenerated
-        } else if declaration.is_some() {
-            Verdict::AiGeneratedDeclared
-        } else if detector.is_some_and(|d| d.likely_synthetic && !d.out_of_domain) {
-            Verdict::LikelySynthetic
-        } else {
-            Verdict::NoEvidence
-        };
-    why.push(
-        match verdict {
-            Verdict::HallmarkGenerated => "Verdict: made by Hallmark.",
-            Verdict::AiGeneratedDeclared => "Verdict: declared AI-generated by its producer.",
-            Verdict::LikelySynthetic => {
-                "Verdict: likely synthetic, by the detector alone: made by a generator of the kinds \
+    why
+}
+
+/// The verdict in words.
+fn verdict_explained(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::HallmarkGenerated => "Verdict: made by Hallmark.",
+        Verdict::AiGeneratedDeclared => "Verdict: declared AI-generated by its producer.",
+        Verdict::LikelySynthetic => {
+            "Verdict: likely synthetic, by the detector alone: made by a generator of the kinds \
                  this detector was trained to recognise. It says nothing of generators unlike \
                  those."
-            }
-            Verdict::NoEvidence => "Verdict: no evidence of AI generation.",
         }
-        .to_owned(),
-    );
-    if tampered {
-        why.push("Flag: tampered (see the validation failures).".to_owned());
+        Verdict::NoEvidence => "Verdict: no evidence of AI generation.",
     }
-    (verdict, tampered, why)
 }
 
 /// `trainedAlgorithmicMedia` for the IPTC URL.
