@@ -1,5 +1,5 @@
-//! What every handler can reach; built by [`crate::startup`], so that `startup` → `api` is the only
-//! edge between them.
+//! What every handler can reach; built by `startup` (`src/startup.rs`), so that `startup` → `api`
+//! is the only edge between them.
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;

@@ -79,6 +79,23 @@ pub fn pixel_sha256(image: &DynamicImage) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// Longest side of the copy that perceptual hashing and comparison work on: hashes and the
+/// 32-pixel comparison image come out the same from it as from the full image, at a cost that no
+/// longer grows with the upload's size.
+pub const WORK_SIDE: u32 = 512;
+
+/// `image` itself when its longer side is at most [`WORK_SIDE`], else a copy shrunk to it
+/// (aspect kept) with the fast box-filter thumbnail, so work after the gate is bounded whatever
+/// the upload's size.
+#[must_use]
+pub fn working_copy(image: &image::DynamicImage) -> std::borrow::Cow<'_, image::DynamicImage> {
+    if image.width().max(image.height()) <= WORK_SIDE {
+        std::borrow::Cow::Borrowed(image)
+    } else {
+        std::borrow::Cow::Owned(image.thumbnail(WORK_SIDE, WORK_SIDE))
+    }
+}
+
 /// SHA-256 of bytes, e.g. a whole file.
 #[must_use]
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -126,6 +143,19 @@ pub fn neighbours(value: u16, radius: u32) -> Vec<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_working_copy_is_bounded() {
+        let small = image::DynamicImage::new_luma8(40, 30);
+        assert!(matches!(
+            working_copy(&small),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let big = image::DynamicImage::new_luma8(4096, 1024);
+        let copy = working_copy(&big);
+        assert_eq!((copy.width(), copy.height()), (WORK_SIDE, WORK_SIDE / 4));
+    }
+
     use image::{GrayImage, Luma};
     use std::io::Cursor;
 

@@ -11,7 +11,7 @@ use super::train::model_dir;
 use super::{GanError, CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE};
 
 /// A model ready to run: card, generator (inference mode) and discriminator (its detector is
-/// loaded beside it: [`crate::inference::ServedModel`]).
+/// loaded beside it: `inference::ServedModel`).
 /// Holds tensors: keep it on one thread and talk to it in images and `Vec<f32>`.
 #[derive(Debug)]
 pub struct LoadedModel {

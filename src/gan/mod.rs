@@ -1,7 +1,7 @@
 //! The GAN: a DCGAN-family generator and a spectrally normalised discriminator in `tch`,
 //! their datasets, training, checkpoints, model cards (including the detector's section, which
 //! the card file holds), the model catalogue and the offline quality metric. The detector built
-//! from the discriminator is its own room, [`crate::detect`].
+//! from the discriminator is its own room, `detect` (`src/detect/`).
 //!
 //! Threading: `tch` tensors stay on the thread that made them. Everything a caller on another
 //! thread needs is expressed in plain values: latents are `Vec<f32>` ([`latents_for`]), images

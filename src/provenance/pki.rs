@@ -28,7 +28,7 @@
 //! its root keeps issuing on rotation; a new directory gets the profile.
 //!
 //! A key's id ([`key_id`]) is the hex of the first 16 bytes of SHA-256 of its 32-byte public
-//! key, the primary key of the `signing_keys` table ([`crate::store::signing_keys::register`]).
+//! key, the primary key of the `signing_keys` table (`store::signing_keys::register`).
 
 use std::fs;
 use std::io::Write;

@@ -1,7 +1,7 @@
 //! Hallmark's image registry: finding an upload among the images Hallmark made — the exact
 //! file, then the exact pixels, then a near duplicate (re-encoded, resized, cropped) in two
 //! stages — with the in-memory candidate index ([`index`]) and the study that measures the match
-//! ([`study`]). The check that uses it (gate, evidence, verdict) is [`crate::verify`].
+//! ([`study`]). The check that uses it (gate, evidence, verdict) is `verify` (`src/verify/`).
 //!
 //! The upload is looked up by several pHashes (whole, and crop windows,
 //! [`crate::fingerprint::align::query_phashes`]); a record's distance is that of its nearest

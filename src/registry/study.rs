@@ -26,10 +26,10 @@ use super::confirm::{score, Scores, Thresholds, UploadProbe};
 use crate::config::VerifySettings;
 use crate::fingerprint::align::{query_phashes, variant_phashes};
 use crate::fingerprint::reenact::{area_resize, pillow_box_resize, Luma};
+use crate::fingerprint::working_copy;
 use crate::fingerprint::Fingerprinter;
 use crate::progress::percentile;
 use crate::registry::index::HashIndex;
-use crate::verify::upload::working_copy;
 
 /// How a copy is resized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

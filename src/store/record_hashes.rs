@@ -1,6 +1,6 @@
 //! `record_hashes`: every record's registered 64-bit pHashes (the whole image and its crop
 //! windows), with their four 16-bit chunks as indexed generated columns for multi-index hashing
-//! (see [`crate::registry`]).
+//! (see the `registry` module).
 
 use futures_util::TryStreamExt;
 use sqlx::PgPool;

@@ -618,14 +618,14 @@ fn inspect(
 /// The hash stage of a check: the fingerprint, the query pHashes and what the registry's
 /// comparison keeps ([`UploadProbe`]) of a decoded upload whose file is `bytes`. The exact pixel
 /// hash needs every pixel; the perceptual ones work on a copy of bounded size
-/// ([`upload::working_copy`]), so a 4096x4096 upload costs about what a 512x512 one does.
+/// ([`crate::fingerprint::working_copy`]), so a 4096x4096 upload costs about what a 512x512 one does.
 #[must_use]
 pub fn hashes(
     fingerprinter: &Fingerprinter,
     image: &DynamicImage,
     bytes: &[u8],
 ) -> (Fingerprint, Vec<u64>, UploadProbe) {
-    let work = upload::working_copy(image);
+    let work = crate::fingerprint::working_copy(image);
     let fingerprint = Fingerprint {
         pixel_sha256: pixel_sha256(image),
         phash: fingerprinter.phash(&work),

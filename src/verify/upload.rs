@@ -43,23 +43,6 @@ fn codec(format: ImageFormat) -> image::ImageFormat {
     }
 }
 
-/// Longest side of the copy that perceptual hashing and comparison work on: hashes and the
-/// 32-pixel comparison image come out the same from it as from the full image, at a cost that no
-/// longer grows with the upload's size.
-pub const WORK_SIDE: u32 = 512;
-
-/// `image` itself when its longer side is at most [`WORK_SIDE`], else a copy shrunk to it
-/// (aspect kept) with the fast box-filter thumbnail, so work after the gate is bounded whatever
-/// the upload's size.
-#[must_use]
-pub fn working_copy(image: &DynamicImage) -> std::borrow::Cow<'_, DynamicImage> {
-    if image.width().max(image.height()) <= WORK_SIDE {
-        std::borrow::Cow::Borrowed(image)
-    } else {
-        std::borrow::Cow::Owned(image.thumbnail(WORK_SIDE, WORK_SIDE))
-    }
-}
-
 /// Runs one decoder step. A panic in it is a decoder bug on a hostile file (png 0.18.1 panics
 /// on a PLTE chunk whose length is not a multiple of 3, image-rs/image-png#694, found by
 /// `tests/fuzz.rs`): the file is corrupt, not a 500.
@@ -230,18 +213,6 @@ mod tests {
         // A wide panorama within the ratio passes.
         let upload = inspect(&png(320, 20), &limits()).unwrap();
         assert_eq!((upload.width, upload.height), (320, 20));
-    }
-
-    #[test]
-    fn the_working_copy_is_bounded() {
-        let small = DynamicImage::new_luma8(40, 30);
-        assert!(matches!(
-            working_copy(&small),
-            std::borrow::Cow::Borrowed(_)
-        ));
-        let big = DynamicImage::new_luma8(4096, 1024);
-        let copy = working_copy(&big);
-        assert_eq!((copy.width(), copy.height()), (WORK_SIDE, WORK_SIDE / 4));
     }
 
     #[test]
