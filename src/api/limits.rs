@@ -119,6 +119,26 @@ impl PublicLimiter {
     }
 }
 
+/// A public route's caller within its quota: as a handler's first argument, it rate-limits the
+/// route before anything else is read (429 `rate_limited` otherwise).
+#[derive(Debug, Clone, Copy)]
+pub struct WithinQuota;
+
+impl actix_web::FromRequest for WithinQuota {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let checked = match req.app_data::<actix_web::web::Data<super::AppState>>() {
+            Some(state) => state.public_limiter.check(req).map(|()| Self),
+            None => Err(ApiError::internal(&std::io::Error::other(
+                "the application state is not registered",
+            ))),
+        };
+        std::future::ready(checked)
+    }
+}
+
 fn forget_idle(limiter: &DefaultKeyedRateLimiter<IpAddr>) {
     limiter.retain_recent();
     limiter.shrink_to_fit();

@@ -8,6 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::error::{code, ApiError};
+use super::limits::WithinQuota;
 use super::records::{parse_id, record_not_found};
 use super::AppState;
 use crate::store::records;
@@ -24,10 +25,9 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
         (status = 429, description = "rate_limited"),
     ))]
 pub async fn checkpoint(
-    req: HttpRequest,
+    _: WithinQuota,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.public_limiter.check(&req)?;
     let note = state.log.checkpoint().await?;
     Ok(HttpResponse::Ok()
         .content_type(TEXT)
@@ -60,11 +60,11 @@ pub async fn key(state: web::Data<AppState>) -> HttpResponse {
         (status = 429, description = "rate_limited"),
     ))]
 pub async fn tile(
+    _: WithinQuota,
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.public_limiter.check(&req)?;
     let tile = TilePath::parse(&format!("tile/{path}"))
         .map_err(|error| ApiError::new(code::INVALID_TILE_PATH, error.to_string()))?;
     let bytes = state.log.tile(tile).await?.ok_or_else(|| {
@@ -115,11 +115,10 @@ pub struct ProofPending {
         (status = 429, description = "rate_limited"),
     ))]
 pub async fn proof(
-    req: HttpRequest,
+    _: WithinQuota,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.public_limiter.check(&req)?;
     let id = parse_id(&path)?;
     match state.log.proof(id).await? {
         ProofState::Integrated(proof, signed_at) => Ok(HttpResponse::Ok()

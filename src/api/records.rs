@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::auth::Authenticated;
 use super::generations::etag;
+use super::limits::WithinQuota;
 use super::AppState;
 use crate::api::error::{code, ApiError};
 use crate::provenance::ImageFormat;
@@ -40,11 +41,10 @@ pub(crate) fn record_not_found(id: Uuid) -> ApiError {
         (status = 429, description = "rate_limited"),
     ))]
 pub async fn get(
-    req: HttpRequest,
+    _: WithinQuota,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.public_limiter.check(&req)?;
     let id = parse_id(&path)?;
     let record = records::by_id(&state.pool, id)
         .await?
@@ -67,11 +67,10 @@ pub struct RecordQuery {
         (status = 429, description = "rate_limited"),
     ))]
 pub async fn find(
-    req: HttpRequest,
+    _: WithinQuota,
     query: web::Query<RecordQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.public_limiter.check(&req)?;
     let sha = parse_sha256(query.sha256.as_deref().unwrap_or_default())?;
     let mut views = Vec::new();
     for record in records::by_file_sha256(&state.pool, &sha).await? {

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::auth::Authenticated;
 use super::body::{is_multipart, read_body, read_parts};
+use super::limits::WithinQuota;
 use super::AppState;
 use crate::api::error::{code, ApiError};
 use crate::store::api_keys::Role;
@@ -198,11 +199,11 @@ pub async fn verify(
         (status = 503, description = "server_busy, database_unavailable"),
     ))]
 pub async fn lookup(
+    _: WithinQuota,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.public_limiter.check(&req)?;
     let (bytes, file_name, _reservation) = read_one_upload(&req, payload, &state).await?;
     let (report, times) = state
         .verify
@@ -328,11 +329,10 @@ pub async fn get_check(
         (status = 429, description = "rate_limited"),
     ))]
 pub async fn thumbnail(
-    req: HttpRequest,
+    _: WithinQuota,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.public_limiter.check(&req)?;
     let sha = hex::encode(super::records::parse_sha256(&path)?);
     let found = state.verify.thumbnails().get(&sha).ok_or_else(|| {
         ApiError::new(

@@ -442,6 +442,45 @@ async fn public_lookups_are_rate_limited_per_address(pool: PgPool) {
     assert!(statuses.contains(&429), "{statuses:?}");
 }
 
+/// Every rate-limited public route shares the caller's quota and answers 429 `rate_limited`
+/// once it is spent, before reading anything else (the body of a look-up included).
+#[sqlx::test]
+async fn every_limited_public_route_answers_429_once_the_quota_is_spent(pool: PgPool) {
+    let app = spawn_app_with(pool, |s| {
+        s.api.public_rate_per_s = 1;
+        s.api.public_burst = 1;
+    })
+    .await;
+    let nil = "00000000-0000-0000-0000-000000000000";
+    let routes = [
+        ("GET", format!("/v1/records/{nil}")),
+        ("GET", "/v1/records?limit=1".to_owned()),
+        ("GET", format!("/v1/records/{nil}/proof")),
+        ("POST", "/v1/lookup".to_owned()),
+        ("GET", format!("/v1/thumbnails/{}", "0".repeat(64))),
+        ("GET", "/log/checkpoint".to_owned()),
+        ("GET", "/log/tile/0/000".to_owned()),
+    ];
+    for (method, path) in &routes {
+        // At one request a second, three in a row cannot all pass.
+        let mut codes = Vec::new();
+        for _ in 0..3 {
+            let request = match *method {
+                "POST" => app.client.post(app.url(path)).body(b"not read".to_vec()),
+                _ => app.client.get(app.url(path)),
+            };
+            let response = request.send().await.unwrap();
+            if response.status() == 429 {
+                codes.push(error_code(response).await);
+            }
+        }
+        assert!(
+            codes.iter().any(|code| code == "rate_limited"),
+            "{method} {path}: {codes:?}"
+        );
+    }
+}
+
 #[sqlx::test]
 async fn database_outage_gives_503_and_leaves_nothing_behind(pool: PgPool) {
     let target = "127.0.0.1:5432".parse().unwrap();
