@@ -41,8 +41,6 @@ pub fn init_keys(settings: &Settings, encrypt_keys: bool) -> anyhow::Result<Sign
                 keyfile::PASSPHRASE_ENV
             );
         };
-        std::fs::create_dir_all(&keys_dir)
-            .with_context(|| format!("cannot create {}", keys_dir.display()))?;
         for path in pki::encrypt_keys(&keys_dir, passphrase)? {
             println!("provenance: encrypted {}", path.display());
         }

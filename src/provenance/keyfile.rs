@@ -130,15 +130,14 @@ pub fn decode_der(
     passphrase: Option<&Passphrase>,
     what: &str,
 ) -> Result<Zeroizing<Vec<u8>>, ProvenanceError> {
-    let protection =
-        protection_of(pem).map_err(|e| ProvenanceError::Key(format!("{what}: {e}")))?;
-    let (label, document) = pkcs8::SecretDocument::from_pem(pem.trim())
-        .map_err(|_| ProvenanceError::Key(format!("{what}: malformed PEM")))?;
-    match protection {
-        Protection::Plaintext if label == "PRIVATE KEY" => {
-            Ok(Zeroizing::new(document.as_bytes().to_vec()))
-        }
-        Protection::Encrypted if label == "ENCRYPTED PRIVATE KEY" => {
+    let (label, document) = pkcs8::SecretDocument::from_pem(pem.trim()).map_err(|_| {
+        ProvenanceError::Key(format!(
+            "{what}: not a PKCS#8 PEM private key (PRIVATE KEY or ENCRYPTED PRIVATE KEY)"
+        ))
+    })?;
+    match label {
+        "PRIVATE KEY" => Ok(Zeroizing::new(document.as_bytes().to_vec())),
+        "ENCRYPTED PRIVATE KEY" => {
             let passphrase = passphrase.ok_or_else(|| {
                 ProvenanceError::Config(format!(
                     "{what} is encrypted: set provenance.key_passphrase_file or {PASSPHRASE_ENV}"

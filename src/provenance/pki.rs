@@ -782,8 +782,7 @@ fn self_signed_root(key: &CaKey) -> Result<String, ProvenanceError> {
 /// The claim-signing issuing CA, from the root: P-384, pathLen 0, keyCertSign and cRLSign, the
 /// claim-signing EKUs and the C2PA policy, at most five years and never past the root.
 fn issue_ca(root: &CaKey, root_pem: &str, key: &CaKey) -> Result<String, ProvenanceError> {
-    let issuer = ca_issuer(root, root_pem)?;
-    let root_not_after = not_after(root_pem)?;
+    let (issuer, root_not_after) = ca_issuer(root, root_pem)?;
     let key = key.rcgen();
     let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
@@ -812,8 +811,7 @@ fn issue_signing_cert(
     key: &SigningKey,
     days: u32,
 ) -> Result<String, ProvenanceError> {
-    let issuer = ca_issuer(ca_key, ca_cert_pem)?;
-    let ca_not_after = not_after(ca_cert_pem)?;
+    let (issuer, ca_not_after) = ca_issuer(ca_key, ca_cert_pem)?;
     let key = RcgenKey::ed25519(key);
     let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
@@ -839,42 +837,35 @@ fn issue_signing_cert(
 }
 
 /// The issuer for certificates signed by `key`, its name and key identifier read from its own
-/// certificate (so a leaf's issuer and authority key identifier match it byte for byte).
+/// certificate (so a leaf's issuer and authority key identifier match it byte for byte), and the
+/// end of that certificate's validity, which no certificate it issues outlasts.
 fn ca_issuer<'a>(
     key: &'a CaKey,
     cert_pem: &str,
-) -> Result<Issuer<'static, RcgenKey<'a>>, ProvenanceError> {
+) -> Result<(Issuer<'static, RcgenKey<'a>>, OffsetDateTime), ProvenanceError> {
     let der = parse_pem_certificates(cert_pem.as_bytes())?;
     let der = der
         .first()
         .ok_or_else(|| ProvenanceError::Key("no certificate in the CA file".into()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| ProvenanceError::Key("cannot parse the CA certificate".into()))?;
     let signer = key.rcgen();
-    if subject_public_key(der)? != signer.public() {
+    if cert.public_key().subject_public_key.data.as_ref() != signer.public() {
         return Err(ProvenanceError::Key(
             "the CA key does not match the CA certificate".into(),
         ));
     }
-    Issuer::from_ca_cert_der(&der.clone().into(), signer).map_err(rcgen_error)
+    let not_after = cert.validity().not_after.to_datetime();
+    let issuer = Issuer::from_ca_cert_der(&der.clone().into(), signer).map_err(rcgen_error)?;
+    Ok((issuer, not_after))
 }
 
 /// The subjectPublicKey's bytes of a DER certificate.
+#[cfg(test)]
 fn subject_public_key(der: &[u8]) -> Result<Vec<u8>, ProvenanceError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|_| ProvenanceError::Key("cannot parse the certificate".into()))?;
     Ok(cert.public_key().subject_public_key.data.to_vec())
-}
-
-fn not_after(cert_pem: &str) -> Result<OffsetDateTime, ProvenanceError> {
-    let der = parse_pem_certificates(cert_pem.as_bytes())?;
-    let der = der
-        .first()
-        .ok_or_else(|| ProvenanceError::Key("no certificate in the CA file".into()))?;
-    Ok(x509_parser::parse_x509_certificate(der)
-        .map_err(|_| ProvenanceError::Key("cannot parse the CA certificate".into()))?
-        .1
-        .validity()
-        .not_after
-        .to_datetime())
 }
 
 /// A CA's key and certificate from `keys_dir`, when both files exist.

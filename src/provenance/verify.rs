@@ -497,14 +497,10 @@ impl ProvenanceVerifier {
         }));
         match read {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(match error {
-                c2pa::Error::JumbfNotFound
-                | c2pa::Error::ProvenanceMissing
-                | c2pa::Error::ClaimMissing { .. } => CrJsonError::NoManifest,
-                c2pa::Error::RemoteManifestUrl(url) | c2pa::Error::RemoteManifestFetch(url) => {
-                    CrJsonError::Inaccessible(url)
-                }
-                other => CrJsonError::Unreadable(other.to_string()),
+            Ok(Err(error)) => Err(match no_store(&error) {
+                Some(NoStore::Absent) => CrJsonError::NoManifest,
+                Some(NoStore::Remote(url)) => CrJsonError::Inaccessible(url),
+                None => CrJsonError::Unreadable(error.to_string()),
             }),
             Err(_) => Err(CrJsonError::Unreadable(
                 "the C2PA reader failed on this file".into(),
@@ -642,17 +638,33 @@ impl ProvenanceVerifier {
     }
 }
 
+/// Why the reader found no manifest store to read.
+enum NoStore {
+    /// None in the file.
+    Absent,
+    /// Only a reference to a remote one (its URL), which is never fetched.
+    Remote(String),
+}
+
+/// The reader errors that mean there is no manifest store to read; `None` for the others.
+fn no_store(error: &c2pa::Error) -> Option<NoStore> {
+    use c2pa::Error as E;
+    match error {
+        E::JumbfNotFound | E::ProvenanceMissing | E::ClaimMissing { .. } => Some(NoStore::Absent),
+        E::RemoteManifestUrl(url) | E::RemoteManifestFetch(url) => {
+            Some(NoStore::Remote(url.clone()))
+        }
+        _ => None,
+    }
+}
+
 fn error_report(error: c2pa::Error, format: ImageFormat) -> ProvenanceReport {
     use c2pa::Error as E;
-    let (state, remote) = match &error {
-        E::JumbfNotFound | E::ProvenanceMissing | E::ClaimMissing { .. } => {
-            (ValidationState::NoManifest, None)
-        }
-        E::RemoteManifestUrl(url) | E::RemoteManifestFetch(url) => {
-            (ValidationState::NoManifest, Some(url.clone()))
-        }
-        E::UnsupportedType => (ValidationState::Unsupported, None),
-        _ => (ValidationState::Unreadable, None),
+    let (state, remote) = match no_store(&error) {
+        Some(NoStore::Absent) => (ValidationState::NoManifest, None),
+        Some(NoStore::Remote(url)) => (ValidationState::NoManifest, Some(url)),
+        None if matches!(error, E::UnsupportedType) => (ValidationState::Unsupported, None),
+        None => (ValidationState::Unreadable, None),
     };
     let mut report = ProvenanceReport::empty(state, Some(format));
     if state != ValidationState::NoManifest || remote.is_some() {
