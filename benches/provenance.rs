@@ -10,7 +10,6 @@ use std::hint::black_box;
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::Signer as _;
 use hallmark::config::Settings;
 use hallmark::provenance::pki::init_pki;
 use hallmark::provenance::{
@@ -59,7 +58,7 @@ fn main() {
     let signer = ProvenanceSigner::from_settings(&settings).expect("signer");
     let verifier = ProvenanceVerifier::from_settings(&settings).expect("verifier");
 
-    let key = signer.identity().signing_key().clone();
+    let key = signer.identity().private_key().clone();
     let floor = time(iters * 10, || key.sign(b"a 32-byte claim digest, roughly."));
     println!("provenance bench, {iters} iterations per case, median per image");
     println!("raw Ed25519 sign (floor):           {}", us(floor));

@@ -7,10 +7,11 @@ Hallmark's own code (asn1crypto for the structures, cryptography for keys and si
       DIR/tsa-root.pem       an RSA root CA for time-stamp authorities
       DIR/tsa-chain.pem      the TSA's certificate (RSA 2048; EKU timeStamping, critical), then
                              the root; DIR/tsa-key.pem its key
-  test_tsa.py signer DIR --seconds N
-      DIR/signer-chain.pem   a claim-signing certificate (Ed25519; digitalSignature; EKUs
-                             emailProtection and C2PA claim signing) from the signer root, valid
-                             from an hour ago until N seconds from now, then the root
+  test_tsa.py signer DIR --seconds N [--key ed25519|es256|es384]
+      DIR/signer-chain.pem   a claim-signing certificate (an Ed25519 key, or ECDSA on P-256 or
+                             P-384; digitalSignature; EKUs emailProtection and C2PA claim
+                             signing) from the signer root, valid from an hour ago until N
+                             seconds from now, then the root
       DIR/signer-key.pem     its PKCS#8 private key
   test_tsa.py serve DIR
       Prints the authority's URL (http://127.0.0.1:PORT/tsa) on one line, then answers every
@@ -31,7 +32,7 @@ import threading
 from asn1crypto import algos, cms, core, tsp, x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 C2PA_CLAIM_SIGNING = x509.ObjectIdentifier("1.3.6.1.4.1.62558.2.1")
@@ -128,11 +129,18 @@ def make_pki(folder):
     (folder / "tsa-key.pem").write_bytes(private_pem(tsa_key))
 
 
-def make_signer(folder, seconds):
+SIGNER_KEYS = {
+    "ed25519": ed25519.Ed25519PrivateKey.generate,
+    "es256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "es384": lambda: ec.generate_private_key(ec.SECP384R1()),
+}
+
+
+def make_signer(folder, seconds, key="ed25519"):
     root_key = serialization.load_pem_private_key((folder / "signer-root-key.pem").read_bytes(), None)
     root_pem = (folder / "signer-root.pem").read_bytes()
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    signer_key = ed25519.Ed25519PrivateKey.generate()
+    signer_key = SIGNER_KEYS[key]()
     signer = certificate(
         "Test Claim Signer", "Test Claim Root", signer_key.public_key(), root_key,
         now - datetime.timedelta(hours=1), now + datetime.timedelta(seconds=seconds), False,
@@ -261,12 +269,13 @@ def main():
     signer = sub.add_parser("signer")
     signer.add_argument("dir", type=pathlib.Path)
     signer.add_argument("--seconds", type=int, required=True)
+    signer.add_argument("--key", choices=sorted(SIGNER_KEYS), default="ed25519")
     sub.add_parser("serve").add_argument("dir", type=pathlib.Path)
     args = parser.parse_args()
     if args.command == "pki":
         make_pki(args.dir)
     elif args.command == "signer":
-        make_signer(args.dir, args.seconds)
+        make_signer(args.dir, args.seconds, args.key)
     else:
         serve(args.dir)
     return 0

@@ -247,7 +247,8 @@ pub struct ProvenanceSettings {
     /// PEM certificate chain (leaf first) of an operator-supplied signing identity; empty means
     /// the chain `hallmark init` creates in the keys directory.
     pub cert_chain: Option<PathBuf>,
-    /// PKCS#8 PEM Ed25519 private key matching `cert_chain`; empty means the generated one.
+    /// PKCS#8 PEM private key (Ed25519, P-256 or P-384; plaintext or encrypted) matching
+    /// `cert_chain`'s leaf; empty means the generated one.
     pub private_key: Option<PathBuf>,
     /// A file holding the passphrase of encrypted private keys (`src/provenance/keyfile.rs`);
     /// empty means the `HALLMARK_KEY_PASSPHRASE` environment variable, if set.

@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
-use ed25519_dalek::VerifyingKey;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::provenance::keyfile::{self, Passphrase, Protection};
-use crate::provenance::pki::{self, key_id, SigningIdentity};
+use crate::provenance::pki::{self, SigningIdentity};
 use crate::provenance::record::{verify_record, Record};
+use crate::provenance::PublicKey;
 use crate::store;
 
 #[derive(Debug, clap::Args)]
@@ -193,21 +193,19 @@ pub async fn rotate_key(settings: &Settings) -> anyhow::Result<()> {
 /// # Errors
 /// When the database is unreachable, or a record is tampered with.
 pub async fn verify_records(settings: &Settings, args: &VerifyRecordArgs) -> anyhow::Result<()> {
-    let mut keys: HashMap<String, VerifyingKey> = pki::service_public_keys(settings)?
+    let mut keys: HashMap<String, PublicKey> = pki::service_public_keys(settings)?
         .into_iter()
-        .map(|key| (key_id(&key), key))
+        .map(|key| (key.id(), key))
         .collect();
     let local = keys.len();
     let pool = store::lazy_pool(&settings.database)?;
     let rows = store::signing_keys::all(&pool)
         .await
         .context("cannot read signing_keys")?;
-    for (id, public) in rows {
-        let key = <[u8; 32]>::try_from(public.as_slice())
-            .ok()
-            .and_then(|raw| VerifyingKey::from_bytes(&raw).ok());
-        match key {
-            Some(key) if key_id(&key) == id => {
+    for row in rows {
+        let id = &row.id;
+        match row.key() {
+            Some(key) => {
                 if keys.insert(id.clone(), key).is_none() && local > 0 {
                     eprintln!(
                         "warning: signing key {id} is in the database but not in {}",
@@ -215,7 +213,9 @@ pub async fn verify_records(settings: &Settings, args: &VerifyRecordArgs) -> any
                     );
                 }
             }
-            _ => eprintln!("warning: signing_keys row {id} does not match its public key; ignored"),
+            None => {
+                eprintln!("warning: signing_keys row {id} does not match its public key; ignored")
+            }
         }
     }
     let (mut ok, mut tampered) = (0u64, 0u64);

@@ -470,7 +470,8 @@ mod tests {
     }
 
     fn fake_record() -> Record {
-        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let key =
+            crate::provenance::PrivateKey::from(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
         Record {
             fields: crate::provenance::record::tests::fields(&key),
             signature: vec![0; 64],

@@ -13,11 +13,11 @@ use std::collections::{HashMap, HashSet};
 
 use c2pa::validation_status::ValidationStatus;
 use c2pa::{Ingredient, Manifest, Reader};
-use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::pki::{certificate_public_key, parse_pem_certificates};
+use super::keys::PublicKey;
+use super::pki::parse_pem_certificates;
 use super::verify::{hallmark_claims, HallmarkClaims, SignerInfo, ValidationState};
 use super::ImageFormat;
 
@@ -123,7 +123,7 @@ pub struct ThumbnailBytes {
 /// Builds the tree. `own_keys` recognises Hallmark's manifests anywhere in it.
 pub(super) struct Walker<'a> {
     reader: &'a Reader,
-    own_keys: &'a [VerifyingKey],
+    own_keys: &'a [PublicKey],
     nodes: usize,
     truncated: bool,
     on_path: HashSet<String>,
@@ -134,7 +134,7 @@ pub(super) struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    pub(super) fn new(reader: &'a Reader, own_keys: &'a [VerifyingKey]) -> Self {
+    pub(super) fn new(reader: &'a Reader, own_keys: &'a [PublicKey]) -> Self {
         let mut deltas = HashMap::new();
         let listed = reader
             .validation_results()
@@ -291,11 +291,11 @@ pub(super) fn signer_info(manifest: &Manifest) -> Option<SignerInfo> {
     })
 }
 
-/// The signer's public key, when it is Ed25519.
-pub(super) fn signing_key(manifest: &Manifest) -> Option<VerifyingKey> {
+/// The signer's public key, when it is of a kind Hallmark signs with (Ed25519, P-256, P-384).
+pub(super) fn signing_key(manifest: &Manifest) -> Option<PublicKey> {
     let info = manifest.signature_info()?;
     let chain = parse_pem_certificates(info.cert_chain().as_bytes()).ok()?;
-    certificate_public_key(chain.first()?).ok()
+    PublicKey::from_certificate(chain.first()?).ok()
 }
 
 /// Every action of every `c2pa.actions` assertion, in order.

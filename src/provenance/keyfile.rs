@@ -23,6 +23,7 @@ use pkcs8::pkcs5::{pbes2, scrypt};
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
+use super::keys::PrivateKey;
 use super::ProvenanceError;
 use crate::config::Settings;
 
@@ -202,6 +203,19 @@ pub fn decode(
         .map_err(|_| ProvenanceError::Key(format!("{what} is not an Ed25519 PKCS#8 key")))
 }
 
+/// The claim-signing key in a PKCS#8 PEM text: Ed25519, P-256 or P-384, decrypted when it is
+/// encrypted. `what` names the key in errors.
+///
+/// # Errors
+/// As [`decode_der`], or when the key is of none of the three kinds.
+pub fn decode_private(
+    pem: &str,
+    passphrase: Option<&Passphrase>,
+    what: &str,
+) -> Result<PrivateKey, ProvenanceError> {
+    PrivateKey::from_pkcs8_der(&decode_der(pem, passphrase, what)?, what)
+}
+
 /// `key` as a version-1 PKCS#8 `PrivateKeyInfo` (DER): the seed alone.
 ///
 /// # Errors
@@ -241,6 +255,17 @@ fn read_pem(path: &Path) -> Result<Zeroizing<String>, ProvenanceError> {
 /// As [`decode`], or when the file cannot be read.
 pub fn read(path: &Path, passphrase: Option<&Passphrase>) -> Result<SigningKey, ProvenanceError> {
     decode(&read_pem(path)?, passphrase, &path.display().to_string())
+}
+
+/// Reads the claim-signing key file at `path` (Ed25519, P-256 or P-384).
+///
+/// # Errors
+/// As [`decode_private`], or when the file cannot be read.
+pub fn read_private(
+    path: &Path,
+    passphrase: Option<&Passphrase>,
+) -> Result<PrivateKey, ProvenanceError> {
+    decode_private(&read_pem(path)?, passphrase, &path.display().to_string())
 }
 
 /// Reads the key file at `path` as a PKCS#8 `PrivateKeyInfo` (DER, any key type).

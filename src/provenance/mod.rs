@@ -1,11 +1,12 @@
 //! Provenance: the service's signing PKI, C2PA Content Credentials on every generated image, the
-//! reading and validation of credentials on any uploaded image, and Ed25519 signatures over the
-//! registry's records.
+//! reading and validation of credentials on any uploaded image, and signatures over the
+//! registry's records by the key that signs the images.
 //!
-//! - [`pki`]: `hallmark init` creates an Ed25519 root CA and a signing certificate issued by it in
-//!   `<data_dir>/keys/` (private keys 0600, never logged); `hallmark rotate-key` issues a new
-//!   signing certificate and keeps the old public certificate so older images and records still
-//!   verify. An operator may bring their own chain and key instead (`[provenance]` settings).
+//! - [`pki`]: `hallmark init` creates a P-384 root CA, a P-384 issuing CA and an Ed25519 signing
+//!   certificate in `<data_dir>/keys/` (private keys 0600, never logged); `hallmark rotate-key`
+//!   issues a new signing certificate and keeps the old public certificate so older images and
+//!   records still verify. An operator may bring their own chain and key instead (`[provenance]`
+//!   settings), with an Ed25519, ES256 or ES384 leaf ([`keys`]).
 //! - [`sign`]: [`ProvenanceSigner`], built once and shared, embeds a signed manifest in PNG, JPEG
 //!   or WebP bytes.
 //! - [`verify`]: [`ProvenanceVerifier`], built once and shared, reads and validates a manifest
@@ -15,12 +16,13 @@
 //!   validation, CAWG identities, thumbnails), bounded in depth, size and thumbnails.
 //! - [`trust`]: named trust lists (ours, the operator's, C2PA-style lists from files or URLs)
 //!   reloaded in the background, and which list trusted a signer.
-//! - [`record`]: the canonical encoding of a registry record and its Ed25519 signature.
+//! - [`record`]: the canonical encoding of a registry record and its signature.
 //!
 //! Signing and verification are synchronous and CPU-bound: call them from a blocking thread.
 
 pub mod history;
 pub mod keyfile;
+pub mod keys;
 pub mod pki;
 pub mod record;
 pub mod sign;
@@ -28,7 +30,8 @@ pub mod trust;
 pub mod tsa;
 pub mod verify;
 
-pub use pki::{key_id, SigningIdentity};
+pub use keys::{Algorithm, PrivateKey, PublicKey};
+pub use pki::SigningIdentity;
 pub use record::{sign_record, verify_record, Record, RecordFields};
 pub use sign::{ImageClaim, ProvenanceSigner, SignedImage};
 pub use trust::{TrustList, TrustStore};

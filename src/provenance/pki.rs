@@ -16,8 +16,10 @@
 //! Private keys are written encrypted when a passphrase is configured ([`keyfile`]); a file is
 //! read by its PEM label, so plaintext keys made earlier keep loading until [`encrypt_keys`]
 //! (`hallmark init --encrypt-key`) rewrites them. Existing files are kept, so `init` is
-//! idempotent. An operator may bring their own chain with an Ed25519 leaf and its key instead
-//! (`provenance.cert_chain` and `provenance.private_key`).
+//! idempotent. An operator may bring their own chain and its leaf's key instead
+//! (`provenance.cert_chain` and `provenance.private_key`): an Ed25519, P-256 (ES256) or P-384
+//! (ES384) leaf ([`super::keys`]), the chain leaf first; a self-signed root at its end is the
+//! operator's trust anchor and stays out of the manifests' `x5chain`.
 //!
 //! The certificates follow the C2PA Certificate Policy's profiles (root CA, claim-signing issuing
 //! CA, claim-signing leaf at assurance level 1; `scripts/cert_profile_check.py` checks each field
@@ -27,7 +29,7 @@
 //! keys directory made before (an Ed25519 root that signed the leaf directly) keeps working, and
 //! its root keeps issuing on rotation; a new directory gets the profile.
 //!
-//! A key's id ([`key_id`]) is the hex of the first 16 bytes of SHA-256 of its 32-byte public
+//! A key's id ([`PublicKey::id`]) is the hex of the first 16 bytes of SHA-256 of its raw public
 //! key, the primary key of the `signing_keys` table (`store::signing_keys::register`).
 
 use std::fs;
@@ -35,18 +37,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use p384::pkcs8::EncodePrivateKey as _;
 use rand_core::{OsRng, RngCore};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, SerialNumber,
 };
-use sha2::{Digest, Sha256};
+use sha2::Digest as _;
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use super::keyfile::{self, Passphrase, Protection};
+use super::keys::{PrivateKey, PublicKey};
 use super::ProvenanceError;
 use crate::config::Settings;
 
@@ -85,16 +88,16 @@ const CERTIFICATE_POLICIES: [u64; 4] = [2, 5, 29, 32];
 const ED25519_OID: &str = "1.3.101.112";
 const EC_PUBLIC_KEY_OID: &str = "1.2.840.10045.2.1";
 
-/// Hex of the first 16 bytes of SHA-256 of the 32-byte public key.
-#[must_use]
-pub fn key_id(public: &VerifyingKey) -> String {
-    hex::encode(&Sha256::digest(public.as_bytes())[..16])
+/// The id of an Ed25519 key made here ([`PublicKey::id`]).
+fn ed25519_key_id(key: &SigningKey) -> String {
+    PublicKey::from(key.verifying_key()).id()
 }
 
 /// The key and certificate chain the service signs with. `Debug` shows only the key id.
 #[derive(Clone)]
 pub struct SigningIdentity {
-    key: SigningKey,
+    key: PrivateKey,
+    public: PublicKey,
     chain_der: Vec<Vec<u8>>,
     chain_pem: String,
     key_id: String,
@@ -116,8 +119,8 @@ impl SigningIdentity {
     ///
     /// # Errors
     /// When only one of the two settings is set, a file is missing or unreadable, the key is not
-    /// Ed25519 PKCS#8 (or is encrypted and the passphrase is missing or wrong), or it does not
-    /// match the leaf certificate.
+    /// an Ed25519, P-256 or P-384 PKCS#8 key (or is encrypted and the passphrase is missing or
+    /// wrong), or it does not match the leaf certificate.
     pub fn load(settings: &Settings) -> Result<Self, ProvenanceError> {
         let passphrase = Passphrase::from_settings(settings)?;
         let passphrase = passphrase.as_ref();
@@ -139,13 +142,13 @@ impl SigningIdentity {
                 if issuing.exists() {
                     push_pem(&mut chain, &read_to_string(&issuing)?);
                 }
-                Self::new(&chain, keyfile::read(&key, passphrase)?)
+                Self::new(&chain, keyfile::read_private(&key, passphrase)?)
             }
         }
     }
 
-    /// Loads a PEM chain (leaf first) and a PKCS#8 PEM Ed25519 key, plaintext or encrypted, from
-    /// files.
+    /// Loads a PEM chain (leaf first) and the leaf's PKCS#8 PEM key (Ed25519, P-256 or P-384),
+    /// plaintext or encrypted, from files.
     ///
     /// # Errors
     /// As [`SigningIdentity::from_pem`], or when a file cannot be read.
@@ -154,14 +157,19 @@ impl SigningIdentity {
         key: &Path,
         passphrase: Option<&Passphrase>,
     ) -> Result<Self, ProvenanceError> {
-        Self::new(&read_to_string(chain)?, keyfile::read(key, passphrase)?)
+        Self::new(
+            &read_to_string(chain)?,
+            keyfile::read_private(key, passphrase)?,
+        )
     }
 
-    /// Builds an identity from a PEM chain (leaf first) and a PKCS#8 PEM Ed25519 private key
-    /// (plaintext, or encrypted under `passphrase`).
+    /// Builds an identity from a PEM chain (leaf first) and the leaf's PKCS#8 PEM private key
+    /// (Ed25519, P-256 or P-384; plaintext, or encrypted under `passphrase`). A self-signed root
+    /// ending a longer chain is left out of it: verifiers hold it as their anchor, and the C2PA
+    /// specification keeps it out of `x5chain`.
     ///
     /// # Errors
-    /// When the chain holds no certificate, the key is not Ed25519 PKCS#8 or cannot be
+    /// When the chain holds no certificate, the key is of none of the three kinds or cannot be
     /// decrypted, or the key does not match the leaf certificate.
     pub fn from_pem(
         chain_pem: &str,
@@ -170,26 +178,37 @@ impl SigningIdentity {
     ) -> Result<Self, ProvenanceError> {
         Self::new(
             chain_pem,
-            keyfile::decode(key_pem, passphrase, "the private key")?,
+            keyfile::decode_private(key_pem, passphrase, "the private key")?,
         )
     }
 
-    fn new(chain_pem: &str, key: SigningKey) -> Result<Self, ProvenanceError> {
-        let chain_der = parse_pem_certificates(chain_pem.as_bytes())?;
+    fn new(chain_pem: &str, key: impl Into<PrivateKey>) -> Result<Self, ProvenanceError> {
+        let key = key.into();
+        let mut chain_der = parse_pem_certificates(chain_pem.as_bytes())?;
         let leaf = chain_der
             .first()
             .ok_or_else(|| ProvenanceError::Key("the certificate chain is empty".into()))?;
-        if certificate_public_key(leaf)? != key.verifying_key() {
+        let public = key.public();
+        if PublicKey::from_certificate(leaf)? != public {
             return Err(ProvenanceError::Key(
                 "the private key does not match the leaf certificate".into(),
             ));
         }
-        let key_id = key_id(&key.verifying_key());
+        let chain_pem = if chain_der.len() > 1 && chain_der.last().is_some_and(|c| self_signed(c)) {
+            chain_der.pop();
+            chain_der.iter().fold(String::new(), |mut pem, der| {
+                push_pem(&mut pem, &der_to_pem(der));
+                pem
+            })
+        } else {
+            chain_pem.to_owned()
+        };
         Ok(Self {
+            key_id: public.id(),
             key,
+            public,
             chain_der,
-            chain_pem: chain_pem.to_owned(),
-            key_id,
+            chain_pem,
         })
     }
 
@@ -199,22 +218,23 @@ impl SigningIdentity {
     }
 
     #[must_use]
-    pub fn signing_key(&self) -> &SigningKey {
+    pub fn private_key(&self) -> &PrivateKey {
         &self.key
     }
 
     #[must_use]
-    pub fn verifying_key(&self) -> VerifyingKey {
-        self.key.verifying_key()
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
     }
 
-    /// The chain, leaf first, DER.
+    /// The chain, leaf first, DER: the manifests' `x5chain`.
     #[must_use]
     pub fn cert_chain_der(&self) -> &[Vec<u8>] {
         &self.chain_der
     }
 
-    /// The chain, leaf first, PEM (as stored in `signing_keys.cert_chain_pem`).
+    /// The chain, leaf first, PEM (as stored in `signing_keys.cert_chain_pem`); as
+    /// [`Self::cert_chain_der`].
     #[must_use]
     pub fn cert_chain_pem(&self) -> &str {
         &self.chain_pem
@@ -282,7 +302,7 @@ pub fn init_pki(
         created_ca,
         created_signing_key,
         created_log_key,
-        key_id: key_id(&certificate_public_key(leaf)?),
+        key_id: PublicKey::from_certificate(leaf)?.id(),
         keys_dir: keys_dir.to_owned(),
     })
 }
@@ -406,7 +426,7 @@ pub fn rotate_signing_key(
         let old = old.first().ok_or_else(|| {
             ProvenanceError::Key(format!("no certificate in {}", cert_path.display()))
         })?;
-        let id = key_id(&certificate_public_key(old)?);
+        let id = PublicKey::from_certificate(old)?.id();
         let retired = keys_dir.join(RETIRED_DIR);
         create_private_dir(&retired)?;
         write_public(&retired.join(format!("{id}.cert.pem")), old_pem.as_bytes())?;
@@ -420,7 +440,7 @@ pub fn rotate_signing_key(
     write_public(&cert_path, cert.as_bytes())?;
     Ok(Rotation {
         old_key_id,
-        new_key_id: key_id(&key.verifying_key()),
+        new_key_id: ed25519_key_id(&key),
     })
 }
 
@@ -430,7 +450,7 @@ pub fn rotate_signing_key(
 ///
 /// # Errors
 /// When a certificate file exists but cannot be read or parsed.
-pub fn service_public_keys(settings: &Settings) -> Result<Vec<VerifyingKey>, ProvenanceError> {
+pub fn service_public_keys(settings: &Settings) -> Result<Vec<PublicKey>, ProvenanceError> {
     let dir = settings.storage.keys_dir();
     let mut keys = Vec::new();
     let current = match custom_identity_paths(settings)? {
@@ -439,7 +459,7 @@ pub fn service_public_keys(settings: &Settings) -> Result<Vec<VerifyingKey>, Pro
     };
     if current.exists() {
         if let Some(leaf) = parse_pem_certificates(read_to_string(&current)?.as_bytes())?.first() {
-            keys.push(certificate_public_key(leaf)?);
+            keys.push(PublicKey::from_certificate(leaf)?);
         }
     }
     let retired = dir.join(RETIRED_DIR);
@@ -454,7 +474,7 @@ pub fn service_public_keys(settings: &Settings) -> Result<Vec<VerifyingKey>, Pro
         paths.sort();
         for path in paths {
             if let Some(leaf) = parse_pem_certificates(read_to_string(&path)?.as_bytes())?.first() {
-                let key = certificate_public_key(leaf)?;
+                let key = PublicKey::from_certificate(leaf)?;
                 if !keys.contains(&key) {
                     keys.push(key);
                 }
@@ -525,27 +545,10 @@ pub fn signing_cert_days(settings: &Settings) -> u32 {
     }
 }
 
-/// The public key inside a DER certificate, which must be Ed25519.
-///
-/// # Errors
-/// When the certificate cannot be parsed or its key is not Ed25519.
-pub fn certificate_public_key(der: &[u8]) -> Result<VerifyingKey, ProvenanceError> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|_| ProvenanceError::Key("cannot parse the certificate".into()))?;
-    let spki = cert.public_key();
-    if spki.algorithm.algorithm.to_id_string() != ED25519_OID {
-        return Err(ProvenanceError::Key(
-            "the certificate's key is not Ed25519 (the only algorithm Hallmark signs with)".into(),
-        ));
-    }
-    let raw: [u8; 32] = spki
-        .subject_public_key
-        .data
-        .as_ref()
-        .try_into()
-        .map_err(|_| ProvenanceError::Key("bad Ed25519 public key length".into()))?;
-    VerifyingKey::from_bytes(&raw)
-        .map_err(|_| ProvenanceError::Key("bad Ed25519 public key".into()))
+/// Whether a DER certificate names itself as its issuer (a root).
+fn self_signed(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der)
+        .is_ok_and(|(_, cert)| cert.issuer().as_raw() == cert.subject().as_raw())
 }
 
 /// The DER certificates of a PEM bundle, in order (other PEM blocks are skipped).
@@ -1088,7 +1091,7 @@ mod tests {
         let (leaf_ski, leaf_aki) = key_ids(&chain[0]);
         assert_eq!(issuing_aki, root_ski);
         assert_eq!(leaf_aki, issuing_ski);
-        let leaf_public = identity.verifying_key().to_bytes();
+        let leaf_public = identity.public_key().to_bytes();
         assert_eq!(leaf_ski.unwrap(), sha1::Sha1::digest(leaf_public).to_vec());
         assert_eq!(
             root_ski.unwrap(),

@@ -1,4 +1,4 @@
-//! Registry records and their Ed25519 signatures.
+//! Registry records and their signatures.
 //!
 //! Every row of `records` carries a signature by the service's signing key over the canonical
 //! encoding of its fields, so that an edited row is caught (`hallmark verify-record`).
@@ -35,15 +35,17 @@
 //!
 //! PostgreSQL keeps timestamps to the microsecond, so `created_at` must have no finer part when
 //! signed ([`now_micros`] gives such a time); [`sign_record`] refuses one that has.
-//! The signature is the 64-byte Ed25519 signature (RFC 8032) of those bytes; verification uses
-//! `verify_strict`.
+//! The signature of those bytes is by the key that signs the images' C2PA claims, in its
+//! fixed-size form ([`super::keys`]): 64 bytes for Ed25519 (RFC 8032; verified with
+//! `verify_strict`) and ES256 (`r ‖ s` over SHA-256), 96 for ES384 (`r ‖ s` over SHA-384).
+//! `signing_keys.algorithm` says which.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::pki::key_id;
+use super::keys::{PrivateKey, PublicKey, SignatureError};
 
 /// Domain separation for version 1 of the encoding.
 pub const RECORD_DOMAIN: &[u8] = b"hallmark-record-v1\0";
@@ -117,8 +119,8 @@ pub enum RecordError {
     SubMicrosecondTime,
     #[error("the record names signing key {record}, not the given key {given}")]
     KeyMismatch { record: String, given: String },
-    #[error("the signature is not 64 bytes")]
-    MalformedSignature,
+    #[error("the signature is not {expected} bytes")]
+    MalformedSignature { expected: usize },
     #[error("the signature does not match the record's fields")]
     BadSignature,
 }
@@ -165,11 +167,11 @@ pub fn canonical_bytes(fields: &RecordFields) -> Vec<u8> {
     out
 }
 
-/// Signs the record's canonical encoding; returns the 64-byte signature for `records.signature`.
+/// Signs the record's canonical encoding; returns the signature for `records.signature`.
 ///
 /// # Errors
 /// When `created_at` has a sub-microsecond part, or `signing_key_id` does not name `key`.
-pub fn sign_record(fields: &RecordFields, key: &SigningKey) -> Result<Vec<u8>, RecordError> {
+pub fn sign_record(fields: &RecordFields, key: &PrivateKey) -> Result<Vec<u8>, RecordError> {
     if !fields
         .created_at
         .timestamp_subsec_nanos()
@@ -177,41 +179,43 @@ pub fn sign_record(fields: &RecordFields, key: &SigningKey) -> Result<Vec<u8>, R
     {
         return Err(RecordError::SubMicrosecondTime);
     }
-    let given = key_id(&key.verifying_key());
+    let given = key.public().id();
     if fields.signing_key_id != given {
         return Err(RecordError::KeyMismatch {
             record: fields.signing_key_id.clone(),
             given,
         });
     }
-    Ok(key.sign(&canonical_bytes(fields)).to_bytes().to_vec())
+    Ok(key.sign(&canonical_bytes(fields)))
 }
 
 /// Checks a record's signature with `key`, which must be the key its `signing_key_id` names.
 ///
 /// # Errors
 /// When the key is not the one named, or the signature is malformed or does not match.
-pub fn verify_record(record: &Record, key: &VerifyingKey) -> Result<(), RecordError> {
-    let given = key_id(key);
+pub fn verify_record(record: &Record, key: &PublicKey) -> Result<(), RecordError> {
+    let given = key.id();
     if record.fields.signing_key_id != given {
         return Err(RecordError::KeyMismatch {
             record: record.fields.signing_key_id.clone(),
             given,
         });
     }
-    let signature =
-        Signature::from_slice(&record.signature).map_err(|_| RecordError::MalformedSignature)?;
-    key.verify_strict(&canonical_bytes(&record.fields), &signature)
-        .map_err(|_| RecordError::BadSignature)
+    key.verify(&canonical_bytes(&record.fields), &record.signature)
+        .map_err(|error| match error {
+            SignatureError::Malformed { expected } => RecordError::MalformedSignature { expected },
+            SignatureError::Mismatch => RecordError::BadSignature,
+        })
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use ed25519_dalek::SigningKey;
     use rand_core::OsRng;
 
     /// Signed fields of a made-up record, for tests here and in other modules.
-    pub(crate) fn fields(key: &SigningKey) -> RecordFields {
+    pub(crate) fn fields(key: &PrivateKey) -> RecordFields {
         RecordFields {
             id: Uuid::new_v4(),
             created_at: now_micros(),
@@ -225,7 +229,7 @@ pub(crate) mod tests {
             pixel_sha256: vec![2; 32],
             phash: -5,
             manifest_id: "urn:c2pa:00000000-0000-4000-8000-000000000000".into(),
-            signing_key_id: key_id(&key.verifying_key()),
+            signing_key_id: key.public().id(),
             api_key_id: Some(Uuid::now_v7()),
             encoding: CURRENT_ENCODING,
         }
@@ -233,13 +237,13 @@ pub(crate) mod tests {
 
     #[test]
     fn a_signed_record_verifies_and_fails_after_any_field_changes() {
-        let key = SigningKey::generate(&mut OsRng);
+        let key = PrivateKey::from(SigningKey::generate(&mut OsRng));
         let f = fields(&key);
         let record = Record {
             signature: sign_record(&f, &key).unwrap(),
             fields: f,
         };
-        verify_record(&record, &key.verifying_key()).unwrap();
+        verify_record(&record, &key.public()).unwrap();
 
         type Edit = fn(&mut RecordFields);
         let edits: [(&str, Edit); 16] = [
@@ -267,31 +271,68 @@ pub(crate) mod tests {
             edit(&mut tampered.fields);
             assert_ne!(tampered, record, "{name}");
             assert!(
-                verify_record(&tampered, &key.verifying_key()).is_err(),
+                verify_record(&tampered, &key.public()).is_err(),
                 "changing {name} went unnoticed"
             );
         }
         let mut bad = record.clone();
         bad.signature[0] ^= 1;
         assert_eq!(
-            verify_record(&bad, &key.verifying_key()),
+            verify_record(&bad, &key.public()),
             Err(RecordError::BadSignature)
         );
         bad.signature.pop();
         assert_eq!(
-            verify_record(&bad, &key.verifying_key()),
-            Err(RecordError::MalformedSignature)
+            verify_record(&bad, &key.public()),
+            Err(RecordError::MalformedSignature { expected: 64 })
         );
-        let other = SigningKey::generate(&mut OsRng);
+        let other = PrivateKey::from(SigningKey::generate(&mut OsRng));
         assert!(matches!(
-            verify_record(&record, &other.verifying_key()),
+            verify_record(&record, &other.public()),
             Err(RecordError::KeyMismatch { .. })
         ));
     }
 
     #[test]
+    fn ecdsa_keys_sign_records_of_their_own_signature_size() {
+        let keys = [
+            (
+                PrivateKey::Es256(p256::ecdsa::SigningKey::random(&mut OsRng)),
+                64,
+            ),
+            (
+                PrivateKey::Es384(p384::ecdsa::SigningKey::random(&mut OsRng)),
+                96,
+            ),
+        ];
+        for (key, size) in keys {
+            let f = fields(&key);
+            let record = Record {
+                signature: sign_record(&f, &key).unwrap(),
+                fields: f,
+            };
+            assert_eq!(record.signature.len(), size);
+            verify_record(&record, &key.public()).unwrap();
+            let mut tampered = record.clone();
+            tampered.fields.seed += 1;
+            assert_eq!(
+                verify_record(&tampered, &key.public()),
+                Err(RecordError::BadSignature)
+            );
+            let mut short = record.clone();
+            short.signature.truncate(64);
+            if size == 96 {
+                assert_eq!(
+                    verify_record(&short, &key.public()),
+                    Err(RecordError::MalformedSignature { expected: 96 })
+                );
+            }
+        }
+    }
+
+    #[test]
     fn sub_microsecond_times_and_foreign_key_ids_are_refused() {
-        let key = SigningKey::generate(&mut OsRng);
+        let key = PrivateKey::from(SigningKey::generate(&mut OsRng));
         let mut f = fields(&key);
         f.created_at += chrono::Duration::nanoseconds(1);
         assert_eq!(sign_record(&f, &key), Err(RecordError::SubMicrosecondTime));
@@ -305,7 +346,7 @@ pub(crate) mod tests {
 
     #[test]
     fn version_2_signs_a_commitment_and_version_1_the_key_itself() {
-        let key = SigningKey::generate(&mut OsRng);
+        let key = PrivateKey::from(SigningKey::generate(&mut OsRng));
         let mut f = fields(&key);
         let api_key = f.api_key_id.unwrap();
         let v2 = canonical_bytes(&f);
@@ -323,12 +364,12 @@ pub(crate) mod tests {
             signature: sign_record(&f, &key).unwrap(),
             fields: f,
         };
-        verify_record(&record, &key.verifying_key()).unwrap();
+        verify_record(&record, &key.public()).unwrap();
     }
 
     #[test]
     fn the_encoding_separates_fields() {
-        let key = SigningKey::generate(&mut OsRng);
+        let key = PrivateKey::from(SigningKey::generate(&mut OsRng));
         let mut a = fields(&key);
         let mut b = a.clone();
         a.model = "ab".into();

@@ -7,8 +7,10 @@
 //! the model (name and version); Hallmark's own assertion [`HALLMARK_ASSERTION`] with the record
 //! id, model, seed and perceptual hash; two soft bindings, Hallmark's perceptual hash
 //! ([`super::SOFT_BINDING_ALG`]) and the listed ISCC Content-Code Image
-//! ([`super::ISCC_SOFT_BINDING_ALG`], computed here from the bytes handed in); and a title. The COSE signature is Ed25519 over
-//! ed25519-dalek, with the certificate chain (leaf and our CA) in its header. With
+//! ([`super::ISCC_SOFT_BINDING_ALG`], computed here from the bytes handed in); and a title. The
+//! COSE signature is by the identity's key ([`super::keys`]: Ed25519 for the PKI `hallmark init`
+//! makes; ES256 or ES384 too for an operator's chain), with the certificate chain (the leaf and
+//! its issuing CAs, never the root) in its header. With
 //! `provenance.tsa_url` set, every signature carries an RFC 3161 time-stamp from that authority
 //! ([`super::tsa`]), so the credentials keep validating after the certificate expires.
 
@@ -17,10 +19,10 @@ use std::sync::Arc;
 
 use c2pa::crypto::raw_signature::SigningAlg;
 use c2pa::{Builder, Context};
-use ed25519_dalek::Signer as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::keys::PrivateKey;
 use super::pki::SigningIdentity;
 use super::record::{self, RecordFields};
 use super::tsa::{parse_tsa_url, TsaResolver};
@@ -113,7 +115,7 @@ pub struct GenerationAssertion {
 /// Signs images with the service's identity. Build once and share; `Send + Sync`.
 pub struct ProvenanceSigner {
     context: Arc<Context>,
-    signer: Ed25519Signer,
+    signer: ClaimSigner,
     identity: SigningIdentity,
 }
 
@@ -161,11 +163,11 @@ impl ProvenanceSigner {
             .into_shared();
         let certs = identity.cert_chain_der().to_vec();
         let certs_len: usize = certs.iter().map(Vec::len).sum();
-        // The COSE_Sign1 box: chain + 64-byte signature + headers; a time-stamp token adds
-        // several kilobytes.
+        // The COSE_Sign1 box: chain + signature (at most 96 bytes) + headers; a time-stamp
+        // token adds several kilobytes.
         let reserve_size = certs_len + 512 + if tsa_url.is_some() { 12_000 } else { 0 };
-        let signer = Ed25519Signer {
-            key: identity.signing_key().clone(),
+        let signer = ClaimSigner {
+            key: identity.private_key().clone(),
             certs,
             reserve_size,
             tsa_url,
@@ -194,7 +196,7 @@ impl ProvenanceSigner {
     /// # Errors
     /// As [`record::sign_record`].
     pub fn sign_record(&self, fields: &RecordFields) -> Result<Vec<u8>, record::RecordError> {
-        record::sign_record(fields, self.identity.signing_key())
+        record::sign_record(fields, self.identity.private_key())
     }
 
     /// Embeds a signed manifest describing `claim` in the encoded image.
@@ -299,22 +301,23 @@ impl ProvenanceSigner {
     }
 }
 
-/// The C2PA signer: Ed25519 over ed25519-dalek, a reserve sized to the chain, optional TSA.
-struct Ed25519Signer {
-    key: ed25519_dalek::SigningKey,
+/// The C2PA signer: the identity's key (COSE's fixed-size signatures), a reserve sized to the
+/// chain, optional TSA.
+struct ClaimSigner {
+    key: PrivateKey,
     certs: Vec<Vec<u8>>,
     reserve_size: usize,
     tsa_url: Option<String>,
     context: Arc<Context>,
 }
 
-impl c2pa::Signer for Ed25519Signer {
+impl c2pa::Signer for ClaimSigner {
     fn sign(&self, data: &[u8]) -> c2pa::Result<Vec<u8>> {
-        Ok(self.key.sign(data).to_bytes().to_vec())
+        Ok(self.key.sign(data))
     }
 
     fn alg(&self) -> SigningAlg {
-        SigningAlg::Ed25519
+        self.key.algorithm().c2pa()
     }
 
     fn certs(&self) -> c2pa::Result<Vec<Vec<u8>>> {

@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 use x509_parser::extensions::ParsedExtension;
 
+use super::keys::PublicKey;
 use super::pki::{self, parse_pem_certificates};
 use super::verify::ProvenanceVerifier;
 use super::ProvenanceError;
@@ -223,7 +223,7 @@ struct Configured {
 /// The trust lists in use, their reloads, and the verifier built from them.
 pub struct TrustStore {
     builtin: Vec<TrustList>,
-    own_keys: Vec<VerifyingKey>,
+    own_keys: Vec<PublicKey>,
     configured: Mutex<Vec<Configured>>,
     verifier: RwLock<Arc<ProvenanceVerifier>>,
     client: reqwest::Client,

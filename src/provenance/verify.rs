@@ -10,12 +10,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use c2pa::{Context, Reader};
-use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::history::{self, History, ManifestNode, ThumbnailBytes, Walker};
-use super::pki::{self, key_id, parse_pem_certificates};
+use super::keys::PublicKey;
+use super::pki::{self, parse_pem_certificates};
 use super::sign::GenerationAssertion;
 use super::trust::{self, TrustList};
 use super::{ImageFormat, ProvenanceError, HALLMARK_ASSERTION};
@@ -376,7 +376,7 @@ fn node_author(node: &ManifestNode) -> String {
 /// Validates Content Credentials. Build once and share; `Send + Sync`.
 pub struct ProvenanceVerifier {
     context: Arc<Context>,
-    own_keys: Vec<VerifyingKey>,
+    own_keys: Vec<PublicKey>,
     lists: Vec<TrustList>,
 }
 
@@ -385,7 +385,7 @@ impl std::fmt::Debug for ProvenanceVerifier {
         f.debug_struct("ProvenanceVerifier")
             .field(
                 "own_keys",
-                &self.own_keys.iter().map(key_id).collect::<Vec<_>>(),
+                &self.own_keys.iter().map(PublicKey::id).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -417,7 +417,7 @@ impl ProvenanceVerifier {
     ///
     /// # Errors
     /// When the anchors cannot be parsed.
-    pub fn new(anchors_pem: &str, own_keys: Vec<VerifyingKey>) -> Result<Self, ProvenanceError> {
+    pub fn new(anchors_pem: &str, own_keys: Vec<PublicKey>) -> Result<Self, ProvenanceError> {
         let lists = if anchors_pem.trim().is_empty() {
             Vec::new()
         } else {
@@ -437,7 +437,7 @@ impl ProvenanceVerifier {
     /// When the reader refuses the anchors.
     pub fn with_lists(
         lists: Vec<TrustList>,
-        own_keys: Vec<VerifyingKey>,
+        own_keys: Vec<PublicKey>,
     ) -> Result<Self, ProvenanceError> {
         let mut anchors_pem = String::new();
         for list in &lists {
@@ -735,7 +735,7 @@ fn time_stamp<'a>(
 /// Hallmark's claims in a manifest signed by one of our keys.
 pub(super) fn hallmark_claims(
     manifest: &c2pa::Manifest,
-    own_keys: &[VerifyingKey],
+    own_keys: &[PublicKey],
 ) -> Option<HallmarkClaims> {
     let key = history::signing_key(manifest).filter(|key| own_keys.contains(key))?;
     let claims = manifest
@@ -747,7 +747,7 @@ pub(super) fn hallmark_claims(
         model_version: claims.model_version,
         seed: claims.seed,
         phash: claims.phash,
-        signing_key_id: key_id(&key),
+        signing_key_id: key.id(),
         device: claims.device,
     })
 }

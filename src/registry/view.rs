@@ -2,7 +2,6 @@
 //! signature holds now, for one audience (the public never sees the API key id). Domain code
 //! (checks) and the HTTP layer both use it; `api/` serialises it.
 
-use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -40,7 +39,8 @@ pub struct RecordView {
     /// or `hallmark-record-v1` (older records; signs the key id, so they check offline only
     /// with it).
     pub encoding: &'static str,
-    /// Ed25519 signature over the canonical encoding named by `encoding`, hex.
+    /// The signing key's signature (`signing_key.algorithm`) over the canonical encoding named
+    /// by `encoding`, hex.
     pub signature: String,
     /// Whether the signature verifies against `signing_key` right now, on the server.
     pub signature_valid: bool,
@@ -54,8 +54,10 @@ pub struct RecordView {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SigningKeyView {
     pub id: String,
-    pub algorithm: &'static str,
-    /// Raw 32-byte Ed25519 public key, hex.
+    /// `Ed25519`, `ES256` or `ES384`: how the record's signature is checked.
+    pub algorithm: String,
+    /// The raw public key, hex: 32 bytes for Ed25519, the uncompressed SEC1 point (65 or 97
+    /// bytes) for ES256 and ES384.
     pub public_key: String,
     /// The signing certificate chain, leaf first, PEM.
     pub cert_chain_pem: String,
@@ -84,8 +86,7 @@ pub async fn view(
         .and_then(|index| u64::try_from(index).ok());
     let signature_valid = signing_key
         .as_ref()
-        .and_then(|(public, _)| <[u8; 32]>::try_from(public.as_slice()).ok())
-        .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
+        .and_then(|(stored, _)| stored.key())
         .is_some_and(|key| verify_record(&record, &key).is_ok());
     let f = record.fields;
     Ok(RecordView {
@@ -101,10 +102,10 @@ pub async fn view(
         pixel_sha256: hex::encode(&f.pixel_sha256),
         phash: format!("{:016x}", phash_from_db(f.phash)),
         manifest_id: f.manifest_id,
-        signing_key: signing_key.map(|(public_key, cert_chain_pem)| SigningKeyView {
+        signing_key: signing_key.map(|(stored, cert_chain_pem)| SigningKeyView {
             id: f.signing_key_id.clone(),
-            algorithm: "Ed25519",
-            public_key: hex::encode(public_key),
+            algorithm: stored.algorithm,
+            public_key: hex::encode(stored.public_key),
             cert_chain_pem,
         }),
         signing_key_id: f.signing_key_id,

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::fingerprint::iscc::ImageCode;
 use crate::provenance::record::RECORD_COLUMNS;
 use crate::provenance::Record;
+use crate::store::signing_keys::StoredKey;
 
 /// Inserts generated records with their variant pHashes and their transparency-log entries in one
 /// statement: one round trip and one implicit transaction (all or nothing), whatever their number.
@@ -286,7 +287,7 @@ pub async fn by_file_sha256(pool: &PgPool, sha256: &[u8]) -> Result<Vec<Record>,
     .await
 }
 
-/// The signing key's public key and certificate chain, to check a record offline.
+/// The signing key and its certificate chain, to check a record offline.
 ///
 /// # Errors
 /// When the database fails.
@@ -294,9 +295,21 @@ pub async fn by_file_sha256(pool: &PgPool, sha256: &[u8]) -> Result<Vec<Record>,
 pub async fn signing_key(
     pool: &PgPool,
     key_id: &str,
-) -> Result<Option<(Vec<u8>, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT public_key, cert_chain_pem FROM signing_keys WHERE id = $1")
-        .bind(key_id)
-        .fetch_optional(pool)
-        .await
+) -> Result<Option<(StoredKey, String)>, sqlx::Error> {
+    let row: Option<(String, String, Vec<u8>, String)> = sqlx::query_as(
+        "SELECT id, algorithm, public_key, cert_chain_pem FROM signing_keys WHERE id = $1",
+    )
+    .bind(key_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(id, algorithm, public_key, cert_chain_pem)| {
+        (
+            StoredKey {
+                id,
+                algorithm,
+                public_key,
+            },
+            cert_chain_pem,
+        )
+    }))
 }

@@ -1,8 +1,10 @@
-//! `signing_keys`: every Ed25519 key that has signed records, with its certificate chain.
+//! `signing_keys`: every key that has signed records (Ed25519, ES256 or ES384), with its
+//! certificate chain.
 
 use sqlx::PgPool;
 
 use crate::provenance::pki::SigningIdentity;
+use crate::provenance::{Algorithm, PublicKey};
 
 /// Records `identity`'s public key and chain in `signing_keys` (once) and marks every other key
 /// as retired, so the table lists every key that ever signed and which one is current.
@@ -13,11 +15,12 @@ use crate::provenance::pki::SigningIdentity;
 pub async fn register(pool: &PgPool, identity: &SigningIdentity) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query(
-        "INSERT INTO signing_keys (id, public_key, cert_chain_pem) VALUES ($1, $2, $3) \
-         ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO signing_keys (id, algorithm, public_key, cert_chain_pem) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
     )
     .bind(identity.key_id())
-    .bind(identity.verifying_key().as_bytes().as_slice())
+    .bind(identity.public_key().algorithm().as_str())
+    .bind(identity.public_key().to_bytes())
     .bind(identity.cert_chain_pem())
     .execute(&mut *tx)
     .await?
@@ -35,13 +38,32 @@ pub async fn register(pool: &PgPool, identity: &SigningIdentity) -> Result<bool,
     Ok(inserted)
 }
 
-/// Every registered key: `(id, raw 32-byte public key)`.
+/// A `signing_keys` row's key: its algorithm and raw public key, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredKey {
+    pub id: String,
+    pub algorithm: String,
+    pub public_key: Vec<u8>,
+}
+
+impl StoredKey {
+    /// The key the row holds, when it is well formed and its id is the hash of its key.
+    #[must_use]
+    pub fn key(&self) -> Option<PublicKey> {
+        let algorithm: Algorithm = self.algorithm.parse().ok()?;
+        PublicKey::from_bytes(algorithm, &self.public_key)
+            .ok()
+            .filter(|key| key.id() == self.id)
+    }
+}
+
+/// Every registered key.
 ///
 /// # Errors
 /// When the database fails.
 #[tracing::instrument(skip_all)]
-pub async fn all(pool: &PgPool) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, public_key FROM signing_keys")
+pub async fn all(pool: &PgPool) -> Result<Vec<StoredKey>, sqlx::Error> {
+    sqlx::query_as("SELECT id, algorithm, public_key FROM signing_keys")
         .fetch_all(pool)
         .await
 }

@@ -16,7 +16,8 @@
 //!
 //! One entry per record: the record's canonical signed encoding
 //! ([`crate::provenance::record::canonical_bytes`]: `hallmark-record-v2\0` then the
-//! length-prefixed fields) followed by its 64-byte Ed25519 signature. A monitor rebuilds the
+//! length-prefixed fields) followed by its signature (64 bytes for Ed25519 and ES256, 96 for
+//! ES384). A monitor rebuilds the
 //! canonical encoding from the public record (`GET /v1/records/{id}` shows every signed field,
 //! and `api_key_commitment` rather than the key id) and compares bytes, and checks the signature
 //! with the published signing key; the record id is the 16 bytes after the 19-byte domain and
@@ -100,11 +101,12 @@ pub fn entry_record_id(entry: &[u8]) -> Option<Uuid> {
 mod tests {
     use super::*;
     use crate::provenance::record::sign_record;
+    use crate::provenance::PrivateKey;
     use ed25519_dalek::SigningKey;
     use rand_core::OsRng;
 
     fn record() -> Record {
-        let key = SigningKey::generate(&mut OsRng);
+        let key = PrivateKey::from(SigningKey::generate(&mut OsRng));
         let fields = crate::provenance::record::tests::fields(&key);
         Record {
             signature: sign_record(&fields, &key).unwrap(),

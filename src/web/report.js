@@ -193,7 +193,7 @@ export function registryFacts(registry) {
       ['Generated', formatTime(r.created_at)],
       ['Model', `${r.model} (version ${shortHash(r.model_version, 8)})`],
       ['Seed', String(r.seed)],
-      ['Record signature', r.signature_valid ? 'Valid (Ed25519)' : 'NOT valid: the record was altered'],
+      ['Record signature', r.signature_valid ? `Valid${signedWith(r)}` : 'NOT valid: the record was altered'],
     ]),
     logFacts(r.id));
 }
@@ -242,6 +242,12 @@ export function technicalDetails(report) {
 }
 
 /** A full record (GET /v1/records/...). */
+// ' (ES256)': the algorithm of the key that signed a record, when the answer names it.
+export function signedWith(record) {
+  const algorithm = record.signing_key?.algorithm;
+  return algorithm ? ` (${algorithm})` : '';
+}
+
 export function recordFacts(record) {
   return kv([
     ['Record id', mono(record.id)],
@@ -256,7 +262,7 @@ export function recordFacts(record) {
     ['Manifest id', mono(record.manifest_id)],
     ['Signing key', mono(record.signing_key_id)],
     ['Record signature', record.signature_valid
-      ? el('span', { class: 'badge good', text: 'Valid (Ed25519)' })
+      ? el('span', { class: 'badge good', text: `Valid${signedWith(record)}` })
       : el('span', { class: 'badge bad', text: 'Not valid: the record was altered' })],
   ]);
 }

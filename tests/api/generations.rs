@@ -1,7 +1,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ed25519_dalek::VerifyingKey;
 use hallmark::fingerprint::sha256;
 use hallmark::provenance::{verify_record, ProvenanceVerifier, Record, ValidationState};
 use hallmark::store::api_keys::{self, Role};
@@ -43,10 +42,15 @@ async fn check_images(app: &TestApp, key: &str, answer: &Value) -> Vec<Vec<u8>> 
         assert_eq!(record["signature_valid"], true);
         assert_eq!(record["file_sha256"], sha);
         // Check it offline too, from the published key alone.
-        let public: [u8; 32] = hex::decode(record["signing_key"]["public_key"].as_str().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap();
+        let public = hallmark::provenance::PublicKey::from_bytes(
+            record["signing_key"]["algorithm"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+            &hex::decode(record["signing_key"]["public_key"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
         let stored: Record = sqlx::query_as(&format!(
             "SELECT {} FROM records WHERE id = $1",
             hallmark::provenance::record::RECORD_COLUMNS
@@ -55,7 +59,7 @@ async fn check_images(app: &TestApp, key: &str, answer: &Value) -> Vec<Vec<u8>> 
         .fetch_one(&app.pool)
         .await
         .unwrap();
-        verify_record(&stored, &VerifyingKey::from_bytes(&public).unwrap()).unwrap();
+        verify_record(&stored, &public).unwrap();
         all.push(bytes);
     }
     all
@@ -74,6 +78,121 @@ async fn one_png_is_signed_registered_and_served(pool: PgPool) {
     assert!(images[0].starts_with(b"\x89PNG"));
     // The image and its manifest store (the manifest repository).
     assert_eq!(app.blob_count(), 2);
+}
+
+/// An operator's own chain (made by Python's `cryptography`, `scripts/test_tsa.py`) whose leaf is
+/// ECDSA: images are signed ES256 or ES384 and trusted through the operator's root, records carry
+/// the same key's signature (96 bytes for ES384), and two readers written elsewhere agree:
+/// c2pa-python validates the images against that root, and the pure-Python record verifier
+/// (`tests/independent/verify_record.py`) checks the records from the published key.
+#[sqlx::test]
+async fn an_operator_chain_with_an_ecdsa_leaf_signs_images_and_records(pool: PgPool) {
+    let python = crate::helpers::python();
+    let root = env!("CARGO_MANIFEST_DIR");
+    for (algorithm, signature_bytes) in [("es256", 64), ("es384", 96)] {
+        let pki = tempfile::tempdir().unwrap();
+        for args in [
+            vec!["pki"],
+            vec!["signer", "--seconds", "86400", "--key", algorithm],
+        ] {
+            let status = std::process::Command::new(&python)
+                .arg(format!("{root}/scripts/test_tsa.py"))
+                .arg(args[0])
+                .arg(pki.path())
+                .args(&args[1..])
+                .status()
+                .expect("python runs (HALLMARK_PYTHON)");
+            assert!(status.success(), "test_tsa.py {args:?}");
+        }
+        let chain = pki.path().join("signer-chain.pem");
+        let private_key = pki.path().join("signer-key.pem");
+        let app = spawn_app_with(pool.clone(), |settings| {
+            settings.provenance.cert_chain = Some(chain.clone());
+            settings.provenance.private_key = Some(private_key.clone());
+        })
+        .await;
+        let key = app.key(Role::Generator).await;
+        let response = app
+            .generate(&key, json!({"count": 2, "format": "jpeg", "seed": 5}))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{algorithm}");
+        let answer: Value = response.json().await.unwrap();
+        // Trusted through the operator's root, recognised as ours, records valid.
+        let images = check_images(&app, &key, &answer).await;
+        let id = answer["images"][0]["id"].as_str().unwrap();
+        let record: Value = app.get_json(&format!("/v1/records/{id}")).await;
+        assert_eq!(
+            record["signing_key"]["algorithm"],
+            algorithm.to_uppercase(),
+            "{record:#}"
+        );
+        assert_eq!(
+            hex::decode(record["signature"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            signature_bytes
+        );
+        // The chain file ends in the operator's root; the manifests carry the leaf alone.
+        let published = record["signing_key"]["cert_chain_pem"].as_str().unwrap();
+        assert_eq!(published.matches("BEGIN CERTIFICATE").count(), 1);
+        let file_chain = std::fs::read_to_string(&chain).unwrap();
+        assert_eq!(file_chain.matches("BEGIN CERTIFICATE").count(), 2);
+        let mut verifier = std::process::Command::new(&python)
+            .arg(format!("{root}/tests/independent/verify_record.py"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        verifier
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(record.to_string().as_bytes())
+            .unwrap();
+        let out = verifier.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "OK",
+            "{algorithm}"
+        );
+        let mut tampered = record.clone();
+        tampered["seed"] = json!(record["seed"].as_u64().unwrap() + 1);
+        let mut verifier = std::process::Command::new(&python)
+            .arg(format!("{root}/tests/independent/verify_record.py"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        verifier
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(tampered.to_string().as_bytes())
+            .unwrap();
+        let out = verifier.wait_with_output().unwrap();
+        assert!(
+            !out.status.success(),
+            "{algorithm}: a changed seed must fail"
+        );
+
+        let file = pki.path().join("image.jpg");
+        std::fs::write(&file, &images[0]).unwrap();
+        let output = std::process::Command::new(&python)
+            .arg(format!("{root}/scripts/c2pa_check.py"))
+            .arg(&file)
+            .arg("--anchors")
+            .arg(pki.path().join("signer-root.pem"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let reference: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(reference["validation_state"], "Trusted", "{reference:#}");
+    }
 }
 
 #[sqlx::test]
