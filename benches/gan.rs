@@ -11,9 +11,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use hallmark::gan::adam::Ema;
+use hallmark::gan::card::Loss;
 use hallmark::gan::progressive::{real_at, Growth};
 use hallmark::gan::train::{adam, train_step, train_step_with};
-use hallmark::gan::{latents_for, Architecture, GanNets, Generator};
+use hallmark::gan::{latents_for, ArchFamily, Architecture, GanNets, Generator};
 use tch::{Device, Kind, Tensor};
 
 const BATCHES: [usize; 3] = [1, 64, 256];
@@ -41,13 +42,13 @@ fn main() -> anyhow::Result<()> {
     tch::set_num_threads(threads as i32);
     tch::manual_seed(0);
     let arch = Architecture {
-        family: "dcgan".into(),
+        family: ArchFamily::Dcgan,
         image_size: 32,
         channels: 1,
         latent_dim: 64,
         g_width: 32,
         d_width: 32,
-        loss: "non-saturating".into(),
+        loss: Loss::NonSaturating,
     };
     let device = Device::Cpu;
     let nets = GanNets::new(&arch, device)?;
@@ -176,13 +177,13 @@ fn progressive(steps: usize, dcgan_step_s: f64) -> anyhow::Result<()> {
     };
     let autocast = device.is_cuda();
     let arch = Architecture {
-        family: "progressive".into(),
+        family: ArchFamily::Progressive,
         image_size: 32,
         channels: 1,
         latent_dim: 64,
         g_width: 16,
         d_width: 16,
-        loss: "non-saturating".into(),
+        loss: Loss::NonSaturating,
     };
     tch::manual_seed(0);
     let nets = GanNets::new(&arch, device)?;

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::AtomicBool;
 
+use hallmark::gan::card::{ArchFamily, Loss};
 use hallmark::gan::data::{Dataset, Split};
 use hallmark::gan::progressive::Schedule;
 use hallmark::gan::train::{adam, train, train_step, TrainConfig};
@@ -14,13 +15,13 @@ use tch::{Device, Kind, Tensor};
 
 fn tiny(size: u32, channels: u32) -> Architecture {
     Architecture {
-        family: "dcgan".into(),
+        family: ArchFamily::Dcgan,
         image_size: size,
         channels,
         latent_dim: 8,
         g_width: 4,
         d_width: 8,
-        loss: "non-saturating".into(),
+        loss: Loss::NonSaturating,
     }
 }
 
@@ -48,7 +49,7 @@ fn config(arch: &Architecture, steps: u64) -> TrainConfig {
 
 fn progressive(size: u32, channels: u32) -> Architecture {
     Architecture {
-        family: "progressive".into(),
+        family: ArchFamily::Progressive,
         ..tiny(size, channels)
     }
 }
@@ -107,7 +108,7 @@ fn progressive_training_resumes_mid_fade_as_if_never_stopped() {
         assert!(grid.is_file(), "{} missing", grid.display());
     }
     let card = ModelCard::load(&whole.path().join("model.toml")).unwrap();
-    assert_eq!(card.architecture.family, "progressive");
+    assert_eq!(card.architecture.family, ArchFamily::Progressive);
     assert_eq!(
         (card.training.stage_steps, card.training.fade_steps),
         (Some(2), Some(3))

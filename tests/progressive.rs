@@ -102,7 +102,10 @@ async fn a_64x64_colour_progressive_model_trains_serves_signs_and_verifies() {
         assert!(grid.is_file(), "{} missing", grid.display());
     }
     let card = hallmark::gan::ModelCard::load(&dir.join("model.toml")).unwrap();
-    assert_eq!(card.architecture.family, "progressive");
+    assert_eq!(
+        card.architecture.family,
+        hallmark::gan::ArchFamily::Progressive
+    );
     assert_eq!(
         (card.architecture.image_size, card.architecture.channels),
         (64, 3)

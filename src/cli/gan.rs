@@ -14,12 +14,12 @@ use crate::detect::lofo::{self, LofoConfig};
 use crate::detect::mix::FakeMix;
 use crate::detect::train::{self as detector_train, DetectorTrainConfig};
 use crate::device::{DeviceChoice, DeviceName};
+use crate::gan::card::{ArchFamily, Loss};
 use crate::gan::card::{Architecture, ModelCard};
 use crate::gan::card::{DetectorInput, DetectorNetwork};
 use crate::gan::catalog::load_model;
 use crate::gan::data::Dataset;
 use crate::gan::data::Split;
-use crate::gan::model::PROGRESSIVE;
 use crate::gan::progressive::Schedule;
 use crate::gan::quality::{self, Classifier};
 use crate::gan::train::{self, model_dir, TrainConfig};
@@ -57,7 +57,7 @@ pub struct TrainArgs {
     pub d_width: u32,
     /// "non-saturating" or "hinge".
     #[arg(long, default_value = "non-saturating")]
-    pub loss: String,
+    pub loss: Loss,
     /// Total training steps (a resumed run continues up to this count).
     #[arg(long, default_value_t = 5000)]
     pub steps: u64,
@@ -243,16 +243,16 @@ pub fn train(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
     };
     let architecture = Architecture {
         family: if args.progressive {
-            PROGRESSIVE.into()
+            ArchFamily::Progressive
         } else {
-            "dcgan".into()
+            ArchFamily::Dcgan
         },
         image_size: args.size,
         channels: args.channels,
         latent_dim: args.latent_dim,
         g_width: args.g_width,
         d_width: args.d_width,
-        loss: args.loss.clone(),
+        loss: args.loss,
     };
     architecture
         .validate()
@@ -281,20 +281,16 @@ pub fn train(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
     if args.resume {
         let card = ModelCard::load(&dir.join(CARD_FILE))?;
         let t = &card.training;
-        config.schedule = match (
-            card.architecture.family.as_str(),
-            t.stage_steps,
-            t.fade_steps,
-        ) {
-            (PROGRESSIVE, Some(stage_steps), Some(fade_steps)) => Some(Schedule {
+        config.schedule = match (card.architecture.family, t.stage_steps, t.fade_steps) {
+            (ArchFamily::Progressive, Some(stage_steps), Some(fade_steps)) => Some(Schedule {
                 levels: card.architecture.stages() + 1,
                 stage_steps,
                 fade_steps,
             }),
-            (PROGRESSIVE, ..) => {
+            (ArchFamily::Progressive, ..) => {
                 anyhow::bail!("{}: a progressive card without its schedule", dir.display())
             }
-            _ => None,
+            (ArchFamily::Dcgan, ..) => None,
         };
         config.seed = t.seed;
         config.batch_size = t.batch_size as usize;

@@ -15,8 +15,8 @@ use tch::Device;
 
 use crate::gan::card::ModelCard;
 use crate::gan::card::{
-    Architecture, Calibration, CalibrationMethod, DetectorCard, DetectorInput, DetectorNetwork,
-    DomainRules,
+    ArchFamily, Architecture, Calibration, CalibrationMethod, DetectorCard, DetectorInput,
+    DetectorNetwork, DomainRules,
 };
 use crate::gan::model::{fit_square, to_chw_u8, Discriminator};
 use crate::gan::GanError;
@@ -303,7 +303,7 @@ impl DetectorNet {
         discriminator: &Path,
     ) -> Result<Self, GanError> {
         let net = Self::build(arch, input, network, device)?;
-        if arch.family == crate::gan::model::PROGRESSIVE {
+        if arch.family == ArchFamily::Progressive {
             return Ok(net);
         }
         let source = Discriminator::load(arch, device, discriminator)?;
@@ -1026,13 +1026,13 @@ mod tests {
 
     fn arch() -> Architecture {
         Architecture {
-            family: "dcgan".into(),
+            family: ArchFamily::Dcgan,
             image_size: 32,
             channels: 1,
             latent_dim: 8,
             g_width: 4,
             d_width: 4,
-            loss: "non-saturating".into(),
+            loss: crate::gan::card::Loss::NonSaturating,
         }
     }
 

@@ -23,13 +23,73 @@ pub struct ModelCard {
     pub detector: Option<DetectorCard>,
 }
 
+/// How the networks are built (`architecture.family`, lower case in the card). A new kind of
+/// network is a new variant: the compiler then names every place that must handle it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchFamily {
+    /// A transposed-conv generator with batch norm, a conv discriminator with spectral norm.
+    Dcgan,
+    /// ProGAN: grown from 4x4, equalised learning rate, pixel norm, minibatch standard
+    /// deviation; see `gan::progressive`.
+    Progressive,
+}
+
+impl ArchFamily {
+    /// The card's name for it.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Dcgan => "dcgan",
+            Self::Progressive => "progressive",
+        }
+    }
+}
+
+impl std::fmt::Display for ArchFamily {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The adversarial loss a GAN is trained with (`architecture.loss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// `non-saturating`: softplus on the logits (the original GAN loss, generator side
+    /// non-saturating).
+    NonSaturating,
+    /// `hinge`: max(0, 1 - D(real)) + max(0, 1 + D(fake)) for the discriminator, -D(fake) for
+    /// the generator.
+    Hinge,
+}
+
+impl Loss {
+    /// The card's name for it.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NonSaturating => "non-saturating",
+            Self::Hinge => "hinge",
+        }
+    }
+}
+
+impl std::str::FromStr for Loss {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [Self::NonSaturating, Self::Hinge]
+            .into_iter()
+            .find(|loss| loss.name() == name)
+            .ok_or_else(|| format!("loss {name:?} is not \"non-saturating\" or \"hinge\""))
+    }
+}
+
 /// What it takes to rebuild the networks the weights belong to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Architecture {
-    /// "dcgan" (transposed-conv generator with batch norm, conv discriminator with spectral
-    /// norm) or "progressive" (ProGAN: grown from 4x4, equalised learning rate, pixel norm,
-    /// minibatch standard deviation; see `gan::progressive`).
-    pub family: String,
+    pub family: ArchFamily,
     /// Square images of this many pixels a side: a power of two from 16 to 256.
     pub image_size: u32,
     /// 1 (grey) or 3 (RGB).
@@ -39,8 +99,7 @@ pub struct Architecture {
     pub g_width: u32,
     /// Channels of the discriminator's first layer; each later layer doubles it.
     pub d_width: u32,
-    /// "non-saturating" or "hinge".
-    pub loss: String,
+    pub loss: Loss,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -476,17 +535,10 @@ impl Architecture {
     /// # Errors
     /// A message naming the offending field.
     pub fn validate(&self) -> Result<(), String> {
-        let progressive = self.family == super::model::PROGRESSIVE;
-        if self.family != "dcgan" && !progressive {
-            return Err(format!(
-                "architecture.family {:?} is not \"dcgan\" or \"progressive\"",
-                self.family
-            ));
-        }
-        if progressive && self.loss != "non-saturating" {
+        if self.family == ArchFamily::Progressive && self.loss != Loss::NonSaturating {
             return Err(format!(
                 "architecture.loss {:?}: a progressive model is trained with the non-saturating loss",
-                self.loss
+                self.loss.name()
             ));
         }
         if !self.image_size.is_power_of_two() || !(16..=256).contains(&self.image_size) {
@@ -514,12 +566,6 @@ impl Architecture {
                     "architecture.{field} {width} gives layers of 0 or more than 8192 channels"
                 ));
             }
-        }
-        if self.loss != "non-saturating" && self.loss != "hinge" {
-            return Err(format!(
-                "architecture.loss {:?} is not \"non-saturating\" or \"hinge\"",
-                self.loss
-            ));
         }
         Ok(())
     }

@@ -21,8 +21,8 @@ pub mod zoo;
 use std::path::{Path, PathBuf};
 
 pub use card::{
-    Architecture, Calibration, CalibrationMethod, DetectorCard, DetectorEvaluation, DomainRules,
-    MetricsCard, ModelCard, TrainingCard,
+    ArchFamily, Architecture, Calibration, CalibrationMethod, DetectorCard, DetectorEvaluation,
+    DomainRules, MetricsCard, ModelCard, TrainingCard,
 };
 pub use catalog::{load_model, LoadedModel};
 pub use model::{

@@ -12,12 +12,9 @@ use rand_distr::StandardNormal;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-use super::card::Architecture;
+use super::card::{ArchFamily, Architecture};
 use super::progressive::{Growth, ProDiscriminator, ProGenerator};
 use super::GanError;
-
-/// The architecture family of a progressive GAN's card.
-pub const PROGRESSIVE: &str = "progressive";
 
 /// The latent of image `index` of a request with `seed`: standard normal values from a ChaCha8
 /// stream keyed by (seed, index), computed on the CPU. It does not depend on the torch RNG,
@@ -66,43 +63,14 @@ impl Generator {
         arch.validate().map_err(GanError::Invalid)?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        if arch.family == PROGRESSIVE {
-            let net = GeneratorNet::Progressive(ProGenerator::new(&root, arch));
-            return Ok(Self {
-                vs,
-                arch: arch.clone(),
-                net,
-            });
-        }
-        let stages = arch.stages();
-        let mut blocks = Vec::new();
-        let mut in_c = i64::from(arch.latent_dim);
-        for i in 0..stages {
-            let out_c = i64::from(arch.g_width) << (stages - 1 - i);
-            let first = i == 0;
-            let cfg = nn::ConvTransposeConfig {
-                stride: if first { 1 } else { 2 },
-                padding: if first { 0 } else { 1 },
-                bias: false,
-                ws_init: dcgan_init(),
-                ..Default::default()
-            };
-            let conv = nn::conv_transpose2d(&root / format!("up{i}"), in_c, out_c, 4, cfg);
-            let bn = nn::batch_norm2d(&root / format!("bn{i}"), out_c, Default::default());
-            blocks.push((conv, bn));
-            in_c = out_c;
-        }
-        let cfg = nn::ConvTransposeConfig {
-            stride: 2,
-            padding: 1,
-            ws_init: dcgan_init(),
-            ..Default::default()
+        let net = match arch.family {
+            ArchFamily::Progressive => GeneratorNet::Progressive(ProGenerator::new(&root, arch)),
+            ArchFamily::Dcgan => dcgan_generator(&root, arch),
         };
-        let out = nn::conv_transpose2d(&root / "out", in_c, i64::from(arch.channels), 4, cfg);
         Ok(Self {
             vs,
             arch: arch.clone(),
-            net: GeneratorNet::Dcgan { blocks, out },
+            net,
         })
     }
 
@@ -366,23 +334,56 @@ enum DiscriminatorNet {
     Progressive(ProDiscriminator),
 }
 
+/// The DCGAN generator's layers: transposed convolutions with batch norm, doubling the size
+/// from 4x4 to the image's.
+fn dcgan_generator(root: &nn::Path<'_>, arch: &Architecture) -> GeneratorNet {
+    let stages = arch.stages();
+    let mut blocks = Vec::new();
+    let mut in_c = i64::from(arch.latent_dim);
+    for i in 0..stages {
+        let out_c = i64::from(arch.g_width) << (stages - 1 - i);
+        let first = i == 0;
+        let cfg = nn::ConvTransposeConfig {
+            stride: if first { 1 } else { 2 },
+            padding: if first { 0 } else { 1 },
+            bias: false,
+            ws_init: dcgan_init(),
+            ..Default::default()
+        };
+        let conv = nn::conv_transpose2d(root / format!("up{i}"), in_c, out_c, 4, cfg);
+        let bn = nn::batch_norm2d(root / format!("bn{i}"), out_c, Default::default());
+        blocks.push((conv, bn));
+        in_c = out_c;
+    }
+    let cfg = nn::ConvTransposeConfig {
+        stride: 2,
+        padding: 1,
+        ws_init: dcgan_init(),
+        ..Default::default()
+    };
+    let out = nn::conv_transpose2d(root / "out", in_c, i64::from(arch.channels), 4, cfg);
+    GeneratorNet::Dcgan { blocks, out }
+}
+
 impl Discriminator {
     /// Builds a freshly initialised discriminator.
     ///
     /// # Errors
     /// When the architecture is invalid.
     pub fn new(arch: &Architecture, device: Device) -> Result<Self, GanError> {
-        if arch.family == PROGRESSIVE {
-            arch.validate().map_err(GanError::Invalid)?;
-            let vs = nn::VarStore::new(device);
-            let net = ProDiscriminator::new(&vs.root(), arch, arch.channels);
-            return Ok(Self {
-                vs,
-                arch: arch.clone(),
-                net: DiscriminatorNet::Progressive(net),
-            });
+        match arch.family {
+            ArchFamily::Progressive => {
+                arch.validate().map_err(GanError::Invalid)?;
+                let vs = nn::VarStore::new(device);
+                let net = ProDiscriminator::new(&vs.root(), arch, arch.channels);
+                Ok(Self {
+                    vs,
+                    arch: arch.clone(),
+                    net: DiscriminatorNet::Progressive(net),
+                })
+            }
+            ArchFamily::Dcgan => Self::with_input_channels(arch, arch.channels, true, device),
         }
-        Self::with_input_channels(arch, arch.channels, true, device)
     }
 
     /// A DCGAN discriminator of `arch` whose input has `channels` channels (the detector's
@@ -768,13 +769,13 @@ mod tests {
 
     fn arch(size: u32, channels: u32) -> Architecture {
         Architecture {
-            family: "dcgan".into(),
+            family: ArchFamily::Dcgan,
             image_size: size,
             channels,
             latent_dim: 8,
             g_width: 4,
             d_width: 4,
-            loss: "non-saturating".into(),
+            loss: crate::gan::card::Loss::NonSaturating,
         }
     }
 
@@ -803,7 +804,7 @@ mod tests {
         use crate::gan::progressive::Growth;
         for (size, channels) in [(32, 1), (64, 3)] {
             let a = Architecture {
-                family: PROGRESSIVE.into(),
+                family: ArchFamily::Progressive,
                 ..arch(size, channels)
             };
             let nets = GanNets::new(&a, Device::Cpu).unwrap();

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use super::card::{Architecture, MetricsCard};
+use super::card::{ArchFamily, Architecture, Loss, MetricsCard};
 use super::catalog::LoadedModel;
 use super::data::{Dataset, Split};
 use super::model::{images_to_input, latents_for, load_weights};
@@ -166,13 +166,13 @@ impl Classifier {
 
     fn input_arch(&self) -> Architecture {
         Architecture {
-            family: "dcgan".into(),
+            family: ArchFamily::Dcgan,
             image_size: 32,
             channels: self.card.channels,
             latent_dim: 1,
             g_width: 1,
             d_width: 1,
-            loss: "non-saturating".into(),
+            loss: Loss::NonSaturating,
         }
     }
 }

@@ -16,8 +16,9 @@ use tch::{Device, Kind, Tensor};
 
 use super::adam::{Adam, Ema};
 use super::card::{write_atomic, Architecture, ModelCard, TrainingCard};
+use super::card::{ArchFamily, Loss};
 use super::data::Dataset;
-use super::model::{latents_for, Discriminator, GanNets, Generator, PROGRESSIVE};
+use super::model::{latents_for, Discriminator, GanNets, Generator};
 use super::progressive::{real_at, Growth, Schedule};
 use super::{
     plot, GanError, CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, LOSS_FILE, OPTIMIZER_D_FILE,
@@ -61,7 +62,7 @@ impl TrainConfig {
     /// A configuration with the defaults of `hallmark train` for this architecture.
     #[must_use]
     pub fn new(name: &str, architecture: Architecture, steps: u64) -> Self {
-        let progressive = architecture.family == PROGRESSIVE;
+        let progressive = architecture.family == ArchFamily::Progressive;
         let schedule = progressive.then(|| default_schedule(&architecture, steps));
         Self {
             name: name.to_owned(),
@@ -120,19 +121,21 @@ struct TrainState {
 }
 
 /// The discriminator and generator losses for logits of real and generated images.
-pub(crate) fn discriminator_loss(loss: &str, real: &Tensor, fake: &Tensor) -> Tensor {
-    if loss == "hinge" {
-        (-real + 1.0).relu().mean(Kind::Float) + (fake + 1.0).relu().mean(Kind::Float)
-    } else {
-        (-real).softplus().mean(Kind::Float) + fake.softplus().mean(Kind::Float)
+pub(crate) fn discriminator_loss(loss: Loss, real: &Tensor, fake: &Tensor) -> Tensor {
+    match loss {
+        Loss::Hinge => {
+            (-real + 1.0).relu().mean(Kind::Float) + (fake + 1.0).relu().mean(Kind::Float)
+        }
+        Loss::NonSaturating => {
+            (-real).softplus().mean(Kind::Float) + fake.softplus().mean(Kind::Float)
+        }
     }
 }
 
-pub(crate) fn generator_loss(loss: &str, fake: &Tensor) -> Tensor {
-    if loss == "hinge" {
-        -fake.mean(Kind::Float)
-    } else {
-        (-fake).softplus().mean(Kind::Float)
+pub(crate) fn generator_loss(loss: Loss, fake: &Tensor) -> Tensor {
+    match loss {
+        Loss::Hinge => -fake.mean(Kind::Float),
+        Loss::NonSaturating => (-fake).softplus().mean(Kind::Float),
     }
 }
 
@@ -164,7 +167,7 @@ pub fn train_step_with(
     r1: f64,
     autocast: bool,
 ) -> Result<(f32, f32), GanError> {
-    let loss = nets.generator.architecture().loss.as_str();
+    let loss = nets.generator.architecture().loss;
     let d = &nets.discriminator;
     let n = real.size()[0];
     let fake = tch::autocast(autocast, || nets.generator.forward_train(latents));
@@ -525,7 +528,7 @@ pub fn train(
             "batch size and checkpoint interval must be positive".into(),
         ));
     }
-    if (arch.family == PROGRESSIVE) != config.schedule.is_some() {
+    if (arch.family == ArchFamily::Progressive) != config.schedule.is_some() {
         return Err(GanError::Invalid(
             "a progressive architecture needs a growth schedule, and only it takes one".into(),
         ));
@@ -723,13 +726,13 @@ mod tests {
             ..TrainConfig::new(
                 "tiny",
                 Architecture {
-                    family: "dcgan".into(),
+                    family: ArchFamily::Dcgan,
                     image_size: 16,
                     channels: 1,
                     latent_dim: 8,
                     g_width: 4,
                     d_width: 4,
-                    loss: "non-saturating".into(),
+                    loss: Loss::NonSaturating,
                 },
                 2,
             )

@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Reduction, Tensor};
 
-use super::card::{write_atomic, Architecture};
+use super::card::{write_atomic, ArchFamily, Architecture, Loss};
 use super::data::Dataset;
 use super::model::{latents_for, tensor_to_images, Discriminator};
 use super::train::{discriminator_loss, generator_loss};
@@ -125,12 +125,18 @@ impl Family {
         }
     }
 
-    fn loss(self) -> &'static str {
+    /// The adversarial loss it is trained with; none for the VAE (trained by its ELBO).
+    fn gan_loss(self) -> Option<Loss> {
         match self {
-            Self::Tconv | Self::Pixelshuffle => "hinge",
-            Self::Nearest | Self::Mlp => "non-saturating",
-            Self::Vae => "elbo",
+            Self::Tconv | Self::Pixelshuffle => Some(Loss::Hinge),
+            Self::Nearest | Self::Mlp => Some(Loss::NonSaturating),
+            Self::Vae => None,
         }
+    }
+
+    /// The loss as the member card names it.
+    fn loss_name(self) -> &'static str {
+        self.gan_loss().map_or("elbo", Loss::name)
     }
 
     fn learning_rate(self) -> f64 {
@@ -589,7 +595,7 @@ fn train_family(
         channels: dataset.channels(),
         latent_dim: config.latent_dim,
         width: config.width,
-        loss: family.loss().to_owned(),
+        loss: family.loss_name().to_owned(),
         steps: 0,
         batch_size: config.batch_size as u32,
         learning_rate: family.learning_rate(),
@@ -617,17 +623,15 @@ fn train_family(
         ..Default::default()
     }
     .build(&vs, card.learning_rate)?;
-    let discriminator = if family == Family::Vae {
-        None
-    } else {
+    let discriminator = if let Some(loss) = family.gan_loss() {
         let arch = Architecture {
-            family: "dcgan".into(),
+            family: ArchFamily::Dcgan,
             image_size: card.image_size,
             channels: card.channels,
             latent_dim: card.latent_dim,
             g_width: config.width,
             d_width: config.width * 2,
-            loss: card.loss.clone(),
+            loss,
         };
         let d = Discriminator::new(&arch, device)?;
         let opt_d = nn::Adam {
@@ -635,7 +639,9 @@ fn train_family(
             ..Default::default()
         }
         .build(d.var_store(), card.learning_rate)?;
-        Some((d, opt_d))
+        Some((d, opt_d, loss))
+    } else {
+        None
     };
     let mut discriminator = discriminator;
     let early = (config.steps / 4).max(1);
@@ -650,15 +656,15 @@ fn train_family(
         let z = Tensor::f_from_slice(&z)?
             .f_view([b as i64, dim as i64])?
             .f_to_device(device)?;
-        let message = if let Some((d, opt_d)) = discriminator.as_mut() {
+        let message = if let Some((d, opt_d, loss)) = discriminator.as_mut() {
             let fake = nets.generator.forward_t(&z, true);
             let both = Tensor::f_cat(&[&real, &fake.detach()], 0)?;
             let logits = d.forward_t(&both, true);
             let n = b as i64;
             let d_loss =
-                discriminator_loss(&card.loss, &logits.narrow(0, 0, n), &logits.narrow(0, n, n));
+                discriminator_loss(*loss, &logits.narrow(0, 0, n), &logits.narrow(0, n, n));
             opt_d.backward_step(&d_loss);
-            let g_loss = generator_loss(&card.loss, &d.forward_t(&fake, true));
+            let g_loss = generator_loss(*loss, &d.forward_t(&fake, true));
             opt.backward_step(&g_loss);
             format!(
                 "D {:.3} G {:.3}",
@@ -779,7 +785,7 @@ mod tests {
             channels: 1,
             latent_dim: 8,
             width: 4,
-            loss: family.loss().into(),
+            loss: family.loss_name().into(),
             steps: 0,
             batch_size: 2,
             learning_rate: 1e-3,
