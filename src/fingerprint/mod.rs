@@ -7,6 +7,7 @@ pub mod align;
 pub mod iscc;
 pub mod phash;
 pub mod reenact;
+pub mod webp;
 
 use std::borrow::Cow;
 

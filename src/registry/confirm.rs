@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::VerifySettings;
 use crate::fingerprint::align::{comparison_image, is_downscaled, similarity};
-use crate::fingerprint::reenact::{jpeg_luma_table, reenacted_similarity, Probe};
+use crate::fingerprint::reenact::{reenacted_similarity, Probe};
 
 /// Which comparison confirmed a match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -88,14 +88,15 @@ pub struct UploadProbe {
 }
 
 impl UploadProbe {
-    /// From the decoded upload and its bytes (for a JPEG's quantisation table). `image` may be
+    /// From the decoded upload and its bytes (a JPEG's quantisation table, a lossy WebP's
+    /// quantiser). `image` may be
     /// the bounded working copy of a large upload; `side` is the upload's longer side as
     /// uploaded.
     #[must_use]
     pub fn new(image: &DynamicImage, bytes: &[u8], side: u32) -> Self {
         Self {
             comparison: comparison_image(image),
-            reenact: Probe::new(image, jpeg_luma_table(bytes)),
+            reenact: Probe::of_upload(image, bytes),
             side,
         }
     }

@@ -85,11 +85,15 @@ impl Filter {
 }
 
 /// An edit an uploader's software makes before the copy reaches a moderator. Every edit ends in
-/// a file (PNG, or JPEG where named) that is decoded again, as an upload would arrive.
+/// a file (PNG, or JPEG or lossy WebP where named) that is decoded again, as an upload would
+/// arrive.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Edit {
     Clean,
     Jpeg(u8),
+    /// Saved as a lossy WebP at this quality by libwebp's default preset (as Pillow and `cwebp`
+    /// write it).
+    Webp(u8),
     Resize(f64, Filter),
     /// Resized, then saved as JPEG at this quality (what a social network does).
     ResizeJpeg(f64, Filter, u8),
@@ -103,11 +107,12 @@ pub enum Edit {
 
 impl Edit {
     /// The edits measured: the list of what people apply.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::Clean,
         Self::Jpeg(90),
         Self::Jpeg(75),
         Self::Jpeg(50),
+        Self::Webp(75),
         Self::Resize(0.5, Filter::Triangle),
         Self::Resize(0.5, Filter::Bicubic),
         Self::Resize(0.5, Filter::Lanczos),
@@ -131,6 +136,7 @@ impl Edit {
         match *self {
             Self::Clean => "clean".into(),
             Self::Jpeg(q) => format!("jpeg{q}"),
+            Self::Webp(q) => format!("webp{q}"),
             Self::Resize(f, filter) => format!("{f}x-{}", filter.name()),
             Self::ResizeJpeg(f, filter, q) => format!("{f}x-{}+jpeg{q}", filter.name()),
             Self::Crop(f) => format!("crop{}%", (f * 100.0).round()),
@@ -152,6 +158,13 @@ impl Edit {
         match *self {
             Self::Clean => encode(image, None),
             Self::Jpeg(q) => encode(image, Some(q)),
+            Self::Webp(q) => {
+                let bytes = crate::fingerprint::webp::write_lossy(image, q).unwrap_or_default();
+                match image::load_from_memory(&bytes) {
+                    Ok(decoded) => (bytes, decoded),
+                    Err(_) => (Vec::new(), image.clone()),
+                }
+            }
             Self::Resize(f, filter) => encode(&filter.resize(image, f), None),
             Self::ResizeJpeg(f, filter, q) => encode(&filter.resize(image, f), Some(q)),
             Self::Crop(f) => encode(&crop(image, f, rng), None),
