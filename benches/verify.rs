@@ -470,6 +470,12 @@ fn confirm_bench(settings: &Settings) {
         let decoded = image::load_from_memory(&bytes).unwrap();
         (bytes, decoded)
     };
+    // A lossy WebP copy as libwebp's default preset writes it (Pillow, cwebp).
+    let webp = |image: &DynamicImage, quality: u8| {
+        let bytes = hallmark::fingerprint::webp::write_lossy(image, quality).unwrap();
+        let decoded = image::load_from_memory(&bytes).unwrap();
+        (bytes, decoded)
+    };
     let half =
         |image: &DynamicImage| image.resize_exact(16, 16, image::imageops::FilterType::CatmullRom);
     let thresholds = Thresholds::of(&settings.verify);
@@ -478,11 +484,12 @@ fn confirm_bench(settings: &Settings) {
         settings.verify.max_candidates,
     );
     type Make<'a> = Box<dyn Fn(usize) -> (Vec<u8>, DynamicImage) + 'a>;
-    let kinds: [(&str, Make<'_>); 5] = [
+    let kinds: [(&str, Make<'_>); 7] = [
         (
             "registered, JPEG 75",
             Box::new(|i| file(&originals[i], Some(75))),
         ),
+        ("registered, WebP 75", Box::new(|i| webp(&originals[i], 75))),
         (
             "registered, 0.5x bicubic + JPEG 75",
             Box::new(|i| file(&half(&originals[i]), Some(75))),
@@ -498,6 +505,10 @@ fn confirm_bench(settings: &Settings) {
         (
             "real test image, 0.5x bicubic",
             Box::new(|i| file(&half(&image_of(&test, i)), None)),
+        ),
+        (
+            "real test image, WebP 75",
+            Box::new(|i| webp(&image_of(&test, i), 75)),
         ),
     ];
     println!("## Stage 2 of a look-up: confirming the candidates (one core, {k} candidates at most, {d} bits)");
