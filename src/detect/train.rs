@@ -258,11 +258,13 @@ impl TrainingCurve {
 }
 
 /// Trains and calibrates a detector of `model` against the generators of `mix`; writes
-/// nothing.
+/// nothing. The steps, in order (each draws from the one seeded stream in turn, so a seed gives
+/// the same detector): the real images split ([`split_real`]), the domain rules
+/// ([`fit_domain`]), the validation images ([`Validation::draw`]), the fine-tuning
+/// ([`fine_tune`]), calibration and threshold ([`calibrate`]), the family head, the card.
 ///
 /// # Errors
 /// Missing dataset or discriminator weights, torch failures.
-#[allow(clippy::too_many_lines)]
 pub fn fit_detector(
     model: &LoadedModel,
     mix: &FakeMix<'_>,
@@ -272,61 +274,25 @@ pub fn fit_detector(
 ) -> Result<FittedDetector, GanError> {
     let started = Instant::now();
     let arch = model.card.architecture.clone();
-    if config.batch_size == 0 || config.steps == 0 {
-        return Err(GanError::Invalid(
-            "steps and batch size must be positive".into(),
-        ));
-    }
-    if !(0.0..=1.0).contains(&config.augmented_share) {
-        return Err(GanError::Invalid(format!(
-            "the augmented share {} is not between 0 and 1",
-            config.augmented_share
-        )));
-    }
+    config.validate()?;
     tch::manual_seed(config.seed as i64);
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let dataset = Dataset::split(dataset_dir, Split::Train, arch.image_size, arch.channels)?;
-    let mut order: Vec<usize> = (0..dataset.len()).collect();
-    order.shuffle(&mut rng);
-    let validation = config.validation.min(dataset.len() / 2).max(1);
-    let (val_idx, train_idx) = order.split_at(validation);
-    let train_idx: Vec<usize> = match config.real_limit {
-        Some(limit) => train_idx[..limit.min(train_idx.len()).max(1)].to_vec(),
-        None => train_idx.to_vec(),
-    };
-    let train_seed = TRAIN_SEED_BASE + config.seed;
-    let val_seed = VALIDATION_SEED_BASE + config.seed;
-
-    // Domain rules from real training images, clean and augmented.
-    let stats_sample: Vec<usize> = train_idx.iter().copied().take(5000).collect();
-    let stats_images = to_images(&dataset, &stats_sample);
-    let border_px = (arch.image_size / 16).max(1);
-    let mut stats: Vec<ImageStats> = Vec::with_capacity(stats_images.len() * 2);
-    for image in &stats_images {
-        stats.push(image_stats(image, arch.image_size, border_px));
-        let augmented = random_augment(image, &mut rng);
-        stats.push(image_stats(&augmented, arch.image_size, border_px));
-    }
-    let domain: DomainRules =
-        domain_from_stats(&arch, &stats, border_px, DOMAIN_MARGIN, MAX_CHROMA);
-
-    // Validation images: clean and one augmented copy of each.
+    let split = split_real(dataset.len(), config, &mut rng);
+    let (train_seed, val_seed) = (
+        TRAIN_SEED_BASE + config.seed,
+        VALIDATION_SEED_BASE + config.seed,
+    );
+    let domain = fit_domain(&dataset, &split.train, &arch, &mut rng);
     let mut images_per_source = BTreeMap::new();
-    let val_real = to_images(&dataset, val_idx);
-    let val_fake = mix.generate(
+    let validation = Validation::draw(
+        &dataset,
+        &split.validation,
+        mix,
         val_seed,
-        &(0..validation as u64).collect::<Vec<_>>(),
         &mut images_per_source,
+        &mut rng,
     )?;
-    let val_real_aug: Vec<DynamicImage> = val_real
-        .iter()
-        .map(|i| random_augment(i, &mut rng))
-        .collect();
-    let val_fake_aug: Vec<DynamicImage> = val_fake
-        .iter()
-        .map(|i| random_augment(i, &mut rng))
-        .collect();
-
     let net = DetectorNet::for_training(
         &arch,
         config.input,
@@ -334,28 +300,223 @@ pub fn fit_detector(
         device,
         &model.dir.join(DISCRIMINATOR_FILE),
     )?;
-    let mut opt = nn::Adam::default().build(net.var_store(), config.learning_rate)?;
+    let curve = fine_tune(
+        &net,
+        &Steps {
+            dataset: &dataset,
+            train: &split.train,
+            mix,
+            seed: train_seed,
+            validation: &validation,
+            arch: &arch,
+            config,
+            device,
+        },
+        &mut images_per_source,
+        &mut rng,
+    )?;
+    let training_time_s = started.elapsed().as_secs_f64();
+    let calibrated = calibrate(&net, &validation, &arch, config.seed)?;
+    let attribution = fit_attribution(
+        &net,
+        mix,
+        &arch,
+        (train_seed ^ ATTRIBUTION_SEED, val_seed ^ ATTRIBUTION_SEED),
+        config.attribution_steps,
+        &mut rng,
+        &mut images_per_source,
+    )?;
+    let training = training_record(
+        config,
+        &calibrated,
+        RunFacts {
+            device,
+            training_time_s,
+            real_train_images: split.train.len(),
+            validation: split.validation.len(),
+            train_seed,
+            val_seed,
+        },
+        &images_per_source,
+        mix,
+    );
+    let card = DetectorCard {
+        weights: DETECTOR_FILE.to_owned(),
+        generator_sha256: Some(model.generator_sha256.clone()),
+        calibration: calibrated.calibration,
+        threshold: calibrated.threshold,
+        domain,
+        input: config.input,
+        network: config.network,
+        attribution: attribution.as_ref().map(|a| a.1.clone()),
+        training: Some(training),
+        evaluation: None,
+        leave_one_family_out: Vec::new(),
+    };
+    let detector =
+        Detector::from_parts(net, arch, card.clone()).with_attribution(attribution.map(|a| a.0));
+    let ood = |images: &[DynamicImage]| {
+        images
+            .iter()
+            .filter(|i| detector.out_of_domain(i).is_some())
+            .count() as f64
+            / images.len().max(1) as f64
+    };
+    let generated_out_of_domain = ood(&validation.fake);
+    let real_out_of_domain = ood(&validation.real);
+    Ok(FittedDetector {
+        detector,
+        report: DetectorTrainReport {
+            card,
+            images_per_source,
+            generated_out_of_domain,
+            real_out_of_domain,
+        },
+        curve,
+    })
+}
 
+impl DetectorTrainConfig {
+    fn validate(&self) -> Result<(), GanError> {
+        if self.batch_size == 0 || self.steps == 0 {
+            return Err(GanError::Invalid(
+                "steps and batch size must be positive".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.augmented_share) {
+            return Err(GanError::Invalid(format!(
+                "the augmented share {} is not between 0 and 1",
+                self.augmented_share
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The real training images by index: a validation block and the images trained on.
+struct RealSplit {
+    validation: Vec<usize>,
+    train: Vec<usize>,
+}
+
+/// Shuffles the dataset's indices and cuts off the validation block (at most half the images)
+/// and, with `config.real_limit`, the images trained on.
+fn split_real(len: usize, config: &DetectorTrainConfig, rng: &mut ChaCha8Rng) -> RealSplit {
+    let mut order: Vec<usize> = (0..len).collect();
+    order.shuffle(rng);
+    let validation = config.validation.min(len / 2).max(1);
+    let (validation, train) = order.split_at(validation);
+    let train = match config.real_limit {
+        Some(limit) => train[..limit.min(train.len()).max(1)].to_vec(),
+        None => train.to_vec(),
+    };
+    RealSplit {
+        validation: validation.to_vec(),
+        train,
+    }
+}
+
+/// The domain rules from (at most 5,000) real training images, clean and augmented.
+fn fit_domain(
+    dataset: &Dataset,
+    train: &[usize],
+    arch: &crate::gan::Architecture,
+    rng: &mut ChaCha8Rng,
+) -> DomainRules {
+    let sample: Vec<usize> = train.iter().copied().take(5000).collect();
+    let images = to_images(dataset, &sample);
+    let border_px = (arch.image_size / 16).max(1);
+    let mut stats: Vec<ImageStats> = Vec::with_capacity(images.len() * 2);
+    for image in &images {
+        stats.push(image_stats(image, arch.image_size, border_px));
+        let augmented = random_augment(image, rng);
+        stats.push(image_stats(&augmented, arch.image_size, border_px));
+    }
+    domain_from_stats(arch, &stats, border_px, DOMAIN_MARGIN, MAX_CHROMA)
+}
+
+/// The validation images: real and generated, clean and one augmented copy of each.
+struct Validation {
+    real: Vec<DynamicImage>,
+    real_aug: Vec<DynamicImage>,
+    fake: Vec<DynamicImage>,
+    fake_aug: Vec<DynamicImage>,
+}
+
+impl Validation {
+    fn draw(
+        dataset: &Dataset,
+        indices: &[usize],
+        mix: &FakeMix<'_>,
+        seed: u64,
+        images_per_source: &mut BTreeMap<String, u64>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self, GanError> {
+        let real = to_images(dataset, indices);
+        let fake = mix.generate(
+            seed,
+            &(0..indices.len() as u64).collect::<Vec<_>>(),
+            images_per_source,
+        )?;
+        let real_aug = real.iter().map(|i| random_augment(i, rng)).collect();
+        let fake_aug = fake.iter().map(|i| random_augment(i, rng)).collect();
+        Ok(Self {
+            real,
+            real_aug,
+            fake,
+            fake_aug,
+        })
+    }
+
+    /// The accuracy curve's images (at most 500 of each kind, clean then augmented): real,
+    /// then generated.
+    fn curve_sets(&self) -> (Vec<DynamicImage>, Vec<DynamicImage>) {
+        let n = self.real.len().min(500);
+        let both = |clean: &[DynamicImage], augmented: &[DynamicImage]| {
+            clean[..n.min(clean.len())]
+                .iter()
+                .chain(&augmented[..n.min(augmented.len())])
+                .cloned()
+                .collect()
+        };
+        (
+            both(&self.real, &self.real_aug),
+            both(&self.fake, &self.fake_aug),
+        )
+    }
+}
+
+/// What the fine-tuning steps draw from.
+struct Steps<'a> {
+    dataset: &'a Dataset,
+    train: &'a [usize],
+    mix: &'a FakeMix<'a>,
+    seed: u64,
+    validation: &'a Validation,
+    arch: &'a crate::gan::Architecture,
+    config: &'a DetectorTrainConfig,
+    device: Device,
+}
+
+/// Fine-tunes `net`: Adam on binary cross-entropy (real = 1), the learning rate constant for
+/// half the steps, then linearly down to 5%; real and generated batches augmented alike.
+fn fine_tune(
+    net: &DetectorNet,
+    s: &Steps<'_>,
+    images_per_source: &mut BTreeMap<String, u64>,
+    rng: &mut ChaCha8Rng,
+) -> Result<TrainingCurve, GanError> {
+    let (config, arch, device) = (s.config, s.arch, s.device);
+    let mut opt = nn::Adam::default().build(net.var_store(), config.learning_rate)?;
     let bar = crate::progress::bar(config.steps, "detector steps", config.progress);
-    let curve_n = validation.min(500);
-    let curve_real: Vec<DynamicImage> = val_real[..curve_n]
-        .iter()
-        .chain(&val_real_aug[..curve_n])
-        .cloned()
-        .collect();
-    let curve_fake: Vec<DynamicImage> = val_fake[..curve_n]
-        .iter()
-        .chain(&val_fake_aug[..curve_n])
-        .cloned()
-        .collect();
+    let (curve_real, curve_fake) = s.validation.curve_sets();
     let val_accuracy = |net: &DetectorNet| -> Result<f64, GanError> {
-        let r = forward_logits(net, &curve_real, &arch)?;
-        let f = forward_logits(net, &curve_fake, &arch)?;
+        let r = forward_logits(net, &curve_real, arch)?;
+        let f = forward_logits(net, &curve_fake, arch)?;
         let right =
             r.iter().filter(|&&l| l > 0.0).count() + f.iter().filter(|&&l| l <= 0.0).count();
         Ok(right as f64 / (r.len() + f.len()) as f64)
     };
-
     let b = config.batch_size;
     let targets = Tensor::cat(
         &[
@@ -366,9 +527,8 @@ pub fn fit_detector(
     );
     let mut losses: Vec<f32> = Vec::with_capacity(config.steps as usize);
     let mut accs: Vec<f32> = Vec::with_capacity(config.steps as usize);
-    let mut val_points = vec![(0.0, val_accuracy(&net)?)];
+    let mut val_points = vec![(0.0, val_accuracy(net)?)];
     for step in 0..config.steps {
-        // Constant for the first half, then linearly down to 5% of the rate.
         let progress = step as f64 / config.steps as f64;
         let decay = if progress < 0.5 {
             1.0
@@ -377,23 +537,23 @@ pub fn fit_detector(
         };
         opt.set_lr(config.learning_rate * decay);
         let real_batch: Vec<usize> = (0..b)
-            .map(|_| train_idx[rng.gen_range(0..train_idx.len())])
+            .map(|_| s.train[rng.gen_range(0..s.train.len())])
             .collect();
         let indices: Vec<u64> = (step * b as u64..(step + 1) * b as u64).collect();
-        let fakes = mix.generate(train_seed, &indices, &mut images_per_source)?;
-        let batch: Vec<DynamicImage> = to_images(&dataset, &real_batch)
+        let fakes = s.mix.generate(s.seed, &indices, images_per_source)?;
+        let batch: Vec<DynamicImage> = to_images(s.dataset, &real_batch)
             .iter()
             .chain(&fakes)
             .map(|i| {
                 if rng.gen_bool(config.augmented_share) {
-                    random_augment(i, &mut rng)
+                    random_augment(i, rng)
                 } else {
                     i.clone()
                 }
             })
             .collect();
         let size = i64::from(arch.image_size);
-        let x = Tensor::f_from_slice(&detector_input_random(&batch, &arch, &mut rng))?
+        let x = Tensor::f_from_slice(&detector_input_random(&batch, arch, rng))?
             .f_view([2 * b as i64, i64::from(arch.channels), size, size])?
             .f_to_device(device)?;
         let logits = net.forward_t(&x, true);
@@ -415,7 +575,7 @@ pub fn fit_detector(
         losses.push(loss.f_double_value(&[])? as f32);
         accs.push(acc.f_double_value(&[])? as f32);
         if (step + 1) % config.eval_every.max(1) == 0 || step + 1 == config.steps {
-            let a = val_accuracy(&net)?;
+            let a = val_accuracy(net)?;
             val_points.push(((step + 1) as f64, a));
             bar.set_message(format!(
                 "loss {:.3}, val acc {:.3}",
@@ -426,13 +586,41 @@ pub fn fit_detector(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let training_time_s = started.elapsed().as_secs_f64();
+    Ok(TrainingCurve {
+        losses,
+        accs,
+        val_points,
+    })
+}
 
-    // Calibration and threshold on the full validation set.
-    let lr = forward_logits(&net, &val_real, &arch)?;
-    let lra = forward_logits(&net, &val_real_aug, &arch)?;
-    let lf = forward_logits(&net, &val_fake, &arch)?;
-    let lfa = forward_logits(&net, &val_fake_aug, &arch)?;
+/// Calibration and threshold, fitted on the whole validation set.
+struct Calibrated {
+    calibration: Calibration,
+    threshold: f64,
+    /// Calibrated probabilities: real clean, real augmented, generated clean, generated
+    /// augmented.
+    real: Vec<f64>,
+    real_aug: Vec<f64>,
+    fake: Vec<f64>,
+    fake_aug: Vec<f64>,
+    /// The real validation images under each standard transform but the first (clean).
+    by_transform: Vec<(String, Vec<f64>)>,
+}
+
+/// Platt scaling on the validation logits, then the threshold: the highest of the real images'
+/// thresholds for [`VALIDATION_FPR`], clean, augmented and under each standard transform the
+/// product promises a false-positive rate for (JPEG 75, 0.5x, the 10% crop; drawn from a
+/// stream of their own, so the other draws stay as they were).
+fn calibrate(
+    net: &DetectorNet,
+    validation: &Validation,
+    arch: &crate::gan::Architecture,
+    seed: u64,
+) -> Result<Calibrated, GanError> {
+    let lr = forward_logits(net, &validation.real, arch)?;
+    let lra = forward_logits(net, &validation.real_aug, arch)?;
+    let lf = forward_logits(net, &validation.fake, arch)?;
+    let lfa = forward_logits(net, &validation.fake_aug, arch)?;
     let all: Vec<f64> = lr
         .iter()
         .chain(&lra)
@@ -445,122 +633,110 @@ pub fn fit_detector(
         .collect();
     let calibration = Calibration::fit_platt(&all, &labels)?;
     let p = |l: &[f64]| -> Vec<f64> { l.iter().map(|&x| calibration.probability(x)).collect() };
-    let (pr, pra, pf, pfa) = (p(&lr), p(&lra), p(&lf), p(&lfa));
-    // The validation real images under each standard transform the product promises a false
-    // positive rate for (JPEG 75, 0.5x, the 10% crop), from a stream of their own so that the
-    // rest of training draws the same numbers as before.
-    let mut transform_rng = ChaCha8Rng::seed_from_u64(config.seed ^ TRANSFORM_SEED);
+    let mut transform_rng = ChaCha8Rng::seed_from_u64(seed ^ TRANSFORM_SEED);
     let mut by_transform = Vec::new();
     for t in Transform::STANDARD.iter().skip(1) {
-        let images: Vec<DynamicImage> = val_real
+        let images: Vec<DynamicImage> = validation
+            .real
             .iter()
             .map(|i| t.apply(i, &mut transform_rng))
             .collect();
-        by_transform.push((t.name(), p(&forward_logits(&net, &images, &arch)?)));
+        by_transform.push((t.name(), p(&forward_logits(net, &images, arch)?)));
     }
+    let (real, real_aug) = (p(&lr), p(&lra));
     let threshold = by_transform
         .iter()
         .map(|(_, v)| threshold_for_fpr(v, VALIDATION_FPR))
         .fold(
-            threshold_for_fpr(&pr, VALIDATION_FPR).max(threshold_for_fpr(&pra, VALIDATION_FPR)),
+            threshold_for_fpr(&real, VALIDATION_FPR)
+                .max(threshold_for_fpr(&real_aug, VALIDATION_FPR)),
             f64::max,
         )
         .clamp(1e-6, 1.0 - 1e-6);
-    let rate =
-        |v: &[f64]| v.iter().filter(|&&x| x >= threshold).count() as f64 / v.len().max(1) as f64;
-    let all_p: Vec<f64> = pr
-        .iter()
-        .chain(&pra)
-        .chain(&pf)
-        .chain(&pfa)
-        .copied()
-        .collect();
-    let round = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
-    let attribution = fit_attribution(
-        &net,
-        mix,
-        &arch,
-        (train_seed ^ ATTRIBUTION_SEED, val_seed ^ ATTRIBUTION_SEED),
-        config.attribution_steps,
-        &mut rng,
-        &mut images_per_source,
-    )?;
-    let tpr_all: Vec<f64> = pf.iter().chain(&pfa).copied().collect();
-
-    let card = DetectorCard {
-        weights: DETECTOR_FILE.to_owned(),
-        generator_sha256: Some(model.generator_sha256.clone()),
+    Ok(Calibrated {
+        real,
+        real_aug,
+        fake: p(&lf),
+        fake_aug: p(&lfa),
         calibration,
         threshold,
-        domain: domain.clone(),
-        input: config.input,
-        network: config.network,
-        attribution: attribution.as_ref().map(|a| a.1.clone()),
-        training: Some(DetectorTraining {
-            method: format!(
-                "{} (all layers, Adam, binary cross-entropy, \
-                 real = 1; learning rate constant for half the steps, then linearly down to 5%) on real train images vs generated images (with a zoo: every other one from the model's generator, the rest from the zoo members in turn), both augmented alike; input {}; inputs with sides of 3/4 to 1x the model size placed on a black canvas at native scale (one random whole-pixel placement in training, the mean logit over all of them otherwise), others resized",
-                match config.network {
-                    DetectorNetwork::Discriminator => format!("fine-tune of {DISCRIMINATOR_FILE}"),
-                    DetectorNetwork::Plain => format!("fine-tune of {DISCRIMINATOR_FILE} without its spectral norm (each weight divided by it at the start)"),
-                },
-                config.input.name()
-            ),
-            steps: config.steps,
-            batch_size: b as u32,
-            learning_rate: config.learning_rate,
-            seed: config.seed,
-            device: crate::device::DeviceName(device).to_string(),
-            training_time_s: round(training_time_s, 1),
-            real_train_images: train_idx.len() as u64,
-            generated_train_images: config.steps * b as u64,
-            generated_train_seed: train_seed,
-            real_validation_images: validation as u64,
-            generated_validation_images: validation as u64,
-            generated_validation_seed: val_seed,
-            augmented_share: config.augmented_share,
-            augmentation: "per augmented image, p=0.6 crop 0-15% of each side at a random offset; p=1/4 \
-                           Gaussian blur sigma 0.3-1.2; p=1/2 downscale x0.4-1.0 (random \
-                           filter); p=1/2 JPEG quality 50-95. Validation: clean + one \
-                           augmented copy of each image"
-                .into(),
-            validation_ap: round(average_precision(&all_p, &labels), 5),
-            validation_fpr_clean: round(rate(&pr), 5),
-            validation_fpr_augmented: round(rate(&pra), 5),
-            validation_tpr: round(rate(&tpr_all), 5),
-            validation_fpr_by_transform: by_transform
-                .iter()
-                .map(|(name, v)| (name.clone(), round(rate(v), 5)))
-                .collect(),
-            generated_sources: images_per_source.clone(),
-            held_out_families: mix.held_out().iter().map(ToString::to_string).collect(),
-        }),
-        evaluation: None,
-        leave_one_family_out: Vec::new(),
-    };
-    let detector = Detector::from_parts(net, arch.clone(), card.clone())
-        .with_attribution(attribution.map(|a| a.0));
-    let ood = |images: &[DynamicImage]| {
-        images
-            .iter()
-            .filter(|i| detector.out_of_domain(i).is_some())
-            .count() as f64
-            / images.len().max(1) as f64
-    };
-    let generated_out_of_domain = ood(&val_fake);
-    let real_out_of_domain = ood(&val_real);
-    Ok(FittedDetector {
-        detector,
-        report: DetectorTrainReport {
-            card,
-            images_per_source,
-            generated_out_of_domain,
-            real_out_of_domain,
-        },
-        curve: TrainingCurve {
-            losses,
-            accs,
-            val_points,
-        },
+        by_transform,
     })
+}
+
+/// Facts of a run the card records.
+struct RunFacts {
+    device: Device,
+    training_time_s: f64,
+    real_train_images: usize,
+    validation: usize,
+    train_seed: u64,
+    val_seed: u64,
+}
+
+/// The card's `[detector.training]`: the recipe, the run and the validation figures at the
+/// chosen threshold.
+fn training_record(
+    config: &DetectorTrainConfig,
+    c: &Calibrated,
+    run: RunFacts,
+    images_per_source: &BTreeMap<String, u64>,
+    mix: &FakeMix<'_>,
+) -> DetectorTraining {
+    let rate =
+        |v: &[f64]| v.iter().filter(|&&x| x >= c.threshold).count() as f64 / v.len().max(1) as f64;
+    let round = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
+    let all_p: Vec<f64> = c
+        .real
+        .iter()
+        .chain(&c.real_aug)
+        .chain(&c.fake)
+        .chain(&c.fake_aug)
+        .copied()
+        .collect();
+    let labels: Vec<bool> = std::iter::repeat_n(false, c.real.len() + c.real_aug.len())
+        .chain(std::iter::repeat_n(true, c.fake.len() + c.fake_aug.len()))
+        .collect();
+    let tpr_all: Vec<f64> = c.fake.iter().chain(&c.fake_aug).copied().collect();
+    let b = config.batch_size;
+    DetectorTraining {
+        method: format!(
+            "{} (all layers, Adam, binary cross-entropy, \
+             real = 1; learning rate constant for half the steps, then linearly down to 5%) on real train images vs generated images (with a zoo: every other one from the model's generator, the rest from the zoo members in turn), both augmented alike; input {}; inputs with sides of 3/4 to 1x the model size placed on a black canvas at native scale (one random whole-pixel placement in training, the mean logit over all of them otherwise), others resized",
+            match config.network {
+                DetectorNetwork::Discriminator => format!("fine-tune of {DISCRIMINATOR_FILE}"),
+                DetectorNetwork::Plain => format!("fine-tune of {DISCRIMINATOR_FILE} without its spectral norm (each weight divided by it at the start)"),
+            },
+            config.input.name()
+        ),
+        steps: config.steps,
+        batch_size: b as u32,
+        learning_rate: config.learning_rate,
+        seed: config.seed,
+        device: crate::device::DeviceName(run.device).to_string(),
+        training_time_s: round(run.training_time_s, 1),
+        real_train_images: run.real_train_images as u64,
+        generated_train_images: config.steps * b as u64,
+        generated_train_seed: run.train_seed,
+        real_validation_images: run.validation as u64,
+        generated_validation_images: run.validation as u64,
+        generated_validation_seed: run.val_seed,
+        augmented_share: config.augmented_share,
+        augmentation: "per augmented image, p=0.6 crop 0-15% of each side at a random offset; p=1/4 \
+                       Gaussian blur sigma 0.3-1.2; p=1/2 downscale x0.4-1.0 (random \
+                       filter); p=1/2 JPEG quality 50-95. Validation: clean + one \
+                       augmented copy of each image"
+            .into(),
+        validation_ap: round(average_precision(&all_p, &labels), 5),
+        validation_fpr_clean: round(rate(&c.real), 5),
+        validation_fpr_augmented: round(rate(&c.real_aug), 5),
+        validation_tpr: round(rate(&tpr_all), 5),
+        validation_fpr_by_transform: c
+            .by_transform
+            .iter()
+            .map(|(name, v)| (name.clone(), round(rate(v), 5)))
+            .collect(),
+        generated_sources: images_per_source.clone(),
+        held_out_families: mix.held_out().iter().map(ToString::to_string).collect(),
+    }
 }

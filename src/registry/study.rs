@@ -643,10 +643,42 @@ impl MatchStudy {
         }
     }
 
-    /// The full report.
+    /// The full report: what was measured, our copies' scores, the real images' best scores,
+    /// the thresholds chosen on calibration, and recall and false matches at those and at the
+    /// configured thresholds.
     #[must_use]
     pub fn report(&self) -> String {
         let mut s = String::new();
+        self.write_protocol(&mut s);
+        self.write_own_scores(&mut s);
+        self.write_real_scores(&mut s);
+        let chosen = self.calibrated();
+        let _ = writeln!(
+            s,
+            "\nthresholds chosen on the calibration split (in each tier and size class, the \
+             highest calibration score plus its distance from the calibration's 99.9th \
+             percentile): {}",
+            describe(&chosen)
+        );
+        self.write_outcomes(
+            &mut s,
+            &format!(
+                "at the thresholds chosen on calibration ({}):",
+                describe(&chosen)
+            ),
+            &chosen,
+        );
+        let c = self.configured;
+        self.write_outcomes(
+            &mut s,
+            &format!("at the configured thresholds ({}):", describe(&c)),
+            &c,
+        );
+        s
+    }
+
+    /// The protocol: registry, candidates, confirmation, the real-image splits, the edits.
+    fn write_protocol(&self, s: &mut String) {
         let n_cal = self.splits.calibration.len();
         let n_ho = self.splits.held_out_len();
         let _ = writeln!(
@@ -655,7 +687,7 @@ impl MatchStudy {
              grid of 13/16 windows; uploads looked up by whole + 4 windows); candidates: nearest \
              variant within {} bits, at most {}; confirmation: re-enacted similarity (the upload's \
              edits applied to the original: shift/crop at scale 1, resize by 7 filters, the upload's \
-             JPEG luma quantisation; NCC at the upload's size), else aligned similarity (every crop \
+             JPEG luma quantisation or lossy WebP quantiser; NCC at the upload's size), else aligned similarity (every crop \
              down to 85% and scale; mean of shape and texture NCC at 32 px)",
             self.registered, self.candidate_distance, self.max_candidates
         );
@@ -675,6 +707,10 @@ impl MatchStudy {
         for edit in &self.edits {
             let _ = writeln!(s, "  {}", edit.name());
         }
+    }
+
+    /// Our copies: the own original among the candidates, and its scores in each tier.
+    fn write_own_scores(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "\nown original among the candidates, and its scores (re-enacted / aligned):"
@@ -707,6 +743,10 @@ impl MatchStudy {
                 percentile(&al, 0.01),
             );
         }
+    }
+
+    /// The real images' best scores against any candidate, calibration then held out.
+    fn write_real_scores(&self, s: &mut String) {
         for (label, set) in [
             ("calibration", &self.calibration),
             ("held-out", &self.held_out),
@@ -737,88 +777,69 @@ impl MatchStudy {
                 );
             }
         }
-        let chosen = self.calibrated();
+    }
+
+    /// Recall and false matches under each rule at thresholds `t`, with the margins.
+    fn write_outcomes(&self, s: &mut String, title: &str, t: &Thresholds) {
+        let n_cal = self.splits.calibration.len();
+        let n_ho = self.splits.held_out_len();
         let rules = [
             ("aligned only", Rule::AlignedOnly),
             ("re-enacted only", Rule::ReenactedOnly),
             ("re-enacted, then aligned", Rule::Both),
         ];
+        let _ = writeln!(s, "\n{title}");
+        let _ = write!(s, "  {:<22}", "edit");
+        for (name, _) in &rules {
+            let _ = write!(s, " {name:>26}");
+        }
+        let _ = writeln!(s, "   (recall; held-out real images matched)");
+        // Real images are aligned only above the service's gate (align_from), so the aligned
+        // tier alone has no false-match count of its own.
+        let count = |rule: Rule, n: usize| {
+            if rule == Rule::AlignedOnly {
+                "-".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        for (e, edit) in self.edits.iter().enumerate() {
+            let _ = write!(s, "  {:<22}", edit.name());
+            for &(_, rule) in &rules {
+                let limited = rule.limit(*t);
+                let _ = write!(
+                    s,
+                    " {:>9.2}% {:>7} / {:<6}",
+                    self.recall(e, &limited) * 100.0,
+                    count(rule, Self::false_matches_under(&self.held_out, e, &limited)),
+                    n_ho
+                );
+            }
+            let target = if edit.relaxed_target() { 95.0 } else { 99.0 };
+            let _ = writeln!(s, "  target >= {target:.0}%");
+        }
+        for (label, set, n) in [
+            ("any edit, held out", &self.held_out, n_ho),
+            ("any edit, calibration", &self.calibration, n_cal),
+        ] {
+            let _ = write!(s, "  {label:<22}");
+            for &(_, rule) in &rules {
+                let limited = rule.limit(*t);
+                let _ = write!(
+                    s,
+                    " {:>10} {:>7} / {n:<6}",
+                    "",
+                    count(rule, Self::false_matches(set, &limited)),
+                );
+            }
+            let _ = writeln!(s);
+        }
+        let [r, rd, a, ad] = self.margins(t);
         let _ = writeln!(
             s,
-            "\nthresholds chosen on the calibration split (in each tier and size class, the \
-             highest calibration score plus its distance from the calibration's 99.9th \
-             percentile): {}",
-            describe(&chosen)
+            "  threshold minus the nearest held-out real image: re-enacted {r:+.4} full size, \
+             {rd:+.4} downscaled; aligned {a:+.4} full size, {ad:+.4} downscaled"
         );
-        let table = |s: &mut String, title: &str, t: &Thresholds| {
-            let _ = writeln!(s, "\n{title}");
-            let _ = write!(s, "  {:<22}", "edit");
-            for (name, _) in &rules {
-                let _ = write!(s, " {name:>26}");
-            }
-            let _ = writeln!(s, "   (recall; held-out real images matched)");
-            // Real images are aligned only above the service's gate (align_from), so the aligned
-            // tier alone has no false-match count of its own.
-            let count = |rule: Rule, n: usize| {
-                if rule == Rule::AlignedOnly {
-                    "-".to_string()
-                } else {
-                    n.to_string()
-                }
-            };
-            for (e, edit) in self.edits.iter().enumerate() {
-                let _ = write!(s, "  {:<22}", edit.name());
-                for &(_, rule) in &rules {
-                    let limited = rule.limit(*t);
-                    let _ = write!(
-                        s,
-                        " {:>9.2}% {:>7} / {:<6}",
-                        self.recall(e, &limited) * 100.0,
-                        count(rule, Self::false_matches_under(&self.held_out, e, &limited)),
-                        n_ho
-                    );
-                }
-                let target = if edit.relaxed_target() { 95.0 } else { 99.0 };
-                let _ = writeln!(s, "  target >= {target:.0}%");
-            }
-            for (label, set, n) in [
-                ("any edit, held out", &self.held_out, n_ho),
-                ("any edit, calibration", &self.calibration, n_cal),
-            ] {
-                let _ = write!(s, "  {label:<22}");
-                for &(_, rule) in &rules {
-                    let limited = rule.limit(*t);
-                    let _ = write!(
-                        s,
-                        " {:>10} {:>7} / {n:<6}",
-                        "",
-                        count(rule, Self::false_matches(set, &limited)),
-                    );
-                }
-                let _ = writeln!(s);
-            }
-            let [r, rd, a, ad] = self.margins(t);
-            let _ = writeln!(
-                s,
-                "  threshold minus the nearest held-out real image: re-enacted {r:+.4} full size, \
-                 {rd:+.4} downscaled; aligned {a:+.4} full size, {ad:+.4} downscaled"
-            );
-        };
-        table(
-            &mut s,
-            &format!(
-                "at the thresholds chosen on calibration ({}):",
-                describe(&chosen)
-            ),
-            &chosen,
-        );
-        let c = self.configured;
-        table(
-            &mut s,
-            &format!("at the configured thresholds ({}):", describe(&c)),
-            &c,
-        );
-        s
     }
 }
 
@@ -928,5 +949,32 @@ mod tests {
         assert!((t.aligned_downscaled - 0.9001).abs() < 1e-9);
         assert_eq!(t.aligned, 0.0001, "no full-size image was aligned");
         assert_eq!(t.align_from, 0.8);
+
+        // The report: its sections in order, both outcome tables, one row per edit.
+        let report = study.report();
+        let sections = [
+            "registry match (two stages)",
+            "real images: calibration",
+            "edits (every copy is a file, decoded again):",
+            "own original among the candidates",
+            "best score of a calibration real image",
+            "best score of a held-out real image",
+            "thresholds chosen on the calibration split",
+            "at the thresholds chosen on calibration (min_reenacted_similarity 1.0001",
+            "at the configured thresholds (min_reenacted_similarity 0.9000",
+        ];
+        let mut from = 0;
+        for section in sections {
+            let at = report[from..]
+                .find(section)
+                .unwrap_or_else(|| panic!("{section:?} missing or out of order:\n{report}"));
+            from += at + section.len();
+        }
+        assert_eq!(
+            report.matches("  any edit, held out").count(),
+            2,
+            "{report}"
+        );
+        assert_eq!(report.matches("target >= 99%").count(), 2, "{report}");
     }
 }
