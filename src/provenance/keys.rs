@@ -269,12 +269,8 @@ impl PrivateKey {
     }
 
     #[must_use]
-    pub const fn algorithm(&self) -> Algorithm {
-        match self {
-            Self::Ed25519(_) => Algorithm::Ed25519,
-            Self::Es256(_) => Algorithm::Es256,
-            Self::Es384(_) => Algorithm::Es384,
-        }
+    pub fn algorithm(&self) -> Algorithm {
+        self.public().algorithm()
     }
 
     #[must_use]

@@ -137,42 +137,27 @@ async fn an_operator_chain_with_an_ecdsa_leaf_signs_images_and_records(pool: PgP
         assert_eq!(published.matches("BEGIN CERTIFICATE").count(), 1);
         let file_chain = std::fs::read_to_string(&chain).unwrap();
         assert_eq!(file_chain.matches("BEGIN CERTIFICATE").count(), 2);
-        let mut verifier = std::process::Command::new(&python)
-            .arg(format!("{root}/tests/independent/verify_record.py"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        verifier
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(record.to_string().as_bytes())
-            .unwrap();
-        let out = verifier.wait_with_output().unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "OK",
-            "{algorithm}"
-        );
+        // The pure-Python verifier on the record as published: (exit status, what it printed).
+        let independent = |record: &Value| {
+            use std::io::Write as _;
+            let mut verifier = std::process::Command::new(&python)
+                .arg(format!("{root}/tests/independent/verify_record.py"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = verifier.stdin.take().unwrap();
+            stdin.write_all(record.to_string().as_bytes()).unwrap();
+            drop(stdin);
+            let out = verifier.wait_with_output().unwrap();
+            let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            (out.status.success(), said)
+        };
+        assert_eq!(independent(&record), (true, "OK".to_owned()), "{algorithm}");
         let mut tampered = record.clone();
         tampered["seed"] = json!(record["seed"].as_u64().unwrap() + 1);
-        let mut verifier = std::process::Command::new(&python)
-            .arg(format!("{root}/tests/independent/verify_record.py"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        verifier
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(tampered.to_string().as_bytes())
-            .unwrap();
-        let out = verifier.wait_with_output().unwrap();
         assert!(
-            !out.status.success(),
+            !independent(&tampered).0,
             "{algorithm}: a changed seed must fail"
         );
 
