@@ -218,20 +218,26 @@ fn decode(bytes: &[u8]) -> Option<Luma> {
 /// are each tried, the one whose whole quantiser matches first.
 #[must_use]
 pub fn reencode_like(plane: &Luma, upload: &Quantiser) -> Option<Luma> {
-    let base_at = |quality: u8| encode(plane, quality).and_then(|b| lossy_quantiser(&b));
-    // The lowest quality whose base index is at or below the upload's.
+    // The lowest quality whose base index is at or below the upload's; the bisection keeps that
+    // quality's encoding, so the scan below starts without writing it again.
     let (mut low, mut high) = (0u8, 100u8);
+    let mut at_high = None;
     while low < high {
         let mid = low + (high - low) / 2;
-        if base_at(mid)?.base <= upload.base {
+        let bytes = encode(plane, mid)?;
+        if lossy_quantiser(&bytes)?.base <= upload.base {
             high = mid;
+            at_high = Some(bytes);
         } else {
             low = mid + 1;
         }
     }
     let mut fallback = None;
     for quality in low..=100 {
-        let bytes = encode(plane, quality)?;
+        let bytes = match at_high.take() {
+            Some(bytes) if quality == low => bytes,
+            _ => encode(plane, quality)?,
+        };
         let found = lossy_quantiser(&bytes)?;
         if found.base != upload.base {
             break;

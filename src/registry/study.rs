@@ -158,13 +158,7 @@ impl Edit {
         match *self {
             Self::Clean => encode(image, None),
             Self::Jpeg(q) => encode(image, Some(q)),
-            Self::Webp(q) => {
-                let bytes = crate::fingerprint::webp::write_lossy(image, q).unwrap_or_default();
-                match image::load_from_memory(&bytes) {
-                    Ok(decoded) => (bytes, decoded),
-                    Err(_) => (Vec::new(), image.clone()),
-                }
-            }
+            Self::Webp(q) => decoded(image, crate::fingerprint::webp::write_lossy(image, q)),
             Self::Resize(f, filter) => encode(&filter.resize(image, f), None),
             Self::ResizeJpeg(f, filter, q) => encode(&filter.resize(image, f), Some(q)),
             Self::Crop(f) => encode(&crop(image, f, rng), None),
@@ -208,10 +202,15 @@ fn encode(image: &DynamicImage, quality: Option<u8>) -> (Vec<u8>, DynamicImage) 
             .encode_image(&image.to_luma8()),
         None => image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png),
     };
-    let decoded = written.and_then(|()| image::load_from_memory(&bytes));
-    match decoded {
-        Ok(decoded) => (bytes, decoded),
-        Err(_) => (Vec::new(), image.clone()),
+    decoded(image, written.ok().map(|()| bytes))
+}
+
+/// The file's bytes and the image decoded from them; empty bytes and `image` itself when the
+/// file could not be written or read back.
+fn decoded(image: &DynamicImage, file: Option<Vec<u8>>) -> (Vec<u8>, DynamicImage) {
+    match file.and_then(|bytes| image::load_from_memory(&bytes).ok().map(|d| (bytes, d))) {
+        Some(pair) => pair,
+        None => (Vec::new(), image.clone()),
     }
 }
 
