@@ -94,6 +94,7 @@ impl Application {
         let (app_pool, blobs) = (pool.clone(), generation.blobs.clone());
         let state = web::Data::new(AppState {
             pool,
+            keys: crate::store::api_keys::KeyCache::default(),
             public_limiter,
             uploads: UploadBudget::new(settings.limits.upload_memory_bytes),
             settings,

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest};
 use secrecy::SecretString;
 
@@ -70,25 +70,89 @@ fn bearer(req: &HttpRequest) -> Result<SecretString, ApiError> {
     Ok(SecretString::from(text.to_owned()))
 }
 
+/// A key the database passed on this request or an earlier one ([`api_keys::KeyCache`]): for
+/// routes whose effect checks the key again in its own statement, which the generation route's
+/// commit does, and which [`CachedKey::refuse_if_revoked`] every other answer. Anywhere else use
+/// [`Authenticated`], which asks the database every time.
+#[derive(Debug, Clone)]
+pub struct CachedKey {
+    pub key: Authenticated,
+    /// Whether the key came from the cache (unconfirmed for this request).
+    pub from_cache: bool,
+}
+
+impl CachedKey {
+    /// `error` as the answer to this request, unless the key came from the cache and has been
+    /// revoked since: then 401 `invalid_api_key` (and the key leaves the cache), as a request
+    /// checked against the database would have been told. So a revoked key hears 401 on its very
+    /// next request whatever that request is, and the database is asked only when the answer is
+    /// an error anyway.
+    pub async fn refuse_if_revoked(
+        &self,
+        state: &AppState,
+        error: actix_web::Error,
+    ) -> actix_web::Error {
+        let id = self.key.0.id;
+        if !self.from_cache || error.as_response_error().status_code() == StatusCode::UNAUTHORIZED {
+            return error;
+        }
+        match api_keys::is_live(&state.pool, id).await {
+            Ok(true) => error,
+            Ok(false) => {
+                state.keys.forget(id);
+                invalid_key().into()
+            }
+            Err(failure) => ApiError::from(failure).into(),
+        }
+    }
+}
+
+/// The presented key and the state, or the coded refusal.
+fn presented(req: &HttpRequest) -> Result<(SecretString, web::Data<AppState>), ApiError> {
+    let presented = bearer(req)?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(&std::io::Error::other("application state missing")))?;
+    Ok((presented, state))
+}
+
+fn invalid_key() -> ApiError {
+    unauthorized(
+        code::INVALID_API_KEY,
+        "the API key is unknown or has been revoked",
+    )
+}
+
+fn known(found: Option<ApiKeyInfo>) -> Result<Authenticated, ApiError> {
+    found.map(Authenticated).ok_or_else(invalid_key)
+}
+
 impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let presented = bearer(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let presented = presented(req);
         Box::pin(async move {
-            let presented = presented?;
-            let state = state.ok_or_else(|| {
-                ApiError::internal(&std::io::Error::other("application state missing"))
-            })?;
-            match api_keys::authenticate(&state.pool, &presented).await? {
-                Some(key) => Ok(Self(key)),
-                None => Err(unauthorized(
-                    code::INVALID_API_KEY,
-                    "the API key is unknown or has been revoked",
-                )),
-            }
+            let (presented, state) = presented?;
+            known(api_keys::authenticate(&state.pool, &presented).await?)
+        })
+    }
+}
+
+impl FromRequest for CachedKey {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let presented = presented(req);
+        Box::pin(async move {
+            let (presented, state) = presented?;
+            let found = state.keys.authenticate(&state.pool, &presented).await?;
+            let from_cache = found.as_ref().is_some_and(|(_, cached)| *cached);
+            let key = known(found.map(|(info, _)| info))?;
+            Ok(Self { key, from_cache })
         })
     }
 }

@@ -233,6 +233,7 @@ impl From<GenerationError> for ApiError {
                 "the image store is full; try again later",
             )
             .retry_after(30),
+            GenerationError::KeyRevoked => Self::new(code::INVALID_API_KEY, error.to_string()),
             GenerationError::Database(inner) => inner.into(),
             GenerationError::Storage(_)
             | GenerationError::Blocking(_)

@@ -4,10 +4,10 @@ use serde::Serialize;
 use std::time::Duration;
 use uuid::Uuid;
 
-use super::auth::Authenticated;
+use super::auth::CachedKey;
 use super::AppState;
 use crate::api::error::{code, ApiError};
-use crate::generation::{Generated, GenerationRequest};
+use crate::generation::{Generated, GenerationError, GenerationRequest};
 use crate::store::api_keys::Role;
 use crate::tlog::proof::InclusionProof;
 
@@ -99,26 +99,53 @@ fn wants_bytes(req: &HttpRequest) -> bool {
     security(("api_key" = []))
 )]
 pub async fn create(
-    auth: Authenticated,
+    auth: CachedKey,
     req: HttpRequest,
-    body: web::Json<GenerationRequest>,
+    body: Result<web::Json<GenerationRequest>, actix_web::Error>,
     state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    // The key may come from the cache: the commit checks that it is still live before an image
+    // is answered, and any other answer is checked by `refuse_if_revoked`.
+    let answer = match body {
+        Ok(body) => generate(&auth, &req, &body, &state)
+            .await
+            .map_err(actix_web::Error::from),
+        Err(error) => Err(error),
+    };
+    match answer {
+        Ok(response) => Ok(response),
+        Err(error) => Err(auth.refuse_if_revoked(&state, error).await),
+    }
+}
+
+async fn generate(
+    auth: &CachedKey,
+    req: &HttpRequest,
+    body: &GenerationRequest,
+    state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(Role::Generator)?;
+    let caller = auth.key.clone().require(Role::Generator)?;
     let service = &state.generation;
     let info = service.inference.info();
     let spec = body.validate(&info.name)?;
-    let raw = wants_bytes(&req);
+    let raw = wants_bytes(req);
     if raw && spec.count != 1 {
         return Err(ApiError::new(
             code::NOT_ACCEPTABLE,
             "image bytes can be returned for count 1 only; use JSON for more",
         ));
     }
-    let (generated, times) = service.generate(spec, Some(caller.key_id)).await?;
+    let (generated, times) = match service.generate(spec, Some(caller.key_id)).await {
+        Ok(done) => done,
+        Err(GenerationError::KeyRevoked) => {
+            state.keys.forget(caller.key_id);
+            return Err(GenerationError::KeyRevoked.into());
+        }
+        Err(error) => return Err(error.into()),
+    };
     let timing = ("Server-Timing", super::server_timing(&times.stages()));
     let proofs = if body.wait_for_log {
-        Some(wait_for_log(&state, &generated).await?)
+        Some(wait_for_log(state, &generated).await?)
     } else {
         None
     };

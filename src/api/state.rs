@@ -9,11 +9,14 @@ use super::limits::PublicLimiter;
 use crate::config::Settings;
 use crate::generation::GenerationService;
 use crate::registry::index::HashIndex;
+use crate::store::api_keys::KeyCache;
 use crate::verify::VerifyService;
 
 /// What every handler can reach.
 pub struct AppState {
     pub pool: PgPool,
+    /// Keys the database has passed, for the generation route (`api::auth::CachedKey`).
+    pub keys: KeyCache,
     pub settings: Settings,
     pub generation: GenerationService,
     pub verify: VerifyService,

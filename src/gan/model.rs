@@ -174,11 +174,17 @@ impl Generator {
             GeneratorNet::Dcgan { blocks, out } => (blocks, out),
             GeneratorNet::Progressive(p) => return p.forward(latents, false),
         };
+        // Inference on a CPU: the two layers oneDNN handles badly take the direct kernel.
+        let direct = !train && latents.device() == Device::Cpu;
         let mut x = latents.view([-1, i64::from(self.arch.latent_dim), 1, 1]);
-        for (conv, bn) in blocks {
-            x = conv.forward(&x).apply_t(bn, train).relu();
+        for (i, (conv, bn)) in blocks.iter().enumerate() {
+            let first = i == 0;
+            x = transpose(conv, &x, block_geometry(first), direct && first)
+                .apply_t(bn, train)
+                .relu();
         }
-        out.forward(&x).tanh()
+        let image_layer = direct && self.arch.channels <= DIRECT_MAX_CHANNELS;
+        transpose(out, &x, block_geometry(false), image_layer).tanh()
     }
 
     /// Latents (each `latent_dim` long, e.g. from [`latents_for`]) → images, in inference mode.
@@ -334,6 +340,45 @@ enum DiscriminatorNet {
     Progressive(ProDiscriminator),
 }
 
+/// Output channels up to which the DCGAN's image layer runs the direct kernel on a CPU.
+const DIRECT_MAX_CHANNELS: u32 = 3;
+
+/// Stride and padding of a DCGAN generator's transposed convolution: the first maps the 1x1
+/// latent to 4x4, every other one doubles the size.
+fn block_geometry(first: bool) -> (i64, i64) {
+    if first {
+        (1, 0)
+    } else {
+        (2, 1)
+    }
+}
+
+/// A DCGAN generator's 4x4 transposed convolution, through libtorch's default (oneDNN on a CPU)
+/// or, with `direct`, its direct kernel (`slow_conv_transpose2d`: im2col and one GEMM per image).
+///
+/// oneDNN is slow on two of the DCGAN's layers at every batch size: the first (a 1x1 input) and
+/// the image layer (1 or 3 output channels). PyTorch 2.13 on the 2-core build machine, one
+/// thread, 32x32 grey generator (`docs/benchmarks.md`, "the direct kernel"): the image layer
+/// 218 against 39 µs at batch 1, 4942 against 1098 µs at batch 64; the first layer 225 against
+/// 57 µs at batch 1, about even at 8, 1739 against 2262 µs at 64; the middle layers are faster
+/// in oneDNN from batch 8. The choice is per layer and never per batch, so an image's pixels do
+/// not depend on the batch it was computed in (the two kernels round differently).
+fn transpose(conv: &nn::ConvTranspose2D, x: &Tensor, geometry: (i64, i64), direct: bool) -> Tensor {
+    if !direct {
+        return conv.forward(x);
+    }
+    let (stride, padding) = geometry;
+    x.slow_conv_transpose2d(
+        &conv.ws,
+        [4, 4],
+        conv.bs.as_ref(),
+        [stride, stride],
+        [padding, padding],
+        [0, 0],
+        [1, 1],
+    )
+}
+
 /// The DCGAN generator's layers: transposed convolutions with batch norm, doubling the size
 /// from 4x4 to the image's.
 fn dcgan_generator(root: &nn::Path<'_>, arch: &Architecture) -> GeneratorNet {
@@ -342,10 +387,10 @@ fn dcgan_generator(root: &nn::Path<'_>, arch: &Architecture) -> GeneratorNet {
     let mut in_c = i64::from(arch.latent_dim);
     for i in 0..stages {
         let out_c = i64::from(arch.g_width) << (stages - 1 - i);
-        let first = i == 0;
+        let (stride, padding) = block_geometry(i == 0);
         let cfg = nn::ConvTransposeConfig {
-            stride: if first { 1 } else { 2 },
-            padding: if first { 0 } else { 1 },
+            stride,
+            padding,
             bias: false,
             ws_init: dcgan_init(),
             ..Default::default()
@@ -355,9 +400,10 @@ fn dcgan_generator(root: &nn::Path<'_>, arch: &Architecture) -> GeneratorNet {
         blocks.push((conv, bn));
         in_c = out_c;
     }
+    let (stride, padding) = block_geometry(false);
     let cfg = nn::ConvTransposeConfig {
-        stride: 2,
-        padding: 1,
+        stride,
+        padding,
         ws_init: dcgan_init(),
         ..Default::default()
     };
@@ -776,6 +822,41 @@ mod tests {
             g_width: 4,
             d_width: 4,
             loss: crate::gan::card::Loss::NonSaturating,
+        }
+    }
+
+    /// The direct kernel computes what oneDNN computes (to rounding), and an image comes out
+    /// bit for bit the same whatever the batch it is computed in.
+    #[test]
+    fn inference_layers_agree_with_the_default_and_do_not_depend_on_the_batch() {
+        for (size, channels) in [(32, 1), (64, 3)] {
+            let a = Architecture {
+                g_width: 16,
+                ..arch(size, channels)
+            };
+            let generator = Generator::new(&a, Device::Cpu).unwrap();
+            let GeneratorNet::Dcgan { blocks, out } = &generator.net else {
+                unreachable!("a DCGAN")
+            };
+            // The default path, layer by layer, against the forward pass.
+            let z = Tensor::randn([5, 8], (Kind::Float, Device::Cpu));
+            let reference = tch::no_grad(|| {
+                let mut x = z.view([-1, 8, 1, 1]);
+                for (conv, bn) in blocks {
+                    x = conv.forward(&x).apply_t(bn, false).relu();
+                }
+                out.forward(&x).tanh()
+            });
+            let served = tch::no_grad(|| generator.forward_t(&z, false));
+            let gap = (&served - &reference).abs().max().double_value(&[]);
+            assert!(gap < 1e-5, "{size}x{size}x{channels}: {gap}");
+
+            let latents: Vec<Vec<f32>> = (0..5).map(|i| latents_for(9, i, 8)).collect();
+            let together = generator.generate(&latents).unwrap();
+            for (i, latent) in latents.iter().enumerate() {
+                let alone = generator.generate(std::slice::from_ref(latent)).unwrap();
+                assert_eq!(alone[0].as_bytes(), together[i].as_bytes(), "image {i}");
+            }
         }
     }
 

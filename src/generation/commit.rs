@@ -11,6 +11,11 @@
 //! round trip, its own transaction), and answers every member: a request hears `Ok` only once its
 //! records are durable.
 //!
+//! The statement is also the request's API-key check: records made with a key revoked by the time
+//! it runs are left out, and their request hears [`CommitError::KeyRevoked`]. A key revoked before
+//! a request's commit therefore never gets an image, however the request was authenticated
+//! (`api::auth::CachedKey`).
+//!
 //! Failures:
 //! - a full queue refuses the request at once (the caller answers 429 `queue_full`), so a slow
 //!   database costs bounded memory;
@@ -24,6 +29,7 @@
 //! - the caller removes the blobs of a request that failed (see `GenerationService::generate`).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,9 +56,9 @@ pub struct Rows {
     pub iscc: Vec<(Uuid, ImageCode)>,
     /// Each record's transparency-log entry, in the records' order.
     pub log_entries: Vec<(Uuid, Vec<u8>)>,
-    /// Blobs written without a sync, journaled in the same statement (hash, bytes; empty on
-    /// S3): `store::blob_journal`.
-    pub journal: Vec<(Vec<u8>, bytes::Bytes)>,
+    /// Blobs written without a sync, journaled in the same statement (record id, hash, bytes;
+    /// empty on S3): `store::blob_journal`.
+    pub journal: Vec<(Uuid, Vec<u8>, bytes::Bytes)>,
 }
 
 impl Rows {
@@ -87,6 +93,9 @@ pub enum CommitError {
     QueueFull { queued: usize },
     #[error("the committer has stopped")]
     Stopped,
+    /// The request's API key was revoked before its records could commit: nothing was stored.
+    #[error("the API key was revoked before the images could be registered")]
+    KeyRevoked,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -126,7 +135,19 @@ impl CommitStats {
 /// A request waiting for its group's transaction.
 struct Waiting {
     rows: Rows,
-    reply: oneshot::Sender<Result<(), sqlx::Error>>,
+    /// `Ok(true)`: committed; `Ok(false)`: left out, its key is revoked.
+    reply: oneshot::Sender<Result<bool, sqlx::Error>>,
+}
+
+impl Waiting {
+    /// Whether this request's records are among those `inserted` (a request's records share one
+    /// key, so they are all in or all out).
+    fn committed_in(&self, inserted: &HashSet<Uuid>) -> bool {
+        self.rows
+            .records
+            .first()
+            .is_none_or(|record| inserted.contains(&record.fields.id))
+    }
 }
 
 /// A cheap, cloneable handle to the committer task.
@@ -186,8 +207,10 @@ impl Committer {
     /// Commits `rows` in the next group's transaction; returns once they are durable.
     ///
     /// # Errors
-    /// [`CommitError::QueueFull`] at once when the queue is full, [`CommitError::Database`] when
-    /// the transaction (the group's, or this request's own after a failed group) fails.
+    /// [`CommitError::QueueFull`] at once when the queue is full, [`CommitError::KeyRevoked`] when
+    /// the records' API key is revoked by the time the transaction runs (nothing is stored),
+    /// [`CommitError::Database`] when the transaction (the group's, or this request's own after a
+    /// failed group) fails.
     pub async fn commit(&self, rows: Rows) -> Result<(), CommitError> {
         if rows.is_empty() {
             return Ok(());
@@ -201,10 +224,11 @@ impl Committer {
                 },
                 TrySendError::Closed(_) => CommitError::Stopped,
             })?;
-        answer
-            .await
-            .map_err(|_| CommitError::Stopped)?
-            .map_err(CommitError::Database)
+        match answer.await.map_err(|_| CommitError::Stopped)? {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(CommitError::KeyRevoked),
+            Err(error) => Err(CommitError::Database(error)),
+        }
     }
 }
 
@@ -264,10 +288,12 @@ impl Task {
             insert(&self.pool, &all).await
         };
         match result {
-            Ok(()) => {
-                self.stats.record_commit(count);
+            Ok(inserted) => {
+                self.stats.record_commit(inserted.len());
+                let inserted: HashSet<Uuid> = inserted.into_iter().collect();
                 for waiting in group {
-                    let _ = waiting.reply.send(Ok(()));
+                    let committed = waiting.committed_in(&inserted);
+                    let _ = waiting.reply.send(Ok(committed));
                 }
             }
             Err(error) if group.len() > 1 && may_be_one_rows_fault(&error) => {
@@ -278,10 +304,10 @@ impl Task {
                 );
                 self.stats.retried_groups.fetch_add(1, Ordering::Relaxed);
                 for waiting in group {
-                    let result = insert(&self.pool, &waiting.rows).await;
-                    if result.is_ok() {
-                        self.stats.record_commit(waiting.rows.len());
-                    }
+                    let result = insert(&self.pool, &waiting.rows).await.map(|inserted| {
+                        self.stats.record_commit(inserted.len());
+                        waiting.committed_in(&inserted.into_iter().collect())
+                    });
                     let _ = waiting.reply.send(result);
                 }
             }
@@ -333,8 +359,8 @@ async fn gather(
 
 /// Inserts the rows in one statement (its own transaction). Each record's transparency-log entry
 /// is handed to the sequencer in the record's own transaction: no record without its entry, no
-/// entry without its record.
-async fn insert(pool: &PgPool, rows: &Rows) -> Result<(), sqlx::Error> {
+/// entry without its record. Returns the ids of the records inserted (those of live keys).
+async fn insert(pool: &PgPool, rows: &Rows) -> Result<Vec<Uuid>, sqlx::Error> {
     records::insert_generated(
         pool,
         &rows.records,
@@ -462,7 +488,7 @@ mod tests {
     }
 
     /// A waiting request of `count` records (only the length matters to `gather`).
-    fn waiting(count: usize) -> (Waiting, oneshot::Receiver<Result<(), sqlx::Error>>) {
+    fn waiting(count: usize) -> (Waiting, oneshot::Receiver<Result<bool, sqlx::Error>>) {
         let (reply, answer) = oneshot::channel();
         let mut rows = rows(count);
         rows.records = (0..count).map(|_| fake_record()).collect();

@@ -246,6 +246,9 @@ pub enum GenerationError {
     /// Too many finished requests wait for a commit (`[generation] commit_queue_depth`).
     #[error("too many generations are waiting to be committed ({queued} requests); retry shortly")]
     CommitQueueFull { queued: usize },
+    /// The API key was revoked before the request's records committed: nothing was stored.
+    #[error("the API key is unknown or has been revoked")]
+    KeyRevoked,
     #[error("the image store is full: {0}")]
     StorageFull(#[source] BlobError),
     #[error("the image store failed: {0}")]
@@ -352,13 +355,13 @@ impl GenerationService {
             index: self.index.clone(),
             journal: self.journal.clone(),
         };
-        let (generated, blob_time, result) = tokio::spawn(store.run(generated))
+        let (generated, [blob_time, commit_time], result) = tokio::spawn(store.run(generated))
             .await
             .map_err(|error| GenerationError::Blocking(BlockingError::from(error)))?;
         result?;
         times.store = started.elapsed();
         times.store_blobs = blob_time;
-        times.store_commit = times.store.saturating_sub(blob_time);
+        times.store_commit = commit_time;
         times.record_metrics();
         metrics::counter!("hallmark_images_generated_total").increment(generated.len() as u64);
         Ok((generated, times))
@@ -375,52 +378,60 @@ struct Store {
 
 impl Store {
     /// Blobs first, then the records in a group's transaction; undo the blobs if anything fails.
-    /// Hands the images back with the time the blobs took.
+    /// Hands the images back with the time the blobs and the commit took.
+    ///
+    /// Writing the blobs while the records commit (their bytes are durable through the journal
+    /// rows in any case) was measured at one connection and gained nothing above the machine's
+    /// noise (`docs/benchmarks.md`), so the simpler order stays: a commit never precedes its
+    /// blobs.
     async fn run(
         self,
         generated: Vec<Generated>,
-    ) -> (Vec<Generated>, Duration, Result<(), GenerationError>) {
+    ) -> (Vec<Generated>, [Duration; 2], Result<(), GenerationError>) {
         let started = Instant::now();
         let written = self.write_blobs(&generated).await;
         let blob_time = started.elapsed();
+        let started = Instant::now();
         let result = match written {
-            Ok(()) => self
-                .committer
-                .commit(rows(&generated, self.journal.enabled()))
-                .await
-                .map_err(|error| match error {
-                    // As the model queue answers: 429 queue_full, retry shortly.
-                    CommitError::QueueFull { queued } => {
-                        GenerationError::CommitQueueFull { queued }
-                    }
-                    CommitError::Stopped => GenerationError::Database(sqlx::Error::WorkerCrashed),
-                    CommitError::Database(error) => GenerationError::Database(error),
-                }),
+            Ok(()) => self.commit(&generated).await,
             Err(error) => Err(error),
         };
-        match &result {
-            Ok(()) => {
-                self.journal.committed(
-                    generated
-                        .iter()
-                        .flat_map(Generated::blobs)
-                        .map(|(name, _)| name.to_vec()),
-                );
-                if let Some(index) = &self.index {
-                    for image in &generated {
-                        index.insert(image.record.fields.id, &image.variant_phashes);
-                    }
+        let commit_time = started.elapsed();
+        let names = || {
+            generated
+                .iter()
+                .flat_map(Generated::blobs)
+                .map(|(name, _)| name.to_vec())
+        };
+        if result.is_ok() {
+            self.journal.committed(names());
+            if let Some(index) = &self.index {
+                for image in &generated {
+                    index.insert(image.record.fields.id, &image.variant_phashes);
                 }
             }
-            Err(_) => {
-                for (name, _) in generated.iter().flat_map(Generated::blobs) {
-                    if let Err(error) = self.blobs.delete(name).await {
-                        tracing::warn!(error = %error, "could not remove a blob after a failed commit");
-                    }
+        } else {
+            for name in names() {
+                if let Err(error) = self.blobs.delete(&name).await {
+                    tracing::warn!(error = %error, "could not remove a blob after a failed commit");
                 }
             }
         }
-        (generated, blob_time, result)
+        (generated, [blob_time, commit_time], result)
+    }
+
+    /// The request's records in a group's transaction.
+    async fn commit(&self, generated: &[Generated]) -> Result<(), GenerationError> {
+        self.committer
+            .commit(rows(generated, self.journal.enabled()))
+            .await
+            .map_err(|error| match error {
+                // As the model queue answers: 429 queue_full, retry shortly.
+                CommitError::QueueFull { queued } => GenerationError::CommitQueueFull { queued },
+                CommitError::KeyRevoked => GenerationError::KeyRevoked,
+                CommitError::Stopped => GenerationError::Database(sqlx::Error::WorkerCrashed),
+                CommitError::Database(error) => GenerationError::Database(error),
+            })
     }
 
     /// The request's blobs (each image and its manifest store), written concurrently before
@@ -469,8 +480,11 @@ fn rows(generated: &[Generated], journal: bool) -> Rows {
         journal: if journal {
             generated
                 .iter()
-                .flat_map(Generated::blobs)
-                .map(|(name, bytes)| (name.to_vec(), bytes.clone()))
+                .flat_map(|g| {
+                    let id = g.record.fields.id;
+                    g.blobs()
+                        .map(move |(name, bytes)| (id, name.to_vec(), bytes.clone()))
+                })
                 .collect()
         } else {
             Vec::new()

@@ -187,6 +187,20 @@ pub async fn revoke(pool: &PgPool, id_or_prefix: &str) -> Result<bool, sqlx::Err
     Ok(result.rows_affected() == 1)
 }
 
+/// Whether the key with this id exists and is not revoked.
+///
+/// # Errors
+/// When the database fails.
+#[tracing::instrument(skip_all)]
+pub async fn is_live(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL)",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+}
+
 /// The live key matching a presented secret, if any.
 ///
 /// # Errors
@@ -207,6 +221,70 @@ pub async fn authenticate(
     .bind(hash_key(key))
     .fetch_optional(pool)
     .await
+}
+
+/// Keys the database has passed, by the SHA-256 of the secret: lets the generation route skip
+/// its key query. A hit is *not* proof that the key is live now; it is only used where the effect
+/// re-checks the key in its own statement (the generation commit, `store::records::
+/// insert_generated`, inserts nothing for a revoked key), so a revoked key is still refused on its
+/// very next request. Unknown and revoked keys are never cached. Bounded: when it holds
+/// [`KeyCache::CAPACITY`] keys it starts again empty (operators hold a handful of keys; a hash map
+/// and a clear is all the policy that needs).
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    keys: std::sync::RwLock<std::collections::HashMap<[u8; 32], ApiKeyInfo>>,
+}
+
+impl KeyCache {
+    pub const CAPACITY: usize = 4096;
+
+    /// The key matching a presented secret, and whether it came from the cache: from the cache
+    /// when the database passed it before (it may have been revoked since: see [`is_live`]),
+    /// else from the database (`authenticate`), cached when live.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn authenticate(
+        &self,
+        pool: &PgPool,
+        presented: &SecretString,
+    ) -> Result<Option<(ApiKeyInfo, bool)>, sqlx::Error> {
+        let hash = sha256(presented.expose_secret().as_bytes());
+        if let Some(info) = self
+            .keys
+            .read()
+            .ok()
+            .and_then(|keys| keys.get(&hash).cloned())
+        {
+            return Ok(Some((info, true)));
+        }
+        let found = authenticate(pool, presented).await?;
+        if let (Some(info), Ok(mut keys)) = (&found, self.keys.write()) {
+            if keys.len() >= Self::CAPACITY {
+                keys.clear();
+            }
+            keys.insert(hash, info.clone());
+        }
+        Ok(found.map(|info| (info, false)))
+    }
+
+    /// Drops a key found revoked, so that its next request is refused before any work.
+    pub fn forget(&self, key_id: Uuid) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.retain(|_, info| info.id != key_id);
+        }
+    }
+
+    /// Keys held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.keys.read().map_or(0, |keys| keys.len())
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]

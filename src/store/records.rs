@@ -14,7 +14,12 @@ use crate::store::signing_keys::StoredKey;
 /// record's variant pHashes (whole image first); `iscc` their ISCC Content-Code Images
 /// (`record_iscc`); `log_entries` are handed to the sequencer
 /// (`log_pending`) in the order given; `journal` holds the bytes of blobs written without a
-/// sync (`blob_journal`, see `store::blob_journal`).
+/// sync (`blob_journal`, see `store::blob_journal`), each with the record it belongs to.
+///
+/// The statement is also the generation's key check: a record made with an API key is inserted
+/// only while that key is live (not revoked) when the statement runs, and with it its hashes,
+/// ISCC, log entry and journal rows; the records of revoked keys are left out. Returns the ids
+/// of the records inserted.
 ///
 /// # Errors
 /// When the database fails (nothing is inserted then).
@@ -26,11 +31,11 @@ pub async fn insert_generated(
     hashes: &[(Uuid, Vec<u64>)],
     iscc: &[(Uuid, ImageCode)],
     log_entries: &[(Uuid, Vec<u8>)],
-    journal: &[(Vec<u8>, bytes::Bytes)],
-) -> Result<(), sqlx::Error> {
+    journal: &[(Uuid, Vec<u8>, bytes::Bytes)],
+) -> Result<Vec<Uuid>, sqlx::Error> {
     debug_assert_eq!(records.len(), manifest_sha256.len());
     if records.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     // One array per column, in the table's order.
     macro_rules! column {
@@ -53,33 +58,51 @@ pub async fn insert_generated(
     }
     let (iscc_ids, [iscc_w0, iscc_w1, iscc_w2, iscc_w3]) = super::record_iscc::columns(iscc);
     let (log_ids, log_bytes): (Vec<Uuid>, Vec<Vec<u8>>) = log_entries.iter().cloned().unzip();
-    let journal_hashes: Vec<&[u8]> = journal.iter().map(|(sha, _)| sha.as_slice()).collect();
-    let journal_bytes: Vec<&[u8]> = journal.iter().map(|(_, bytes)| bytes.as_ref()).collect();
+    let journal_records: Vec<Uuid> = journal.iter().map(|(id, _, _)| *id).collect();
+    let journal_hashes: Vec<&[u8]> = journal.iter().map(|(_, sha, _)| sha.as_slice()).collect();
+    let journal_bytes: Vec<&[u8]> = journal.iter().map(|(_, _, bytes)| bytes.as_ref()).collect();
     // Data-modifying CTEs run as one statement: the foreign keys of `record_hashes` and
-    // `record_iscc` are checked at its end, when the records are there. WITH ORDINALITY keeps the
-    // entries' order in `log_pending`'s sequence numbers.
-    sqlx::query(
-        "WITH new_records AS (
+    // `record_iscc` are checked at its end, when the records are there. The other CTEs see the
+    // records inserted through `new_records`' RETURNING. WITH ORDINALITY keeps the entries' order
+    // in `log_pending`'s sequence numbers.
+    sqlx::query_scalar(
+        "WITH live_keys AS (
+            SELECT id FROM api_keys WHERE id = ANY($14::uuid[]) AND revoked_at IS NULL
+         ), new_records AS (
             INSERT INTO records (id, created_at, model, model_version, seed, format, width, height,
                 file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, encoding,
                 signature, manifest_sha256)
             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::int8[],
                 $6::text[], $7::int4[], $8::int4[], $9::bytea[], $10::bytea[], $11::int8[],
                 $12::text[], $13::text[], $14::uuid[], $15::int2[], $16::bytea[], $17::bytea[])
+                AS r(id, created_at, model, model_version, seed, format, width, height,
+                     file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id,
+                     encoding, signature, manifest_sha256)
+            WHERE r.api_key_id IS NULL OR r.api_key_id IN (SELECT id FROM live_keys)
+            RETURNING id
          ), new_hashes AS (
             INSERT INTO record_hashes (record_id, variant, phash)
-            SELECT * FROM UNNEST($18::uuid[], $19::int2[], $20::int8[])
+            SELECT * FROM UNNEST($18::uuid[], $19::int2[], $20::int8[]) AS h(record_id, variant, phash)
+            WHERE h.record_id IN (SELECT id FROM new_records)
          ), new_iscc AS (
             INSERT INTO record_iscc (record_id, w0, w1, w2, w3)
             SELECT * FROM UNNEST($25::uuid[], $26::int8[], $27::int8[], $28::int8[], $29::int8[])
+                AS c(record_id, w0, w1, w2, w3)
+            WHERE c.record_id IN (SELECT id FROM new_records)
          ), journaled AS (
             INSERT INTO blob_journal (sha256, bytes)
-            SELECT * FROM UNNEST($23::bytea[], $24::bytea[])
+            SELECT j.sha256, j.bytes FROM UNNEST($30::uuid[], $23::bytea[], $24::bytea[])
+                AS j(record_id, sha256, bytes)
+            WHERE j.record_id IN (SELECT id FROM new_records)
             ON CONFLICT (sha256) DO NOTHING
+         ), logged AS (
+            INSERT INTO log_pending (record_id, entry)
+            SELECT t.record_id, t.entry FROM UNNEST($21::uuid[], $22::bytea[])
+                WITH ORDINALITY AS t(record_id, entry, n)
+            WHERE t.record_id IN (SELECT id FROM new_records)
+            ORDER BY t.n
          )
-         INSERT INTO log_pending (record_id, entry)
-         SELECT record_id, entry FROM UNNEST($21::uuid[], $22::bytea[])
-             WITH ORDINALITY AS t(record_id, entry, n) ORDER BY n",
+         SELECT id FROM new_records",
     )
     .bind(column!(id))
     .bind(column!(created_at))
@@ -115,9 +138,9 @@ pub async fn insert_generated(
     .bind(&iscc_w1)
     .bind(&iscc_w2)
     .bind(&iscc_w3)
-    .execute(pool)
-    .await?;
-    Ok(())
+    .bind(&journal_records)
+    .fetch_all(pool)
+    .await
 }
 
 /// The earliest record whose decoded pixels have this SHA-256.

@@ -555,3 +555,67 @@ async fn own_only_grants_reach_only_the_keys_own_images(pool: PgPool) {
     assert_eq!(refused.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(refused).await, "image_not_found");
 }
+
+/// The generation route takes keys from a cache of keys the database passed before
+/// (`api::auth::CachedKey`). A key revoked while cached still hears 401 on its very next request,
+/// whatever that request is: a valid one is refused by the commit's own key check, any other is
+/// checked against the database before its error is answered.
+#[sqlx::test]
+async fn a_cached_key_revoked_hears_401_whatever_its_next_request(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let cases = [
+        ("a valid body", r#"{"count": 1}"#, "application/json"),
+        ("an invalid count", r#"{"count": 0}"#, "application/json"),
+        ("malformed JSON", r#"{"count": "#, "application/json"),
+        ("bytes of two images", r#"{"count": 2}"#, "image/png"),
+        (
+            "an unknown model",
+            r#"{"count": 1, "model": "nope"}"#,
+            "application/json",
+        ),
+    ];
+    for (what, body, accept) in cases {
+        let (info, key) = secret_of(&app, what, Role::Generator).await;
+        let send = |body: &'static str| {
+            app.client
+                .post(app.url("/v1/generations"))
+                .bearer_auth(&key)
+                .header(CONTENT_TYPE, "application/json")
+                .header(reqwest::header::ACCEPT, accept)
+                .body(body)
+                .send()
+        };
+        // Passed by the database once (the key is cached now), then revoked.
+        let first = send(r#"{"count": 1}"#).await.unwrap();
+        assert!(first.status().is_success(), "{what}: {}", first.status());
+        assert!(api_keys::revoke(&app.pool, &info.id.to_string())
+            .await
+            .unwrap());
+        let refused = send(body).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(error_code(refused).await, "invalid_api_key", "{what}");
+    }
+    // A cached key of another role: told 403 while live, 401 once revoked.
+    let (info, moderator) = secret_of(&app, "moderator", Role::Moderator).await;
+    let generate = || {
+        app.client
+            .post(app.url("/v1/generations"))
+            .bearer_auth(&moderator)
+            .json(&json!({"count": 1}))
+            .send()
+    };
+    assert_eq!(generate().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert!(api_keys::revoke(&app.pool, &info.id.to_string())
+        .await
+        .unwrap());
+    assert_eq!(generate().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        cases.len() as i64,
+        "only the generations made while live"
+    );
+}

@@ -332,3 +332,84 @@ async fn a_full_commit_queue_answers_429_and_leaves_nothing(pool: PgPool) {
         "no blob of a refused request"
     );
 }
+
+#[sqlx::test]
+async fn a_key_revoked_before_its_commit_leaves_the_group_and_only_it_is_refused(pool: PgPool) {
+    // The generation route may take a key from its cache of keys the database passed before
+    // (`api::auth::CachedKey`); the commit's own statement checks the key again. Two keys, both
+    // used once (so both cached), one of them revoked: their requests meet in one group, the
+    // revoked key's are refused with 401 and leave nothing behind, the other's commit.
+    let app = spawn_app_with(pool, |s| {
+        s.limits.batch_delay_ms = 100;
+        s.generation.commit_linger_us = LINGER_US;
+    })
+    .await;
+    let (kept, revoked) = (
+        app.key(Role::Generator).await,
+        app.key(Role::Generator).await,
+    );
+    for key in [&kept, &revoked] {
+        let made = app.generate(key, json!({"count": 1})).await;
+        assert_eq!(made.status(), StatusCode::CREATED);
+    }
+    assert_eq!(row_counts(&app.pool).await, (2, 2, 2));
+    let revoked_rows = sqlx::query(
+        "UPDATE api_keys SET revoked_at = now() WHERE key_hash = sha256(convert_to($1, 'UTF8'))",
+    )
+    .bind(&revoked)
+    .execute(&app.pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(revoked_rows, 1);
+
+    let app = &app;
+    let requests = (1..=6u64).map(|seed| {
+        let key = if seed % 2 == 0 { &kept } else { &revoked };
+        async move {
+            (
+                seed,
+                app.generate(key, json!({"count": 2, "seed": seed})).await,
+            )
+        }
+    });
+    let mut kept_ids = Vec::new();
+    for (seed, response) in futures_util::future::join_all(requests).await {
+        if seed % 2 == 0 {
+            assert_eq!(response.status(), StatusCode::CREATED, "seed {seed}");
+            kept_ids.extend(ids(response).await);
+        } else {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "seed {seed}");
+            assert_eq!(error_code(response).await, "invalid_api_key");
+        }
+    }
+    assert!(
+        largest_group(app).await >= 6.0,
+        "requests of both keys shared a group"
+    );
+    assert_eq!(kept_ids.len(), 6);
+    assert_eq!(
+        row_counts(&app.pool).await,
+        (8, 8, 8),
+        "only the live key's records, hashes and log entries"
+    );
+    let journaled: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM blob_journal j
+         WHERE NOT EXISTS (SELECT 1 FROM records r
+                           WHERE j.sha256 IN (r.file_sha256, r.manifest_sha256))",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(journaled, 0, "no journal row without its record");
+    assert_eq!(
+        app.blob_count(),
+        16,
+        "the refused requests' blobs are removed"
+    );
+
+    // Refused once, the key has left the cache: its next request is refused before any work.
+    let again = app.generate(&revoked, json!({"count": 1})).await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(row_counts(&app.pool).await, (8, 8, 8));
+}
