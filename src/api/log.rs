@@ -11,7 +11,7 @@ use super::error::{code, ApiError};
 use super::limits::WithinQuota;
 use super::records::{parse_id, record_not_found};
 use super::AppState;
-use crate::store::records;
+
 use crate::tlog::{ProofState, TilePath};
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -145,7 +145,7 @@ pub async fn proof(
                 }))
         }
         ProofState::NotLogged => {
-            if records::by_id(&state.pool, id).await?.is_none() {
+            if !crate::registry::view::exists(&state.pool, id).await? {
                 return Err(record_not_found(id));
             }
             Err(ApiError::new(

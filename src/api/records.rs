@@ -8,8 +8,12 @@ use super::generations::etag;
 use super::limits::WithinQuota;
 use super::AppState;
 use crate::api::error::{code, ApiError};
+use crate::fingerprint::Sha256Digest;
 use crate::provenance::ImageFormat;
-use crate::registry::view::{view, Audience, RecordView};
+use crate::registry::{
+    self,
+    view::{Audience, RecordView},
+};
 use crate::store::api_keys::Role;
 use crate::store::records;
 
@@ -46,10 +50,10 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let record = records::by_id(&state.pool, id)
+    let record = registry::view::by_id(&state.pool, id, Audience::Public)
         .await?
         .ok_or_else(|| record_not_found(id))?;
-    Ok(HttpResponse::Ok().json(view(&state.pool, record, Audience::Public).await?))
+    Ok(HttpResponse::Ok().json(record))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -72,19 +76,16 @@ pub async fn find(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let sha = parse_sha256(query.sha256.as_deref().unwrap_or_default())?;
-    let mut views = Vec::new();
-    for record in records::by_file_sha256(&state.pool, &sha).await? {
-        views.push(view(&state.pool, record, Audience::Public).await?);
-    }
-    Ok(HttpResponse::Ok().json(RecordList { records: views }))
+    let records = registry::view::by_file(&state.pool, &sha, Audience::Public).await?;
+    Ok(HttpResponse::Ok().json(RecordList { records }))
 }
 
-/// A SHA-256 given as 64 hex digits (either case), or 400 `invalid_sha256`.
-pub(crate) fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
-    hex::decode(text.trim())
-        .ok()
-        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .ok_or_else(|| ApiError::new(code::INVALID_SHA256, "sha256 must be 64 hex digits"))
+/// A SHA-256 given as 64 hex digits (either case; surrounding spaces ignored), or 400
+/// `invalid_sha256`.
+pub(crate) fn parse_sha256(text: &str) -> Result<Sha256Digest, ApiError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ApiError::new(code::INVALID_SHA256, "sha256 must be 64 hex digits"))
 }
 
 /// The exact signed bytes of an image: its owner's generator key, a moderator key (to compare an

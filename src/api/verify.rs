@@ -333,7 +333,7 @@ pub async fn thumbnail(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let sha = hex::encode(super::records::parse_sha256(&path)?);
+    let sha = super::records::parse_sha256(&path)?.to_string();
     let found = state.verify.thumbnails().get(&sha).ok_or_else(|| {
         ApiError::new(
             code::THUMBNAIL_NOT_FOUND,

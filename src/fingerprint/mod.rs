@@ -4,6 +4,7 @@
 //! ([`iscc`]), the listed soft binding of Hallmark's manifests.
 
 pub mod align;
+pub mod digest;
 pub mod iscc;
 pub mod phash;
 pub mod reenact;
@@ -14,6 +15,7 @@ use std::borrow::Cow;
 use image::{DynamicImage, GrayImage};
 use sha2::{Digest, Sha256};
 
+pub use digest::Sha256Digest;
 use phash::{PHasher, Window};
 
 /// Domain-separation prefix of the pixel hash, so it can never collide with a file hash.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::fingerprint::phash_from_db;
+use crate::fingerprint::{phash_from_db, Sha256Digest};
 use crate::provenance::record::{api_key_commitment, encoding_name};
 use crate::provenance::{verify_record, Record};
 use crate::store::records;
@@ -23,8 +23,12 @@ pub struct RecordView {
     pub format: String,
     pub width: i32,
     pub height: i32,
-    pub file_sha256: String,
-    pub pixel_sha256: String,
+    /// SHA-256 of the signed file, hex.
+    #[schema(value_type = String)]
+    pub file_sha256: Sha256Digest,
+    /// SHA-256 of the decoded pixels (domain-separated: `fingerprint::pixel_sha256`), hex.
+    #[schema(value_type = String)]
+    pub pixel_sha256: Sha256Digest,
     pub phash: String,
     pub manifest_id: String,
     pub signing_key_id: String,
@@ -89,6 +93,10 @@ pub async fn view(
         .and_then(|(stored, _)| stored.key())
         .is_some_and(|key| verify_record(&record, &key).is_ok());
     let f = record.fields;
+    // 32 bytes by the table's CHECK constraints.
+    let digest = |bytes: &[u8]| {
+        Sha256Digest::try_from(bytes).map_err(|error| sqlx::Error::Decode(Box::new(error)))
+    };
     Ok(RecordView {
         id: f.id,
         created_at: f.created_at,
@@ -98,8 +106,8 @@ pub async fn view(
         format: f.format,
         width: f.width,
         height: f.height,
-        file_sha256: hex::encode(&f.file_sha256),
-        pixel_sha256: hex::encode(&f.pixel_sha256),
+        file_sha256: digest(&f.file_sha256)?,
+        pixel_sha256: digest(&f.pixel_sha256)?,
         phash: format!("{:016x}", phash_from_db(f.phash)),
         manifest_id: f.manifest_id,
         signing_key: signing_key.map(|(stored, cert_chain_pem)| SigningKeyView {
@@ -118,4 +126,44 @@ pub async fn view(
         signature_valid,
         log_index,
     })
+}
+
+/// The record with this id as `audience` sees it; `None` when there is none.
+///
+/// # Errors
+/// When the database fails.
+pub async fn by_id(
+    pool: &PgPool,
+    id: Uuid,
+    audience: Audience,
+) -> Result<Option<RecordView>, sqlx::Error> {
+    match records::by_id(pool, id).await? {
+        Some(record) => view(pool, record, audience).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Every record of the file with this SHA-256 (the signed bytes), oldest first, as `audience`
+/// sees them.
+///
+/// # Errors
+/// When the database fails.
+pub async fn by_file(
+    pool: &PgPool,
+    sha256: &Sha256Digest,
+    audience: Audience,
+) -> Result<Vec<RecordView>, sqlx::Error> {
+    let mut views = Vec::new();
+    for record in records::by_file_sha256(pool, sha256.as_bytes()).await? {
+        views.push(view(pool, record, audience).await?);
+    }
+    Ok(views)
+}
+
+/// Whether a record with this id exists.
+///
+/// # Errors
+/// When the database fails.
+pub async fn exists(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    Ok(records::by_id(pool, id).await?.is_some())
 }

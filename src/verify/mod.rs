@@ -24,7 +24,7 @@ use crate::blocking::BlockingError;
 use crate::config::{LimitSettings, Settings, VerifySettings};
 use crate::detect::detector::Detection;
 use crate::fingerprint::align::query_phashes;
-use crate::fingerprint::{pixel_sha256, sha256, Fingerprint, Fingerprinter};
+use crate::fingerprint::{pixel_sha256, sha256, Fingerprint, Fingerprinter, Sha256Digest};
 use crate::inference::{Inference, InferenceError};
 use crate::provenance::verify::{AiDeclaration, HallmarkIngredient};
 use crate::provenance::{
@@ -78,11 +78,8 @@ pub struct VerifyReport {
     pub check_id: Option<Uuid>,
     pub file_name: Option<String>,
     /// SHA-256 of the uploaded bytes, hex.
-    pub file_sha256: String,
-    /// The same digest as bytes, as the check is stored (`checks.file_sha256`).
-    #[serde(skip)]
-    #[schema(ignore)]
-    pub file_digest: [u8; 32],
+    #[schema(value_type = String)]
+    pub file_sha256: Sha256Digest,
     #[schema(value_type = String, example = "png")]
     pub format: ImageFormat,
     pub width: u32,
@@ -193,7 +190,7 @@ pub async fn store_checks(
                 id: report.check_id.unwrap_or_default(),
                 created_at: report.checked_at,
                 api_key_id: Some(api_key_id),
-                file_sha256: &report.file_digest,
+                file_sha256: report.file_sha256.as_bytes(),
                 file_name: report.file_name.as_deref(),
                 verdict: report.verdict,
                 matched_record_id: report.registry.record.as_ref().map(|r| r.id),
@@ -392,8 +389,7 @@ impl VerifyService {
             VerifyReport {
                 check_id: None,
                 file_name,
-                file_sha256: hex::encode(inspected.file_sha256),
-                file_digest: inspected.file_sha256,
+                file_sha256: Sha256Digest(inspected.file_sha256),
                 format: inspected.format,
                 width: inspected.width,
                 height: inspected.height,
@@ -433,12 +429,9 @@ impl VerifyService {
         else {
             return Ok(None);
         };
-        let Ok(file_sha) = hex::decode(&record.file_sha256) else {
-            return Ok(None);
-        };
         let (manifest, original) = match (
             store.blobs.get(&sha).await,
-            store.blobs.get(&file_sha).await,
+            store.blobs.get(record.file_sha256.as_bytes()).await,
         ) {
             (Ok(Some(manifest)), Ok(Some(original))) => (manifest, original),
             (manifest, original) => {

@@ -519,15 +519,35 @@ async fn record_lookups_validate_their_input(pool: PgPool) {
         ),
         ("/v1/records?sha256=xyz", 400, "invalid_sha256"),
         ("/v1/records", 400, "invalid_sha256"),
+        (
+            format!("/v1/records?sha256={}", "ab".repeat(31)).as_str(),
+            400,
+            "invalid_sha256",
+        ),
+        (
+            format!("/v1/records?sha256={}", "ab".repeat(33)).as_str(),
+            400,
+            "invalid_sha256",
+        ),
+        (
+            format!("/v1/records?sha256=0x{}", "ab".repeat(31)).as_str(),
+            400,
+            "invalid_sha256",
+        ),
+        (
+            format!("/v1/thumbnails/{}", "zz".repeat(32)).as_str(),
+            400,
+            "invalid_sha256",
+        ),
     ] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status().as_u16(), status, "{path}");
         assert_eq!(error_code(response).await, code, "{path}");
     }
-    let none: Value = app
-        .get_json(&format!("/v1/records?sha256={}", "ab".repeat(32)))
-        .await;
-    assert_eq!(none["records"], json!([]));
+    for sha in ["ab".repeat(32), "AB".repeat(32)] {
+        let none: Value = app.get_json(&format!("/v1/records?sha256={sha}")).await;
+        assert_eq!(none["records"], json!([]), "{sha}");
+    }
 }
 
 #[sqlx::test]
