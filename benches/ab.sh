@@ -5,7 +5,7 @@
 #
 # Each binary gets a fresh database (hallmark_ab_<n>) and data directory, `hallmark init`, a
 # generator key and `hallmark serve` as shipped (no thread or other overrides), on ports 8201...;
-# then, ROUNDS times, wrk drives each in turn for SECONDS at CONNECTIONS with benches/load.py's
+# after 10 s of quiet and a 3 s warm-up of each, ROUNDS times, wrk drives each in turn for SECONDS at CONNECTIONS with benches/load.py's
 # Lua script (POST /v1/generations, count 1, PNG). Prints one line per run (images/s, p50 µs,
 # failures, Server-Timing stages in ms per request) and each binary's mean. Needs PostgreSQL on
 # 127.0.0.1:5432 (scripts/setup.sh) and wrk. Used for docs/benchmarks.md's 2026-12-07 section.
@@ -35,6 +35,13 @@ for binary in "$@"; do
     PIDS+=($!)
     for _ in $(seq 1 180); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 1; done
     echo "$n = $binary (port $port)"
+done
+# Start-up work (the model's first passes, the registry's index, a young database) settles before
+# anything is measured: 10 s of quiet, then a 3 s warm-up of each binary at 8 connections.
+sleep 10
+for i in $(seq 1 $n); do
+    LOAD_API_KEY=$(cat "$WORK/key-$i") wrk -t1 -c8 -d3s -s "$WORK/gen.lua" \
+        "http://127.0.0.1:$((8200 + i))/v1/generations" >/dev/null 2>&1
 done
 for _ in $(seq 1 "$ROUNDS"); do
     for i in $(seq 1 $n); do
