@@ -1,6 +1,6 @@
 //! The `train`, `generate`, `evaluate`, `train-classifier` and `train-detector` subcommands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -241,6 +241,31 @@ pub fn train(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
         Some(out) => out.clone(),
         None => model_dir(&settings.model.dir, &args.model)?,
     };
+    let config = train_config(&args, &dir)?;
+    let arch = &config.architecture;
+    let dataset = Dataset::open(&args.dataset, arch.image_size, arch.channels)?;
+    if dataset.skipped > 0 {
+        eprintln!(
+            "warning: skipped {} unreadable file(s) in {}",
+            dataset.skipped,
+            args.dataset.display()
+        );
+    }
+    eprintln!(
+        "training {} on {} images ({}) on {}",
+        dir.display(),
+        dataset.len(),
+        dataset.description,
+        DeviceName(device)
+    );
+    let report = train::train(&dataset, &dir, &config, device, &interrupt_flag())?;
+    print_training_report(&dir, &report, &config);
+    Ok(())
+}
+
+/// The training configuration the arguments ask for; with `--resume`, the card in `dir` decides
+/// the architecture, the schedule and the hyper-parameters.
+fn train_config(args: &TrainArgs, dir: &Path) -> anyhow::Result<TrainConfig> {
     let architecture = Architecture {
         family: if args.progressive {
             ArchFamily::Progressive
@@ -303,22 +328,12 @@ pub fn train(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
         .architecture
         .validate()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let arch = &config.architecture;
-    let dataset = Dataset::open(&args.dataset, arch.image_size, arch.channels)?;
-    if dataset.skipped > 0 {
-        eprintln!(
-            "warning: skipped {} unreadable file(s) in {}",
-            dataset.skipped,
-            args.dataset.display()
-        );
-    }
-    eprintln!(
-        "training {} on {} images ({}) on {}",
-        dir.display(),
-        dataset.len(),
-        dataset.description,
-        DeviceName(device)
-    );
+    Ok(config)
+}
+
+/// A flag that Ctrl-C raises (when a tokio runtime is running), so that training writes a
+/// checkpoint and stops.
+fn interrupt_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         let stop = Arc::clone(&stop);
@@ -329,7 +344,10 @@ pub fn train(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let report = train::train(&dataset, &dir, &config, device, &stop)?;
+    stop
+}
+
+fn print_training_report(dir: &Path, report: &train::TrainReport, config: &TrainConfig) {
     println!(
         "{} {} at step {} ({:.0} s this run, {:.0} images/s; D loss {:.3}, G loss {:.3})",
         if report.interrupted {
@@ -358,7 +376,6 @@ pub fn train(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
             }
         );
     }
-    Ok(())
 }
 
 #[derive(Debug, Args)]
