@@ -226,165 +226,220 @@ fn conv3(p: nn::Path, c_in: i64, c_out: i64) -> nn::Conv2D {
 }
 
 fn build(card: &MemberCard, root: &nn::Path, with_encoder: bool) -> Result<Nets, GanError> {
-    let size = i64::from(card.image_size);
     if card.image_size < 8 || !card.image_size.is_power_of_two() {
         return Err(GanError::Invalid(format!(
-            "zoo images are a power of two of at least 8 pixels, not {size}"
+            "zoo images are a power of two of at least 8 pixels, not {}",
+            card.image_size
         )));
     }
-    let ch = i64::from(card.channels);
-    let latent = i64::from(card.latent_dim);
-    let w = i64::from(card.width.max(1));
-    // Upsamplings from 4x4 to the image size.
-    let ups = card.image_size.trailing_zeros() - 2;
+    let dims = Dims::of(card);
     let g = root / "g";
-    let mut seq = nn::seq_t();
     let generator = match card.family {
-        Family::Tconv => {
-            let c0 = up_channels(w, 0);
-            seq = seq
-                .add_fn(move |z| z.view([-1, latent, 1, 1]))
-                .add(nn::conv_transpose2d(
-                    &g / "up0",
-                    latent,
-                    c0,
-                    4,
-                    nn::ConvTransposeConfig {
-                        bias: false,
-                        ..Default::default()
-                    },
-                ))
-                .add(nn::batch_norm2d(&g / "bn0", c0, Default::default()))
-                .add_fn(Tensor::relu);
-            let mut c = c0;
-            for i in 1..ups {
-                let out = up_channels(w, i);
-                seq = seq
-                    .add(nn::conv_transpose2d(
-                        &g / format!("up{i}"),
-                        c,
-                        out,
-                        4,
-                        nn::ConvTransposeConfig {
-                            stride: 2,
-                            padding: 1,
-                            bias: false,
-                            ..Default::default()
-                        },
-                    ))
-                    .add(nn::batch_norm2d(
-                        &g / format!("bn{i}"),
-                        out,
-                        Default::default(),
-                    ))
-                    .add_fn(Tensor::relu);
-                c = out;
-            }
-            seq.add(nn::conv_transpose2d(
-                &g / "out",
+        Family::Tconv => tconv_generator(&g, &dims),
+        Family::Nearest | Family::Pixelshuffle | Family::Vae => {
+            upsampling_generator(&g, &dims, card.family)
+        }
+        Family::Mlp => mlp_generator(&g, &dims),
+    };
+    let encoder = (with_encoder && card.family == Family::Vae).then(|| vae_encoder(root, &dims));
+    Ok(Nets { generator, encoder })
+}
+
+/// A member's sizes, as torch takes them.
+struct Dims {
+    /// Image side.
+    size: i64,
+    /// Image channels.
+    ch: i64,
+    latent: i64,
+    /// Base width.
+    w: i64,
+    /// Upsamplings from 4x4 to the image size.
+    ups: u32,
+}
+
+impl Dims {
+    fn of(card: &MemberCard) -> Self {
+        Self {
+            size: i64::from(card.image_size),
+            ch: i64::from(card.channels),
+            latent: i64::from(card.latent_dim),
+            w: i64::from(card.width.max(1)),
+            ups: card.image_size.trailing_zeros() - 2,
+        }
+    }
+}
+
+/// Transposed convolutions with batch norm, as the DCGAN.
+fn tconv_generator(g: &nn::Path, dims: &Dims) -> nn::SequentialT {
+    let &Dims {
+        ch, latent, w, ups, ..
+    } = dims;
+    let c0 = up_channels(w, 0);
+    let mut seq = nn::seq_t()
+        .add_fn(move |z| z.view([-1, latent, 1, 1]))
+        .add(nn::conv_transpose2d(
+            g / "up0",
+            latent,
+            c0,
+            4,
+            nn::ConvTransposeConfig {
+                bias: false,
+                ..Default::default()
+            },
+        ))
+        .add(nn::batch_norm2d(g / "bn0", c0, Default::default()))
+        .add_fn(Tensor::relu);
+    let mut c = c0;
+    for i in 1..ups {
+        let out = up_channels(w, i);
+        seq = seq
+            .add(nn::conv_transpose2d(
+                g / format!("up{i}"),
                 c,
-                ch,
+                out,
                 4,
                 nn::ConvTransposeConfig {
+                    stride: 2,
+                    padding: 1,
+                    bias: false,
+                    ..Default::default()
+                },
+            ))
+            .add(nn::batch_norm2d(
+                g / format!("bn{i}"),
+                out,
+                Default::default(),
+            ))
+            .add_fn(Tensor::relu);
+        c = out;
+    }
+    seq.add(nn::conv_transpose2d(
+        g / "out",
+        c,
+        ch,
+        4,
+        nn::ConvTransposeConfig {
+            stride: 2,
+            padding: 1,
+            ..Default::default()
+        },
+    ))
+    .add_fn(Tensor::tanh)
+}
+
+/// A linear layer to 4x4, then per doubling: nearest (`Nearest`) or bilinear (`Vae`) upsampling
+/// and a 3x3 convolution, or a convolution and a pixel shuffle (`Pixelshuffle`).
+fn upsampling_generator(g: &nn::Path, dims: &Dims, family: Family) -> nn::SequentialT {
+    let &Dims {
+        ch, latent, w, ups, ..
+    } = dims;
+    let c0 = up_channels(w, 0);
+    let mut seq = nn::seq_t()
+        .add(nn::linear(g / "fc", latent, c0 * 16, Default::default()))
+        .add_fn(move |x| x.view([-1, c0, 4, 4]))
+        .add(nn::batch_norm2d(g / "bn0", c0, Default::default()))
+        .add_fn(Tensor::relu);
+    let mut c = c0;
+    let mut side = 4;
+    for i in 1..=ups {
+        let out = up_channels(w, i);
+        side *= 2;
+        let s = side;
+        let name = format!("conv{i}");
+        seq = match family {
+            Family::Nearest => seq
+                .add_fn(move |x| x.upsample_nearest2d([s, s], None::<f64>, None::<f64>))
+                .add(conv3(g / name, c, out)),
+            Family::Vae => seq
+                .add_fn(move |x| x.upsample_bilinear2d([s, s], false, None::<f64>, None::<f64>))
+                .add(conv3(g / name, c, out)),
+            _ => seq
+                .add(conv3(g / name, c, out * 4))
+                .add_fn(|x| x.pixel_shuffle(2)),
+        };
+        seq = seq
+            .add(nn::batch_norm2d(
+                g / format!("bn{i}"),
+                out,
+                Default::default(),
+            ))
+            .add_fn(Tensor::relu);
+        c = out;
+    }
+    seq.add(conv3(g / "out", c, ch)).add_fn(Tensor::tanh)
+}
+
+/// Two hidden linear layers with batch norm.
+fn mlp_generator(g: &nn::Path, dims: &Dims) -> nn::SequentialT {
+    let &Dims {
+        size,
+        ch,
+        latent,
+        w,
+        ..
+    } = dims;
+    let hidden = w * 16;
+    nn::seq_t()
+        .add(nn::linear(g / "fc0", latent, hidden, Default::default()))
+        .add(nn::batch_norm1d(g / "bn0", hidden, Default::default()))
+        .add_fn(Tensor::relu)
+        .add(nn::linear(
+            g / "fc1",
+            hidden,
+            hidden * 2,
+            Default::default(),
+        ))
+        .add(nn::batch_norm1d(g / "bn1", hidden * 2, Default::default()))
+        .add_fn(Tensor::relu)
+        .add(nn::linear(
+            g / "out",
+            hidden * 2,
+            ch * size * size,
+            Default::default(),
+        ))
+        .add_fn(move |x| x.tanh().view([-1, ch, size, size]))
+}
+
+/// The VAE member's encoder: strided convolutions, then a linear layer to the latent's mean and
+/// log-variance.
+fn vae_encoder(root: &nn::Path, dims: &Dims) -> nn::SequentialT {
+    let &Dims {
+        size,
+        ch,
+        latent,
+        w,
+        ups,
+    } = dims;
+    let e = root / "e";
+    let mut enc = nn::seq_t();
+    let mut c = ch;
+    let mut side = size;
+    for i in 0..ups {
+        let out = w << i;
+        enc = enc
+            .add(nn::conv2d(
+                &e / format!("conv{i}"),
+                c,
+                out,
+                4,
+                nn::ConvConfig {
                     stride: 2,
                     padding: 1,
                     ..Default::default()
                 },
             ))
-            .add_fn(Tensor::tanh)
-        }
-        Family::Nearest | Family::Pixelshuffle | Family::Vae => {
-            let c0 = up_channels(w, 0);
-            seq = seq
-                .add(nn::linear(&g / "fc", latent, c0 * 16, Default::default()))
-                .add_fn(move |x| x.view([-1, c0, 4, 4]))
-                .add(nn::batch_norm2d(&g / "bn0", c0, Default::default()))
-                .add_fn(Tensor::relu);
-            let mut c = c0;
-            let mut side = 4;
-            for i in 1..=ups {
-                let out = up_channels(w, i);
-                side *= 2;
-                let s = side;
-                let name = format!("conv{i}");
-                seq = match card.family {
-                    Family::Nearest => seq
-                        .add_fn(move |x| x.upsample_nearest2d([s, s], None::<f64>, None::<f64>))
-                        .add(conv3(&g / name, c, out)),
-                    Family::Vae => seq
-                        .add_fn(move |x| {
-                            x.upsample_bilinear2d([s, s], false, None::<f64>, None::<f64>)
-                        })
-                        .add(conv3(&g / name, c, out)),
-                    _ => seq
-                        .add(conv3(&g / name, c, out * 4))
-                        .add_fn(|x| x.pixel_shuffle(2)),
-                };
-                seq = seq
-                    .add(nn::batch_norm2d(
-                        &g / format!("bn{i}"),
-                        out,
-                        Default::default(),
-                    ))
-                    .add_fn(Tensor::relu);
-                c = out;
-            }
-            seq.add(conv3(&g / "out", c, ch)).add_fn(Tensor::tanh)
-        }
-        Family::Mlp => {
-            let hidden = w * 16;
-            seq.add(nn::linear(&g / "fc0", latent, hidden, Default::default()))
-                .add(nn::batch_norm1d(&g / "bn0", hidden, Default::default()))
-                .add_fn(Tensor::relu)
-                .add(nn::linear(
-                    &g / "fc1",
-                    hidden,
-                    hidden * 2,
-                    Default::default(),
-                ))
-                .add(nn::batch_norm1d(&g / "bn1", hidden * 2, Default::default()))
-                .add_fn(Tensor::relu)
-                .add(nn::linear(
-                    &g / "out",
-                    hidden * 2,
-                    ch * size * size,
-                    Default::default(),
-                ))
-                .add_fn(move |x| x.tanh().view([-1, ch, size, size]))
-        }
-    };
-    let encoder = (with_encoder && card.family == Family::Vae).then(|| {
-        let e = root / "e";
-        let mut enc = nn::seq_t();
-        let mut c = ch;
-        let mut side = size;
-        for i in 0..ups {
-            let out = w << i;
-            enc = enc
-                .add(nn::conv2d(
-                    &e / format!("conv{i}"),
-                    c,
-                    out,
-                    4,
-                    nn::ConvConfig {
-                        stride: 2,
-                        padding: 1,
-                        ..Default::default()
-                    },
-                ))
-                .add_fn(|x| x.leaky_relu());
-            c = out;
-            side /= 2;
-        }
-        let flat = c * side * side;
-        enc.add_fn(move |x| x.view([-1, flat])).add(nn::linear(
-            &e / "fc",
-            flat,
-            2 * latent,
-            Default::default(),
-        ))
-    });
-    Ok(Nets { generator, encoder })
+            .add_fn(|x| x.leaky_relu());
+        c = out;
+        side /= 2;
+    }
+    let flat = c * side * side;
+    enc.add_fn(move |x| x.view([-1, flat])).add(nn::linear(
+        &e / "fc",
+        flat,
+        2 * latent,
+        Default::default(),
+    ))
 }
 
 /// A trained zoo member, ready to generate.
