@@ -293,25 +293,19 @@ fn tconv_generator(g: &nn::Path, dims: &Dims) -> nn::SequentialT {
     let mut c = c0;
     for i in 1..ups {
         let out = up_channels(w, i);
-        seq = seq
-            .add(nn::conv_transpose2d(
-                g / format!("up{i}"),
-                c,
-                out,
-                4,
-                nn::ConvTransposeConfig {
-                    stride: 2,
-                    padding: 1,
-                    bias: false,
-                    ..Default::default()
-                },
-            ))
-            .add(nn::batch_norm2d(
-                g / format!("bn{i}"),
-                out,
-                Default::default(),
-            ))
-            .add_fn(Tensor::relu);
+        seq = seq.add(nn::conv_transpose2d(
+            g / format!("up{i}"),
+            c,
+            out,
+            4,
+            nn::ConvTransposeConfig {
+                stride: 2,
+                padding: 1,
+                bias: false,
+                ..Default::default()
+            },
+        ));
+        seq = bn_relu(seq, g, i, out);
         c = out;
     }
     seq.add(nn::conv_transpose2d(
@@ -358,16 +352,20 @@ fn upsampling_generator(g: &nn::Path, dims: &Dims, family: Family) -> nn::Sequen
                 .add(conv3(g / name, c, out * 4))
                 .add_fn(|x| x.pixel_shuffle(2)),
         };
-        seq = seq
-            .add(nn::batch_norm2d(
-                g / format!("bn{i}"),
-                out,
-                Default::default(),
-            ))
-            .add_fn(Tensor::relu);
+        seq = bn_relu(seq, g, i, out);
         c = out;
     }
     seq.add(conv3(g / "out", c, ch)).add_fn(Tensor::tanh)
+}
+
+/// Batch norm `bn{i}` over `channels`, then ReLU.
+fn bn_relu(seq: nn::SequentialT, g: &nn::Path, i: u32, channels: i64) -> nn::SequentialT {
+    seq.add(nn::batch_norm2d(
+        g / format!("bn{i}"),
+        channels,
+        Default::default(),
+    ))
+    .add_fn(Tensor::relu)
 }
 
 /// Two hidden linear layers with batch norm.
