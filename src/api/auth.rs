@@ -83,17 +83,21 @@ pub struct CachedKey {
 
 impl CachedKey {
     /// `error` as the answer to this request, unless the key came from the cache and has been
-    /// revoked since: then 401 `invalid_api_key` (and the key leaves the cache), as a request
-    /// checked against the database would have been told. So a revoked key hears 401 on its very
-    /// next request whatever that request is, and the database is asked only when the answer is
-    /// an error anyway.
+    /// revoked since: then 401 `invalid_api_key`, as a request checked against the database
+    /// would have been told. So a revoked key hears 401 on its very next request whatever that
+    /// request is, and the database is asked only when the answer is an error anyway. A cached
+    /// key refused (by the commit's own check, or here) leaves the cache.
     pub async fn refuse_if_revoked(
         &self,
         state: &AppState,
         error: actix_web::Error,
     ) -> actix_web::Error {
         let id = self.key.0.id;
-        if !self.from_cache || error.as_response_error().status_code() == StatusCode::UNAUTHORIZED {
+        if !self.from_cache {
+            return error;
+        }
+        if error.as_response_error().status_code() == StatusCode::UNAUTHORIZED {
+            state.keys.forget(id);
             return error;
         }
         match api_keys::is_live(&state.pool, id).await {

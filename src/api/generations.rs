@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::auth::CachedKey;
 use super::AppState;
 use crate::api::error::{code, ApiError};
-use crate::generation::{Generated, GenerationError, GenerationRequest};
+use crate::generation::{Generated, GenerationRequest};
 use crate::store::api_keys::Role;
 use crate::tlog::proof::InclusionProof;
 
@@ -135,14 +135,7 @@ async fn generate(
             "image bytes can be returned for count 1 only; use JSON for more",
         ));
     }
-    let (generated, times) = match service.generate(spec, Some(caller.key_id)).await {
-        Ok(done) => done,
-        Err(GenerationError::KeyRevoked) => {
-            state.keys.forget(caller.key_id);
-            return Err(GenerationError::KeyRevoked.into());
-        }
-        Err(error) => return Err(error.into()),
-    };
+    let (generated, times) = service.generate(spec, Some(caller.key_id)).await?;
     let timing = ("Server-Timing", super::server_timing(&times.stages()));
     let proofs = if body.wait_for_log {
         Some(wait_for_log(state, &generated).await?)

@@ -20,12 +20,6 @@ pub enum DigestError {
 }
 
 impl Sha256Digest {
-    /// The digest of `bytes`.
-    #[must_use]
-    pub fn of(bytes: &[u8]) -> Self {
-        Self(super::sha256(bytes))
-    }
-
     #[must_use]
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -53,12 +47,6 @@ impl TryFrom<&[u8]> for Sha256Digest {
     }
 }
 
-impl From<[u8; 32]> for Sha256Digest {
-    fn from(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-}
-
 impl fmt::Display for Sha256Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&hex::encode(self.0))
@@ -83,7 +71,7 @@ mod tests {
 
     #[test]
     fn parses_64_hex_digits_of_either_case_and_nothing_else() {
-        let digest = Sha256Digest::of(b"hallmark");
+        let digest = Sha256Digest(crate::fingerprint::sha256(b"hallmark"));
         let hex = digest.to_string();
         assert_eq!(hex.len(), 64);
         assert_eq!(hex.parse::<Sha256Digest>(), Ok(digest));
@@ -107,7 +95,7 @@ mod tests {
 
     #[test]
     fn bytes_must_be_32_long_and_serialise_as_hex() {
-        let digest = Sha256Digest::of(b"x");
+        let digest = Sha256Digest(crate::fingerprint::sha256(b"x"));
         assert_eq!(Sha256Digest::try_from(&digest.0[..]), Ok(digest));
         assert_eq!(
             Sha256Digest::try_from(&digest.0[..31]),

@@ -112,8 +112,8 @@ pub struct NewApiKey {
     pub secret: SecretString,
 }
 
-fn hash_key(key: &str) -> Vec<u8> {
-    sha256(key.as_bytes()).to_vec()
+fn hash_key(key: &str) -> [u8; 32] {
+    sha256(key.as_bytes())
 }
 
 /// Makes and stores a new key.
@@ -134,7 +134,7 @@ pub async fn create(pool: &PgPool, name: &str, role: Role) -> Result<NewApiKey, 
     .bind(name)
     .bind(role.as_str())
     .bind(&key[..SHOWN_CHARS])
-    .bind(hash_key(&key))
+    .bind(&hash_key(&key)[..])
     .fetch_one(pool)
     .await?;
     Ok(NewApiKey {
@@ -210,15 +210,24 @@ pub async fn authenticate(
     pool: &PgPool,
     presented: &SecretString,
 ) -> Result<Option<ApiKeyInfo>, sqlx::Error> {
-    let key = presented.expose_secret();
-    if !key.starts_with(KEY_PREFIX) {
-        return Ok(None);
+    match presented_hash(presented) {
+        Some(hash) => live_by_hash(pool, &hash).await,
+        None => Ok(None),
     }
+}
+
+/// The hash a presented secret is stored under; `None` for a secret that is not a key at all.
+fn presented_hash(presented: &SecretString) -> Option<[u8; 32]> {
+    let key = presented.expose_secret();
+    key.starts_with(KEY_PREFIX).then(|| hash_key(key))
+}
+
+async fn live_by_hash(pool: &PgPool, hash: &[u8; 32]) -> Result<Option<ApiKeyInfo>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys
          WHERE key_hash = $1 AND revoked_at IS NULL",
     )
-    .bind(hash_key(key))
+    .bind(&hash[..])
     .fetch_optional(pool)
     .await
 }
@@ -249,7 +258,9 @@ impl KeyCache {
         pool: &PgPool,
         presented: &SecretString,
     ) -> Result<Option<(ApiKeyInfo, bool)>, sqlx::Error> {
-        let hash = sha256(presented.expose_secret().as_bytes());
+        let Some(hash) = presented_hash(presented) else {
+            return Ok(None);
+        };
         if let Some(info) = self
             .keys
             .read()
@@ -258,7 +269,7 @@ impl KeyCache {
         {
             return Ok(Some((info, true)));
         }
-        let found = authenticate(pool, presented).await?;
+        let found = live_by_hash(pool, &hash).await?;
         if let (Some(info), Ok(mut keys)) = (&found, self.keys.write()) {
             if keys.len() >= Self::CAPACITY {
                 keys.clear();
@@ -273,17 +284,6 @@ impl KeyCache {
         if let Ok(mut keys) = self.keys.write() {
             keys.retain(|_, info| info.id != key_id);
         }
-    }
-
-    /// Keys held.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.keys.read().map_or(0, |keys| keys.len())
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
