@@ -129,11 +129,31 @@ def main() -> int:
         "signer": active.get("signature_info", {}).get("common_name"),
         "soft_binding": None,
         "soft_bindings": [],
+        # Every action of the active manifest, in order, and its ingredients (an edit's upload):
+        # the relationship, and the manifest the ingredient brought along, if any.
+        "actions": [],
+        "ingredients": [
+            {
+                "title": i.get("title"),
+                "relationship": i.get("relationship"),
+                "active_manifest": i.get("active_manifest"),
+            }
+            for i in active.get("ingredients", [])
+        ],
+        "manifests": len(store["manifests"]),
     }
     for assertion in active.get("assertions", []):
         label = assertion.get("label", "")
         if label.startswith("c2pa.actions"):
             for action in assertion.get("data", {}).get("actions", []):
+                out["actions"].append(
+                    {
+                        "action": action.get("action"),
+                        "digitalSourceType": action.get("digitalSourceType"),
+                        "softwareAgent": action.get("softwareAgent"),
+                        "parameters": action.get("parameters"),
+                    }
+                )
                 if action.get("action") == "c2pa.created":
                     out["digital_source_type"] = action.get("digitalSourceType")
         elif label == "org.hallmark.generation":

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod device;
+pub mod enhance;
 pub mod fingerprint;
 pub mod gan;
 pub mod generation;

@@ -33,14 +33,14 @@ enum Command {
     /// Generate signed, registered images with a model and write them as files.
     Generate(hallmark::cli::generate::GenerateArgs),
     /// Measure a model: `--quality` gives the Fréchet distance and mode coverage.
-    Evaluate(hallmark::cli::gan::EvaluateArgs),
+    Evaluate(hallmark::cli::evaluate::EvaluateArgs),
     /// Train the small Fashion-MNIST classifier that `evaluate --quality` uses.
     TrainClassifier(hallmark::cli::gan::TrainClassifierArgs),
     /// Train and list the generator zoo the detector learns other generators from.
     #[command(subcommand)]
     Zoo(hallmark::cli::zoo::ZooCommand),
     /// Fine-tune and calibrate the model's synthetic-image detector (detector.safetensors + card).
-    TrainDetector(hallmark::cli::gan::TrainDetectorArgs),
+    TrainDetector(hallmark::cli::detect::TrainDetectorArgs),
     /// Check image files as moderators do: Content Credentials, registry match (when the
     /// database is reachable), detector, verdict.
     Verify(hallmark::cli::verify::VerifyArgs),
@@ -107,10 +107,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Init(args) => service::init(&settings, args.encrypt_key).await,
         Command::Train(args) => hallmark::cli::gan::train(&settings, args),
         Command::Generate(args) => hallmark::cli::generate::generate(&settings, args).await,
-        Command::Evaluate(args) => hallmark::cli::gan::evaluate(&settings, args),
+        Command::Evaluate(args) => hallmark::cli::evaluate::evaluate(&settings, args),
         Command::TrainClassifier(args) => hallmark::cli::gan::train_classifier(&settings, args),
         Command::Zoo(command) => hallmark::cli::zoo::run(&settings, command),
-        Command::TrainDetector(args) => hallmark::cli::gan::train_detector(&settings, args),
+        Command::TrainDetector(args) => hallmark::cli::detect::train_detector(&settings, args),
         Command::Verify(args) => hallmark::cli::verify::verify(&settings, &args).await,
         Command::Detect(args) => hallmark::cli::verify::detect(&settings, &args).await,
         Command::VerifyRecord(args) => {

@@ -293,7 +293,7 @@ fn training_is_reproducible_by_seed_and_resumable() {
     }
     // A second run on the same directory needs --resume, and then continues.
     let again = train(&data, runs[0].path(), &config(&arch, 6), Device::Cpu, &stop);
-    assert!(matches!(again, Err(GanError::Invalid(_))));
+    assert!(matches!(again, Err(GanError::Setting(_))));
     let mut resume = config(&arch, 6);
     resume.resume = true;
     let report = train(&data, runs[0].path(), &resume, Device::Cpu, &stop).unwrap();

@@ -557,6 +557,112 @@ fn c2pa_python_reads_our_png_and_jpeg_as_valid_with_our_assertions() {
     }
 }
 
+/// An enhancement is signed as an edit of its upload: the upload is the `parentOf` ingredient
+/// (bringing its own manifest when it had one, so the history goes on), the actions are
+/// `c2pa.opened` of it then `c2pa.edited` by the model as a composite with trained algorithmic
+/// media; our reader and c2pa-python both read it as trusted, and the Conformance Program's
+/// rubric finds no failed trait.
+#[test]
+fn an_enhancement_is_signed_as_an_edit_of_its_upload() {
+    use hallmark::provenance::{EditClaim, COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA};
+    let pki = pki();
+    let signer = ProvenanceSigner::from_settings(&pki.settings).unwrap();
+    let verifier = ProvenanceVerifier::from_settings(&pki.settings).unwrap();
+    let anchors = pki.settings.storage.keys_dir().join(CA_CERT_FILE);
+    let dir = tempfile::tempdir().unwrap();
+    let ours = signer
+        .sign_image(&claim(ImageFormat::Png), &image(ImageFormat::Png, 32))
+        .unwrap();
+    let plain = image(ImageFormat::Jpeg, 32);
+    for (name, upload, parent_manifest) in [
+        (
+            "our own image",
+            ours.bytes.clone(),
+            Some(ours.manifest_id.clone()),
+        ),
+        ("a plain JPEG", plain, None),
+    ] {
+        let serde_json::Value::Object(parameters) = serde_json::json!({
+            "operation": "inpaint", "region": { "x": 10, "y": 12, "w": 12, "h": 12 },
+            "starts": 8, "steps": 100, "seed": 3,
+        }) else {
+            unreachable!()
+        };
+        let edit = EditClaim {
+            parent: &upload,
+            operation: "inpaint",
+            description: "region 10,12 12x12 inpainted",
+            parameters: parameters.clone(),
+        };
+        let claim = claim(ImageFormat::Png);
+        let signed = signer
+            .sign_edit(&claim, &image(ImageFormat::Png, 32), &edit)
+            .unwrap();
+        let report = verifier.verify(&signed.bytes);
+        assert_state(&report, ValidationState::Trusted, name);
+        let assertion = report.hallmark.as_ref().expect("our claims");
+        assert_eq!(assertion.record_id, claim.record_id);
+        let file = dir.path().join("edit.png");
+        std::fs::write(&file, &signed.bytes).unwrap();
+        let mut command = Command::new(python());
+        command
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/c2pa_check.py"
+            ))
+            .arg(&file);
+        let out = json_of(with_rubrics(&mut command, &anchors));
+        assert_eq!(out["validation_state"], "Trusted", "{name}: {out}");
+        assert_no_failed_traits(&out, name);
+        let actions = out["actions"].as_array().unwrap();
+        assert_eq!(actions.len(), 2, "{out}");
+        assert_eq!(actions[0]["action"], "c2pa.opened");
+        assert_eq!(actions[1]["action"], "c2pa.edited");
+        assert_eq!(
+            actions[1]["digitalSourceType"],
+            COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+        );
+        assert_eq!(actions[1]["softwareAgent"]["name"], claim.model);
+        assert_eq!(
+            actions[1]["parameters"]["org.hallmark.region"],
+            parameters["region"]
+        );
+        let ingredients = out["ingredients"].as_array().unwrap();
+        assert_eq!(ingredients.len(), 1, "{out}");
+        assert_eq!(ingredients[0]["relationship"], "parentOf");
+        assert_eq!(
+            ingredients[0]["active_manifest"]
+                .as_str()
+                .map(str::to_owned),
+            parent_manifest,
+            "{name}: {out}"
+        );
+        assert_eq!(
+            out["manifests"],
+            if parent_manifest.is_some() { 2 } else { 1 }
+        );
+        assert_eq!(out["hallmark"]["operation"], "inpaint");
+        assert_eq!(
+            out["hallmark"]["parent_sha256"],
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&upload))
+        );
+    }
+    // An upload that is no image of ours to read is refused, not signed.
+    let edit = EditClaim {
+        parent: b"GIF89a....",
+        operation: "restore",
+        description: "restored",
+        parameters: serde_json::Map::new(),
+    };
+    assert!(signer
+        .sign_edit(
+            &claim(ImageFormat::Png),
+            &image(ImageFormat::Png, 32),
+            &edit
+        )
+        .is_err());
+}
+
 /// A CBOR byte string as c2pa-python's JSON gives it: standard base64 (c2pa-python 0.38.1 writes
 /// a soft-binding block's `value` so), or a list of byte values.
 fn byte_string(value: &serde_json::Value) -> Vec<u8> {

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{code, ApiError};
 use super::limits::WithinQuota;
-use super::records::{parse_id, record_not_found};
+use super::records::RecordId;
 use super::AppState;
 
 use crate::tlog::{ProofState, TilePath};
@@ -116,10 +116,10 @@ pub struct ProofPending {
     ))]
 pub async fn proof(
     _: WithinQuota,
-    path: web::Path<String>,
+    record: RecordId,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
+    let id = record.0;
     match state.log.proof(id).await? {
         ProofState::Integrated(proof, signed_at) => Ok(HttpResponse::Ok()
             .content_type(TEXT)
@@ -146,7 +146,7 @@ pub async fn proof(
         }
         ProofState::NotLogged => {
             if !crate::registry::view::exists(&state.pool, id).await? {
-                return Err(record_not_found(id));
+                return Err(record.not_found());
             }
             Err(ApiError::new(
                 code::NOT_IN_LOG,

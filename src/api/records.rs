@@ -15,14 +15,13 @@ use crate::registry::{
     view::{Audience, RecordView},
 };
 use crate::store::api_keys::Role;
-use crate::store::records;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordList {
     pub records: Vec<RecordView>,
 }
 
-pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| {
         ApiError::new(
             code::INVALID_ID,
@@ -31,8 +30,27 @@ pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     })
 }
 
-pub(crate) fn record_not_found(id: Uuid) -> ApiError {
-    ApiError::new(code::RECORD_NOT_FOUND, format!("no record {id}"))
+/// The record id of a route's `{id}`, parsed before the handler runs (400 `invalid_id` when it
+/// is not a UUID). On public routes it follows [`WithinQuota`], so a caller over its quota hears
+/// 429 whatever id it sends.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordId(pub Uuid);
+
+impl RecordId {
+    /// 404 `record_not_found` for this id.
+    #[must_use]
+    pub fn not_found(self) -> ApiError {
+        ApiError::new(code::RECORD_NOT_FOUND, format!("no record {}", self.0))
+    }
+}
+
+impl actix_web::FromRequest for RecordId {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(parse_id(req.match_info().get("id").unwrap_or_default()).map(Self))
+    }
 }
 
 /// A record by id: public, rate-limited per client address.
@@ -46,13 +64,12 @@ pub(crate) fn record_not_found(id: Uuid) -> ApiError {
     ))]
 pub async fn get(
     _: WithinQuota,
-    path: web::Path<String>,
+    id: RecordId,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    let record = registry::view::by_id(&state.pool, id, Audience::Public)
+    let record = registry::view::by_id(&state.pool, id.0, Audience::Public)
         .await?
-        .ok_or_else(|| record_not_found(id))?;
+        .ok_or_else(|| id.not_found())?;
     Ok(HttpResponse::Ok().json(record))
 }
 
@@ -103,13 +120,12 @@ pub(crate) fn parse_sha256(text: &str) -> Result<Sha256Digest, ApiError> {
 pub async fn image(
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<String>,
+    RecordId(id): RecordId,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.require_any(&[Role::Generator, Role::Moderator])?;
-    let id = parse_id(&path)?;
     let not_found = || ApiError::new(code::IMAGE_NOT_FOUND, format!("no image {id}"));
-    let record = records::by_id(&state.pool, id)
+    let record = registry::view::stored(&state.pool, id)
         .await?
         .ok_or_else(not_found)?;
     if caller.role == Role::Generator && record.fields.api_key_id != Some(caller.key_id) {

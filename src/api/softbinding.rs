@@ -19,8 +19,8 @@ use crate::provenance::{
     parse_iscc_soft_binding_value, parse_soft_binding_value, ISCC_SOFT_BINDING_ALG,
     SOFT_BINDING_ALG,
 };
+use crate::registry::view::{self, ManifestFile};
 use crate::registry::MatchKind;
-use crate::store::{record_iscc, records};
 use crate::verify::CheckKind;
 
 /// `value` longer than this in a URL: 414, use POST (a Hallmark value is 12 characters).
@@ -198,17 +198,12 @@ async fn resolve_iscc(
         .c2pa_api
         .max_binding_distance
         .saturating_mul(iscc::BITS / 64);
-    let near = record_iscc::near(&state.pool, codes, max_distance, limit).await?;
-    let ids: Vec<uuid::Uuid> = near.iter().map(|&(id, _)| id).collect();
-    let mut found = records::by_ids(&state.pool, &ids).await?;
-    let matches = near
+    let found = crate::registry::by_iscc(&state.pool, codes, max_distance, limit).await?;
+    let matches = found
         .into_iter()
-        .filter_map(|(id, distance)| {
-            let at = found.iter().position(|r| r.fields.id == id)?;
-            Some(SoftBindingMatch {
-                manifest_id: found.swap_remove(at).fields.manifest_id,
-                similarity_score: score(1.0 - f64::from(distance) / f64::from(iscc::BITS)),
-            })
+        .map(|(record, distance)| SoftBindingMatch {
+            manifest_id: record.fields.manifest_id,
+            similarity_score: score(1.0 - f64::from(distance) / f64::from(iscc::BITS)),
         })
         .collect();
     Ok(HttpResponse::Ok().json(SoftBindingQueryResult { matches }))
@@ -383,16 +378,21 @@ pub async fn manifest(
             ));
         }
     }
-    let not_found = || ApiError::new(code::MANIFEST_NOT_FOUND, format!("no manifest {id}"));
-    let sha = records::manifest_sha256_by_manifest_id(&state.pool, &id)
-        .await?
-        .ok_or_else(not_found)?
-        .ok_or_else(|| {
-            ApiError::new(
+    let sha = match view::manifest_file(&state.pool, &id).await? {
+        ManifestFile::Stored(sha) => sha,
+        ManifestFile::Unknown => {
+            return Err(ApiError::new(
+                code::MANIFEST_NOT_FOUND,
+                format!("no manifest {id}"),
+            ))
+        }
+        ManifestFile::NotStored => {
+            return Err(ApiError::new(
                 code::MANIFEST_NOT_FOUND,
                 format!("the store of {id} is not in the repository yet (hallmark backfill)"),
-            )
-        })?;
+            ))
+        }
+    };
     let bytes = state
         .generation
         .blobs

@@ -416,7 +416,7 @@ impl DetectorNet {
     ) -> Result<tch::Tensor, GanError> {
         let per_image = (self.channels * self.size * self.size) as usize;
         if !input.len().is_multiple_of(per_image) {
-            return Err(GanError::Invalid(format!(
+            return Err(GanError::Shape(format!(
                 "{} input values are not a whole number of {}x{}x{} images",
                 input.len(),
                 self.channels,
@@ -664,14 +664,14 @@ impl Calibration {
     /// When there are no examples of one class, or the lengths differ.
     pub fn fit_platt(logits: &[f64], synthetic: &[bool]) -> Result<Self, GanError> {
         if logits.len() != synthetic.len() {
-            return Err(GanError::Invalid(
+            return Err(GanError::Shape(
                 "calibration needs one label per logit".into(),
             ));
         }
         let pos = synthetic.iter().filter(|&&s| s).count() as f64;
         let neg = synthetic.len() as f64 - pos;
         if pos == 0.0 || neg == 0.0 {
-            return Err(GanError::Invalid(
+            return Err(GanError::Setting(
                 "calibration needs both real and synthetic examples".into(),
             ));
         }

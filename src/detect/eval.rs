@@ -15,8 +15,14 @@ use rand_chacha::ChaCha8Rng;
 
 use super::augment::{png_roundtrip, Transform};
 use super::detector::{average_precision, roc_auc, roc_curve, tpr_at_fpr, Detector};
+use super::train::{real_images, EVALUATION_SEED_BASE};
 use crate::fingerprint::{hamming, Fingerprinter};
-use crate::gan::card::{DetectorEvaluation, DetectorScore, RegistryEvaluation, TransformRate};
+use crate::gan::card::{
+    Architecture, DetectorCard, DetectorEvaluation, DetectorScore, RegistryEvaluation,
+    TransformRate,
+};
+use crate::gan::catalog::LoadedModel;
+use crate::gan::data::Split;
 use crate::gan::plot::{self, Series, PALETTE};
 use crate::gan::GanError;
 use crate::progress::percentile;
@@ -24,6 +30,86 @@ use crate::progress::percentile;
 /// The ROC plots written by `evaluate --detector`.
 pub const ROC_FILE: &str = "detector-roc.png";
 pub const ROC_ZOOM_FILE: &str = "detector-roc-zoom.png";
+
+/// What an evaluation scores: held-out real test images and fresh images from a generator.
+pub struct EvaluationSet {
+    pub real: Vec<DynamicImage>,
+    pub generated: Vec<DynamicImage>,
+    /// The latent seed the generated images come from.
+    pub seed: u64,
+}
+
+impl EvaluationSet {
+    /// Up to `real_limit` images of the test split of `dataset` (all by default) at the size
+    /// of `arch`, and `generated` images of `generator` from latent seed
+    /// [`EVALUATION_SEED_BASE`] + `seed_offset` (never a seed that training draws from).
+    ///
+    /// # Errors
+    /// A missing or malformed dataset, torch failures.
+    pub fn load(
+        dataset: &Path,
+        arch: &Architecture,
+        real_limit: Option<usize>,
+        generator: &LoadedModel,
+        generated: usize,
+        seed_offset: u64,
+    ) -> Result<Self, GanError> {
+        let real = real_images(
+            dataset,
+            Split::Test,
+            arch.image_size,
+            arch.channels,
+            real_limit,
+        )?;
+        let seed = EVALUATION_SEED_BASE + seed_offset;
+        let indices: Vec<u64> = (0..generated as u64).collect();
+        let mut images = Vec::with_capacity(indices.len());
+        for chunk in indices.chunks(500) {
+            images.extend(generator.generate(seed, chunk)?);
+        }
+        Ok(Self {
+            real,
+            generated: images,
+            seed,
+        })
+    }
+}
+
+/// Adds an evaluation's figures to the detector section of a model card: with a detector
+/// study, a new evaluation (carrying `registry`, else the registry figures measured before —
+/// they depend on the generator alone); with registry figures only, they replace those of the
+/// evaluation already there.
+///
+/// # Errors
+/// Registry figures with neither a detector study nor an earlier evaluation to add them to.
+pub fn record_evaluation(
+    section: &mut DetectorCard,
+    detector: Option<&DetectorStudy>,
+    set: &EvaluationSet,
+    real_source: String,
+    registry: Option<RegistryEvaluation>,
+) -> Result<(), GanError> {
+    match (detector, registry, section.evaluation.as_mut()) {
+        (Some(study), registry, _) => {
+            let kept = section.evaluation.as_ref().and_then(|e| e.registry.clone());
+            section.evaluation = Some(evaluation_card(
+                study,
+                (set.real.len(), set.generated.len()),
+                real_source,
+                set.seed,
+                registry.or(kept),
+            ));
+        }
+        (None, Some(registry), Some(evaluation)) => evaluation.registry = Some(registry),
+        (None, Some(_), None) => {
+            return Err(GanError::Setting(
+                "registry figures need a detector evaluation to add to: pass --detector".into(),
+            ))
+        }
+        (None, None, _) => {}
+    }
+    Ok(())
+}
 
 /// The evaluation's images: real and generated, each clean and under every transform.
 pub struct EvalImages {

@@ -162,7 +162,7 @@ pub fn leave_one_family_out(
         .filter(|f| config.only.is_empty() || config.only.contains(f))
         .collect();
     if todo.is_empty() {
-        return Err(GanError::Invalid(
+        return Err(GanError::Setting(
             "none of the families to hold out has zoo members".into(),
         ));
     }
@@ -211,7 +211,7 @@ pub fn leave_one_family_out(
             all.extend(
                 worker
                     .join()
-                    .map_err(|_| GanError::Invalid("a leave-one-out worker panicked".into()))??,
+                    .map_err(|_| GanError::Thread("a leave-one-out worker panicked".into()))??,
             );
         }
         Ok(all)
@@ -241,7 +241,7 @@ fn hold_out(
     let (generators, images) = family_images(model, zoo, family, seed, config.per_generator)?;
     let trained_on = fitted.report.images_per_source.clone();
     if let Some(leak) = generators.iter().find(|g| trained_on.contains_key(*g)) {
-        return Err(GanError::Invalid(format!(
+        return Err(GanError::Internal(format!(
             "held-out generator {leak} trained the detector that is scored on it"
         )));
     }

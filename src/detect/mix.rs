@@ -68,7 +68,7 @@ impl<'a> FakeMix<'a> {
             .map(Source::Zoo)
             .collect();
         if own.is_none() && zoo.is_empty() {
-            return Err(GanError::Invalid(
+            return Err(GanError::Setting(
                 "holding those families out leaves no generator to train the detector against"
                     .into(),
             ));
@@ -133,7 +133,7 @@ impl<'a> FakeMix<'a> {
             .filter(|s| s.family() == family)
             .collect();
         if sources.is_empty() {
-            return Err(GanError::Invalid(format!(
+            return Err(GanError::Setting(format!(
                 "no {family} generator in the mix"
             )));
         }
@@ -207,7 +207,7 @@ impl<'a> FakeMix<'a> {
         }
         out.into_iter()
             .map(|i| {
-                i.ok_or_else(|| GanError::Invalid("a generator returned too few images".into()))
+                i.ok_or_else(|| GanError::Internal("a generator returned too few images".into()))
             })
             .collect()
     }

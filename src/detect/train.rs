@@ -379,12 +379,12 @@ pub fn fit_detector(
 impl DetectorTrainConfig {
     fn validate(&self) -> Result<(), GanError> {
         if self.batch_size == 0 || self.steps == 0 {
-            return Err(GanError::Invalid(
+            return Err(GanError::Setting(
                 "steps and batch size must be positive".into(),
             ));
         }
         if !(0.0..=1.0).contains(&self.augmented_share) {
-            return Err(GanError::Invalid(format!(
+            return Err(GanError::Setting(format!(
                 "the augmented share {} is not between 0 and 1",
                 self.augmented_share
             )));

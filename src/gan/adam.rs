@@ -272,15 +272,15 @@ impl Ema {
         let from = source.variables();
         let to = target.variables();
         if from.len() != to.len() {
-            return Err(GanError::Invalid(
+            return Err(GanError::Architecture(
                 "the averaged network differs from the trained one".into(),
             ));
         }
         let mut pairs = Vec::with_capacity(from.len());
         for (name, src) in from {
-            let dst = to
-                .get(&name)
-                .ok_or_else(|| GanError::Invalid(format!("the averaged network lacks {name}")))?;
+            let dst = to.get(&name).ok_or_else(|| {
+                GanError::Architecture(format!("the averaged network lacks {name}"))
+            })?;
             pairs.push((
                 src.shallow_clone(),
                 dst.shallow_clone(),

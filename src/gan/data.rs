@@ -282,7 +282,7 @@ impl Dataset {
         let mut floats = Vec::with_capacity(indices.len() * per);
         for &i in indices {
             if i >= self.count {
-                return Err(GanError::Invalid(format!(
+                return Err(GanError::Shape(format!(
                     "image {i} of a dataset of {}",
                     self.count
                 )));

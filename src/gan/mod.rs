@@ -66,8 +66,27 @@ pub enum GanError {
     Weights { path: PathBuf, message: String },
     #[error("dataset {path}: {message}")]
     Dataset { path: PathBuf, message: String },
-    #[error("invalid argument: {0}")]
-    Invalid(String),
+    /// An architecture that cannot be built, or weights and networks of different architectures.
+    #[error("architecture: {0}")]
+    Architecture(String),
+    /// A setting of a training, zoo or detector command outside what it accepts.
+    #[error("invalid setting: {0}")]
+    Setting(String),
+    /// Tensors, images or buffers whose dimensions do not fit each other.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A plot that could not be drawn.
+    #[error("cannot draw {path}: {message}")]
+    Plot { path: PathBuf, message: String },
+    /// Training state or a card that could not be serialised.
+    #[error("cannot encode: {0}")]
+    Encode(String),
+    /// The model thread or a worker thread that failed to start or died.
+    #[error("thread: {0}")]
+    Thread(String),
+    /// A broken invariant of the training code (a bug, not bad input).
+    #[error("internal: {0}")]
+    Internal(String),
     #[error("cannot write image {path}: {source}")]
     Image {
         path: PathBuf,

@@ -60,7 +60,7 @@ impl Generator {
     /// # Errors
     /// When the architecture is invalid.
     pub fn new(arch: &Architecture, device: Device) -> Result<Self, GanError> {
-        arch.validate().map_err(GanError::Invalid)?;
+        arch.validate().map_err(GanError::Architecture)?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let net = match arch.family {
@@ -94,7 +94,7 @@ impl Generator {
     /// When the architectures differ, or torch fails.
     pub fn copy_from(&mut self, other: &Self) -> Result<(), GanError> {
         if self.arch != other.arch {
-            return Err(GanError::Invalid(
+            return Err(GanError::Architecture(
                 "the generators' architectures differ".into(),
             ));
         }
@@ -196,7 +196,7 @@ impl Generator {
         let mut flat = Vec::with_capacity(latents.len() * dim);
         for (i, latent) in latents.iter().enumerate() {
             if latent.len() != dim {
-                return Err(GanError::Invalid(format!(
+                return Err(GanError::Shape(format!(
                     "latent {i} has {} values, the model takes {dim}",
                     latent.len()
                 )));
@@ -213,7 +213,7 @@ impl Generator {
     pub fn generate_flat(&self, latents: &[f32]) -> Result<Vec<DynamicImage>, GanError> {
         let dim = self.arch.latent_dim as usize;
         if !latents.len().is_multiple_of(dim) {
-            return Err(GanError::Invalid(format!(
+            return Err(GanError::Shape(format!(
                 "{} latent values are not a whole number of latents of {dim}",
                 latents.len()
             )));
@@ -419,7 +419,7 @@ impl Discriminator {
     pub fn new(arch: &Architecture, device: Device) -> Result<Self, GanError> {
         match arch.family {
             ArchFamily::Progressive => {
-                arch.validate().map_err(GanError::Invalid)?;
+                arch.validate().map_err(GanError::Architecture)?;
                 let vs = nn::VarStore::new(device);
                 let net = ProDiscriminator::new(&vs.root(), arch, arch.channels);
                 Ok(Self {
@@ -444,7 +444,7 @@ impl Discriminator {
         spectral_norm: bool,
         device: Device,
     ) -> Result<Self, GanError> {
-        arch.validate().map_err(GanError::Invalid)?;
+        arch.validate().map_err(GanError::Architecture)?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let mut convs = Vec::new();
@@ -581,7 +581,7 @@ impl Discriminator {
         let size = i64::from(self.arch.image_size);
         let per_image = (i64::from(self.arch.channels) * size * size) as usize;
         if !input.len().is_multiple_of(per_image) {
-            return Err(GanError::Invalid(format!(
+            return Err(GanError::Shape(format!(
                 "{} input values are not a whole number of {}x{}x{} images",
                 input.len(),
                 self.arch.channels,
@@ -685,12 +685,12 @@ pub fn images_to_input(images: &[DynamicImage], arch: &Architecture) -> Vec<f32>
 pub fn tensor_to_images(images: &Tensor) -> Result<Vec<DynamicImage>, GanError> {
     let size = images.size();
     let [n, c, h, w] = size[..] else {
-        return Err(GanError::Invalid(format!(
+        return Err(GanError::Shape(format!(
             "expected NCHW images, got shape {size:?}"
         )));
     };
     if c != 1 && c != 3 {
-        return Err(GanError::Invalid(format!(
+        return Err(GanError::Shape(format!(
             "expected 1 or 3 channels, got {c}"
         )));
     }
@@ -715,7 +715,7 @@ pub fn tensor_to_images(images: &Tensor) -> Result<Vec<DynamicImage>, GanError> 
         } else {
             RgbImage::from_raw(w, h, chunk.to_vec()).map(DynamicImage::ImageRgb8)
         };
-        out.push(image.ok_or_else(|| GanError::Invalid("image buffer size mismatch".into()))?);
+        out.push(image.ok_or_else(|| GanError::Shape("image buffer size mismatch".into()))?);
     }
     Ok(out)
 }

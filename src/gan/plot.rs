@@ -129,9 +129,12 @@ pub fn loss_curve(losses: &[(f32, f32)], path: &Path) -> Result<(), GanError> {
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| GanError::Invalid(format!("cannot draw {}: {e}", path.display())))?;
+    draw().map_err(|e| GanError::Plot {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
     let image = RgbImage::from_raw(width, height, buf)
-        .ok_or_else(|| GanError::Invalid("plot buffer size mismatch".into()))?;
+        .ok_or_else(|| GanError::Shape("plot buffer size mismatch".into()))?;
     save_png(&image, path)
 }
 
@@ -209,9 +212,12 @@ pub fn line_chart(
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| GanError::Invalid(format!("cannot draw {}: {e}", path.display())))?;
+    draw().map_err(|e| GanError::Plot {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
     let image = RgbImage::from_raw(width, height, buf)
-        .ok_or_else(|| GanError::Invalid("plot buffer size mismatch".into()))?;
+        .ok_or_else(|| GanError::Shape("plot buffer size mismatch".into()))?;
     save_png(&image, path)
 }
 

@@ -277,7 +277,7 @@ impl GrowthState {
             && alpha > 0.0
             && alpha <= 1.0;
         if !possible {
-            return Err(GanError::Invalid(format!(
+            return Err(GanError::Architecture(format!(
                 "the weights' growth state (level {level}, alpha {alpha}) is impossible for this model"
             )));
         }

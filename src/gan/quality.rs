@@ -64,7 +64,7 @@ impl Classifier {
             || !(card.channels == 1 || card.channels == 3)
             || card.classes.is_empty()
         {
-            return Err(GanError::Invalid(
+            return Err(GanError::Shape(
                 "the classifier takes 32x32 images, 1 or 3 channels".into(),
             ));
         }
@@ -139,7 +139,7 @@ impl Classifier {
         })?;
         let card_path = dir.join(CLASSIFIER_CARD);
         let text =
-            toml::to_string_pretty(&self.card).map_err(|e| GanError::Invalid(e.to_string()))?;
+            toml::to_string_pretty(&self.card).map_err(|e| GanError::Encode(e.to_string()))?;
         std::fs::write(&card_path, text).map_err(|e| GanError::io(&card_path, e))
     }
 

@@ -186,7 +186,7 @@ pub fn train_step_with(
             let out = d.forward_t(&x, true).sum(Kind::Float);
             let grad = Tensor::f_run_backward(&[&out], &[&x], true, true)?
                 .pop()
-                .ok_or_else(|| GanError::Invalid("no gradient at the real images".into()))?;
+                .ok_or_else(|| GanError::Internal("no gradient at the real images".into()))?;
             let penalty = grad
                 .square()
                 .sum_dim_intlist([1_i64, 2, 3].as_slice(), false, Kind::Float)
@@ -376,7 +376,7 @@ impl Run<'_> {
             detector: old.and_then(|c| c.detector).filter(|_| !generator_changed),
         };
         card.save(&card_path)?;
-        let json = serde_json::to_vec(state).map_err(|e| GanError::Invalid(e.to_string()))?;
+        let json = serde_json::to_vec(state).map_err(|e| GanError::Encode(e.to_string()))?;
         write_atomic(&self.dir.join(STATE_FILE), &json)?;
         let samples_dir = self.dir.join("samples");
         std::fs::create_dir_all(&samples_dir).map_err(|e| GanError::io(&samples_dir, e))?;
@@ -400,6 +400,67 @@ impl Run<'_> {
     }
 
     /// Builds the networks, fresh or from the directory's checkpoint.
+    /// Sets the networks to growth `g` at `step`; when `step` starts a new resolution, first
+    /// writes the finished one's grid, then (as ProGAN) gives the optimisers fresh moments and
+    /// restarts the average at the trained weights: averaging the new resolution's layers from
+    /// their random initial values would serve mostly noise for the next thousand steps.
+    fn enter_growth(
+        &self,
+        nets: &mut Nets,
+        schedule: Schedule,
+        step: u64,
+        g: Growth,
+    ) -> Result<(), GanError> {
+        let before = (step > 0).then(|| schedule.at(step - 1));
+        if let Some(b) = before.filter(|b| b.level != g.level) {
+            self.stage_grid(nets, b)?;
+            nets.opt_d.reset()?;
+            nets.opt_g.reset()?;
+            if let Some((_, ema)) = nets.ema.as_mut() {
+                ema.copy()?;
+            }
+        }
+        nets.set_growth(g)
+    }
+
+    /// One training step at `step` (its batch and latents follow from the seed and the step, so
+    /// a resumed run draws what an uninterrupted one would); returns the two losses.
+    fn step(
+        &self,
+        nets: &mut Nets,
+        step: u64,
+        growth: Option<Growth>,
+    ) -> Result<(f32, f32), GanError> {
+        let config = self.config;
+        let dim = config.architecture.latent_dim as usize;
+        let batch = config.batch_size;
+        let (indices, latents) = step_batch(config.seed, step, batch, self.dataset.len(), dim);
+        let mut real = self.dataset.batch(&indices, self.device)?;
+        if let Some(g) = growth {
+            real = real_at(&real, g);
+        }
+        let z = Tensor::f_from_slice(&latents)?
+            .f_view([batch as i64, dim as i64])?
+            .f_to_device(self.device)?;
+        let r1 = if config.r1_gamma > 0.0 && step.is_multiple_of(R1_EVERY) {
+            config.r1_gamma * R1_EVERY as f64
+        } else {
+            0.0
+        };
+        let autocast = config.mixed_precision && self.device.is_cuda();
+        let Nets {
+            nets: gan,
+            opt_d,
+            opt_g,
+            ema,
+        } = nets;
+        let losses = train_step_with(gan, opt_d, opt_g, &real, &z, r1, autocast)?;
+        if let Some((_, ema)) = ema.as_mut() {
+            ema.update(step)?;
+        }
+        Ok(losses)
+    }
+
     fn nets(&self, state: &mut TrainState) -> Result<Nets, GanError> {
         let (arch, config, device, dir) = (
             &self.config.architecture,
@@ -446,7 +507,7 @@ impl Run<'_> {
                 message: e.to_string(),
             })?;
         } else if card_path.exists() {
-            return Err(GanError::Invalid(format!(
+            return Err(GanError::Setting(format!(
                 "{} already holds a model: pass --resume to continue it, or pick another name",
                 dir.display()
             )));
@@ -510,44 +571,7 @@ pub fn train(
     device: Device,
     stop: &AtomicBool,
 ) -> Result<TrainReport, GanError> {
-    let arch = &config.architecture;
-    arch.validate().map_err(GanError::Invalid)?;
-    if dataset.image_size() != arch.image_size || dataset.channels() != arch.channels {
-        return Err(GanError::Invalid(format!(
-            "dataset is {}x{}x{}, the model needs {}x{}x{}",
-            dataset.channels(),
-            dataset.image_size(),
-            dataset.image_size(),
-            arch.channels,
-            arch.image_size,
-            arch.image_size
-        )));
-    }
-    if config.batch_size == 0 || config.checkpoint_every == 0 {
-        return Err(GanError::Invalid(
-            "batch size and checkpoint interval must be positive".into(),
-        ));
-    }
-    if (arch.family == ArchFamily::Progressive) != config.schedule.is_some() {
-        return Err(GanError::Invalid(
-            "a progressive architecture needs a growth schedule, and only it takes one".into(),
-        ));
-    }
-    if let Some(s) = config.schedule {
-        if s.levels != arch.stages() + 1 || s.stage_steps == 0 || s.fade_steps == 0 {
-            return Err(GanError::Invalid(
-                "the growth schedule needs positive stage and fade steps for every level".into(),
-            ));
-        }
-    }
-    if config.ema_decay.is_some_and(|d| !(0.0..1.0).contains(&d))
-        || config.r1_gamma.is_nan()
-        || config.r1_gamma < 0.0
-    {
-        return Err(GanError::Invalid(
-            "the moving-average decay must be in [0, 1) and the R1 weight not negative".into(),
-        ));
-    }
+    check_run(dataset, config)?;
     std::fs::create_dir_all(dir).map_err(|e| GanError::io(dir, e))?;
     let run = Run {
         dir,
@@ -557,103 +581,35 @@ pub fn train(
     };
     let mut state = TrainState::default();
     let mut nets = run.nets(&mut state)?;
-    let autocast = config.mixed_precision && device.is_cuda();
-    let dim = arch.latent_dim as usize;
-    let batch = config.batch_size;
     let started = Instant::now();
     let start_step = state.step;
     let previous_elapsed = state.elapsed_s;
-    let mut window = (Instant::now(), state.step);
-    let mut images_per_s = 0.0;
+    let mut progress = Progress::new(config, state.step);
     let mut interrupted = false;
     let mut last = (f32::NAN, f32::NAN);
-    let mut phase: Option<(u32, bool)> = None;
-    // A progressive run makes one bar per phase as it reaches it; a DCGAN run has one bar.
-    let bar_shown = config.progress && config.schedule.is_none();
-    let mut bar = crate::progress::bar(config.steps, "train", bar_shown);
-    bar.set_position(state.step);
     while state.step < config.steps {
         if stop.load(Ordering::Relaxed) {
             interrupted = true;
             break;
         }
-        let step = state.step;
-        let growth = config.schedule.map(|s| s.at(step));
+        let growth = config.schedule.map(|s| s.at(state.step));
         if let (Some(schedule), Some(g)) = (config.schedule, growth) {
-            let before = (step > 0).then(|| schedule.at(step - 1));
-            if let Some(b) = before.filter(|b| b.level != g.level) {
-                // A resolution has trained: its grid, then (as ProGAN) fresh optimiser moments
-                // for the next, and the average restarted at the trained weights: averaging the
-                // new resolution's layers from their random initial values would serve mostly
-                // noise for the next thousand steps.
-                run.stage_grid(&nets, b)?;
-                nets.opt_d.reset()?;
-                nets.opt_g.reset()?;
-                if let Some((_, ema)) = nets.ema.as_mut() {
-                    ema.copy()?;
-                }
-            }
-            let key = (g.level, g.alpha < 1.0);
-            if phase != Some(key) {
-                bar.finish_and_clear();
-                let end = schedule.phase_end(step).min(config.steps).max(step + 1);
-                let first = schedule.phase_start(step);
-                bar = crate::progress::bar(end - first, &Schedule::phase_name(g), config.progress);
-                bar.set_position(step - first);
-                phase = Some(key);
-            }
-            nets.set_growth(g)?;
+            run.enter_growth(&mut nets, schedule, state.step, g)?;
+            progress.enter_phase(config, schedule, state.step, g);
         }
-        let (indices, latents) = step_batch(config.seed, step, batch, dataset.len(), dim);
-        let mut real = dataset.batch(&indices, device)?;
-        if let Some(g) = growth {
-            real = real_at(&real, g);
-        }
-        let z = Tensor::f_from_slice(&latents)?
-            .f_view([batch as i64, dim as i64])?
-            .f_to_device(device)?;
-        let r1 = if config.r1_gamma > 0.0 && step.is_multiple_of(R1_EVERY) {
-            config.r1_gamma * R1_EVERY as f64
-        } else {
-            0.0
-        };
-        last = {
-            let Nets {
-                nets: gan,
-                opt_d,
-                opt_g,
-                ..
-            } = &mut nets;
-            train_step_with(gan, opt_d, opt_g, &real, &z, r1, autocast)?
-        };
-        if let Some((_, ema)) = nets.ema.as_mut() {
-            ema.update(step)?;
-        }
+        last = run.step(&mut nets, state.step, growth)?;
         state.losses.push(last);
         state.step += 1;
         state.growth = growth.map(|g| (g.level, g.alpha));
-        bar.inc(1);
-        if state.step % 10 == 0 || state.step == config.steps {
-            let secs = window.0.elapsed().as_secs_f64();
-            if secs > 0.0 {
-                images_per_s = (state.step - window.1) as f64 * batch as f64 / secs;
-            }
-            if secs > 30.0 {
-                window = (Instant::now(), state.step);
-            }
-            bar.set_message(format!(
-                "D {:.3} G {:.3} {:.0} img/s",
-                last.0, last.1, images_per_s
-            ));
-        }
+        progress.after_step(state.step, config, last);
         if state.step % config.checkpoint_every == 0 && state.step < config.steps {
             state.elapsed_s = previous_elapsed + started.elapsed().as_secs_f64();
-            run.checkpoint(&nets, &state, images_per_s)?;
+            run.checkpoint(&nets, &state, progress.images_per_s)?;
             tracing::info!(
                 step = state.step,
                 d_loss = last.0,
                 g_loss = last.1,
-                images_per_s = images_per_s.round(),
+                images_per_s = progress.images_per_s.round(),
                 "checkpoint"
             );
         }
@@ -661,7 +617,7 @@ pub fn train(
     state.elapsed_s = previous_elapsed + started.elapsed().as_secs_f64();
     let run_seconds = started.elapsed().as_secs_f64();
     let run_rate = if run_seconds > 0.0 {
-        (state.step - start_step) as f64 * batch as f64 / run_seconds
+        (state.step - start_step) as f64 * config.batch_size as f64 / run_seconds
     } else {
         0.0
     };
@@ -670,7 +626,7 @@ pub fn train(
     if let Some(g) = growth.filter(|g| g.alpha >= 1.0 && !interrupted) {
         run.stage_grid(&nets, g)?;
     }
-    bar.finish_and_clear();
+    progress.bar.finish_and_clear();
     Ok(TrainReport {
         steps: state.step,
         interrupted,
@@ -682,13 +638,115 @@ pub fn train(
     })
 }
 
+/// Refuses a run whose settings cannot train: an invalid architecture, a dataset of other
+/// dimensions, zero batch or interval, a schedule without progressive growing (or the other way
+/// round), a decay outside [0, 1).
+fn check_run(dataset: &Dataset, config: &TrainConfig) -> Result<(), GanError> {
+    let arch = &config.architecture;
+    arch.validate().map_err(GanError::Architecture)?;
+    if dataset.image_size() != arch.image_size || dataset.channels() != arch.channels {
+        return Err(GanError::Shape(format!(
+            "dataset is {}x{}x{}, the model needs {}x{}x{}",
+            dataset.channels(),
+            dataset.image_size(),
+            dataset.image_size(),
+            arch.channels,
+            arch.image_size,
+            arch.image_size
+        )));
+    }
+    if config.batch_size == 0 || config.checkpoint_every == 0 {
+        return Err(GanError::Setting(
+            "batch size and checkpoint interval must be positive".into(),
+        ));
+    }
+    if (arch.family == ArchFamily::Progressive) != config.schedule.is_some() {
+        return Err(GanError::Setting(
+            "a progressive architecture needs a growth schedule, and only it takes one".into(),
+        ));
+    }
+    if let Some(s) = config.schedule {
+        if s.levels != arch.stages() + 1 || s.stage_steps == 0 || s.fade_steps == 0 {
+            return Err(GanError::Setting(
+                "the growth schedule needs positive stage and fade steps for every level".into(),
+            ));
+        }
+    }
+    if config.ema_decay.is_some_and(|d| !(0.0..1.0).contains(&d))
+        || config.r1_gamma.is_nan()
+        || config.r1_gamma < 0.0
+    {
+        return Err(GanError::Setting(
+            "the moving-average decay must be in [0, 1) and the R1 weight not negative".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The progress bar of a run and the images/s it shows: one bar for a DCGAN run, one per
+/// phase (a resolution, or its fade-in) for a progressive run, made as the run reaches it.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    phase: Option<(u32, bool)>,
+    /// Start of the current rate window and the step it started at.
+    window: (Instant, u64),
+    images_per_s: f64,
+}
+
+impl Progress {
+    fn new(config: &TrainConfig, step: u64) -> Self {
+        let shown = config.progress && config.schedule.is_none();
+        let bar = crate::progress::bar(config.steps, "train", shown);
+        bar.set_position(step);
+        Self {
+            bar,
+            phase: None,
+            window: (Instant::now(), step),
+            images_per_s: 0.0,
+        }
+    }
+
+    /// A new bar when `step` starts another phase of `schedule`.
+    fn enter_phase(&mut self, config: &TrainConfig, schedule: Schedule, step: u64, g: Growth) {
+        let key = (g.level, g.alpha < 1.0);
+        if self.phase == Some(key) {
+            return;
+        }
+        self.bar.finish_and_clear();
+        let end = schedule.phase_end(step).min(config.steps).max(step + 1);
+        let first = schedule.phase_start(step);
+        self.bar = crate::progress::bar(end - first, &Schedule::phase_name(g), config.progress);
+        self.bar.set_position(step - first);
+        self.phase = Some(key);
+    }
+
+    /// Advances the bar; every ten steps, the losses and the rate over the last 30 s or more.
+    fn after_step(&mut self, step: u64, config: &TrainConfig, last: (f32, f32)) {
+        self.bar.inc(1);
+        if !step.is_multiple_of(10) && step != config.steps {
+            return;
+        }
+        let secs = self.window.0.elapsed().as_secs_f64();
+        if secs > 0.0 {
+            self.images_per_s = (step - self.window.1) as f64 * config.batch_size as f64 / secs;
+        }
+        if secs > 30.0 {
+            self.window = (Instant::now(), step);
+        }
+        self.bar.set_message(format!(
+            "D {:.3} G {:.3} {:.0} img/s",
+            last.0, last.1, self.images_per_s
+        ));
+    }
+}
+
 /// The model directory of `name` under `models_dir`, refusing names that are paths.
 ///
 /// # Errors
 /// When the name is empty or has path separators or `..`.
 pub fn model_dir(models_dir: &Path, name: &str) -> Result<PathBuf, GanError> {
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        return Err(GanError::Invalid(format!(
+        return Err(GanError::Setting(format!(
             "model name {name:?} must be a plain directory name"
         )));
     }

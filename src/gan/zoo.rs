@@ -87,7 +87,7 @@ impl Family {
             .into_iter()
             .find(|f| f.name() == name)
             .ok_or_else(|| {
-                GanError::Invalid(format!(
+                GanError::Setting(format!(
                     "unknown generator family {name:?} (known: {})",
                     Self::ALL.map(Self::name).join(", ")
                 ))
@@ -227,7 +227,7 @@ fn conv3(p: nn::Path, c_in: i64, c_out: i64) -> nn::Conv2D {
 
 fn build(card: &MemberCard, root: &nn::Path, with_encoder: bool) -> Result<Nets, GanError> {
     if card.image_size < 8 || !card.image_size.is_power_of_two() {
-        return Err(GanError::Invalid(format!(
+        return Err(GanError::Setting(format!(
             "zoo images are a power of two of at least 8 pixels, not {}",
             card.image_size
         )));
@@ -577,12 +577,12 @@ pub fn train_zoo(
     device: Device,
 ) -> Result<Vec<MemberCard>, GanError> {
     if config.steps < 4 || config.batch_size == 0 {
-        return Err(GanError::Invalid(
+        return Err(GanError::Setting(
             "the zoo needs at least 4 steps and a positive batch size".into(),
         ));
     }
     if config.ema_decay.is_some_and(|d| !(0.0..1.0).contains(&d)) {
-        return Err(GanError::Invalid("the EMA decay is in [0, 1)".into()));
+        return Err(GanError::Setting("the EMA decay is in [0, 1)".into()));
     }
     if let Some(tag) = &config.tag {
         let ok = !tag.is_empty()
@@ -592,7 +592,7 @@ pub fn train_zoo(
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         // Not "early", "late" or "ema": a tag must not make one member's name another's.
         if !ok || ["early", "late", "ema"].contains(&tag.as_str()) {
-            return Err(GanError::Invalid(format!(
+            return Err(GanError::Setting(format!(
                 "a zoo tag is 1-32 lowercase letters or digits, and not early, late or ema: {tag:?}"
             )));
         }
@@ -628,7 +628,9 @@ pub fn write_overview(zoo_dir: &Path, device: Device) -> Result<(), GanError> {
     plot::save_png(&plot::grid(&images, 8, 2), &zoo_dir.join(ZOO_GRID))
 }
 
-#[allow(clippy::too_many_lines)]
+/// Trains one family and saves its early (a quarter of the steps), late and (for GANs with a
+/// decay) averaged members. The order of random draws — weights, then per step the batch and
+/// the latents — is part of what makes a member reproducible from its seed.
 fn train_family(
     dataset: &Dataset,
     zoo_dir: &Path,
@@ -640,24 +642,7 @@ fn train_family(
     let started = Instant::now();
     tch::manual_seed(seed as i64);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut card = MemberCard {
-        name: String::new(),
-        family,
-        how: family.how().to_owned(),
-        image_size: dataset.image_size(),
-        channels: dataset.channels(),
-        latent_dim: config.latent_dim,
-        width: config.width,
-        loss: family.loss_name().to_owned(),
-        steps: 0,
-        batch_size: config.batch_size as u32,
-        learning_rate: family.learning_rate(),
-        seed,
-        dataset: dataset.description.clone(),
-        training_time_s: 0.0,
-        weights_sha256: String::new(),
-        ema_decay: None,
-    };
+    let mut card = MemberCard::untrained(dataset, config, family, seed);
     let vs = nn::VarStore::new(device);
     let nets = build(&card, &vs.root(), true)?;
     // The average of a GAN generator's weights (the VAE is not adversarial: no average).
@@ -676,27 +661,7 @@ fn train_family(
         ..Default::default()
     }
     .build(&vs, card.learning_rate)?;
-    let discriminator = if let Some(loss) = family.gan_loss() {
-        let arch = Architecture {
-            family: ArchFamily::Dcgan,
-            image_size: card.image_size,
-            channels: card.channels,
-            latent_dim: card.latent_dim,
-            g_width: config.width,
-            d_width: config.width * 2,
-            loss,
-        };
-        let d = Discriminator::new(&arch, device)?;
-        let opt_d = nn::Adam {
-            beta1: 0.5,
-            ..Default::default()
-        }
-        .build(d.var_store(), card.learning_rate)?;
-        Some((d, opt_d, loss))
-    } else {
-        None
-    };
-    let mut discriminator = discriminator;
+    let mut adversary = Adversary::for_family(&card, config, family, device)?;
     let early = (config.steps / 4).max(1);
     let b = config.batch_size;
     let dim = config.latent_dim as usize;
@@ -709,43 +674,9 @@ fn train_family(
         let z = Tensor::f_from_slice(&z)?
             .f_view([b as i64, dim as i64])?
             .f_to_device(device)?;
-        let message = if let Some((d, opt_d, loss)) = discriminator.as_mut() {
-            let fake = nets.generator.forward_t(&z, true);
-            let both = Tensor::f_cat(&[&real, &fake.detach()], 0)?;
-            let logits = d.forward_t(&both, true);
-            let n = b as i64;
-            let d_loss =
-                discriminator_loss(*loss, &logits.narrow(0, 0, n), &logits.narrow(0, n, n));
-            opt_d.backward_step(&d_loss);
-            let g_loss = generator_loss(*loss, &d.forward_t(&fake, true));
-            opt.backward_step(&g_loss);
-            format!(
-                "D {:.3} G {:.3}",
-                d_loss.f_double_value(&[])?,
-                g_loss.f_double_value(&[])?
-            )
-        } else {
-            let encoder = nets.encoder.as_ref().ok_or_else(|| {
-                GanError::Invalid("a VAE member was built without its encoder".into())
-            })?;
-            let stats = encoder.forward_t(&real, true);
-            let mu = stats.narrow(1, 0, dim as i64);
-            let logvar = stats.narrow(1, dim as i64, dim as i64).clamp(-10.0, 10.0);
-            let eps = Tensor::randn_like(&mu);
-            let latent = &mu + (&logvar * 0.5).exp() * eps;
-            let recon = nets.generator.forward_t(&latent, true);
-            // Bernoulli likelihood of pixel intensities in [0, 1], summed per image.
-            let target = (&real + 1.0) / 2.0;
-            let p = ((recon + 1.0) / 2.0).clamp(1e-4, 1.0 - 1e-4);
-            let rec = p.f_binary_cross_entropy::<Tensor>(&target, None, Reduction::Sum)? / b as f64;
-            let kl = ((&mu * &mu) + logvar.exp() - 1.0 - &logvar).sum(Kind::Float) * 0.5 / b as f64;
-            let loss = &rec + &kl;
-            opt.backward_step(&loss);
-            format!(
-                "rec {:.1} KL {:.1}",
-                rec.f_double_value(&[])?,
-                kl.f_double_value(&[])?
-            )
+        let message = match adversary.as_mut() {
+            Some(adversary) => adversary.step(&nets, &mut opt, &real, &z)?,
+            None => vae_step(&nets, &mut opt, &real, dim)?,
         };
         if let Some((_, _, ema)) = ema.as_mut() {
             ema.update(step - 1)?;
@@ -786,6 +717,129 @@ fn train_family(
     }
     bar.finish_and_clear();
     Ok(saved)
+}
+
+impl MemberCard {
+    /// The card of a `family` member before training: its settings, no steps, no weights.
+    fn untrained(dataset: &Dataset, config: &ZooTrainConfig, family: Family, seed: u64) -> Self {
+        Self {
+            name: String::new(),
+            family,
+            how: family.how().to_owned(),
+            image_size: dataset.image_size(),
+            channels: dataset.channels(),
+            latent_dim: config.latent_dim,
+            width: config.width,
+            loss: family.loss_name().to_owned(),
+            steps: 0,
+            batch_size: config.batch_size as u32,
+            learning_rate: family.learning_rate(),
+            seed,
+            dataset: dataset.description.clone(),
+            training_time_s: 0.0,
+            weights_sha256: String::new(),
+            ema_decay: None,
+        }
+    }
+}
+
+/// The discriminator of an adversarial family, its optimiser and its loss.
+struct Adversary {
+    discriminator: Discriminator,
+    opt: nn::Optimizer,
+    loss: Loss,
+}
+
+impl Adversary {
+    /// None for a family that is not adversarial (the VAE).
+    fn for_family(
+        card: &MemberCard,
+        config: &ZooTrainConfig,
+        family: Family,
+        device: Device,
+    ) -> Result<Option<Self>, GanError> {
+        let Some(loss) = family.gan_loss() else {
+            return Ok(None);
+        };
+        let arch = Architecture {
+            family: ArchFamily::Dcgan,
+            image_size: card.image_size,
+            channels: card.channels,
+            latent_dim: card.latent_dim,
+            g_width: config.width,
+            d_width: config.width * 2,
+            loss,
+        };
+        let discriminator = Discriminator::new(&arch, device)?;
+        let opt = nn::Adam {
+            beta1: 0.5,
+            ..Default::default()
+        }
+        .build(discriminator.var_store(), card.learning_rate)?;
+        Ok(Some(Self {
+            discriminator,
+            opt,
+            loss,
+        }))
+    }
+
+    /// One discriminator step and one generator step on `real` and latents `z`; the losses as
+    /// the progress bar's message.
+    fn step(
+        &mut self,
+        nets: &Nets,
+        opt_g: &mut nn::Optimizer,
+        real: &Tensor,
+        z: &Tensor,
+    ) -> Result<String, GanError> {
+        let n = real.size()[0];
+        let fake = nets.generator.forward_t(z, true);
+        let both = Tensor::f_cat(&[real, &fake.detach()], 0)?;
+        let logits = self.discriminator.forward_t(&both, true);
+        let d_loss =
+            discriminator_loss(self.loss, &logits.narrow(0, 0, n), &logits.narrow(0, n, n));
+        self.opt.backward_step(&d_loss);
+        let g_loss = generator_loss(self.loss, &self.discriminator.forward_t(&fake, true));
+        opt_g.backward_step(&g_loss);
+        Ok(format!(
+            "D {:.3} G {:.3}",
+            d_loss.f_double_value(&[])?,
+            g_loss.f_double_value(&[])?
+        ))
+    }
+}
+
+/// One step of the VAE on `real`: reparameterised sample, Bernoulli reconstruction plus KL;
+/// the two terms as the progress bar's message.
+fn vae_step(
+    nets: &Nets,
+    opt: &mut nn::Optimizer,
+    real: &Tensor,
+    dim: usize,
+) -> Result<String, GanError> {
+    let b = real.size()[0] as f64;
+    let encoder = nets
+        .encoder
+        .as_ref()
+        .ok_or_else(|| GanError::Internal("a VAE member was built without its encoder".into()))?;
+    let stats = encoder.forward_t(real, true);
+    let mu = stats.narrow(1, 0, dim as i64);
+    let logvar = stats.narrow(1, dim as i64, dim as i64).clamp(-10.0, 10.0);
+    let eps = Tensor::randn_like(&mu);
+    let latent = &mu + (&logvar * 0.5).exp() * eps;
+    let recon = nets.generator.forward_t(&latent, true);
+    // Bernoulli likelihood of pixel intensities in [0, 1], summed per image.
+    let target = (real + 1.0) / 2.0;
+    let p = ((recon + 1.0) / 2.0).clamp(1e-4, 1.0 - 1e-4);
+    let rec = p.f_binary_cross_entropy::<Tensor>(&target, None, Reduction::Sum)? / b;
+    let kl = ((&mu * &mu) + logvar.exp() - 1.0 - &logvar).sum(Kind::Float) * 0.5 / b;
+    let loss = &rec + &kl;
+    opt.backward_step(&loss);
+    Ok(format!(
+        "rec {:.1} KL {:.1}",
+        rec.f_double_value(&[])?,
+        kl.f_double_value(&[])?
+    ))
 }
 
 /// A checkpoint about to be written as a zoo member.

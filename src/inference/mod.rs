@@ -18,6 +18,7 @@ pub mod threads;
 use crate::config::{LimitSettings, ModelSettings};
 use crate::detect::detector::Detection;
 use crate::detect::Detector;
+use crate::enhance::{InversionSettings, Inverted, Known};
 use crate::gan::catalog::{load_model, LoadedModel};
 use crate::gan::{latents_for, GanError};
 
@@ -82,7 +83,18 @@ enum Task {
         images: Vec<DynamicImage>,
         reply: oneshot::Sender<Result<Vec<Detection>, InferenceError>>,
     },
+    /// Enhance a picture: invert the generator on what is known of it.
+    Invert {
+        known: Known,
+        seed: u64,
+        settings: InversionSettings,
+        reply: oneshot::Sender<Result<Inverted, InferenceError>>,
+    },
 }
+
+type InvertReply = oneshot::Sender<Result<Inverted, InferenceError>>;
+/// Enhancements inverted together: their settings, pictures (with seeds) and replies.
+type InvertGroup = (InversionSettings, Vec<(Known, u64)>, Vec<InvertReply>);
 
 struct Job {
     task: Task,
@@ -99,6 +111,7 @@ impl Job {
         let closed = match &self.task {
             Task::Generate { reply, .. } => reply.is_closed(),
             Task::Detect { reply, .. } => reply.is_closed(),
+            Task::Invert { reply, .. } => reply.is_closed(),
         };
         self.deadline > now && !closed
     }
@@ -109,6 +122,9 @@ impl Job {
                 let _ = reply.send(Err(error));
             }
             Task::Detect { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Task::Invert { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
         }
@@ -173,10 +189,10 @@ impl Inference {
                     let _ = ready_tx.send(Err(error));
                 }
             })
-            .map_err(|e| GanError::Invalid(format!("cannot start the model thread: {e}")))?;
+            .map_err(|e| GanError::Thread(format!("cannot start the model thread: {e}")))?;
         let info = ready_rx
             .recv()
-            .map_err(|_| GanError::Invalid("the model thread died while loading".into()))??;
+            .map_err(|_| GanError::Thread("the model thread died while loading".into()))??;
         tracing::info!(
             model = %info.name,
             version = %info.version,
@@ -250,6 +266,33 @@ impl Inference {
         let count = images.len();
         let (reply, answer) = oneshot::channel();
         self.submit(Task::Detect { images, reply }, count)?;
+        self.wait(answer).await
+    }
+
+    /// Enhances a picture by inversion of the generator ([`crate::enhance::invert`]), batched
+    /// with the other enhancements waiting. It takes `settings.starts` places in the queue (the
+    /// images it puts through the model at each step).
+    ///
+    /// # Errors
+    /// As [`Inference::generate`]; [`InferenceError::Model`] for a picture that does not fit
+    /// the model (callers check with [`crate::enhance::Operation::known`] first).
+    pub async fn enhance(
+        &self,
+        known: Known,
+        seed: u64,
+        settings: InversionSettings,
+    ) -> Result<Inverted, InferenceError> {
+        let count = settings.starts.max(1);
+        let (reply, answer) = oneshot::channel();
+        self.submit(
+            Task::Invert {
+                known,
+                seed,
+                settings,
+                reply,
+            },
+            count,
+        )?;
         self.wait(answer).await
     }
 
@@ -340,14 +383,68 @@ impl Worker {
         for job in dead {
             job.fail(InferenceError::Timeout(Duration::ZERO));
         }
-        let (generate, detect): (Vec<Job>, Vec<Job>) = live
+        let (generate, rest): (Vec<Job>, Vec<Job>) = live
             .into_iter()
             .partition(|job| matches!(job.task, Task::Generate { .. }));
+        let (detect, invert): (Vec<Job>, Vec<Job>) = rest
+            .into_iter()
+            .partition(|job| matches!(job.task, Task::Detect { .. }));
         if !generate.is_empty() {
             self.generate(model, generate);
         }
         if !detect.is_empty() {
             Self::detect(model, detect);
+        }
+        if !invert.is_empty() {
+            Self::invert(model, invert);
+        }
+    }
+
+    /// Inverts the pictures of `jobs` together, one batch per distinct settings.
+    fn invert(served: &ServedModel, jobs: Vec<Job>) {
+        let mut groups: Vec<InvertGroup> = Vec::new();
+        for job in jobs {
+            if let Task::Invert {
+                known,
+                seed,
+                settings,
+                reply,
+            } = job.task
+            {
+                match groups.iter_mut().find(|(s, _, _)| *s == settings) {
+                    Some((_, pictures, replies)) => {
+                        pictures.push((known, seed));
+                        replies.push(reply);
+                    }
+                    None => groups.push((settings, vec![(known, seed)], vec![reply])),
+                }
+            }
+        }
+        for (settings, pictures, replies) in groups {
+            let total = pictures.len();
+            metrics::histogram!("hallmark_enhance_batch_size").record(total as f64);
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                crate::enhance::invert::invert(&served.model.generator, &pictures, &settings)
+            }));
+            let fail = |replies: Vec<InvertReply>, message: &str| {
+                tracing::error!(error = message, "enhancement batch failed");
+                for reply in replies {
+                    let _ = reply.send(Err(InferenceError::Model(message.to_owned())));
+                }
+            };
+            match result {
+                Ok(Ok(out)) if out.len() == total => {
+                    for (reply, inverted) in replies.into_iter().zip(out) {
+                        let _ = reply.send(Ok(inverted));
+                    }
+                }
+                Ok(Ok(_)) => fail(
+                    replies,
+                    "the inversion answered for another number of pictures",
+                ),
+                Ok(Err(error)) => fail(replies, &error.to_string()),
+                Err(_) => fail(replies, "the inversion panicked"),
+            }
         }
     }
 
@@ -460,5 +557,73 @@ fn fail_all<T>(replies: Vec<(usize, oneshot::Sender<Result<T, InferenceError>>)>
     tracing::error!(error = message, "model batch failed");
     for (_, reply) in replies {
         let _ = reply.send(Err(InferenceError::Model(message.to_owned())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::enhance::{model_pixels, Known};
+
+    fn start(queue_depth: usize) -> (Inference, Settings) {
+        let mut settings = Settings::load(None).unwrap();
+        settings.model.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/models").into();
+        settings.model.intra_op_threads = 1;
+        settings.limits.queue_depth = queue_depth;
+        settings.limits.batch_delay_ms = 20;
+        let (dir, name) = (settings.model.dir.clone(), settings.model.name.clone());
+        let inference = Inference::start(
+            &settings.model,
+            tch::Device::Cpu,
+            &settings.limits,
+            move || ServedModel::load(&dir, &name, tch::Device::Cpu),
+        )
+        .unwrap();
+        (inference, settings)
+    }
+
+    /// Enhancements run on the model thread under the generation's admission control: each
+    /// takes a place per start, a full queue refuses at once, and two pictures inverted in one
+    /// batch come out as each would alone.
+    #[tokio::test]
+    async fn enhancements_share_the_model_queue_and_do_not_disturb_each_other() {
+        let (inference, settings) = start(16);
+        let mut inversion = settings.enhancement.inversion();
+        inversion.starts = 8;
+        inversion.steps = 4;
+        let channels = inference.info().channels;
+        let images = inference.generate(5, 0, 2).await.unwrap();
+        let known: Vec<Known> = images
+            .iter()
+            .map(|i| Known::All {
+                pixels: model_pixels(i, channels),
+            })
+            .collect();
+        let alone = inference
+            .enhance(known[0].clone(), 9, inversion)
+            .await
+            .unwrap();
+        let size = inference.info().image_size as usize;
+        assert_eq!(alone.pixels.len(), size * size * channels as usize);
+        let (a, b) = tokio::join!(
+            inference.enhance(known[0].clone(), 9, inversion),
+            inference.enhance(known[1].clone(), 9, inversion)
+        );
+        let most = a
+            .unwrap()
+            .pixels
+            .iter()
+            .zip(&alone.pixels)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0_f32, f32::max);
+        assert!(most < 1e-4, "{most}");
+        assert!(b.is_ok());
+        let mut too_many = inversion;
+        too_many.starts = 17;
+        assert!(matches!(
+            inference.enhance(known[0].clone(), 9, too_many).await,
+            Err(InferenceError::QueueFull { .. })
+        ));
     }
 }

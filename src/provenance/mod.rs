@@ -33,7 +33,7 @@ pub mod verify;
 pub use keys::{Algorithm, PrivateKey, PublicKey};
 pub use pki::SigningIdentity;
 pub use record::{sign_record, verify_record, Record, RecordFields};
-pub use sign::{ImageClaim, ProvenanceSigner, SignedImage};
+pub use sign::{EditClaim, ImageClaim, ProvenanceSigner, SignedImage};
 pub use trust::{TrustList, TrustStore};
 pub use verify::{ProvenanceReport, ProvenanceVerifier, ValidationState};
 
@@ -133,6 +133,11 @@ pub fn extract_manifest_store(bytes: &[u8]) -> Result<Vec<u8>, ProvenanceError> 
 /// IPTC digital source type of images made by a trained model.
 pub const TRAINED_ALGORITHMIC_MEDIA: &str =
     "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
+
+/// IPTC digital source type of a picture edited with a trained model's output
+/// (Hallmark's enhancements: the upload, completed or corrected by the generator).
+pub const COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA: &str =
+    "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia";
 
 /// Errors of the provenance module. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,10 @@ use super::keys::PrivateKey;
 use super::pki::SigningIdentity;
 use super::record::{self, RecordFields};
 use super::tsa::{parse_tsa_url, TsaResolver};
-use super::{ImageFormat, ProvenanceError, HALLMARK_ASSERTION, TRAINED_ALGORITHMIC_MEDIA};
+use super::{
+    ImageFormat, ProvenanceError, COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA, HALLMARK_ASSERTION,
+    TRAINED_ALGORITHMIC_MEDIA,
+};
 use crate::config::Settings;
 use crate::fingerprint::iscc::ImageCode;
 
@@ -52,6 +55,26 @@ pub struct ImageClaim {
     /// The device the model ran on, as `device::label` names it (`cpu`, `cuda:0`).
     pub device: String,
 }
+
+/// An enhancement of an upload, as its manifest states it: the upload is the `parentOf`
+/// ingredient (with its own manifest store when it carries one, so its history continues), the
+/// actions are `c2pa.opened` of it and `c2pa.edited` by the model.
+#[derive(Debug, Clone)]
+pub struct EditClaim<'a> {
+    /// The upload's bytes as received (PNG, JPEG or WebP).
+    pub parent: &'a [u8],
+    /// `restore`, `inpaint` or `upscale`.
+    pub operation: &'a str,
+    /// What was done, in words: "region 10,12 12x12 inpainted".
+    pub description: &'a str,
+    /// The parameters of the `c2pa.edited` action (operation, region, factor, starts, steps,
+    /// seed). Custom parameters are namespaced (C2PA 2.2 §18.14.4.7): a name without a dot is
+    /// written as `org.hallmark.<name>`.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The ingredient label that links the `c2pa.opened` action to the upload.
+const PARENT_LABEL: &str = "upload";
 
 /// An image with its manifest embedded.
 #[derive(Debug, Clone)]
@@ -110,6 +133,12 @@ pub struct GenerationAssertion {
     /// stated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// For an enhancement: the operation (`restore`, `inpaint`, `upscale`) and the SHA-256 (hex)
+    /// of the upload it edited; absent for a generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_sha256: Option<String>,
 }
 
 /// Signs images with the service's identity. Build once and share; `Send + Sync`.
@@ -208,6 +237,29 @@ impl ProvenanceSigner {
         claim: &ImageClaim,
         encoded: &[u8],
     ) -> Result<SignedImage, ProvenanceError> {
+        self.sign(claim, encoded, None)
+    }
+
+    /// Embeds a signed manifest describing `claim` as an edit of an upload ([`EditClaim`]).
+    ///
+    /// # Errors
+    /// As [`Self::sign_image`]; when the upload is not PNG, JPEG or WebP, or C2PA cannot read it
+    /// as an ingredient.
+    pub fn sign_edit(
+        &self,
+        claim: &ImageClaim,
+        encoded: &[u8],
+        edit: &EditClaim<'_>,
+    ) -> Result<SignedImage, ProvenanceError> {
+        self.sign(claim, encoded, Some(edit))
+    }
+
+    fn sign(
+        &self,
+        claim: &ImageClaim,
+        encoded: &[u8],
+        edit: Option<&EditClaim<'_>>,
+    ) -> Result<SignedImage, ProvenanceError> {
         match ImageFormat::sniff(encoded) {
             Some(found) if found == claim.format => {}
             found => {
@@ -230,6 +282,37 @@ impl ProvenanceSigner {
             seed: claim.seed,
             phash: format!("{:016x}", claim.phash),
             device: Some(claim.device.clone()),
+            operation: edit.map(|e| e.operation.to_owned()),
+            parent_sha256: edit
+                .map(|e| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(e.parent))),
+        };
+        let agent = serde_json::json!({ "name": claim.model, "version": claim.model_version });
+        let actions = match edit {
+            None => serde_json::json!([{
+                "action": "c2pa.created",
+                "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
+                "softwareAgent": agent,
+            }]),
+            Some(e) => serde_json::json!([
+                {
+                    "action": "c2pa.opened",
+                    "parameters": { "ingredientIds": [PARENT_LABEL] },
+                },
+                {
+                    "action": "c2pa.edited",
+                    "description": e.description,
+                    "digitalSourceType": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+                    "softwareAgent": agent,
+                    "parameters": e
+                        .parameters
+                        .iter()
+                        .map(|(k, v)| {
+                            let name = if k.contains('.') { k.clone() } else { format!("org.hallmark.{k}") };
+                            (name, v.clone())
+                        })
+                        .collect::<serde_json::Map<_, _>>(),
+                },
+            ]),
         };
         let definition = serde_json::json!({
             "label": manifest_id,
@@ -250,11 +333,7 @@ impl ProvenanceSigner {
                     "created": true,
                     "data": {
                         "allActionsIncluded": true,
-                        "actions": [{
-                            "action": "c2pa.created",
-                            "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
-                            "softwareAgent": { "name": claim.model, "version": claim.model_version },
-                        }],
+                        "actions": actions,
                     },
                 },
                 { "label": HALLMARK_ASSERTION, "created": true, "data": assertion },
@@ -288,6 +367,21 @@ impl ProvenanceSigner {
         // The signer's own too (`add_assertion` files it as gathered).
         if let Some(iscc_assertion) = builder.definition.assertions.last_mut() {
             iscc_assertion.created = true;
+        }
+        if let Some(e) = edit {
+            let format = ImageFormat::sniff(e.parent).ok_or_else(|| {
+                ProvenanceError::Format("the edited upload is not a PNG, JPEG or WebP file".into())
+            })?;
+            let ingredient = serde_json::json!({
+                "title": format!("upload.{}", format.as_str()),
+                "relationship": "parentOf",
+                "label": PARENT_LABEL,
+            });
+            builder.add_ingredient_from_stream(
+                ingredient.to_string(),
+                format.mime(),
+                &mut Cursor::new(e.parent),
+            )?;
         }
         let mut source = Cursor::new(encoded);
         let mut dest = Cursor::new(Vec::with_capacity(encoded.len() + 4096));

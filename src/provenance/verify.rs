@@ -104,6 +104,12 @@ pub struct HallmarkClaims {
     /// The device the model ran on, as the manifest states it (`cpu`, `cuda:0`).
     #[serde(default)]
     pub device: Option<String>,
+    /// For an enhancement: the operation (`restore`, `inpaint`, `upscale`) and the SHA-256 of
+    /// the upload it edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_sha256: Option<String>,
 }
 
 /// What the Content Credentials of a file say. Serialised as the API's JSON.
@@ -749,6 +755,8 @@ pub(super) fn hallmark_claims(
         phash: claims.phash,
         signing_key_id: key.id(),
         device: claims.device,
+        operation: claims.operation,
+        parent_sha256: claims.parent_sha256,
     })
 }
 

@@ -40,12 +40,13 @@ use uuid::Uuid;
 
 use crate::blocking::BlockingError;
 use crate::config::VerifySettings;
+use crate::fingerprint::iscc::ImageCode;
 use crate::fingerprint::{phash_to_db, Fingerprint};
 use crate::provenance::Record;
 use crate::registry::confirm::{Confirmed, Thresholds, UploadProbe};
 use crate::registry::index::HashIndex;
 use crate::store::blobs::{BlobError, Blobs};
-use crate::store::{record_hashes, records};
+use crate::store::{record_hashes, record_iscc, records};
 
 /// Beyond this per-chunk radius (d ≥ 16) the probe lists grow past a few thousand values and a
 /// scan is the better plan.
@@ -206,16 +207,40 @@ impl Registry {
             limit,
         )
         .await?;
-        let ids: Vec<Uuid> = near.iter().map(|&(id, _)| id).collect();
-        let mut found = records::by_ids(&self.pool, &ids).await?;
-        Ok(near
-            .into_iter()
-            .filter_map(|(id, distance)| {
-                let at = found.iter().position(|r| r.fields.id == id)?;
-                Some((found.swap_remove(at), distance))
-            })
-            .collect())
+        Ok(in_order(&self.pool, near).await?)
     }
+}
+
+/// The records whose ISCC Content-Code Image is within `max_distance` bits of one of `codes`,
+/// nearest first, at most `limit`: the Soft Binding Resolution API with `alg=io.iscc.v0`.
+///
+/// # Errors
+/// When the database fails.
+pub async fn by_iscc(
+    pool: &PgPool,
+    codes: &[ImageCode],
+    max_distance: u32,
+    limit: usize,
+) -> Result<Vec<(Record, u32)>, sqlx::Error> {
+    let near = record_iscc::near(pool, codes, max_distance, limit).await?;
+    in_order(pool, near).await
+}
+
+/// The records of `near` (id, distance) in its order, each with its distance; ids whose record
+/// is gone are skipped.
+async fn in_order(
+    pool: &PgPool,
+    near: Vec<(Uuid, u32)>,
+) -> Result<Vec<(Record, u32)>, sqlx::Error> {
+    let ids: Vec<Uuid> = near.iter().map(|&(id, _)| id).collect();
+    let mut found = records::by_ids(pool, &ids).await?;
+    Ok(near
+        .into_iter()
+        .filter_map(|(id, distance)| {
+            let at = found.iter().position(|r| r.fields.id == id)?;
+            Some((found.swap_remove(at), distance))
+        })
+        .collect())
 }
 
 /// Why a registry search failed.

@@ -167,3 +167,37 @@ pub async fn by_file(
 pub async fn exists(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
     Ok(records::by_id(pool, id).await?.is_some())
 }
+
+/// The stored record of `id` with every field (its owner's key, its file's SHA-256 and format):
+/// for callers already allowed its bytes.
+///
+/// # Errors
+/// When the database fails.
+pub async fn stored(pool: &PgPool, id: Uuid) -> Result<Option<Record>, sqlx::Error> {
+    records::by_id(pool, id).await
+}
+
+/// Where the manifest store of a manifest id is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ManifestFile {
+    /// No record has this manifest id.
+    Unknown,
+    /// A record made before signed files were kept, until `hallmark backfill` stores it.
+    NotStored,
+    /// The SHA-256 of the signed file that carries the store.
+    Stored(Vec<u8>),
+}
+
+/// The signed file that carries the manifest store of `manifest_id`.
+///
+/// # Errors
+/// When the database fails.
+pub async fn manifest_file(pool: &PgPool, manifest_id: &str) -> Result<ManifestFile, sqlx::Error> {
+    Ok(
+        match records::manifest_sha256_by_manifest_id(pool, manifest_id).await? {
+            None => ManifestFile::Unknown,
+            Some(None) => ManifestFile::NotStored,
+            Some(Some(sha)) => ManifestFile::Stored(sha),
+        },
+    )
+}

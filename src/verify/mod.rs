@@ -1070,6 +1070,8 @@ mod tests {
             phash: "0011223344556677".into(),
             signing_key_id: "k".into(),
             device: Some("cpu".into()),
+            operation: None,
+            parent_sha256: None,
         });
         let edit = with_parent(
             node(
