@@ -176,6 +176,7 @@ const IMAGE_READERS: &[Grant] = &[Grant::own(Role::Generator), Grant::all(Role::
 /// Every route, and who may call it.
 pub const ROUTES: &[Route] = &[
     api(Method::Post, "/v1/generations", Access::Roles(GENERATOR)),
+    api(Method::Post, "/v1/enhancements", Access::Roles(GENERATOR)),
     api(Method::Get, "/v1/images/{id}", Access::Roles(IMAGE_READERS)),
     api(Method::Get, "/v1/records", Access::Public),
     api(Method::Get, "/v1/records/{id}", Access::Public),

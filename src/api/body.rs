@@ -285,6 +285,102 @@ pub async fn read_parts(
     Ok(parts)
 }
 
+/// A multipart form of named parts: files and short text fields, each name at most once.
+#[derive(Default)]
+pub struct Form {
+    pub files: std::collections::HashMap<String, Part>,
+    pub fields: std::collections::HashMap<String, String>,
+}
+
+/// Longest text field of a [`Form`], in bytes.
+const MAX_FIELD_BYTES: usize = 256;
+
+/// Reads a multipart form whose part names are among `files` (read as bytes) and `fields`
+/// (UTF-8 text of at most 256 bytes). The byte limit applies to the whole body.
+///
+/// # Errors
+/// 400 `invalid_operation` for an unknown, repeated, unnamed or too long part,
+/// `malformed_multipart`, 413 past `limit`, 408 past the body deadline.
+pub async fn read_form(
+    headers: &HeaderMap,
+    payload: impl Stream<Item = Result<Bytes, PayloadError>> + 'static,
+    limit: usize,
+    files: &[&str],
+    fields: &[&str],
+) -> Result<Form, ApiError> {
+    let mut multipart = Multipart::new(headers, payload);
+    let mut form = Form::default();
+    let mut total = 0usize;
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(|e| multipart_error(&e))?;
+        let name = field.name().unwrap_or_default().to_owned();
+        let is_file = files.contains(&name.as_str());
+        if !is_file && !fields.contains(&name.as_str()) {
+            return Err(ApiError::new(
+                code::INVALID_OPERATION,
+                format!(
+                    "unknown form field {:?}: the fields are {}",
+                    name.chars().take(64).collect::<String>(),
+                    files
+                        .iter()
+                        .chain(fields)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if form.files.contains_key(&name) || form.fields.contains_key(&name) {
+            return Err(ApiError::new(
+                code::INVALID_OPERATION,
+                format!("form field {name:?} given twice"),
+            ));
+        }
+        let cap = if is_file {
+            limit.saturating_sub(total)
+        } else {
+            MAX_FIELD_BYTES.min(limit.saturating_sub(total))
+        };
+        let bytes = field
+            .bytes(cap)
+            .await
+            .map_err(|_| {
+                if is_file {
+                    too_large(limit)
+                } else {
+                    ApiError::new(
+                        code::INVALID_OPERATION,
+                        format!("form field {name:?} is over {MAX_FIELD_BYTES} bytes"),
+                    )
+                }
+            })?
+            .map_err(|e| multipart_error(&e))?;
+        total += bytes.len();
+        if is_file {
+            let file_name = field
+                .content_disposition()
+                .and_then(|cd| cd.get_filename())
+                .and_then(clean_name);
+            form.files.insert(
+                name,
+                Part {
+                    file_name,
+                    bytes: bytes.to_vec(),
+                },
+            );
+        } else {
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                ApiError::new(
+                    code::INVALID_OPERATION,
+                    format!("form field {name:?} is not UTF-8 text"),
+                )
+            })?;
+            form.fields.insert(name, text.trim().to_owned());
+        }
+    }
+    Ok(form)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::blocking::BlockingError;
+use crate::enhance::EnhanceError;
 use crate::generation::GenerationError;
 use crate::inference::InferenceError;
 use crate::registry::RegistryError;
@@ -69,6 +70,9 @@ error_codes! {
     INVALID_COUNT = ("invalid_count", 400, "an image count out of range");
     INVALID_FORMAT = ("invalid_format", 400, "a format parameter other than report or crjson");
     INVALID_QUALITY = ("invalid_quality", 400, "a JPEG quality out of range, or one for PNG");
+    INVALID_OPERATION = ("invalid_operation", 400, "an enhancement op other than restore, inpaint or upscale, or a form field missing, repeated or malformed");
+    INVALID_REGION = ("invalid_region", 400, "an inpaint region that is empty, leaves the picture, is of another size or leaves less than a quarter known");
+    INVALID_FACTOR = ("invalid_factor", 400, "an upscale factor other than 2 or 4");
     INVALID_TILE_PATH = ("invalid_tile_path", 400, "a log tile path that is not tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>] as c2sp.org/tlog-tiles spells them");
     CORS_REFUSED = ("cors_refused", 400, "a CORS preflight from an origin, for a method or with headers the route's policy does not allow (api.cors_origins for the keyed routes)");
     MALFORMED_AUTHORIZATION = ("malformed_authorization", 401, "an Authorization header that is not Bearer");
@@ -93,6 +97,7 @@ error_codes! {
     IMAGE_TOO_LARGE = ("image_too_large", 422, "more pixels than limits.max_image_pixels");
     ASPECT_RATIO_TOO_LARGE = ("aspect_ratio_too_large", 422, "sides further apart than limits.max_aspect_ratio");
     CORRUPT_IMAGE = ("corrupt_image", 422, "an image that does not decode");
+    OUT_OF_DOMAIN = ("out_of_domain", 422, "a picture the served model cannot enhance: another size, or colour for a grey model");
     NO_MANIFEST = ("no_manifest", 422, "format=crjson for a file that carries no C2PA manifest store");
     MANIFEST_INACCESSIBLE = ("manifest_inaccessible", 422, "format=crjson for a file whose manifest is remote (remote manifests are never fetched)");
     UNREADABLE_MANIFEST = ("unreadable_manifest", 422, "format=crjson for a manifest store the C2PA reader cannot read");
@@ -225,6 +230,7 @@ impl From<GenerationError> for ApiError {
                 Self::new(code::INVALID_QUALITY, error.to_string())
             }
             GenerationError::Inference(inner) => inner.into(),
+            GenerationError::Enhance(inner) => inner.into(),
             GenerationError::CommitQueueFull { .. } => {
                 Self::new(code::QUEUE_FULL, error.to_string()).retry_after(1)
             }
@@ -239,6 +245,17 @@ impl From<GenerationError> for ApiError {
             | GenerationError::Blocking(_)
             | GenerationError::Image(_) => Self::internal(&error),
         }
+    }
+}
+
+impl From<EnhanceError> for ApiError {
+    fn from(error: EnhanceError) -> Self {
+        let code = match error {
+            EnhanceError::OutOfDomain(_) => code::OUT_OF_DOMAIN,
+            EnhanceError::InvalidRegion(_) => code::INVALID_REGION,
+            EnhanceError::InvalidFactor(_) => code::INVALID_FACTOR,
+        };
+        Self::new(code, error.to_string())
     }
 }
 

@@ -70,7 +70,7 @@ impl From<&Generated> for GeneratedImage {
 }
 
 /// Whether the client asked for the image bytes themselves (`Accept: image/png` or `image/jpeg`).
-fn wants_bytes(req: &HttpRequest) -> bool {
+pub(crate) fn wants_bytes(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -4,6 +4,7 @@ pub mod access;
 mod auth;
 pub mod body;
 pub mod cors;
+mod enhancements;
 pub mod error;
 mod generations;
 mod health;
@@ -79,6 +80,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, routing: &Routing) {
         .service(
             web::scope("/v1")
                 .service(keyed("/generations").route(web::post().to(generations::create)))
+                .service(keyed("/enhancements").route(web::post().to(enhancements::create)))
                 .service(keyed("/images/{id}").route(read().to(records::image)))
                 .service(public("/records").route(read().to(records::find)))
                 .service(public("/records/{id}").route(read().to(records::get)))

@@ -5,21 +5,21 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{access, generations, keys, log, records, softbinding, verify};
+use super::{access, enhancements, generations, keys, log, records, softbinding, verify};
 use crate::generation::{GenerationRequest, OutputFormat};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hallmark", description = "GAN images with signed C2PA Content Credentials and a tamper-evident registry"),
     paths(
-        generations::create, records::get, records::find, records::image,
+        generations::create, enhancements::create, records::get, records::find, records::image,
         verify::verify, verify::lookup, verify::list_checks, verify::get_check, verify::thumbnail, keys::me,
         softbinding::by_binding, softbinding::by_binding_post, softbinding::by_content,
         softbinding::manifest, softbinding::supported_algorithms,
         log::checkpoint, log::key, log::tile, log::proof
     ),
     components(schemas(
-        GenerationRequest, OutputFormat, generations::GenerationResponse, generations::GeneratedImage,
+        GenerationRequest, OutputFormat, generations::GenerationResponse, generations::GeneratedImage, enhancements::EnhancementResponse,
         crate::registry::view::RecordView, crate::registry::view::SigningKeyView, records::RecordList, crate::api::error::ErrorBody,
         crate::verify::VerifyReport, crate::verify::Verdict, crate::verify::RegistryEvidence,
         crate::registry::MatchKind, crate::registry::confirm::Tier,

@@ -80,6 +80,31 @@ impl Operation {
         }
     }
 
+    /// The operation and its region or factor, as an edit's manifest and record state them
+    /// (a mask as the number of its pixels).
+    #[must_use]
+    pub fn parameters(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        map.insert("operation".into(), self.name().into());
+        match self {
+            Self::Restore => {}
+            Self::Inpaint(Region::Rect { x, y, w, h }) => {
+                map.insert(
+                    "region".into(),
+                    serde_json::json!({ "x": x, "y": y, "w": w, "h": h }),
+                );
+            }
+            Self::Inpaint(Region::Mask(mask)) => {
+                let pixels = mask.iter().filter(|&&m| m).count();
+                map.insert("mask_pixels".into(), pixels.into());
+            }
+            Self::Upscale { factor } => {
+                map.insert("factor".into(), (*factor).into());
+            }
+        }
+        map
+    }
+
     /// The size of the picture this operation takes for a model of `size` pixels.
     #[must_use]
     pub fn input_size(&self, size: u32) -> u32 {

@@ -27,11 +27,14 @@ use crate::blocking;
 use crate::blocking::BlockingError;
 use crate::config::Settings;
 use crate::device::{DeviceChoice, DeviceName};
+use crate::enhance::{EnhanceError, InversionSettings, Operation};
 use crate::fingerprint::iscc::ImageCode;
 use crate::fingerprint::{self, Fingerprinter};
 use crate::inference::{Inference, InferenceError, ServedModel};
 use crate::provenance::record::now_micros;
-use crate::provenance::{ImageClaim, ImageFormat, ProvenanceSigner, Record, RecordFields};
+use crate::provenance::{
+    EditClaim, ImageClaim, ImageFormat, ProvenanceSigner, Record, RecordFields,
+};
 use crate::registry::index::HashIndex;
 use crate::store::blob_journal::BlobJournal;
 use crate::store::blobs::{BlobError, Blobs};
@@ -243,6 +246,9 @@ pub enum GenerationError {
     InvalidQuality(u8),
     #[error(transparent)]
     Inference(#[from] InferenceError),
+    /// An upload out of the model's domain, or an enhancement that cannot apply to it.
+    #[error(transparent)]
+    Enhance(EnhanceError),
     /// Too many finished requests wait for a commit (`[generation] commit_queue_depth`).
     #[error("too many generations are waiting to be committed ({queued} requests); retry shortly")]
     CommitQueueFull { queued: usize },
@@ -336,6 +342,7 @@ impl GenerationService {
                 api_key_id,
                 signer: Arc::clone(&self.signer),
                 fingerprinter: Arc::clone(&self.fingerprinter),
+                edit: None,
             };
             tasks.push(blocking::run(move || job.finish()));
         }
@@ -346,8 +353,83 @@ impl GenerationService {
             generated.push(image);
         }
 
-        // The store stage runs to its end even when the caller goes away (a client hanging up
-        // drops this future): blobs written are then always either committed or removed.
+        let generated = self.store(generated, &mut times).await?;
+        times.record_metrics();
+        metrics::counter!("hallmark_images_generated_total").increment(generated.len() as u64);
+        Ok((generated, times))
+    }
+
+    /// Enhances an upload with the served model ([`crate::enhance`]) and signs, registers and
+    /// logs the result as an edit of the upload (a PNG; record encoding 3).
+    ///
+    /// # Errors
+    /// [`GenerationError::Enhance`] for a picture out of the model's domain or an operation
+    /// that cannot apply (nothing runs then); otherwise as [`Self::generate`].
+    pub async fn enhance(
+        &self,
+        spec: EnhancementSpec,
+        api_key_id: Option<Uuid>,
+    ) -> Result<(Generated, StageTimes), GenerationError> {
+        let info = self.inference.info();
+        let known = spec
+            .operation
+            .known(&spec.image, info.image_size, info.channels)
+            .map_err(GenerationError::Enhance)?;
+        let mut times = StageTimes::default();
+        let started = Instant::now();
+        let inverted = self
+            .inference
+            .enhance(known, spec.seed, spec.settings)
+            .await?;
+        times.inference = started.elapsed();
+        let mut parameters = spec.operation.parameters();
+        parameters.insert("starts".into(), spec.settings.starts.into());
+        parameters.insert("steps".into(), spec.settings.steps.into());
+        // As the record and Hallmark's assertion state it (C2PA's CBOR has no u64 past i64).
+        parameters.insert(
+            "seed".into(),
+            i64::from_ne_bytes(spec.seed.to_ne_bytes()).into(),
+        );
+        let job = ImageJob {
+            image: crate::enhance::to_image(&inverted.pixels, info.image_size, info.channels),
+            index: 0,
+            spec: GenerationSpec {
+                count: 1,
+                seed: spec.seed,
+                first_index: 0,
+                format: OutputFormat::Png,
+                jpeg_quality: 90,
+            },
+            model: info.name.clone(),
+            model_version: info.version.clone(),
+            device: info.device.clone(),
+            api_key_id,
+            signer: Arc::clone(&self.signer),
+            fingerprinter: Arc::clone(&self.fingerprinter),
+            edit: Some(EditOrigin {
+                upload: spec.upload,
+                operation: spec.operation,
+                parameters,
+            }),
+        };
+        let (image, image_times) = blocking::run(move || job.finish()).await??;
+        times.add(&image_times);
+        let mut generated = self.store(vec![image], &mut times).await?;
+        metrics::counter!("hallmark_images_enhanced_total").increment(1);
+        generated
+            .pop()
+            .map(|image| (image, times))
+            .ok_or_else(|| GenerationError::Image("the enhancement made no image".into()))
+    }
+
+    /// The store stage: blobs, then the records in a group's transaction. It runs to its end
+    /// even when the caller goes away (a client hanging up drops this future): blobs written are
+    /// then always either committed or removed.
+    async fn store(
+        &self,
+        generated: Vec<Generated>,
+        times: &mut StageTimes,
+    ) -> Result<Vec<Generated>, GenerationError> {
         let started = Instant::now();
         let store = Store {
             blobs: self.blobs.clone(),
@@ -362,10 +444,19 @@ impl GenerationService {
         times.store = started.elapsed();
         times.store_blobs = blob_time;
         times.store_commit = commit_time;
-        times.record_metrics();
-        metrics::counter!("hallmark_images_generated_total").increment(generated.len() as u64);
-        Ok((generated, times))
+        Ok(generated)
     }
+}
+
+/// An enhancement request, its upload through the gate: the bytes as received, their decoded
+/// pixels, the operation, the seed of the inversion's starts, and the inversion's budget.
+#[derive(Debug, Clone)]
+pub struct EnhancementSpec {
+    pub upload: Bytes,
+    pub image: DynamicImage,
+    pub operation: Operation,
+    pub seed: u64,
+    pub settings: InversionSettings,
 }
 
 /// The store stage of one request, on its own task.
@@ -503,6 +594,17 @@ struct ImageJob {
     api_key_id: Option<Uuid>,
     signer: Arc<ProvenanceSigner>,
     fingerprinter: Arc<Fingerprinter>,
+    /// For an enhancement: the upload it edits and how.
+    edit: Option<EditOrigin>,
+}
+
+/// What makes an image an edit of an upload: the upload as received, the operation, and the
+/// parameters its manifest states.
+#[derive(Debug, Clone)]
+struct EditOrigin {
+    upload: Bytes,
+    operation: Operation,
+    parameters: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ImageJob {
@@ -529,17 +631,35 @@ impl ImageJob {
             model_version: self.model_version.clone(),
             seed,
             phash,
-            title: format!(
-                "{} seed {} image {}",
-                self.model, self.spec.seed, self.index
-            ),
+            title: match &self.edit {
+                None => format!(
+                    "{} seed {} image {}",
+                    self.model, self.spec.seed, self.index
+                ),
+                Some(edit) => format!(
+                    "an upload {} by {} (seed {})",
+                    edit.operation.describe(),
+                    self.model,
+                    self.spec.seed
+                ),
+            },
             format: self.spec.format.image_format(),
             device: self.device,
         };
-        let signed = self
-            .signer
-            .sign_image(&claim, &encoded)
-            .map_err(|error| GenerationError::Image(Box::new(error)))?;
+        let signed = match &self.edit {
+            None => self.signer.sign_image(&claim, &encoded),
+            Some(edit) => self.signer.sign_edit(
+                &claim,
+                &encoded,
+                &EditClaim {
+                    parent: &edit.upload,
+                    operation: edit.operation.name(),
+                    description: &edit.operation.describe(),
+                    parameters: edit.parameters.clone(),
+                },
+            ),
+        }
+        .map_err(|error| GenerationError::Image(Box::new(error)))?;
         let fields = RecordFields {
             id,
             created_at: now_micros(),
@@ -555,7 +675,16 @@ impl ImageJob {
             manifest_id: signed.manifest_id,
             signing_key_id: self.signer.key_id().to_owned(),
             api_key_id: self.api_key_id,
-            encoding: crate::provenance::record::CURRENT_ENCODING,
+            encoding: if self.edit.is_some() {
+                crate::provenance::record::EDIT_ENCODING
+            } else {
+                crate::provenance::record::CURRENT_ENCODING
+            },
+            parent_sha256: self
+                .edit
+                .as_ref()
+                .map(|e| fingerprint::sha256(&e.upload).to_vec()),
+            operation: self.edit.as_ref().map(|e| e.operation.name().to_owned()),
         };
         let signature = self
             .signer

@@ -26,6 +26,16 @@
 //! | 13 | `signing_key_id` | UTF-8 (32 hex digits) |
 //! | 14 | v2: `api_key_commitment`; v1: `api_key_id` | empty (length 0) when no API key made the record; else v2: the 32-byte commitment below, v1: the 16 bytes of the key's UUID |
 //!
+//! # Version 3: edits
+//!
+//! An enhancement's record (an edit of an upload, `src/enhance/`) is signed with version 3:
+//! the prefix `hallmark-record-v3\0`, fields 1-14 as version 2, then
+//!
+//! | # | field | bytes |
+//! |---|---|---|
+//! | 15 | `parent_sha256` | the SHA-256 of the upload's bytes (32) |
+//! | 16 | `operation` | UTF-8 (`restore`, `inpaint`, `upscale`) |
+//!
 //! The commitment is SHA-256(`hallmark-key-commitment-v1\0` ‖ record id (16 bytes) ‖ API key
 //! id (16 bytes)). Public answers show it instead of the key id: a record no longer names (or
 //! dates, as a UUIDv7 would) the customer key that made it, nor links records made by one key,
@@ -51,8 +61,12 @@ use super::keys::{PrivateKey, PublicKey, SignatureError};
 pub const RECORD_DOMAIN: &[u8] = b"hallmark-record-v1\0";
 /// Domain separation for version 2, which signs [`api_key_commitment`] instead of the key id.
 pub const RECORD_DOMAIN_V2: &[u8] = b"hallmark-record-v2\0";
-/// The encoding new records are signed with.
+/// Domain separation for version 3, which adds the edited upload and the operation.
+pub const RECORD_DOMAIN_V3: &[u8] = b"hallmark-record-v3\0";
+/// The encoding new records of generated images are signed with.
 pub const CURRENT_ENCODING: i16 = 2;
+/// The encoding records of edits (enhancements) are signed with.
+pub const EDIT_ENCODING: i16 = 3;
 const KEY_COMMITMENT_DOMAIN: &[u8] = b"hallmark-key-commitment-v1\0";
 
 /// SHA-256 commitment to the API key that made record `record_id` (see the module docs).
@@ -69,10 +83,10 @@ pub fn api_key_commitment(record_id: Uuid, api_key_id: Uuid) -> [u8; 32] {
 /// The name of an encoding version, as the API shows it.
 #[must_use]
 pub fn encoding_name(encoding: i16) -> &'static str {
-    if encoding == 2 {
-        "hallmark-record-v2"
-    } else {
-        "hallmark-record-v1"
+    match encoding {
+        3 => "hallmark-record-v3",
+        2 => "hallmark-record-v2",
+        _ => "hallmark-record-v1",
     }
 }
 
@@ -93,13 +107,18 @@ pub struct RecordFields {
     pub manifest_id: String,
     pub signing_key_id: String,
     pub api_key_id: Option<Uuid>,
-    /// The canonical encoding version the signature covers (1 or 2).
+    /// The canonical encoding version the signature covers (1, 2, or 3 for an edit).
     pub encoding: i16,
+    /// For an edit: the SHA-256 of the upload it was made from (encoding 3).
+    pub parent_sha256: Option<Vec<u8>>,
+    /// For an edit: `restore`, `inpaint` or `upscale` (encoding 3).
+    pub operation: Option<String>,
 }
 
 /// A `records` row: its fields and their signature. Reads with
 /// `SELECT id, created_at, model, model_version, seed, format, width, height, file_sha256,
-/// pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, encoding, signature FROM records`.
+/// pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, encoding, parent_sha256,
+/// operation, signature FROM records`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Record {
     #[sqlx(flatten)]
@@ -111,7 +130,7 @@ pub struct Record {
 /// The columns of a [`Record`], in the order of a `SELECT`.
 pub const RECORD_COLUMNS: &str = "id, created_at, model, model_version, seed, format, width, \
      height, file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, encoding, \
-     signature";
+     parent_sha256, operation, signature";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
@@ -141,8 +160,13 @@ pub fn canonical_bytes(fields: &RecordFields) -> Vec<u8> {
         out.extend_from_slice(bytes);
     }
     let mut out = Vec::with_capacity(256 + fields.model.len() + fields.manifest_id.len());
-    let v2 = fields.encoding == 2;
-    out.extend_from_slice(if v2 { RECORD_DOMAIN_V2 } else { RECORD_DOMAIN });
+    // Version 3 is version 2 with the edit's two fields after the others.
+    let v2 = fields.encoding >= 2;
+    out.extend_from_slice(match fields.encoding {
+        3 => RECORD_DOMAIN_V3,
+        2 => RECORD_DOMAIN_V2,
+        _ => RECORD_DOMAIN,
+    });
     put(&mut out, fields.id.as_bytes());
     put(
         &mut out,
@@ -163,6 +187,16 @@ pub fn canonical_bytes(fields: &RecordFields) -> Vec<u8> {
         (None, _) => put(&mut out, &[]),
         (Some(key), true) => put(&mut out, &api_key_commitment(fields.id, key)),
         (Some(key), false) => put(&mut out, key.as_bytes()),
+    }
+    if fields.encoding == 3 {
+        put(
+            &mut out,
+            fields.parent_sha256.as_deref().unwrap_or_default(),
+        );
+        put(
+            &mut out,
+            fields.operation.as_deref().unwrap_or_default().as_bytes(),
+        );
     }
     out
 }
@@ -232,6 +266,53 @@ pub(crate) mod tests {
             signing_key_id: key.public().id(),
             api_key_id: Some(Uuid::now_v7()),
             encoding: CURRENT_ENCODING,
+            parent_sha256: None,
+            operation: None,
+        }
+    }
+
+    /// An edit's record is signed with version 3, which covers the upload and the operation;
+    /// the fields 1-14 are version 2's.
+    #[test]
+    fn an_edit_record_signs_its_upload_and_operation() {
+        let key = PrivateKey::from(SigningKey::generate(&mut OsRng));
+        let mut f = fields(&key);
+        let v2 = canonical_bytes(&f);
+        f.encoding = EDIT_ENCODING;
+        f.parent_sha256 = Some(vec![7; 32]);
+        f.operation = Some("inpaint".into());
+        let v3 = canonical_bytes(&f);
+        assert_eq!(&v3[..RECORD_DOMAIN_V3.len()], RECORD_DOMAIN_V3);
+        assert_eq!(
+            &v3[RECORD_DOMAIN_V3.len()..v2.len()],
+            &v2[RECORD_DOMAIN_V2.len()..],
+            "fields 1-14 as in version 2"
+        );
+        let mut tail = vec![0, 0, 0, 32];
+        tail.extend([7; 32]);
+        tail.extend([0, 0, 0, 7]);
+        tail.extend(b"inpaint");
+        assert_eq!(&v3[v2.len()..], &tail[..]);
+        assert_eq!(encoding_name(EDIT_ENCODING), "hallmark-record-v3");
+        let record = Record {
+            signature: sign_record(&f, &key).unwrap(),
+            fields: f,
+        };
+        verify_record(&record, &key.public()).unwrap();
+        type Edit = fn(&mut RecordFields);
+        let edits: [(&str, Edit); 4] = [
+            ("parent_sha256", |f| f.parent_sha256 = Some(vec![8; 32])),
+            ("parent removed", |f| f.parent_sha256 = None),
+            ("operation", |f| f.operation = Some("restore".into())),
+            ("encoding", |f| f.encoding = 2),
+        ];
+        for (name, edit) in edits {
+            let mut tampered = record.clone();
+            edit(&mut tampered.fields);
+            assert!(
+                verify_record(&tampered, &key.public()).is_err(),
+                "changing {name} went unnoticed"
+            );
         }
     }
 

@@ -139,6 +139,9 @@ pub struct GenerationAssertion {
     pub operation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_sha256: Option<String>,
+    /// For an enhancement: what was done, in words ("region 10,12 12x12 inpainted").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Signs images with the service's identity. Build once and share; `Send + Sync`.
@@ -285,6 +288,7 @@ impl ProvenanceSigner {
             operation: edit.map(|e| e.operation.to_owned()),
             parent_sha256: edit
                 .map(|e| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(e.parent))),
+            description: edit.map(|e| e.description.to_owned()),
         };
         let agent = serde_json::json!({ "name": claim.model, "version": claim.model_version });
         let actions = match edit {

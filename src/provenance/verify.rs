@@ -110,6 +110,8 @@ pub struct HallmarkClaims {
     pub operation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// What the Content Credentials of a file say. Serialised as the API's JSON.
@@ -757,6 +759,7 @@ pub(super) fn hallmark_claims(
         device: claims.device,
         operation: claims.operation,
         parent_sha256: claims.parent_sha256,
+        description: claims.description,
     })
 }
 

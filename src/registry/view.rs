@@ -39,10 +39,18 @@ pub struct RecordView {
     /// SHA-256 commitment to the API key that made the image (hex; null for images made from
     /// the command line): see `src/provenance/record.rs`.
     pub api_key_commitment: Option<String>,
-    /// The canonical encoding the signature covers: `hallmark-record-v2` (signs the commitment)
-    /// or `hallmark-record-v1` (older records; signs the key id, so they check offline only
-    /// with it).
+    /// The canonical encoding the signature covers: `hallmark-record-v2` (signs the commitment),
+    /// `hallmark-record-v3` (an edit: also signs `parent_sha256` and `operation`) or
+    /// `hallmark-record-v1` (older records; signs the key id, so they check offline only with
+    /// it).
     pub encoding: &'static str,
+    /// For an enhancement: the SHA-256 of the upload it edited, hex; absent for a generation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub parent_sha256: Option<Sha256Digest>,
+    /// For an enhancement: `restore`, `inpaint` or `upscale`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
     /// The signing key's signature (`signing_key.algorithm`) over the canonical encoding named
     /// by `encoding`, hex.
     pub signature: String,
@@ -122,6 +130,8 @@ pub async fn view(
             .map(|key| hex::encode(api_key_commitment(f.id, key))),
         api_key_id: f.api_key_id.filter(|_| audience == Audience::Staff),
         encoding: encoding_name(f.encoding),
+        parent_sha256: f.parent_sha256.as_deref().map(digest).transpose()?,
+        operation: f.operation,
         signature: hex::encode(&record.signature),
         signature_valid,
         log_index,

@@ -71,13 +71,14 @@ pub async fn insert_generated(
          ), new_records AS (
             INSERT INTO records (id, created_at, model, model_version, seed, format, width, height,
                 file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id, encoding,
-                signature, manifest_sha256)
+                signature, manifest_sha256, parent_sha256, operation)
             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::int8[],
                 $6::text[], $7::int4[], $8::int4[], $9::bytea[], $10::bytea[], $11::int8[],
-                $12::text[], $13::text[], $14::uuid[], $15::int2[], $16::bytea[], $17::bytea[])
+                $12::text[], $13::text[], $14::uuid[], $15::int2[], $16::bytea[], $17::bytea[],
+                $31::bytea[], $32::text[])
                 AS r(id, created_at, model, model_version, seed, format, width, height,
                      file_sha256, pixel_sha256, phash, manifest_id, signing_key_id, api_key_id,
-                     encoding, signature, manifest_sha256)
+                     encoding, signature, manifest_sha256, parent_sha256, operation)
             WHERE r.api_key_id IS NULL OR r.api_key_id IN (SELECT id FROM live_keys)
             RETURNING id
          ), new_hashes AS (
@@ -139,6 +140,8 @@ pub async fn insert_generated(
     .bind(&iscc_w2)
     .bind(&iscc_w3)
     .bind(&journal_records)
+    .bind(column!(parent_sha256))
+    .bind(column!(operation))
     .fetch_all(pool)
     .await
 }

@@ -724,16 +724,43 @@ fn credentials_explained(provenance: &ProvenanceReport) -> Vec<String> {
         )),
     }
     if let Some(h) = &provenance.hallmark {
-        why.push(format!(
-            "The manifest is Hallmark's own: record {}, made by model {} (version {}).",
-            h.record_id, h.model, h.model_version
-        ));
+        why.push(match (&h.parent_sha256, &h.description) {
+            (Some(parent), Some(done)) => format!(
+                "The manifest is Hallmark's own: record {}, an upload (sha256 {parent}) enhanced by \
+                 Hallmark's model {} (version {}): {done}.",
+                h.record_id, h.model, h.model_version
+            ),
+            _ => format!(
+                "The manifest is Hallmark's own: record {}, made by model {} (version {}).",
+                h.record_id, h.model, h.model_version
+            ),
+        });
     }
     why
 }
 
-/// What the registry found.
+/// What the registry found; for an enhancement's record, which upload it edited.
 fn registry_explained(registry: &RegistryEvidence) -> String {
+    let mut found = registry_match_explained(registry);
+    if let Some(record) = registry
+        .record
+        .as_ref()
+        .filter(|_| registry.matched.is_some())
+    {
+        if let (Some(parent), Some(operation)) = (&record.parent_sha256, &record.operation) {
+            found.push_str(&format!(
+                " That record is an enhancement ({operation}) by Hallmark's model {} of an \
+                 upload with SHA-256 {parent} (GET /v1/records?sha256={parent} finds the upload's \
+                 own record if Hallmark made it).",
+                record.model
+            ));
+        }
+    }
+    found
+}
+
+/// Which record the registry matched, and how.
+fn registry_match_explained(registry: &RegistryEvidence) -> String {
     let record_id = registry.record.as_ref().map(|r| r.id);
     match (registry.matched, record_id) {
         (Some(MatchKind::FileSha256), Some(id)) => {
@@ -1072,6 +1099,7 @@ mod tests {
             device: Some("cpu".into()),
             operation: None,
             parent_sha256: None,
+            description: None,
         });
         let edit = with_parent(
             node(

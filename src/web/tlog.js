@@ -1,5 +1,5 @@
 // Checks, in the browser, that a record is in Hallmark's public transparency log: the record's
-// log entry is rebuilt from the record as shown (its canonical `hallmark-record-v2` encoding and
+// log entry is rebuilt from the record as shown (its canonical `hallmark-record-v2` or `-v3` encoding and
 // its signature), hashed as an RFC 6962 leaf, carried up the c2sp.org/tlog-proof@v1 audit path
 // to the checkpoint's root, and the checkpoint (a c2sp.org/signed-note) is checked with WebCrypto
 // Ed25519 against the log's verifier key. Written from the specifications, apart from the Rust
@@ -64,12 +64,16 @@ function micros(text) {
   return seconds * 1000000n + fraction;
 }
 
-/** The record's `hallmark-record-v2` bytes (the table in src/provenance/record.rs). */
+/**
+ * The record's canonical bytes (the tables in src/provenance/record.rs): `hallmark-record-v2`,
+ * or `hallmark-record-v3` for an edit (its upload's SHA-256 and the operation after the rest).
+ */
 export function canonicalRecord(record) {
-  if (record.encoding !== 'hallmark-record-v2') throw new Error(`encoding ${record.encoding}`);
+  const v3 = record.encoding === 'hallmark-record-v3';
+  if (!v3 && record.encoding !== 'hallmark-record-v2') throw new Error(`encoding ${record.encoding}`);
   const uuid = fromHex(record.id.replace(/-/g, ''));
   const parts = [
-    encoder.encode('hallmark-record-v2\0'),
+    encoder.encode(v3 ? 'hallmark-record-v3\0' : 'hallmark-record-v2\0'),
     field(uuid),
     field(i64(micros(record.created_at))),
     field(encoder.encode(record.model)),
@@ -86,6 +90,7 @@ export function canonicalRecord(record) {
     field(encoder.encode(record.signing_key_id)),
     field(record.api_key_commitment ? fromHex(record.api_key_commitment) : new Uint8Array()),
   ];
+  if (v3) parts.push(field(fromHex(record.parent_sha256)), field(encoder.encode(record.operation)));
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const part of parts) {

@@ -5,6 +5,7 @@ mod abuse;
 mod authz;
 mod cli;
 mod cross_origin;
+mod enhancements;
 mod generations;
 mod group_commit;
 mod health;

@@ -169,7 +169,7 @@ def signature_valid(algorithm, public, message, signature):
     return False
 
 
-# --- The record's canonical encoding, version 2 -------------------------------------------------
+# --- The record's canonical encoding, versions 2 and 3 -------------------------------------------------
 def field(data):
     return struct.pack(">I", len(data)) + data
 
@@ -183,7 +183,9 @@ def micros(text):
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def canonical_v2(r):
+def canonical(r):
+    """Version 2 (a generation), or version 3 (an edit: version 2's fields under its own prefix,
+    then the edited upload's SHA-256 and the operation)."""
     seed = r["seed"]
     if seed >= 2**63:  # shown as u64; signed as the same bits, i64
         seed -= 2**64
@@ -191,7 +193,8 @@ def canonical_v2(r):
     if phash >= 2**63:
         phash -= 2**64
     commitment = bytes.fromhex(r["api_key_commitment"]) if r.get("api_key_commitment") else b""
-    out = b"hallmark-record-v2\0"
+    v3 = r["encoding"] == "hallmark-record-v3"
+    out = b"hallmark-record-v3\0" if v3 else b"hallmark-record-v2\0"
     out += field(uuid.UUID(r["id"]).bytes)
     out += field(struct.pack(">q", micros(r["created_at"])))
     out += field(r["model"].encode())
@@ -206,6 +209,9 @@ def canonical_v2(r):
     out += field(r["manifest_id"].encode())
     out += field(r["signing_key_id"].encode())
     out += field(commitment)
+    if v3:
+        out += field(bytes.fromhex(r["parent_sha256"]))
+        out += field(r["operation"].encode())
     return out
 
 
@@ -214,8 +220,8 @@ def main():
     parser.add_argument("--api-key-id")
     args = parser.parse_args()
     record = json.load(sys.stdin)
-    if record.get("encoding") != "hallmark-record-v2":
-        print(f"FAIL: encoding {record.get('encoding')!r} is not hallmark-record-v2")
+    if record.get("encoding") not in ("hallmark-record-v2", "hallmark-record-v3"):
+        print(f"FAIL: encoding {record.get('encoding')!r} is not hallmark-record-v2 or -v3")
         return 1
     public = bytes.fromhex(record["signing_key"]["public_key"])
     key_id = hashlib.sha256(public).digest()[:16].hex()
@@ -227,7 +233,7 @@ def main():
         print(f"FAIL: unknown signing algorithm {algorithm!r}")
         return 1
     signature = bytes.fromhex(record["signature"])
-    if not signature_valid(algorithm, public, canonical_v2(record), signature):
+    if not signature_valid(algorithm, public, canonical(record), signature):
         print(f"FAIL: the {algorithm} signature does not match the record")
         return 1
     if args.api_key_id:
