@@ -32,6 +32,9 @@ enum Command {
     Train(hallmark::cli::gan::TrainArgs),
     /// Generate signed, registered images with a model and write them as files.
     Generate(hallmark::cli::generate::GenerateArgs),
+    /// Enhance a picture (restore, inpaint, upscale) with the model; the result is signed as an
+    /// edit of it and registered.
+    Enhance(hallmark::cli::enhance::EnhanceArgs),
     /// Measure a model: `--quality` gives the Fréchet distance and mode coverage.
     Evaluate(hallmark::cli::evaluate::EvaluateArgs),
     /// Train the small Fashion-MNIST classifier that `evaluate --quality` uses.
@@ -107,6 +110,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Init(args) => service::init(&settings, args.encrypt_key).await,
         Command::Train(args) => hallmark::cli::gan::train(&settings, args),
         Command::Generate(args) => hallmark::cli::generate::generate(&settings, args).await,
+        Command::Enhance(args) => hallmark::cli::enhance::enhance(&settings, args).await,
         Command::Evaluate(args) => hallmark::cli::evaluate::evaluate(&settings, args),
         Command::TrainClassifier(args) => hallmark::cli::gan::train_classifier(&settings, args),
         Command::Zoo(command) => hallmark::cli::zoo::run(&settings, command),

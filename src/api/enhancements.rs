@@ -169,7 +169,7 @@ fn operation(
         "inpaint" => {
             unused("factor")?;
             let region = match (fields.get("rect"), mask) {
-                (Some(rect), None) => parse_rect(rect)?,
+                (Some(rect), None) => Region::parse_rect(rect)?,
                 (None, Some(mask)) => Region::from_mask_image(mask, size)?,
                 _ => {
                     return Err(invalid(
@@ -195,21 +195,5 @@ fn operation(
             "op {:?}: restore, inpaint or upscale",
             other.chars().take(32).collect::<String>()
         ))),
-    }
-}
-
-/// `x,y,w,h` in pixels.
-fn parse_rect(text: &str) -> Result<Region, ApiError> {
-    let numbers: Vec<u32> = text
-        .split(',')
-        .map(|n| n.trim().parse::<u32>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| ApiError::new(code::INVALID_REGION, "rect is x,y,w,h in pixels"))?;
-    match numbers[..] {
-        [x, y, w, h] => Ok(Region::Rect { x, y, w, h }),
-        _ => Err(ApiError::new(
-            code::INVALID_REGION,
-            "rect is x,y,w,h in pixels",
-        )),
     }
 }

@@ -1,6 +1,7 @@
 //! The command line's subcommands, one file per group; `main.rs` only parses and dispatches.
 
 pub mod detect;
+pub mod enhance;
 pub mod evaluate;
 pub mod gan;
 pub mod generate;

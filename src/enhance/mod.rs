@@ -211,6 +211,23 @@ impl Region {
         Ok(known)
     }
 
+    /// A rectangle written `x,y,w,h` (pixels).
+    ///
+    /// # Errors
+    /// [`EnhanceError::InvalidRegion`] when the text is not four whole numbers.
+    pub fn parse_rect(text: &str) -> Result<Self, EnhanceError> {
+        let bad = || EnhanceError::InvalidRegion("rect is x,y,w,h in pixels".into());
+        let numbers: Vec<u32> = text
+            .split(',')
+            .map(|n| n.trim().parse::<u32>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        match numbers[..] {
+            [x, y, w, h] => Ok(Self::Rect { x, y, w, h }),
+            _ => Err(bad()),
+        }
+    }
+
     /// A mask picture of `size` square: pixels brighter than mid-grey are missing.
     ///
     /// # Errors

@@ -62,6 +62,82 @@ impl Cli {
     }
 }
 
+/// `hallmark enhance` writes the signed edit of its input and registers it; `hallmark verify`
+/// reads the chain back. A bad region is refused without a record.
+#[sqlx::test]
+async fn enhance_writes_a_signed_registered_edit(pool: PgPool) {
+    let cli = Cli::new(&pool);
+    cli.ok(&["init"]);
+    let dir = tempfile::tempdir().unwrap();
+    let generated = dir.path().join("generated");
+    cli.ok(&[
+        "generate",
+        "--count",
+        "1",
+        "--seed",
+        "2",
+        "--out",
+        generated.to_str().unwrap(),
+    ]);
+    let input = std::fs::read_dir(&generated)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = dir.path().join("inpainted.png");
+    let fast = [
+        ("HALLMARK__ENHANCEMENT__STEPS", "5"),
+        ("HALLMARK__ENHANCEMENT__STARTS", "2"),
+    ];
+    let args = [
+        "enhance",
+        input.to_str().unwrap(),
+        "--op",
+        "inpaint",
+        "--rect",
+        "4,4,10,8",
+        "--seed",
+        "9",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let printed = cli.ok_with(&args, &fast);
+    assert!(printed.contains("record "), "{printed}");
+    let report: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["verify", "--json", out.to_str().unwrap()])).unwrap();
+    let report = &report[0]["report"];
+    assert_eq!(report["provenance"]["state"], "trusted", "{report}");
+    assert_eq!(
+        report["provenance"]["hallmark"]["operation"], "inpaint",
+        "{report}"
+    );
+    assert_eq!(
+        report["provenance"]["hallmark"]["parent_sha256"],
+        hex::encode(hallmark::fingerprint::sha256(
+            &std::fs::read(&input).unwrap()
+        )),
+    );
+    assert_eq!(report["registry"]["match"], "file_sha256", "{report}");
+    let refused = cli.run_with(
+        &[
+            "enhance",
+            input.to_str().unwrap(),
+            "--op",
+            "inpaint",
+            "--rect",
+            "0,0,32,32",
+        ],
+        &fast,
+    );
+    assert!(!refused.status.success());
+    let records: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(records, 2, "the generated image and its one edit");
+}
+
 #[sqlx::test]
 async fn generate_writes_signed_registered_reproducible_images(pool: PgPool) {
     let cli = Cli::new(&pool);
