@@ -11,8 +11,8 @@
 //!   original, as `VerifyService::check` runs them;
 //! - `c2pa`: [`ProvenanceVerifier::verify`] (the C2PA reader; it catches the reader's panics
 //!   itself, so a panic escaping it is a finding);
-//! - `multipart`: `actix_multipart::Multipart` driven by the service's own `read_parts`
-//!   (`src/api/body.rs`), over mutated content types, boundaries, part headers, bodies and chunkings of
+//! - `multipart`: `actix_multipart::Multipart` driven by the service's own `read_parts` and
+//!   `read_form` (`src/api/body.rs`; the latter as `POST /v1/enhancements` reads its form), over mutated content types, boundaries, part headers, bodies and chunkings of
 //!   the body stream, with the service's limits and with a small one.
 //!
 //! Seeds: other producers' credentials made by c2pa-python (`tests/fixtures`), every file in
@@ -1894,6 +1894,49 @@ fn multipart_exec() -> Exec {
                 }
                 Err(code) => {
                     let _ = write!(outcome, "{name}: {code}; ");
+                }
+            }
+            // The same body as `POST /v1/enhancements` reads it: named files and short fields.
+            let items = chunks
+                .iter()
+                .map(|chunk| chunk.clone().ok_or(PayloadError::Incomplete(None)));
+            let stream = futures_util::stream::iter(items.collect::<Vec<_>>());
+            let form = runtime.block_on(hallmark::api::body::read_form(
+                &headers,
+                stream,
+                limit,
+                &["image", "mask"],
+                &["op", "rect", "factor", "seed"],
+            ));
+            match form {
+                Ok(form) => {
+                    let total: usize = form.files.values().map(|p| p.bytes.len()).sum::<usize>()
+                        + form.fields.values().map(String::len).sum::<usize>();
+                    let names_ok = form.files.keys().all(|k| ["image", "mask"].contains(&k.as_str()))
+                        && form
+                            .fields
+                            .keys()
+                            .all(|k| ["op", "rect", "factor", "seed"].contains(&k.as_str()));
+                    if total > limit || total > input.body.len() || !names_ok {
+                        return Err(format!(
+                            "a form of {total} bytes (names {:?} {:?}) from a {}-byte body under a {limit}-byte limit",
+                            form.files.keys().collect::<Vec<_>>(),
+                            form.fields.keys().collect::<Vec<_>>(),
+                            input.body.len()
+                        ));
+                    }
+                    if let Some((name, value)) = form.fields.iter().find(|(_, v)| v.len() > 256) {
+                        return Err(format!("field {name:?} of {} bytes", value.len()));
+                    }
+                    let _ = write!(
+                        outcome,
+                        "form {name}: {} file(s), {} field(s); ",
+                        form.files.len(),
+                        form.fields.len()
+                    );
+                }
+                Err(error) => {
+                    let _ = write!(outcome, "form {name}: {}; ", error.code());
                 }
             }
         }
