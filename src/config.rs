@@ -22,7 +22,8 @@ pub struct Settings {
     pub model: ModelSettings,
     pub limits: LimitSettings,
     pub generation: GenerationSettings,
-    pub enhancement: EnhancementSettings,
+    /// Enhancement by inversion of the served generator (`src/enhance/`).
+    pub enhancement: crate::enhance::InversionSettings,
     pub api: ApiSettings,
     pub log: LogSettings,
     pub verify: VerifySettings,
@@ -238,39 +239,6 @@ pub struct GenerationSettings {
     pub commit_linger_us: u64,
     /// Group transactions in flight at once (each holds one pooled connection).
     pub committers: usize,
-}
-
-/// Enhancement of a picture by inversion of the served generator (`src/enhance/`): the
-/// optimisation budget per picture and how the answer keeps what was known.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnhancementSettings {
-    /// Random latents optimised per picture (all in one batch).
-    pub starts: usize,
-    /// Adam steps per picture.
-    pub steps: usize,
-    pub learning_rate: f64,
-    /// Weight of the prior that keeps each latent near the sphere Gaussian latents live on.
-    pub prior_weight: f64,
-    /// Restore: share of the degraded picture kept in the answer (0: the generator's alone).
-    pub restore_keep: f64,
-    /// Inpaint: pixels over which the kept picture fades into the generated region.
-    pub feather: u32,
-}
-
-impl EnhancementSettings {
-    /// The inversion these settings describe.
-    #[must_use]
-    pub fn inversion(&self) -> crate::enhance::InversionSettings {
-        crate::enhance::InversionSettings {
-            starts: self.starts,
-            steps: self.steps,
-            learning_rate: self.learning_rate,
-            prior_weight: self.prior_weight,
-            restore_keep: self.restore_keep,
-            feather: self.feather,
-        }
-    }
 }
 
 /// Content Credentials signing and verification (see `src/provenance/`).

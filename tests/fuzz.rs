@@ -1912,7 +1912,10 @@ fn multipart_exec() -> Exec {
                 Ok(form) => {
                     let total: usize = form.files.values().map(|p| p.bytes.len()).sum::<usize>()
                         + form.fields.values().map(String::len).sum::<usize>();
-                    let names_ok = form.files.keys().all(|k| ["image", "mask"].contains(&k.as_str()))
+                    let names_ok = form
+                        .files
+                        .keys()
+                        .all(|k| ["image", "mask"].contains(&k.as_str()))
                         && form
                             .fields
                             .keys()

@@ -113,7 +113,7 @@ pub async fn create(
         image,
         operation,
         seed,
-        settings: state.settings.enhancement.inversion(),
+        settings: state.settings.enhancement,
     };
     let (generated, times) = state.generation.enhance(spec, Some(caller.key_id)).await?;
     let timing = ("Server-Timing", super::server_timing(&times.stages()));

@@ -92,7 +92,7 @@ pub async fn enhance(settings: &Settings, args: EnhanceArgs) -> anyhow::Result<(
         image,
         operation,
         seed: args.seed,
-        settings: settings.enhancement.inversion(),
+        settings: settings.enhancement,
     };
     let (enhanced, _) = service.enhance(spec, None).await?;
     let out = args.out.clone().unwrap_or_else(|| {

@@ -435,7 +435,7 @@ fn evaluate_enhancement(settings: &Settings, args: &EvaluateArgs) -> anyhow::Res
     let device = device(settings, args.device.as_deref())?;
     let name = args.model.as_deref().unwrap_or(&settings.model.name);
     let model = load_model(&settings.model.dir, name, device)?;
-    let mut inversion = settings.enhancement.inversion();
+    let mut inversion = settings.enhancement;
     inversion.starts = args.starts.unwrap_or(inversion.starts);
     inversion.steps = args.steps.unwrap_or(inversion.steps);
     let config = enhance_study::StudyConfig {

@@ -33,8 +33,9 @@ pub enum Known {
     Downscaled { pixels: Vec<f32>, factor: u32 },
 }
 
-/// The optimisation budget and its weights.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The optimisation budget and its weights: the `[enhancement]` settings.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InversionSettings {
     /// Random latents optimised per picture.
     pub starts: usize,
@@ -48,19 +49,6 @@ pub struct InversionSettings {
     /// Inpaint: width (pixels) over which kept pixels fade into the generated ones at the
     /// hole's edge.
     pub feather: u32,
-}
-
-impl Default for InversionSettings {
-    fn default() -> Self {
-        Self {
-            starts: 8,
-            steps: 100,
-            learning_rate: 0.05,
-            prior_weight: 0.01,
-            restore_keep: 0.0,
-            feather: 2,
-        }
-    }
 }
 
 /// One picture's result: the enhanced pixels (`[C, S, S]` in [-1, 1]) and the winning start's
@@ -384,7 +372,10 @@ mod tests {
         InversionSettings {
             starts: 4,
             steps,
-            ..InversionSettings::default()
+            learning_rate: 0.05,
+            prior_weight: 0.01,
+            restore_keep: 0.0,
+            feather: 2,
         }
     }
 
@@ -426,7 +417,7 @@ mod tests {
             mask: mask.clone(),
         };
         let out = invert(&g, &[(known, 3)], &settings(40)).unwrap();
-        let f = InversionSettings::default().feather as usize;
+        let f = settings(1).feather as usize;
         assert_eq!(out[0].pixels.len(), 32 * 32);
         for (i, (got, was)) in out[0].pixels.iter().zip(&pixels).enumerate() {
             let (y, x) = (i / 32, i % 32);

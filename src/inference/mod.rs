@@ -1,7 +1,8 @@
 //! The model's own thread. It owns the loaded GAN (no tensor ever leaves it), merges the latents
 //! of concurrent requests into one forward pass (up to `limits.max_batch` images: those queued
 //! when it starts, and with `limits.batch_delay_ms` those that arrive that much later), and admission control turns a full queue into an
-//! immediate "busy" answer (HTTP 429) instead of an unbounded wait.
+//! immediate "busy" answer (HTTP 429) instead of an unbounded wait. Detection and enhancement
+//! (the generator's inversion, `crate::enhance::invert`) run there too, batched with their kind.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -589,7 +590,7 @@ mod tests {
     #[tokio::test]
     async fn enhancements_share_the_model_queue_and_do_not_disturb_each_other() {
         let (inference, settings) = start(16);
-        let mut inversion = settings.enhancement.inversion();
+        let mut inversion = settings.enhancement;
         inversion.starts = 8;
         inversion.steps = 4;
         let channels = inference.info().channels;

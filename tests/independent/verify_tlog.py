@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from verify_record import canonical_v2  # noqa: E402
+from verify_record import canonical  # noqa: E402
 
 
 class Failed(Exception):
@@ -330,7 +330,7 @@ def main():
             check(status == 200, f"record {record_id}: HTTP {status}")
             record = json.loads(body)
             check(record["log_index"] == index, "the record view's log_index is not the proof's")
-            want = canonical_v2(record) + bytes.fromhex(record["signature"])
+            want = canonical(record) + bytes.fromhex(record["signature"])
             check(entries[index] == want, f"entry {index} is not record {record_id}'s encoding and signature")
             print(f"record {record_id}: entry {index} included")
     except Failed as failure:
