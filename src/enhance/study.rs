@@ -262,61 +262,9 @@ pub fn run(model: &LoadedModel, dataset: &Path, config: &StudyConfig) -> Result<
             .iter()
             .map(|p| degrade(p, condition, &mut rng))
             .collect();
-        // Baselines.
-        let mut sums: Vec<(String, f64, f64, f64)> = Vec::new();
-        let mut examples: Vec<Vec<Planes>> = vec![Vec::new(); 2];
-        for (i, (d, clean)) in degraded.iter().zip(judged).enumerate() {
-            let started = Instant::now();
-            let outs = baselines(condition, d, size, blur);
-            let seconds = started.elapsed().as_secs_f64() / outs.len().max(1) as f64;
-            for (k, (name, out)) in outs.iter().enumerate() {
-                if sums.len() <= k {
-                    sums.push((name.clone(), 0.0, 0.0, 0.0));
-                }
-                sums[k].1 += psnr(out, clean);
-                sums[k].2 += ssim(out, clean);
-                sums[k].3 += seconds;
-            }
-            if i < 2 {
-                examples[i] = outs.into_iter().map(|(_, p)| p).collect();
-            }
-        }
-        // Hallmark: pictures inverted `batch` at a time.
-        let (mut h_psnr, mut h_ssim) = (0.0, 0.0);
-        let mut hallmark_examples = Vec::new();
-        let started = Instant::now();
-        for (chunk_index, chunk) in degraded.chunks(config.batch).enumerate() {
-            let first = chunk_index * config.batch;
-            let jobs: Vec<(Known, u64)> = chunk
-                .iter()
-                .enumerate()
-                .map(|(j, d)| {
-                    let known = match condition {
-                        Condition::Down(f) => Known::Downscaled {
-                            pixels: model_pixels(&d.input.to_image(), arch.channels),
-                            factor: f as u32,
-                        },
-                        _ => known_for(d, arch.channels),
-                    };
-                    (known, config.seed.wrapping_add((first + j) as u64))
-                })
-                .collect();
-            let out = invert(&model.generator, &jobs, &config.settings)?;
-            for (j, inverted) in out.iter().enumerate() {
-                let picture = Planes::from_image(
-                    &to_image(&inverted.pixels, arch.image_size, arch.channels),
-                    channels,
-                );
-                let clean = &judged[first + j];
-                h_psnr += psnr(&picture, clean);
-                h_ssim += ssim(&picture, clean);
-                if first + j < 2 {
-                    hallmark_examples.push(picture);
-                }
-            }
-            bar.inc(chunk.len() as u64);
-        }
-        let hallmark_seconds = started.elapsed().as_secs_f64() / config.images as f64;
+        let (sums, examples) = baseline_scores(condition, &degraded, judged, size, blur);
+        let (h_psnr, h_ssim, hallmark_seconds, hallmark_examples) =
+            hallmark_scores(model, condition, &degraded, judged, config, &bar)?;
         let n = config.images as f64;
         let name = condition.name();
         for (method, p, s, t) in sums {
@@ -360,6 +308,88 @@ pub fn run(model: &LoadedModel, dataset: &Path, config: &StudyConfig) -> Result<
     }
     bar.finish_and_clear();
     Ok(study)
+}
+
+/// Each baseline's sums of PSNR, SSIM and seconds over the pictures, and the first two
+/// pictures' outputs.
+type BaselineScores = (Vec<(String, f64, f64, f64)>, Vec<Vec<Planes>>);
+
+fn baseline_scores(
+    condition: Condition,
+    degraded: &[Degraded],
+    judged: &[Planes],
+    size: usize,
+    blur: f64,
+) -> BaselineScores {
+    let mut sums: Vec<(String, f64, f64, f64)> = Vec::new();
+    let mut examples: Vec<Vec<Planes>> = vec![Vec::new(); 2];
+    for (i, (d, clean)) in degraded.iter().zip(judged).enumerate() {
+        let started = Instant::now();
+        let outs = baselines(condition, d, size, blur);
+        let seconds = started.elapsed().as_secs_f64() / outs.len().max(1) as f64;
+        for (k, (name, out)) in outs.iter().enumerate() {
+            if sums.len() <= k {
+                sums.push((name.clone(), 0.0, 0.0, 0.0));
+            }
+            sums[k].1 += psnr(out, clean);
+            sums[k].2 += ssim(out, clean);
+            sums[k].3 += seconds;
+        }
+        if i < 2 {
+            examples[i] = outs.into_iter().map(|(_, p)| p).collect();
+        }
+    }
+    (sums, examples)
+}
+
+/// Hallmark's sums of PSNR and SSIM, seconds per picture, and the first two pictures' outputs:
+/// the pictures inverted `config.batch` at a time.
+fn hallmark_scores(
+    model: &LoadedModel,
+    condition: Condition,
+    degraded: &[Degraded],
+    judged: &[Planes],
+    config: &StudyConfig,
+    bar: &indicatif::ProgressBar,
+) -> Result<(f64, f64, f64, Vec<Planes>), GanError> {
+    let arch = &model.card.architecture;
+    let channels = arch.channels as usize;
+    let (mut h_psnr, mut h_ssim) = (0.0, 0.0);
+    let mut hallmark_examples = Vec::new();
+    let started = Instant::now();
+    for (chunk_index, chunk) in degraded.chunks(config.batch).enumerate() {
+        let first = chunk_index * config.batch;
+        let jobs: Vec<(Known, u64)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, d)| {
+                let known = match condition {
+                    Condition::Down(f) => Known::Downscaled {
+                        pixels: model_pixels(&d.input.to_image(), arch.channels),
+                        factor: f as u32,
+                    },
+                    _ => known_for(d, arch.channels),
+                };
+                (known, config.seed.wrapping_add((first + j) as u64))
+            })
+            .collect();
+        let out = invert(&model.generator, &jobs, &config.settings)?;
+        for (j, inverted) in out.iter().enumerate() {
+            let picture = Planes::from_image(
+                &to_image(&inverted.pixels, arch.image_size, arch.channels),
+                channels,
+            );
+            let clean = &judged[first + j];
+            h_psnr += psnr(&picture, clean);
+            h_ssim += ssim(&picture, clean);
+            if first + j < 2 {
+                hallmark_examples.push(picture);
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    let hallmark_seconds = started.elapsed().as_secs_f64() / config.images as f64;
+    Ok((h_psnr, h_ssim, hallmark_seconds, hallmark_examples))
 }
 
 impl Study {
@@ -413,5 +443,56 @@ impl Study {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny run: every condition has its baselines and Hallmark's row, scores in range, the
+    /// grid four pictures per example, and the report names who beats whom.
+    #[test]
+    fn a_small_study_scores_every_condition() {
+        let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+        let model = crate::gan::catalog::load_model(
+            models.as_ref(),
+            "fashion-dcgan32-ema",
+            tch::Device::Cpu,
+        )
+        .unwrap();
+        let config = StudyConfig {
+            images: 3,
+            tuning: 2,
+            seed: 1,
+            settings: InversionSettings {
+                starts: 2,
+                steps: 3,
+                learning_rate: 0.05,
+                prior_weight: 0.01,
+                restore_keep: 0.0,
+                feather: 2,
+            },
+            batch: 2,
+            progress: false,
+        };
+        let study = run(
+            &model,
+            Path::new(crate::cli::gan::FASHION_MNIST_DIR),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(study.rows.len(), Condition::ALL.len() * 3);
+        for row in &study.rows {
+            assert!(row.psnr.is_finite() && row.psnr > 5.0, "{row:?}");
+            assert!((-1.0..=1.0).contains(&row.ssim), "{row:?}");
+        }
+        assert_eq!(study.grid.len(), Condition::ALL.len() * 2 * 4);
+        assert_eq!(study.blur_sigma.len(), 2);
+        let report = study.report();
+        assert_eq!(
+            report.matches("baselines on SSIM").count(),
+            Condition::ALL.len()
+        );
     }
 }

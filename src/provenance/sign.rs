@@ -278,46 +278,8 @@ impl ProvenanceSigner {
             ProvenanceError::Format(format!("the image does not decode: {error}"))
         })?;
         let manifest_id = format!("urn:c2pa:{}", Uuid::new_v4());
-        let assertion = GenerationAssertion {
-            record_id: claim.record_id,
-            model: claim.model.clone(),
-            model_version: claim.model_version.clone(),
-            seed: claim.seed,
-            phash: format!("{:016x}", claim.phash),
-            device: Some(claim.device.clone()),
-            operation: edit.map(|e| e.operation.to_owned()),
-            parent_sha256: edit
-                .map(|e| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(e.parent))),
-            description: edit.map(|e| e.description.to_owned()),
-        };
-        let agent = serde_json::json!({ "name": claim.model, "version": claim.model_version });
-        let actions = match edit {
-            None => serde_json::json!([{
-                "action": "c2pa.created",
-                "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
-                "softwareAgent": agent,
-            }]),
-            Some(e) => serde_json::json!([
-                {
-                    "action": "c2pa.opened",
-                    "parameters": { "ingredientIds": [PARENT_LABEL] },
-                },
-                {
-                    "action": "c2pa.edited",
-                    "description": e.description,
-                    "digitalSourceType": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
-                    "softwareAgent": agent,
-                    "parameters": e
-                        .parameters
-                        .iter()
-                        .map(|(k, v)| {
-                            let name = if k.contains('.') { k.clone() } else { format!("org.hallmark.{k}") };
-                            (name, v.clone())
-                        })
-                        .collect::<serde_json::Map<_, _>>(),
-                },
-            ]),
-        };
+        let assertion = GenerationAssertion::of(claim, edit);
+        let actions = actions(claim, edit);
         let definition = serde_json::json!({
             "label": manifest_id,
             "title": claim.title,
@@ -373,19 +335,7 @@ impl ProvenanceSigner {
             iscc_assertion.created = true;
         }
         if let Some(e) = edit {
-            let format = ImageFormat::sniff(e.parent).ok_or_else(|| {
-                ProvenanceError::Format("the edited upload is not a PNG, JPEG or WebP file".into())
-            })?;
-            let ingredient = serde_json::json!({
-                "title": format!("upload.{}", format.as_str()),
-                "relationship": "parentOf",
-                "label": PARENT_LABEL,
-            });
-            builder.add_ingredient_from_stream(
-                ingredient.to_string(),
-                format.mime(),
-                &mut Cursor::new(e.parent),
-            )?;
+            add_parent(&mut builder, e)?;
         }
         let mut source = Cursor::new(encoded);
         let mut dest = Cursor::new(Vec::with_capacity(encoded.len() + 4096));
@@ -397,6 +347,82 @@ impl ProvenanceSigner {
             iscc,
         })
     }
+}
+
+impl GenerationAssertion {
+    /// Hallmark's assertion for `claim` (and the edit, for an enhancement).
+    fn of(claim: &ImageClaim, edit: Option<&EditClaim<'_>>) -> Self {
+        Self {
+            record_id: claim.record_id,
+            model: claim.model.clone(),
+            model_version: claim.model_version.clone(),
+            seed: claim.seed,
+            phash: format!("{:016x}", claim.phash),
+            device: Some(claim.device.clone()),
+            operation: edit.map(|e| e.operation.to_owned()),
+            parent_sha256: edit
+                .map(|e| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(e.parent))),
+            description: edit.map(|e| e.description.to_owned()),
+        }
+    }
+}
+
+/// The `c2pa.actions` list: `c2pa.created` by the model for a generation; `c2pa.opened` of the
+/// upload then `c2pa.edited` by the model for an edit, its custom parameters namespaced.
+fn actions(claim: &ImageClaim, edit: Option<&EditClaim<'_>>) -> serde_json::Value {
+    let agent = serde_json::json!({ "name": claim.model, "version": claim.model_version });
+    match edit {
+        None => serde_json::json!([{
+            "action": "c2pa.created",
+            "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
+            "softwareAgent": agent,
+        }]),
+        Some(e) => {
+            let parameters: serde_json::Map<String, serde_json::Value> = e
+                .parameters
+                .iter()
+                .map(|(k, v)| {
+                    let name = if k.contains('.') {
+                        k.clone()
+                    } else {
+                        format!("org.hallmark.{k}")
+                    };
+                    (name, v.clone())
+                })
+                .collect();
+            serde_json::json!([
+                {
+                    "action": "c2pa.opened",
+                    "parameters": { "ingredientIds": [PARENT_LABEL] },
+                },
+                {
+                    "action": "c2pa.edited",
+                    "description": e.description,
+                    "digitalSourceType": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+                    "softwareAgent": agent,
+                    "parameters": parameters,
+                },
+            ])
+        }
+    }
+}
+
+/// Adds the edited upload as the `parentOf` ingredient the `c2pa.opened` action names.
+fn add_parent(builder: &mut Builder, edit: &EditClaim<'_>) -> Result<(), ProvenanceError> {
+    let format = ImageFormat::sniff(edit.parent).ok_or_else(|| {
+        ProvenanceError::Format("the edited upload is not a PNG, JPEG or WebP file".into())
+    })?;
+    let ingredient = serde_json::json!({
+        "title": format!("upload.{}", format.as_str()),
+        "relationship": "parentOf",
+        "label": PARENT_LABEL,
+    });
+    builder.add_ingredient_from_stream(
+        ingredient.to_string(),
+        format.mime(),
+        &mut Cursor::new(edit.parent),
+    )?;
+    Ok(())
 }
 
 /// The C2PA signer: the identity's key (COSE's fixed-size signatures), a reserve sized to the

@@ -46,16 +46,7 @@ pub async fn insert_generated(
                 .collect::<Vec<_>>()
         };
     }
-    let mut hash_ids = Vec::new();
-    let mut variants = Vec::new();
-    let mut phashes = Vec::new();
-    for (id, list) in hashes {
-        for (variant, &phash) in list.iter().enumerate() {
-            hash_ids.push(*id);
-            variants.push(i16::try_from(variant).unwrap_or(i16::MAX));
-            phashes.push(crate::fingerprint::phash_to_db(phash));
-        }
-    }
+    let (hash_ids, variants, phashes) = hash_columns(hashes);
     let (iscc_ids, [iscc_w0, iscc_w1, iscc_w2, iscc_w3]) = super::record_iscc::columns(iscc);
     let (log_ids, log_bytes): (Vec<Uuid>, Vec<Vec<u8>>) = log_entries.iter().cloned().unzip();
     let journal_records: Vec<Uuid> = journal.iter().map(|(id, _, _)| *id).collect();
@@ -144,6 +135,19 @@ pub async fn insert_generated(
     .bind(column!(operation))
     .fetch_all(pool)
     .await
+}
+
+/// The `record_hashes` columns: a row per registered variant (record id, variant, pHash).
+fn hash_columns(hashes: &[(Uuid, Vec<u64>)]) -> (Vec<Uuid>, Vec<i16>, Vec<i64>) {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new());
+    for (id, list) in hashes {
+        for (variant, &phash) in list.iter().enumerate() {
+            columns.0.push(*id);
+            columns.1.push(i16::try_from(variant).unwrap_or(i16::MAX));
+            columns.2.push(crate::fingerprint::phash_to_db(phash));
+        }
+    }
+    columns
 }
 
 /// The earliest record whose decoded pixels have this SHA-256.
