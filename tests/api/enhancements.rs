@@ -2,6 +2,7 @@
 //! upload, registered and logged; hostile forms refused with coded 4xx and nothing stored.
 
 use hallmark::fingerprint::sha256;
+
 use hallmark::store::api_keys::Role;
 use image::{DynamicImage, GrayImage, Luma, Rgb, RgbImage};
 use reqwest::multipart::{Form, Part};
@@ -10,7 +11,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::helpers::{error_code, spawn_app_with, TestApp};
-use crate::verify::{our_images, real_test_image, stripped};
+use crate::registry::lookup;
+use crate::verify::{encode, our_images, real_test_image, stripped};
 
 /// A quick inversion: the tests check behaviour, not quality (docs/enhancement.md measures it).
 async fn app(pool: PgPool) -> TestApp {
@@ -22,9 +24,7 @@ async fn app(pool: PgPool) -> TestApp {
 }
 
 fn png(image: &DynamicImage) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    image.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
+    encode(image, image::ImageFormat::Png)
 }
 
 async fn post(app: &TestApp, key: &str, form: Form) -> reqwest::Response {
@@ -43,18 +43,6 @@ fn form(image: &[u8], fields: &[(&str, &str)]) -> Form {
         form = form.text(name.to_string(), value.to_string());
     }
     form
-}
-
-async fn lookup(app: &TestApp, bytes: Vec<u8>) -> Value {
-    let response = app
-        .client
-        .post(app.url("/v1/lookup"))
-        .multipart(Form::new().part("file", Part::bytes(bytes).file_name("x.png")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
 }
 
 /// An enhancement of one of our own images: signed as an edit whose parent is the upload (its

@@ -15,7 +15,8 @@ use sqlx::PgPool;
 use crate::helpers::{spawn_app, TestApp};
 use crate::verify::{our_images, real_test_image};
 
-async fn lookup(app: &TestApp, bytes: Vec<u8>) -> Value {
+/// `POST /v1/lookup` of `bytes` as the raw body; the report.
+pub(crate) async fn lookup(app: &TestApp, bytes: Vec<u8>) -> Value {
     let response = app
         .client
         .post(app.url("/v1/lookup"))
