@@ -1,11 +1,13 @@
 // The moderator console: an API key kept in sessionStorage only; batch checks (POST /v1/verify),
-// the history of checks (GET /v1/checks), and the generation panel (POST /v1/generations). Which
-// panels show is decided by the key's permissions (GET /v1/keys/me), never by trying a route.
+// the history of checks (GET /v1/checks), the generation panel (POST /v1/generations) and the
+// enhancement panel (POST /v1/enhancements). Which panels show is decided by the key's
+// permissions (GET /v1/keys/me), never by trying a route.
 
 import { request, ApiError, filesForm, el, fill, errorBox, dropZone, UrlBag, formatTime, shortHash } from './api.js';
 import {
   provenanceSummary, registryFacts, detectorFacts, explanationList, technicalDetails,
   verdictBadge, tamperedBadge, recordLink, VERDICT_CODES, verdictLabel, historyTimeline, trustedByLine, recoveredSection,
+  enhancementChain, parentLink, kv,
 } from './report.js';
 
 const KEY_STORAGE = 'hallmark.apiKey';
@@ -52,6 +54,7 @@ async function keyInfo(key) {
     me,
     moderate: may('POST /v1/verify', 'GET /v1/checks', 'GET /v1/checks/{id}'),
     generate: may('POST /v1/generations'),
+    enhance: may('POST /v1/enhancements'),
   };
 }
 
@@ -60,7 +63,7 @@ function askForKey(message) {
   storeKey(null);
   $('key-form').classList.remove('hidden');
   $('key-bar').classList.add('hidden');
-  for (const id of ['check-panel', 'history-panel', 'generate-panel']) $(id).classList.add('hidden');
+  for (const id of ['check-panel', 'history-panel', 'generate-panel', 'enhance-panel']) $(id).classList.add('hidden');
   fill($('key-message'), message || null);
   $('key-input').value = '';
   $('key-input').focus();
@@ -83,10 +86,12 @@ async function useKey(key) {
       el('span', { class: 'badge info', text: `${caps.me.role} key` }),
       caps.moderate ? el('span', { class: 'badge good', text: 'Can check images' }) : null,
       caps.generate ? el('span', { class: 'badge good', text: 'Can generate' }) : null,
-      !caps.moderate && !caps.generate ? el('span', { class: 'badge warn', text: 'No console rights' }) : null);
+      caps.enhance ? el('span', { class: 'badge good', text: 'Can enhance' }) : null,
+      !caps.moderate && !caps.generate && !caps.enhance ? el('span', { class: 'badge warn', text: 'No console rights' }) : null);
     $('check-panel').classList.toggle('hidden', !caps.moderate);
     $('history-panel').classList.toggle('hidden', !caps.moderate);
     $('generate-panel').classList.toggle('hidden', !caps.generate);
+    $('enhance-panel').classList.toggle('hidden', !caps.enhance);
     if (caps.moderate) loadHistory(true);
   } catch (error) {
     askForKey(errorBox(error, error.status === 401
@@ -156,6 +161,7 @@ function reportCard(title, report, file, bag) {
       el('div', { class: 'facts' },
         explanationList(report),
         manifestSection(report),
+        enhancementChain(report),
         recoveredSection(report),
         registryFacts(report.registry),
         detectorFacts(report.detector),
@@ -340,6 +346,245 @@ function thumbnail(image) {
       el('p', { class: 'hint', text: `Image not available (${error.code}).` })));
   return holder;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Enhancement: a picture restored, inpainted or upscaled by the served model, shown before and
+// after, and the signed result checked like any upload (POST /v1/lookup).
+
+const enhanceUrls = new UrlBag();
+const STAGE_SIDE = 256; // CSS pixels of the enlarged picture
+const stage = { file: null, picture: null, drag: null };
+
+const enhanceOp = () => $('enhance-op').value;
+const capitalise = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+
+/** "x,y,w,h" → {x, y, w, h} in pixels, or null. */
+function parseRect(text) {
+  const m = /^\s*(\d{1,5})\s*,\s*(\d{1,5})\s*,\s*(\d{1,5})\s*,\s*(\d{1,5})\s*$/.exec(text || '');
+  if (!m) return null;
+  const [x, y, w, h] = m.slice(1).map(Number);
+  return { x, y, w, h };
+}
+
+/** Shows the fields the chosen operation takes: a region for inpaint, a factor for upscale. */
+function showOpFields() {
+  $('enhance-rect-field').classList.toggle('hidden', enhanceOp() !== 'inpaint');
+  $('enhance-factor-field').classList.toggle('hidden', enhanceOp() !== 'upscale');
+  $('enhance-canvas').classList.toggle('marking', enhanceOp() === 'inpaint');
+  drawStage();
+}
+
+/** The canvas gets a whole number of its pixels per picture pixel, so the picture stays sharp. */
+function sizeStage() {
+  const canvas = $('enhance-canvas');
+  const { width, height } = stage.picture || { width: 1, height: 1 };
+  const scale = Math.max(1, Math.floor(STAGE_SIDE / Math.max(width, height)));
+  canvas.width = stage.picture ? width * scale : STAGE_SIDE;
+  canvas.height = stage.picture ? height * scale : STAGE_SIDE;
+  return scale;
+}
+
+/** The picture, enlarged without smoothing, and the region to inpaint over it. */
+function drawStage() {
+  const canvas = $('enhance-canvas');
+  const context = canvas.getContext('2d');
+  context.clearRect(0, 0, canvas.width, canvas.height);
+  if (!stage.picture) return;
+  context.imageSmoothingEnabled = false;
+  context.drawImage(stage.picture, 0, 0, canvas.width, canvas.height);
+  const rect = enhanceOp() === 'inpaint' ? parseRect($('enhance-rect').value) : null;
+  if (!rect) return;
+  const s = canvas.width / stage.picture.width;
+  context.fillStyle = 'rgba(240, 165, 0, 0.35)';
+  context.fillRect(rect.x * s, rect.y * s, rect.w * s, rect.h * s);
+  context.strokeStyle = '#f0a500';
+  context.lineWidth = 2;
+  context.strokeRect(rect.x * s + 1, rect.y * s + 1, rect.w * s - 2, rect.h * s - 2);
+}
+
+async function pickPicture() {
+  const file = $('enhance-file').files?.[0] || null;
+  stage.file = file;
+  stage.picture = null;
+  fill($('enhance-message'));
+  if (file) {
+    try {
+      stage.picture = await createImageBitmap(file);
+    } catch {
+      fill($('enhance-message'), el('div', { class: 'message error', role: 'alert', text: `${file.name} could not be read as a picture (PNG, JPEG or WebP).` }));
+    }
+  }
+  const scale = sizeStage();
+  $('enhance-stage-caption').textContent = stage.picture
+    ? `${file.name} · ${stage.picture.width}×${stage.picture.height} pixels, shown ${scale}× larger`
+    : 'Pick a picture to see it here.';
+  drawStage();
+}
+
+/** The picture pixel under the pointer, kept inside the picture. */
+function pixelAt(event) {
+  const canvas = $('enhance-canvas');
+  const box = canvas.getBoundingClientRect();
+  const { width, height } = stage.picture;
+  const at = (offset, side, n) => Math.min(n - 1, Math.max(0, Math.floor((offset * n) / side)));
+  return {
+    x: at(event.clientX - box.left - canvas.clientLeft, canvas.clientWidth, width),
+    y: at(event.clientY - box.top - canvas.clientTop, canvas.clientHeight, height),
+  };
+}
+
+/** The region from where the drag started to the pixel under the pointer, both included. */
+function dragTo(event) {
+  const start = stage.drag;
+  const end = pixelAt(event);
+  const x = Math.min(start.x, end.x);
+  const y = Math.min(start.y, end.y);
+  $('enhance-rect').value = `${x},${y},${Math.abs(end.x - start.x) + 1},${Math.abs(end.y - start.y) + 1}`;
+  drawStage();
+}
+
+function wireStage() {
+  const canvas = $('enhance-canvas');
+  canvas.addEventListener('pointerdown', (event) => {
+    if (!stage.picture || enhanceOp() !== 'inpaint') return;
+    event.preventDefault();
+    canvas.setPointerCapture(event.pointerId);
+    stage.drag = pixelAt(event);
+    dragTo(event);
+  });
+  canvas.addEventListener('pointermove', (event) => { if (stage.drag) dragTo(event); });
+  const stop = () => { stage.drag = null; };
+  canvas.addEventListener('pointerup', stop);
+  canvas.addEventListener('pointercancel', stop);
+  $('enhance-file').addEventListener('change', pickPicture);
+  $('enhance-op').addEventListener('change', showOpFields);
+  $('enhance-rect').addEventListener('input', drawStage);
+}
+
+/** The multipart form for POST /v1/enhancements, or {problem, field} saying what to fix first. */
+function enhancementRequest() {
+  const op = enhanceOp();
+  if (!stage.file) return { problem: 'Pick a picture first.', field: 'enhance-file' };
+  const form = new FormData();
+  form.append('image', stage.file, stage.file.name);
+  form.append('op', op);
+  if (op === 'inpaint') {
+    const rect = parseRect($('enhance-rect').value);
+    if (!rect || !rect.w || !rect.h) {
+      return { problem: 'Mark the region to inpaint: drag over the picture, or type x,y,w,h (whole numbers of pixels, width and height above 0).', field: 'enhance-rect' };
+    }
+    form.append('rect', `${rect.x},${rect.y},${rect.w},${rect.h}`);
+  }
+  if (op === 'upscale') form.append('factor', $('enhance-factor').value);
+  const seed = $('enhance-seed').value.trim();
+  if (seed && !/^\d{1,20}$/.test(seed)) {
+    return { problem: 'The seed is a whole number (0 to 18446744073709551615), or empty for a random one.', field: 'enhance-seed' };
+  }
+  if (seed) form.append('seed', seed);
+  return { form };
+}
+
+$('enhance-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const message = $('enhance-message');
+  const asked = enhancementRequest();
+  if (asked.problem) {
+    fill(message, el('div', { class: 'message error', role: 'alert', text: asked.problem }));
+    $(asked.field).focus();
+    return;
+  }
+  const submit = $('enhance-submit');
+  const upload = { file: stage.file, width: stage.picture?.width, height: stage.picture?.height };
+  submit.disabled = true;
+  enhanceUrls.clear();
+  $('enhance-result').replaceChildren();
+  fill(message, el('p', { class: 'busy', text: `Enhancing ${upload.file.name} (${enhanceOp()})…` }));
+  try {
+    const text = await call('/v1/enhancements', { method: 'POST', body: asked.form, as: 'text' });
+    const answer = JSON.parse(text);
+    // Read from the text so a seed above 2^53 keeps every digit.
+    const seed = (text.match(/"seed"\s*:\s*(\d+)/) || [])[1] || String(answer.seed);
+    fill(message, el('div', { class: 'message ok', role: 'status',
+      text: `Enhanced with ${answer.model} (seed ${seed}): ${answer.description}. The result is signed as an edit of the upload and registered.` }));
+    $('enhance-result').append(enhancementCard(answer, upload, seed));
+  } catch (error) {
+    if (error.status !== 401) fill(message, errorBox(error, 'The enhancement failed.'));
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+function beforeFigure(upload) {
+  return el('figure', { class: 'figure', 'data-before': '' },
+    el('img', { src: enhanceUrls.add(upload.file), alt: `Before: ${upload.file.name}` }),
+    el('figcaption', { text: `Before · ${upload.file.name}${upload.width ? ` · ${upload.width}×${upload.height}` : ''}` }));
+}
+
+function resultFacts(answer, seed) {
+  const image = answer.image;
+  return el('section', {},
+    el('h3', { text: 'Signed result' }),
+    kv([
+      ['Record', recordLink(image.id)],
+      ['SHA-256', el('span', { class: 'mono', 'data-result-sha256': image.sha256, text: image.sha256 })],
+      ['Upload SHA-256', el('span', { class: 'mono' }, parentLink(answer.parent_sha256, answer.parent_sha256))],
+      ['Model', `${answer.model} (version ${shortHash(answer.model_version, 8)})`],
+      ['Seed', seed],
+    ]));
+}
+
+/** Before and after side by side, the record, and the verification of the signed result. */
+function enhancementCard(answer, upload, seed) {
+  const image = answer.image;
+  const badges = el('div', { class: 'badges' });
+  const after = el('figure', { class: 'figure', 'data-after': image.id },
+    el('p', { class: 'busy', text: 'Loading the result…' }),
+    el('figcaption', { text: `After · ${answer.operation} · ${image.width}×${image.height}` }));
+  const verification = el('section', { 'data-enhance-verify': 'checking' },
+    el('h3', { text: 'Verification' }), el('p', { class: 'busy', text: 'Checking the signed result…' }));
+  call(image.image_url, { as: 'blob' })
+    .then((blob) => {
+      const url = enhanceUrls.add(blob);
+      after.firstChild.replaceWith(el('img', { src: url, alt: `After: ${answer.operation}, record ${image.id}` }));
+      after.append(el('div', { class: 'links' },
+        el('a', { class: 'button small', href: url, download: `hallmark-${image.id}.png`, text: 'Download' }),
+        el('a', { class: 'button small secondary', href: `/?record=${encodeURIComponent(image.id)}`, text: 'Record' })));
+      return verifyResult(blob, image, verification, badges);
+    })
+    .catch((error) => after.firstChild.replaceWith(
+      el('p', { class: 'hint', text: `Result not available (${error.code}).` })));
+  return el('article', { class: 'card', 'data-enhancement': image.id, 'data-operation': answer.operation },
+    el('div', { class: 'card-head' }, el('h3', { text: `${capitalise(answer.operation)}: ${answer.description}` }), badges),
+    el('div', { class: 'card-body' },
+      el('div', { class: 'compare' }, beforeFigure(upload), after),
+      el('div', { class: 'facts' }, resultFacts(answer, seed), verification)));
+}
+
+/** Checks the signed result as anyone would (POST /v1/lookup) and says what the check found. */
+async function verifyResult(blob, image, section, badges) {
+  const file = new File([blob], `hallmark-${image.id}.png`, { type: blob.type || 'image/png' });
+  try {
+    const report = await request('/v1/lookup', { method: 'POST', body: filesForm([file]) });
+    const s = provenanceSummary(report);
+    const ours = report.provenance?.state === 'trusted' && report.provenance?.hallmark?.record_id === image.id;
+    section.setAttribute('data-enhance-verify', report.provenance?.state || 'unknown');
+    fill(badges, el('span', { class: `badge ${s.tone}`, text: s.badge }),
+      ours ? el('span', { class: 'badge info', 'data-signed-by-hallmark': 'true', text: 'Signed by Hallmark' }) : null);
+    fill(section, el('h3', { text: 'Verification' }),
+      el('p', {}, el('span', { class: `badge ${s.tone}`, text: s.title }), ' ', s.text),
+      trustedByLine(report),
+      report.registry?.record
+        ? el('p', { class: 'match-line' }, el('strong', { text: 'Registered: ' }), 'Hallmark record ', recordLink(report.registry.record.id))
+        : el('p', { text: 'No Hallmark record matches the result.' }),
+      enhancementChain(report));
+  } catch (error) {
+    section.setAttribute('data-enhance-verify', 'failed');
+    fill(section, el('h3', { text: 'Verification' }), errorBox(error, 'The signed result could not be checked.'));
+  }
+}
+
+wireStage();
+showOpFields();
 
 // ---------------------------------------------------------------------------------------------
 

@@ -101,7 +101,8 @@ export function isAiSource(uri) {
   return /trainedAlgorithmicMedia|compositeSynthetic/i.test(String(uri || ''));
 }
 
-function kv(pairs) {
+/** A definition list of [name, value] pairs; empty values are left out. */
+export function kv(pairs) {
   const list = el('dl', { class: 'kv' });
   for (const [name, value] of pairs) {
     if (value === undefined || value === null || value === '') continue;
@@ -249,6 +250,7 @@ export function signedWith(record) {
 }
 
 export function recordFacts(record) {
+  const edit = editOf(record);
   return kv([
     ['Record id', mono(record.id)],
     ['Generated', formatTime(record.created_at)],
@@ -260,11 +262,70 @@ export function recordFacts(record) {
     ['Pixel SHA-256', mono(record.pixel_sha256)],
     ['Perceptual hash', mono(record.phash)],
     ['Manifest id', mono(record.manifest_id)],
+    ['Operation', edit ? `${edit.operation} (an enhancement of an upload)` : null],
+    ['Upload SHA-256', edit ? el('span', { class: 'mono' }, parentLink(edit.parent, edit.parent)) : null],
     ['Signing key', mono(record.signing_key_id)],
     ['Record signature', record.signature_valid
       ? el('span', { class: 'badge good', text: `Valid${signedWith(record)}` })
       : el('span', { class: 'badge bad', text: 'Not valid: the record was altered' })],
   ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enhancements: an image Hallmark's model made from an upload (restore, inpaint, upscale). The
+// signed manifest's Hallmark assertion and the registry record both name the operation and the
+// upload's SHA-256; the chain is drawn from whichever of them this report carries.
+
+const HEX64 = /^[0-9a-f]{64}$/i;
+
+/** The enhancement a Hallmark assertion or record states, or null: {operation, parent, description}. */
+function editOf(source) {
+  if (!isObject(source)) return null;
+  const operation = clip(source.operation, 40);
+  const parent = typeof source.parent_sha256 === 'string' && HEX64.test(source.parent_sha256)
+    ? source.parent_sha256.toLowerCase() : null;
+  if (!operation || !parent) return null;
+  return { operation, parent, description: clip(source.description, 200) };
+}
+
+/** The enhancement behind a report: the manifest's word first, else the matched record's. */
+export function enhancementOf(report) {
+  const stated = editOf(report?.provenance?.hallmark);
+  if (stated) return { ...stated, source: 'manifest' };
+  const registry = report?.registry;
+  const recorded = registry?.match ? editOf(registry.record) : null;
+  return recorded ? { ...recorded, source: 'record' } : null;
+}
+
+/** The link that looks the upload up among Hallmark's records on the verify page. */
+export function parentLink(sha256, text = "Look up the upload's record") {
+  return el('a', { href: `/?sha256=${encodeURIComponent(sha256)}`, 'data-parent-link': sha256, text });
+}
+
+/** "Enhanced by Hallmark (inpaint) from an upload sha256 …": a section, or null for anything else. */
+function chainSection(edit, sourceWords) {
+  return el('section', { class: 'chain', 'data-chain': edit.operation, 'data-parent': edit.parent },
+    el('h3', { text: 'Made from an upload' }),
+    el('p', { class: 'chain-line' },
+      el('strong', { text: `Enhanced by Hallmark (${edit.operation})` }), ' from an upload sha256 ',
+      mono(edit.parent), edit.description ? `: ${edit.description}.` : '.'),
+    el('p', { class: 'hint' }, `${sourceWords} `, parentLink(edit.parent),
+      ' (Hallmark has a record of it only if Hallmark made it).'));
+}
+
+/** The chain of an enhanced image, from its report; null when it is not an enhancement. */
+export function enhancementChain(report) {
+  const edit = enhancementOf(report);
+  if (!edit) return null;
+  return chainSection(edit, edit.source === 'manifest'
+    ? 'Its signed Content Credentials say so, and carry the upload as the parent ingredient.'
+    : "Hallmark's signed record of the matched image says so.");
+}
+
+/** The chain of an enhanced record (GET /v1/records); null for a generation. */
+export function recordChain(record) {
+  const edit = editOf(record);
+  return edit ? chainSection(edit, 'The signed record says so.') : null;
 }
 
 /**

@@ -7,6 +7,7 @@
 // Each step asserts on visible text and leaves a screenshot; a failing step leaves FAILED-<step>.png.
 
 import { createRequire } from 'node:module';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -81,6 +82,8 @@ try {
     other: path.join(WORK, 'other.jpg'), // made by c2pa-python (tests/fixtures)
     tampered: path.join(WORK, 'tampered.jpg'),
     nested: path.join(WORK, 'nested.jpg'), // 50 nested edits over an AI-declared original
+    small: path.join(WORK, 'small.png'), // the signed image at 16x16, for upscaling
+    enhanced: path.join(WORK, 'enhanced.png'), // the signed image inpainted by the console
     text: path.join(WORK, 'notes.txt'),
   };
   fs.writeFileSync(files.text, 'This is a text file, not an image.\n');
@@ -105,7 +108,7 @@ try {
     assert.equal(await gen.evaluate(() => sessionStorage.getItem('hallmark.apiKey')), GENERATOR_KEY);
     assert.equal(await gen.evaluate(() => localStorage.length), 0, 'the key never goes to localStorage');
     await gen.getByLabel('Count').fill('3');
-    await gen.getByLabel('Seed').fill('7');
+    await gen.getByLabel('Seed', { exact: true }).fill('7');
     await gen.getByRole('button', { name: 'Generate' }).click();
     await expectText(gen.locator('#generate-message'), 'Generated 3 signed images', 'seed 7');
     await gen.locator('#generate-results .thumb img').nth(2).waitFor();
@@ -319,6 +322,112 @@ try {
     await mod.reload();
     await expectText(mod.locator('#key-message'), 'refused', 'invalid_api_key');
     assert.equal(await mod.evaluate(() => sessionStorage.length), 0);
+  });
+
+  // ----- enhancement: the console's panel, then the chain on the verify page ---------------------
+  const sha256Of = (file) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  const parentSha = sha256Of(files.signed);
+  const enhance = gen.locator('#enhance-panel');
+  const enhanceCard = (op) => enhance.locator(`#enhance-result .card[data-operation="${op}"]`);
+  /** Both pictures of a card are drawn; their natural widths, before and after. */
+  const pictureWidths = async (card) => {
+    const widths = [];
+    for (const which of ['[data-before] img', '[data-after] img']) {
+      const img = card.locator(which);
+      await img.waitFor();
+      await gen.waitForFunction((node) => node.complete && node.naturalWidth > 0, await img.elementHandle());
+      widths.push(await img.evaluate((node) => node.naturalWidth));
+    }
+    return widths;
+  };
+  let enhancedId = null;
+
+  await step('13-enhance-console-inpaint', gen, async () => {
+    await expectText(gen.locator('#key-bar'), 'Can enhance');
+    await gen.locator('#enhance-file').setInputFiles(files.signed);
+    await expectText(enhance.locator('#enhance-stage-caption'), 'signed.png · 32×32 pixels, shown 8× larger');
+    await gen.getByLabel('Operation').selectOption('inpaint');
+    // Drag over the enlarged picture from pixel (8, 8) to pixel (19, 19).
+    const box = await gen.locator('#enhance-canvas').boundingBox();
+    const at = (x, y) => [box.x + 1 + ((x + 0.5) * (box.width - 2)) / 32, box.y + 1 + ((y + 0.5) * (box.height - 2)) / 32];
+    await gen.mouse.move(...at(8, 8));
+    await gen.mouse.down();
+    await gen.mouse.move(...at(19, 19), { steps: 6 });
+    await gen.mouse.up();
+    assert.equal(await gen.getByLabel('Region (x,y,w,h)').inputValue(), '8,8,12,12', 'the drag sets the region');
+    await gen.getByLabel('Enhancement seed').fill('3');
+    await gen.getByRole('button', { name: 'Enhance' }).click();
+    await expectText(gen.locator('#enhance-message'), 'Enhanced with', 'seed 3', 'region 8,8 12x12 inpainted');
+    const card = enhanceCard('inpaint');
+    await expectText(card, 'Inpaint: region 8,8 12x12 inpainted', 'Trusted Content Credentials', 'Signed by Hallmark',
+      'Registered: Hallmark record', 'Enhanced by Hallmark (inpaint) from an upload sha256', parentSha);
+    assert.equal(await card.locator('[data-enhance-verify]').getAttribute('data-enhance-verify'), 'trusted');
+    assert.deepEqual(await pictureWidths(card), [32, 32]);
+    enhancedId = await card.getAttribute('data-enhancement');
+    const [download] = await Promise.all([
+      gen.waitForEvent('download'),
+      card.getByRole('link', { name: 'Download' }).click(),
+    ]);
+    await download.saveAs(files.enhanced);
+    const shown = await card.locator('[data-result-sha256]').getAttribute('data-result-sha256');
+    assert.equal(shown, sha256Of(files.enhanced), 'the SHA-256 shown is the downloaded file\'s');
+    await expectText(card, enhancedId, shown);
+  });
+
+  await step('14-enhance-console-upscale', gen, async () => {
+    // The signed picture is 32x32: upscaling it is refused, with the code, in the panel.
+    await gen.getByLabel('Operation').selectOption('upscale');
+    await gen.getByLabel('Factor').selectOption('2');
+    await gen.getByRole('button', { name: 'Enhance' }).click();
+    await expectText(gen.locator('#enhance-message'), 'The enhancement failed.', 'out_of_domain');
+    // The same picture at 16x16, by the browser's canvas.
+    const small = await gen.evaluate(async (base64) => {
+      const png = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+      const bitmap = await createImageBitmap(new Blob([png], { type: 'image/png' }), { resizeWidth: 16, resizeHeight: 16, resizeQuality: 'high' });
+      const canvas = new OffscreenCanvas(16, 16);
+      canvas.getContext('2d').drawImage(bitmap, 0, 0);
+      const out = new Uint8Array(await (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer());
+      let text = '';
+      for (const byte of out) text += String.fromCharCode(byte);
+      return btoa(text);
+    }, fs.readFileSync(files.signed).toString('base64'));
+    fs.writeFileSync(files.small, Buffer.from(small, 'base64'));
+    await gen.locator('#enhance-file').setInputFiles(files.small);
+    await expectText(enhance.locator('#enhance-stage-caption'), 'small.png · 16×16 pixels, shown 16× larger');
+    await gen.getByLabel('Enhancement seed').fill('');
+    await gen.getByRole('button', { name: 'Enhance' }).click();
+    const card = enhanceCard('upscale');
+    await expectText(card, 'Upscale: upscaled 2x', 'Trusted Content Credentials', 'Signed by Hallmark',
+      'Enhanced by Hallmark (upscale) from an upload sha256', sha256Of(files.small));
+    assert.deepEqual(await pictureWidths(card), [16, 32]);
+    const [before, after] = await Promise.all(['[data-before] img', '[data-after] img']
+      .map((which) => card.locator(which).boundingBox()));
+    assert.equal(Math.round(before.width), Math.round(after.width), 'before and after are shown at one size');
+    assert.equal(await card.locator('[data-after] img').evaluate((img) => getComputedStyle(img).imageRendering), 'pixelated');
+  });
+
+  await step('15-enhance-verify-chain', pub, async () => {
+    await pub.goto(`${BASE}/`);
+    await pub.locator('#file').setInputFiles(files.enhanced);
+    await expectText(result, 'Result for enhanced.png', 'Trusted Content Credentials', 'Matched a Hallmark record', enhancedId);
+    const chain = result.locator('[data-chain]');
+    await expectText(chain, 'Enhanced by Hallmark (inpaint) from an upload sha256', parentSha, 'region 8,8 12x12 inpainted');
+    assert.equal(await chain.getAttribute('data-parent'), parentSha);
+    // The manifest history: the generated original, then Hallmark's edit of it.
+    await expectText(result.locator('[data-history-summary]'), 'Created', 'Edited');
+  });
+
+  await step('16-enhance-verify-parent', pub, async () => {
+    await result.locator('[data-chain]').getByRole('link', { name: "Look up the upload's record" }).click();
+    await pub.waitForURL(`${BASE}/?sha256=${parentSha}`);
+    await expectText(result, 'Generated by Hallmark', imageId);
+  });
+
+  await step('17-enhance-verify-record', pub, async () => {
+    await pub.getByLabel("Paste a Hallmark record id or a file's SHA-256").fill(enhancedId);
+    await pub.getByRole('button', { name: 'Look up' }).click();
+    await expectText(result, 'Enhanced by Hallmark', 'from an upload (inpaint)', enhancedId);
+    await expectText(result.locator('[data-chain]'), 'Enhanced by Hallmark (inpaint) from an upload sha256', parentSha);
   });
 
   assert.deepEqual(consoleErrors.filter((line) => !/status of 4\d\d/.test(line)), [], 'no script errors in the pages');
