@@ -584,7 +584,7 @@ fn an_enhancement_is_signed_as_an_edit_of_its_upload() {
     ] {
         let serde_json::Value::Object(parameters) = serde_json::json!({
             "operation": "inpaint", "region": { "x": 10, "y": 12, "w": 12, "h": 12 },
-            "starts": 8, "steps": 100, "seed": 3,
+            "candidates": 256, "starts": 4, "steps": 100, "refine_steps": 10, "seed": 3,
         }) else {
             unreachable!()
         };

@@ -1,22 +1,37 @@
 //! Enhancement by GAN inversion: the generator's image nearest to what is known of a picture,
 //! used where the picture is not known (or not trusted).
 //!
-//! For each picture several random latents ("starts", drawn from the request's seed as
-//! generation draws them) are optimised with Adam for a fixed number of steps against a data
-//! loss on the known pixels — all pixels of a noisy picture (`restore`), those outside a hole
-//! (`inpaint`), or the area-downscaled generation against a small picture (`upscale`) — plus a
-//! prior that keeps each latent near the sphere of radius √d where a Gaussian latent lives
-//! (far from it the generator was never trained). All starts of all pictures go through the
-//! generator together: one forward and one backward pass per step, gradients taken for the
-//! latents alone (`run_backward`), the weights untouched. The start with the lowest data loss
-//! wins, and is blended with the picture: a hole's known border is kept through a feathered
-//! mask, an upscale is corrected so that its own downscale is the small picture exactly.
+//! Three stages, all on the model thread:
+//! 1. **Warm start.** `candidates` random latents per picture (drawn from the request's seed as
+//!    generation draws them) go through the generator without gradients; the `starts` whose
+//!    images are nearest to what is known are kept.
+//! 2. **Latent search.** Adam on those latents for `steps` steps against a data loss on the
+//!    known pixels — all pixels of a noisy picture (`restore`), those outside a hole
+//!    (`inpaint`), or the area-downscaled generation against a small picture (`upscale`) — plus
+//!    a prior that keeps each latent near the sphere of radius √d where a Gaussian latent lives
+//!    (far from it the generator was never trained). All starts of all pictures go through the
+//!    generator together: one forward and one backward pass per step, gradients taken for the
+//!    latents alone (`run_backward`), the weights untouched. The start with the lowest data
+//!    loss wins.
+//! 3. **Refinement** (a DCGAN generator): Adam on the winner's features after the generator's
+//!    first block (4x4 maps, far more freedom than the latent), held near where the latent put
+//!    them by a proximity term and kept non-negative as the ReLU leaves them — the
+//!    intermediate-layer optimisation of Daras et al. 2021 ("Intermediate Layer Optimization
+//!    for Inverse Problems using Deep Generative Models"). Its budget is set per operation.
 //!
-//! Everything is deterministic for a seed on one machine: the starts come from ChaCha streams
-//! ([`crate::gan::latents_for`]) and the loop has no other randomness.
+//! The answer is the refined generation blended with the picture: a restore is the generation
+//! (or a share of the noisy picture, `restore_keep`); an inpaint keeps every known pixel and
+//! fills the hole with the generation plus the harmonic interpolation of the generation's
+//! error on the hole's border, so the seam is continuous; an upscale is corrected so that its
+//! own downscale is the small picture exactly.
+//!
+//! Everything is deterministic for a seed on one machine: the candidates come from ChaCha
+//! streams ([`crate::gan::latents_for`]) and the loop has no other randomness. A picture's
+//! result does not depend on the other pictures inverted with it.
 
 use tch::{Device, Kind, Tensor};
 
+use super::quality::{harmonic_fill, Planes};
 use crate::gan::model::{latents_for, Generator};
 use crate::gan::GanError;
 
@@ -33,30 +48,78 @@ pub enum Known {
     Downscaled { pixels: Vec<f32>, factor: u32 },
 }
 
+impl Known {
+    /// Which operation's refinement budget applies.
+    fn kind(&self) -> usize {
+        match self {
+            Self::All { .. } => 0,
+            Self::Masked { .. } => 1,
+            Self::Downscaled { .. } => 2,
+        }
+    }
+}
+
 /// The optimisation budget and its weights: the `[enhancement]` settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InversionSettings {
-    /// Random latents optimised per picture.
+    /// Random latents scored per picture; the best `starts` of them are optimised.
+    pub candidates: usize,
+    /// Latents optimised per picture.
     pub starts: usize,
-    /// Adam steps.
+    /// Adam steps on the latents.
     pub steps: usize,
     pub learning_rate: f64,
     /// Weight of the prior `(|z|²/d − 1)²` per latent.
     pub prior_weight: f64,
     /// Restore: share of the noisy picture kept in the answer (0: the generation alone).
     pub restore_keep: f64,
-    /// Inpaint: width (pixels) over which kept pixels fade into the generated ones at the
-    /// hole's edge.
-    pub feather: u32,
+    /// The refinement of the winner's first-block features, per operation.
+    pub refine: Refinements,
 }
 
-/// One picture's result: the enhanced pixels (`[C, S, S]` in [-1, 1]) and the winning start's
-/// data loss (mean squared error on what was known, in [-1, 1] units).
+/// The refinement budget of each operation.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refinements {
+    pub restore: Refine,
+    pub inpaint: Refine,
+    pub upscale: Refine,
+}
+
+/// Adam on the first block's features: `steps` (0: none), its rate, and the weight of
+/// `mean((h − h₀)²)` that keeps them near where the latent put them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refine {
+    pub steps: usize,
+    pub learning_rate: f64,
+    pub proximity: f64,
+}
+
+impl Refinements {
+    /// The budget for the operation that `known` asks for.
+    #[must_use]
+    pub fn for_known(&self, known: &Known) -> Refine {
+        self.of(known.kind())
+    }
+
+    fn of(&self, kind: usize) -> Refine {
+        match kind {
+            0 => self.restore,
+            1 => self.inpaint,
+            _ => self.upscale,
+        }
+    }
+}
+
+/// One picture's result: the enhanced pixels (`[C, S, S]` in [-1, 1]) and the final
+/// generation's data loss (mean squared error on what was known, in [-1, 1] units).
 #[derive(Debug, Clone)]
 pub struct Inverted {
     pub pixels: Vec<f32>,
     pub data_loss: f64,
+    /// The winning candidate's index among the request's latents.
     pub start: usize,
 }
 
@@ -107,7 +170,8 @@ pub fn check(known: &Known, size: u32, channels: u32) -> Result<(), GanError> {
 /// in one batch; returns the enhanced pictures in order.
 ///
 /// # Errors
-/// A picture that does not fit the model ([`check`]), zero starts or steps, torch failures.
+/// A picture that does not fit the model ([`check`]), zero starts or steps, fewer candidates
+/// than starts, torch failures.
 pub fn invert(
     generator: &Generator,
     known: &[(Known, u64)],
@@ -115,9 +179,10 @@ pub fn invert(
 ) -> Result<Vec<Inverted>, GanError> {
     let arch = generator.architecture();
     let (size, channels) = (arch.image_size, arch.channels);
-    if settings.starts == 0 || settings.steps == 0 {
+    if settings.starts == 0 || settings.steps == 0 || settings.candidates < settings.starts {
         return Err(GanError::Setting(
-            "an inversion needs at least one start and one step".into(),
+            "an inversion needs at least one start, one step, and as many candidates as starts"
+                .into(),
         ));
     }
     for (k, _) in known {
@@ -127,27 +192,114 @@ pub fn invert(
         return Ok(Vec::new());
     }
     let device = generator.device();
-    let dim = arch.latent_dim as usize;
-    let starts = settings.starts;
     let targets = known
         .iter()
         .map(|(k, _)| target(k, size, channels, device))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut flat = Vec::with_capacity(known.len() * starts * dim);
-    for (_, seed) in known {
-        for s in 0..starts {
-            flat.extend(latents_for(*seed, s as u64, dim));
+    let (z, indices) = warm_starts(generator, known, &targets, settings)?;
+    let z = search_latents(generator, z, &targets, settings)?;
+    let (winners, losses) = tch::no_grad(|| pick_winners(generator, &z, &targets, settings))?;
+    let mut images: Vec<Tensor> = winners
+        .iter()
+        .map(|&w| generator_image(generator, &z, w))
+        .collect::<Result<_, _>>()?;
+    let mut data_loss: Vec<f64> = losses;
+    for kind in 0..3 {
+        let group: Vec<usize> = (0..known.len())
+            .filter(|&i| known[i].0.kind() == kind)
+            .collect();
+        let refine = settings.refine.of(kind);
+        if group.is_empty() || refine.steps == 0 {
+            continue;
+        }
+        let rows: Vec<i64> = group.iter().map(|&i| winners[i] as i64).collect();
+        let own: Vec<&Target> = group.iter().map(|&i| &targets[i]).collect();
+        if let Some((refined, loss)) = refine_features(generator, &z, &rows, &own, &refine)? {
+            for (j, &i) in group.iter().enumerate() {
+                images[i] = refined.f_narrow(0, j as i64, 1)?;
+                data_loss[i] = loss[j];
+            }
         }
     }
-    let n = (known.len() * starts) as i64;
-    let mut z = Tensor::f_from_slice(&flat)?
+    tch::no_grad(|| {
+        let mut out = Vec::with_capacity(known.len());
+        for (i, ((k, _), t)) in known.iter().zip(&targets).enumerate() {
+            let blended = blend(k, t, &images[i], settings, size, channels)?;
+            out.push(Inverted {
+                pixels: Vec::<f32>::try_from(blended.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?,
+                data_loss: data_loss[i],
+                start: indices[winners[i]],
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// The generation of row `row` of `z`, `[1, C, S, S]`, without gradients.
+fn generator_image(generator: &Generator, z: &Tensor, row: usize) -> Result<Tensor, GanError> {
+    tch::no_grad(|| Ok(generator.forward_t(&z.f_narrow(0, row as i64, 1)?, false)))
+}
+
+/// Each picture's `starts` best of its `candidates` random latents (by data loss, ties to the
+/// lower index), stacked picture by picture `[P·starts, d]`, and each row's index among its
+/// picture's candidates.
+fn warm_starts(
+    generator: &Generator,
+    known: &[(Known, u64)],
+    targets: &[Target],
+    settings: &InversionSettings,
+) -> Result<(Tensor, Vec<usize>), GanError> {
+    let dim = generator.architecture().latent_dim as usize;
+    let device = generator.device();
+    let mut flat = Vec::with_capacity(known.len() * settings.starts * dim);
+    let mut indices = Vec::with_capacity(known.len() * settings.starts);
+    for ((_, seed), t) in known.iter().zip(targets) {
+        let mut pool = Vec::with_capacity(settings.candidates * dim);
+        for c in 0..settings.candidates {
+            pool.extend(latents_for(*seed, c as u64, dim));
+        }
+        let chosen: Vec<usize> = if settings.candidates == settings.starts {
+            (0..settings.starts).collect()
+        } else {
+            let losses = tch::no_grad(|| -> Result<Vec<f32>, GanError> {
+                let z = Tensor::f_from_slice(&pool)?
+                    .f_view([settings.candidates as i64, dim as i64])?
+                    .f_to_device(device)?;
+                let images = generator.forward_t(&z, false);
+                let l = data_losses(&images, &[t], settings.candidates)?;
+                Ok(Vec::<f32>::try_from(l.f_to_device(Device::Cpu)?)?)
+            })?;
+            let mut order: Vec<usize> = (0..settings.candidates).collect();
+            order.sort_by(|&a, &b| losses[a].total_cmp(&losses[b]).then(a.cmp(&b)));
+            order.truncate(settings.starts);
+            order
+        };
+        for &c in &chosen {
+            flat.extend_from_slice(&pool[c * dim..(c + 1) * dim]);
+        }
+        indices.extend(chosen);
+    }
+    let n = (known.len() * settings.starts) as i64;
+    let z = Tensor::f_from_slice(&flat)?
         .f_view([n, dim as i64])?
         .f_to_device(device)?;
+    Ok((z, indices))
+}
+
+/// Adam on the latents `z` (`[P·starts, d]`) against the data loss and the prior.
+fn search_latents(
+    generator: &Generator,
+    mut z: Tensor,
+    targets: &[Target],
+    settings: &InversionSettings,
+) -> Result<Tensor, GanError> {
+    let dim = generator.architecture().latent_dim as usize;
+    let all: Vec<&Target> = targets.iter().collect();
     let mut adam = LatentAdam::new(&z, settings.learning_rate)?;
     for _ in 0..settings.steps {
         let leaf = z.detach().set_requires_grad(true);
         let images = generator.forward_t(&leaf, false);
-        let per_start = data_losses(&images, &targets, starts)?;
+        let per_start = data_losses(&images, &all, settings.starts)?;
         let prior = prior(&leaf, dim);
         let total = (&per_start + prior * settings.prior_weight).f_sum(Kind::Float)?;
         let grad = Tensor::f_run_backward(&[&total], &[&leaf], false, false)?
@@ -155,27 +307,74 @@ pub fn invert(
             .ok_or_else(|| GanError::Internal("no gradient at the latents".into()))?;
         z = tch::no_grad(|| adam.step(&z, &grad))?;
     }
+    Ok(z)
+}
+
+/// Each picture's winning row of `z` (lowest data loss, ties to the lower start) and that loss.
+fn pick_winners(
+    generator: &Generator,
+    z: &Tensor,
+    targets: &[Target],
+    settings: &InversionSettings,
+) -> Result<(Vec<usize>, Vec<f64>), GanError> {
+    let all: Vec<&Target> = targets.iter().collect();
+    let images = generator.forward_t(z, false);
+    let per_start = data_losses(&images, &all, settings.starts)?;
+    let losses = Vec::<f32>::try_from(per_start.f_to_device(Device::Cpu)?)?;
+    let mut rows = Vec::with_capacity(targets.len());
+    let mut best_losses = Vec::with_capacity(targets.len());
+    for (i, own) in losses.chunks(settings.starts).enumerate() {
+        let best = own
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(s, _)| s);
+        rows.push(i * settings.starts + best);
+        best_losses.push(f64::from(own[best]));
+    }
+    Ok((rows, best_losses))
+}
+
+/// Adam on the first-block features of the rows `rows` of `z`, one per target: the refined
+/// generations `[G, C, S, S]` and their data losses; `None` when the generator cannot be split
+/// (a progressive one).
+fn refine_features(
+    generator: &Generator,
+    z: &Tensor,
+    rows: &[i64],
+    targets: &[&Target],
+    refine: &Refine,
+) -> Result<Option<(Tensor, Vec<f64>)>, GanError> {
+    let picked = z.f_index_select(0, &Tensor::f_from_slice(rows)?.f_to_device(z.device())?)?;
+    let Some(start) = tch::no_grad(|| generator.head_t(&picked)) else {
+        return Ok(None);
+    };
+    let mut h = start.copy();
+    let mut adam = LatentAdam::new(&h, refine.learning_rate)?;
+    for _ in 0..refine.steps {
+        let leaf = h.detach().set_requires_grad(true);
+        let images = generator
+            .tail_t(&leaf)
+            .ok_or_else(|| GanError::Internal("the generator lost its tail".into()))?;
+        let data = data_losses(&images, targets, 1)?;
+        let near = (&leaf - &start)
+            .f_square()?
+            .f_mean_dim([1_i64, 2, 3].as_slice(), false, Kind::Float)?;
+        let total = (data + near * refine.proximity).f_sum(Kind::Float)?;
+        let grad = Tensor::f_run_backward(&[&total], &[&leaf], false, false)?
+            .pop()
+            .ok_or_else(|| GanError::Internal("no gradient at the features".into()))?;
+        h = tch::no_grad(|| -> Result<Tensor, GanError> {
+            Ok(adam.step(&h, &grad)?.f_clamp_min(0.0)?)
+        })?;
+    }
     tch::no_grad(|| {
-        let images = generator.forward_t(&z, false);
-        let per_start = data_losses(&images, &targets, starts)?;
-        let losses = Vec::<f32>::try_from(per_start.f_to_device(Device::Cpu)?)?;
-        let mut out = Vec::with_capacity(known.len());
-        for (i, ((k, _), t)) in known.iter().zip(&targets).enumerate() {
-            let own = &losses[i * starts..(i + 1) * starts];
-            let best = own
-                .iter()
-                .enumerate()
-                .min_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(0, |(s, _)| s);
-            let generated = images.f_narrow(0, (i * starts + best) as i64, 1)?;
-            let blended = blend(k, t, &generated, settings, size)?;
-            out.push(Inverted {
-                pixels: Vec::<f32>::try_from(blended.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?,
-                data_loss: f64::from(own[best]),
-                start: best,
-            });
-        }
-        Ok(out)
+        let images = generator
+            .tail_t(&h)
+            .ok_or_else(|| GanError::Internal("the generator lost its tail".into()))?;
+        let losses = data_losses(&images, targets, 1)?;
+        let losses = Vec::<f32>::try_from(losses.f_to_device(Device::Cpu)?)?;
+        Ok(Some((images, losses.into_iter().map(f64::from).collect())))
     })
 }
 
@@ -225,11 +424,12 @@ fn downscale(images: &Tensor, f: i64) -> Result<Tensor, GanError> {
     Ok(images.f_avg_pool2d([f, f], [f, f], [0, 0], false, true, None::<i64>)?)
 }
 
-/// Mean squared error on the known data of each start: `[N]`.
-fn data_losses(images: &Tensor, targets: &[Target], starts: usize) -> Result<Tensor, GanError> {
+/// Mean squared error on the known data of each image, `per` consecutive images per target:
+/// `[targets.len() · per]`.
+fn data_losses(images: &Tensor, targets: &[&Target], per: usize) -> Result<Tensor, GanError> {
     let mut losses = Vec::with_capacity(targets.len());
     for (i, t) in targets.iter().enumerate() {
-        let own = images.f_narrow(0, (i * starts) as i64, starts as i64)?;
+        let own = images.f_narrow(0, (i * per) as i64, per as i64)?;
         let own = match t.factor {
             Some(f) => downscale(&own, f)?,
             None => own,
@@ -252,22 +452,25 @@ fn prior(z: &Tensor, dim: usize) -> Tensor {
     (radius - 1.0).square()
 }
 
-/// The answer from the winning generation `[1, C, S, S]`.
+/// The answer from the final generation `[1, C, S, S]`.
 fn blend(
     known: &Known,
     target: &Target,
     generated: &Tensor,
     settings: &InversionSettings,
     size: u32,
+    channels: u32,
 ) -> Result<Tensor, GanError> {
     let out = match known {
         Known::All { .. } => {
             let keep = settings.restore_keep.clamp(0.0, 1.0);
             generated * (1.0 - keep) + &target.pixels * keep
         }
-        Known::Masked { mask, .. } => {
-            let keep = feathered(mask, size, settings.feather, generated.device())?;
-            generated * (1.0 - &keep) + &target.pixels * &keep
+        Known::Masked { pixels, mask } => {
+            let filled = fill_hole(pixels, mask, generated, size, channels)?;
+            Tensor::f_from_slice(&filled)?
+                .f_view([1, i64::from(channels), i64::from(size), i64::from(size)])?
+                .f_to_device(generated.device())?
         }
         Known::Downscaled { factor, .. } => {
             // Back-projection that respects the range: each block's residual is spread over
@@ -289,31 +492,38 @@ fn blend(
     Ok(out.f_clamp(-1.0, 1.0)?)
 }
 
-/// The share of the known picture kept at each position `[1, 1, S, S]`: 0 in the hole, rising
-/// to 1 at `feather` pixels (Chebyshev distance) from it, so the seam fades.
-fn feathered(mask: &[bool], size: u32, feather: u32, device: Device) -> Result<Tensor, GanError> {
-    let s = size as usize;
-    let holes: Vec<(usize, usize)> = (0..s * s)
-        .filter(|&i| !mask[i])
-        .map(|i| (i / s, i % s))
-        .collect();
-    let keep: Vec<f32> = (0..s * s)
+/// An inpaint's answer `[C, S, S]`: every known pixel as it was; in the hole the generation
+/// plus the harmonic interpolation (Laplace's equation) of its error on the known pixels, so
+/// the generation meets the known picture without a step at the seam.
+fn fill_hole(
+    pixels: &[f32],
+    mask: &[bool],
+    generated: &Tensor,
+    size: u32,
+    channels: u32,
+) -> Result<Vec<f32>, GanError> {
+    let generated = Vec::<f32>::try_from(generated.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
+    let plane = (size * size) as usize;
+    let error = Planes {
+        channels: channels as usize,
+        size: size as usize,
+        data: pixels
+            .iter()
+            .zip(&generated)
+            .enumerate()
+            .map(|(i, (p, g))| if mask[i % plane] { p - g } else { 0.0 })
+            .collect(),
+    };
+    let correction = harmonic_fill(&error, mask);
+    Ok((0..pixels.len())
         .map(|i| {
-            if !mask[i] {
-                return 0.0;
+            if mask[i % plane] {
+                pixels[i]
+            } else {
+                (generated[i] + correction.data[i]).clamp(-1.0, 1.0)
             }
-            let (y, x) = (i / s, i % s);
-            let d = holes
-                .iter()
-                .map(|&(hy, hx)| y.abs_diff(hy).max(x.abs_diff(hx)))
-                .min()
-                .unwrap_or(usize::MAX);
-            ((d as f32) / (feather as f32 + 1.0)).min(1.0)
         })
-        .collect();
-    Ok(Tensor::f_from_slice(&keep)?
-        .f_view([1, 1, size as i64, size as i64])?
-        .f_to_device(device)?)
+        .collect())
 }
 
 /// Adam on one tensor (Kingma & Ba 2015, as `torch.optim.Adam`).
@@ -369,13 +579,40 @@ mod tests {
     }
 
     fn settings(steps: usize) -> InversionSettings {
+        let none = Refine {
+            steps: 0,
+            learning_rate: 0.03,
+            proximity: 0.1,
+        };
         InversionSettings {
+            candidates: 4,
             starts: 4,
             steps,
             learning_rate: 0.05,
             prior_weight: 0.01,
             restore_keep: 0.0,
-            feather: 2,
+            refine: Refinements {
+                restore: none,
+                inpaint: none,
+                upscale: none,
+            },
+        }
+    }
+
+    /// `settings(steps)` with a refinement of `refine` steps for every operation.
+    fn refined(steps: usize, refine: usize) -> InversionSettings {
+        let r = Refine {
+            steps: refine,
+            learning_rate: 0.03,
+            proximity: 0.1,
+        };
+        InversionSettings {
+            refine: Refinements {
+                restore: r,
+                inpaint: r,
+                upscale: r,
+            },
+            ..settings(steps)
         }
     }
 
@@ -402,7 +639,7 @@ mod tests {
     }
 
     #[test]
-    fn inpainting_keeps_the_known_pixels_away_from_the_hole() {
+    fn inpainting_keeps_every_known_pixel() {
         let g = generator();
         let truth = reachable(&g);
         let mask = hole(10, 12, 12, 12);
@@ -416,15 +653,11 @@ mod tests {
             pixels: pixels.clone(),
             mask: mask.clone(),
         };
-        let out = invert(&g, &[(known, 3)], &settings(40)).unwrap();
-        let f = settings(1).feather as usize;
+        let out = invert(&g, &[(known, 3)], &refined(40, 5)).unwrap();
         assert_eq!(out[0].pixels.len(), 32 * 32);
         for (i, (got, was)) in out[0].pixels.iter().zip(&pixels).enumerate() {
-            let (y, x) = (i / 32, i % 32);
-            let far =
-                !(10 - f - 1..22 + f + 1).contains(&x) || !(12 - f - 1..24 + f + 1).contains(&y);
-            if far {
-                assert!((got - was).abs() < 1e-6, "pixel {x},{y}");
+            if mask[i] {
+                assert!((got - was).abs() < 1e-6, "pixel {},{}", i % 32, i / 32);
             }
         }
         // Inside the hole the generator's pixels, nearer the truth than the black fill.
@@ -447,7 +680,7 @@ mod tests {
             pixels: Vec::<f32>::try_from(small.flatten(0, -1)).unwrap(),
             factor: 4,
         };
-        let out = invert(&g, &[(known, 5)], &settings(10)).unwrap();
+        let out = invert(&g, &[(known, 5)], &refined(10, 5)).unwrap();
         let back = downscale(&Tensor::from_slice(&out[0].pixels).view([1, 1, 32, 32]), 4).unwrap();
         let error = f64::try_from((back - &small).abs().max()).unwrap();
         assert!(error < 1e-5, "{error}");
@@ -464,13 +697,18 @@ mod tests {
             pixels,
             mask: hole(0, 0, 16, 8),
         };
-        let alone = invert(&g, &[(a.clone(), 11)], &settings(5)).unwrap();
-        let again = invert(&g, &[(a.clone(), 11)], &settings(5)).unwrap();
+        // Warm starts, latent search and refinement, each stage free of the batch's others.
+        let all_stages = InversionSettings {
+            candidates: 16,
+            ..refined(5, 3)
+        };
+        let alone = invert(&g, &[(a.clone(), 11)], &all_stages).unwrap();
+        let again = invert(&g, &[(a.clone(), 11)], &all_stages).unwrap();
         assert_eq!(alone[0].pixels, again[0].pixels);
-        let other = invert(&g, &[(a.clone(), 12)], &settings(5)).unwrap();
+        let other = invert(&g, &[(a.clone(), 12)], &all_stages).unwrap();
         assert_ne!(alone[0].pixels, other[0].pixels);
-        let together = invert(&g, &[(b.clone(), 4), (a, 11)], &settings(5)).unwrap();
-        let b_alone = invert(&g, &[(b, 4)], &settings(5)).unwrap();
+        let together = invert(&g, &[(b.clone(), 4), (a, 11)], &all_stages).unwrap();
+        let b_alone = invert(&g, &[(b, 4)], &all_stages).unwrap();
         for (x, y) in [(&together[1], &alone[0]), (&together[0], &b_alone[0])] {
             assert_eq!(x.start, y.start);
             let most = x
@@ -481,6 +719,47 @@ mod tests {
                 .fold(0.0_f32, f32::max);
             assert!(most < 1e-4, "{most}");
         }
+    }
+
+    #[test]
+    fn warm_starts_and_refinement_each_lower_the_data_loss() {
+        let g = generator();
+        let known = Known::All {
+            pixels: reachable(&g),
+        };
+        let job = [(known, 21)];
+        let plain = invert(&g, &job, &settings(5)).unwrap();
+        let warm = invert(
+            &g,
+            &job,
+            &InversionSettings {
+                candidates: 64,
+                ..settings(5)
+            },
+        )
+        .unwrap();
+        let refined = invert(
+            &g,
+            &job,
+            &InversionSettings {
+                candidates: 64,
+                ..refined(5, 20)
+            },
+        )
+        .unwrap();
+        assert!(warm[0].data_loss < plain[0].data_loss, "{warm:?} {plain:?}");
+        assert!(refined[0].data_loss < warm[0].data_loss, "{refined:?} {warm:?}");
+        // The winner is named by its index among the request's candidates.
+        assert!(warm[0].start < 64);
+        assert!(invert(
+            &g,
+            &job,
+            &InversionSettings {
+                candidates: 3,
+                ..settings(5)
+            }
+        )
+        .is_err());
     }
 
     #[test]

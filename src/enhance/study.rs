@@ -279,8 +279,8 @@ pub fn run(model: &LoadedModel, dataset: &Path, config: &StudyConfig) -> Result<
         study.rows.push(Row {
             condition: name,
             method: format!(
-                "Hallmark ({} starts x {} steps)",
-                config.settings.starts, config.settings.steps
+                "Hallmark ({}/{} starts x {} steps)",
+                config.settings.starts, config.settings.candidates, config.settings.steps
             ),
             psnr: h_psnr / n,
             ssim: h_ssim / n,
@@ -461,17 +461,27 @@ mod tests {
             tch::Device::Cpu,
         )
         .unwrap();
+        let refine = super::super::invert::Refine {
+            steps: 2,
+            learning_rate: 0.03,
+            proximity: 0.1,
+        };
         let config = StudyConfig {
             images: 3,
             tuning: 2,
             seed: 1,
             settings: InversionSettings {
+                candidates: 8,
                 starts: 2,
                 steps: 3,
                 learning_rate: 0.05,
                 prior_weight: 0.01,
                 restore_keep: 0.0,
-                feather: 2,
+                refine: super::super::invert::Refinements {
+                    restore: refine,
+                    inpaint: refine,
+                    upscale: refine,
+                },
             },
             batch: 2,
             progress: false,

@@ -170,19 +170,69 @@ impl Generator {
     /// A progressive generator's images are always of the full size (upsampled if it has not
     /// grown that far) and never depend on the batch.
     pub fn forward_t(&self, latents: &Tensor, train: bool) -> Tensor {
-        let (blocks, out) = match &self.net {
-            GeneratorNet::Dcgan { blocks, out } => (blocks, out),
-            GeneratorNet::Progressive(p) => return p.forward(latents, false),
-        };
-        // Inference on a CPU: the two layers oneDNN handles badly take the direct kernel.
+        match &self.net {
+            GeneratorNet::Dcgan { blocks, out } => {
+                let x = Self::dcgan_head(blocks, latents, &self.arch, train);
+                self.dcgan_tail(&blocks[1..], out, x, train)
+            }
+            GeneratorNet::Progressive(p) => p.forward(latents, false),
+        }
+    }
+
+    /// A DCGAN's first block in inference mode: latents `[N, latent_dim]` → its features
+    /// (`[N, width, 4, 4]`, after the ReLU, so never negative). `None` for a progressive
+    /// generator. `self.tail_t(&self.head_t(z)?)` is `self.forward_t(z, false)`.
+    #[must_use]
+    pub fn head_t(&self, latents: &Tensor) -> Option<Tensor> {
+        match &self.net {
+            GeneratorNet::Dcgan { blocks, .. } => {
+                Some(Self::dcgan_head(blocks, latents, &self.arch, false))
+            }
+            GeneratorNet::Progressive(_) => None,
+        }
+    }
+
+    /// The rest of a DCGAN after [`Self::head_t`], in inference mode: features → images.
+    /// `None` for a progressive generator.
+    #[must_use]
+    pub fn tail_t(&self, features: &Tensor) -> Option<Tensor> {
+        match &self.net {
+            GeneratorNet::Dcgan { blocks, out } => {
+                Some(self.dcgan_tail(&blocks[1..], out, features.shallow_clone(), false))
+            }
+            GeneratorNet::Progressive(_) => None,
+        }
+    }
+
+    // Inference on a CPU: the two layers oneDNN handles badly (the first and the image layer)
+    // take the direct kernel.
+    fn dcgan_head(
+        blocks: &[(nn::ConvTranspose2D, nn::BatchNorm)],
+        latents: &Tensor,
+        arch: &Architecture,
+        train: bool,
+    ) -> Tensor {
         let direct = !train && latents.device() == Device::Cpu;
-        let mut x = latents.view([-1, i64::from(self.arch.latent_dim), 1, 1]);
-        for (i, (conv, bn)) in blocks.iter().enumerate() {
-            let first = i == 0;
-            x = transpose(conv, &x, block_geometry(first), direct && first)
+        let (conv, bn) = &blocks[0];
+        let x = latents.view([-1, i64::from(arch.latent_dim), 1, 1]);
+        transpose(conv, &x, block_geometry(true), direct)
+            .apply_t(bn, train)
+            .relu()
+    }
+
+    fn dcgan_tail(
+        &self,
+        blocks: &[(nn::ConvTranspose2D, nn::BatchNorm)],
+        out: &nn::ConvTranspose2D,
+        mut x: Tensor,
+        train: bool,
+    ) -> Tensor {
+        for (conv, bn) in blocks {
+            x = transpose(conv, &x, block_geometry(false), false)
                 .apply_t(bn, train)
                 .relu();
         }
+        let direct = !train && x.device() == Device::Cpu;
         let image_layer = direct && self.arch.channels <= DIRECT_MAX_CHANNELS;
         transpose(out, &x, block_geometry(false), image_layer).tanh()
     }

@@ -375,6 +375,7 @@ impl GenerationService {
             .operation
             .known(&spec.image, info.image_size, info.channels)
             .map_err(GenerationError::Enhance)?;
+        let refine_steps = spec.settings.refine.for_known(&known).steps;
         let mut times = StageTimes::default();
         let started = Instant::now();
         let inverted = self
@@ -383,8 +384,10 @@ impl GenerationService {
             .await?;
         times.inference = started.elapsed();
         let mut parameters = spec.operation.parameters();
+        parameters.insert("candidates".into(), spec.settings.candidates.into());
         parameters.insert("starts".into(), spec.settings.starts.into());
         parameters.insert("steps".into(), spec.settings.steps.into());
+        parameters.insert("refine_steps".into(), refine_steps.into());
         // As the record and Hallmark's assertion state it (C2PA's CBOR has no u64 past i64).
         parameters.insert(
             "seed".into(),

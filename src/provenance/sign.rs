@@ -67,9 +67,9 @@ pub struct EditClaim<'a> {
     pub operation: &'a str,
     /// What was done, in words: "region 10,12 12x12 inpainted".
     pub description: &'a str,
-    /// The parameters of the `c2pa.edited` action (operation, region, factor, starts, steps,
-    /// seed). Custom parameters are namespaced (C2PA 2.2 §18.14.4.7): a name without a dot is
-    /// written as `org.hallmark.<name>`.
+    /// The parameters of the `c2pa.edited` action (operation, region, factor, candidates,
+    /// starts, steps, refinement steps, seed). Custom parameters are namespaced (C2PA 2.2
+    /// §18.14.4.7): a name without a dot is written as `org.hallmark.<name>`.
     pub parameters: serde_json::Map<String, serde_json::Value>,
 }
 
