@@ -12,6 +12,7 @@
 //! enhance` runs it on the dev profile. Settings come from the environment as for `hallmark
 //! serve`, e.g. `HALLMARK__ENHANCEMENT__STEPS=50`.
 
+#[allow(dead_code)] // what this bench does not use of the shared helpers
 mod common;
 
 use std::io::Cursor;

@@ -357,9 +357,11 @@ fn refine_features(
             .tail_t(&leaf)
             .ok_or_else(|| GanError::Internal("the generator lost its tail".into()))?;
         let data = data_losses(&images, targets, 1)?;
-        let near = (&leaf - &start)
-            .f_square()?
-            .f_mean_dim([1_i64, 2, 3].as_slice(), false, Kind::Float)?;
+        let near = (&leaf - &start).f_square()?.f_mean_dim(
+            [1_i64, 2, 3].as_slice(),
+            false,
+            Kind::Float,
+        )?;
         let total = (data + near * refine.proximity).f_sum(Kind::Float)?;
         let grad = Tensor::f_run_backward(&[&total], &[&leaf], false, false)?
             .pop()
@@ -748,7 +750,10 @@ mod tests {
         )
         .unwrap();
         assert!(warm[0].data_loss < plain[0].data_loss, "{warm:?} {plain:?}");
-        assert!(refined[0].data_loss < warm[0].data_loss, "{refined:?} {warm:?}");
+        assert!(
+            refined[0].data_loss < warm[0].data_loss,
+            "{refined:?} {warm:?}"
+        );
         // The winner is named by its index among the request's candidates.
         assert!(warm[0].start < 64);
         assert!(invert(
