@@ -25,6 +25,7 @@ use hallmark::enhance::invert::{invert, Known};
 use hallmark::enhance::model_pixels;
 use hallmark::gan::data::Split;
 use hallmark::gan::load_model;
+use hallmark::inference::threads::{self, TorchThreads};
 use hallmark::provenance::SigningIdentity;
 use hallmark::store::api_keys::{self, Role};
 use hallmark::store::signing_keys::register as register_signing_key;
@@ -115,7 +116,6 @@ fn inversion_alone(settings: &Settings, pictures: &[DynamicImage], op: Op, batch
 }
 
 fn main() {
-    let threads = tch::get_num_threads();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -132,6 +132,10 @@ fn main() {
             hallmark::detect::train::real_images(DATASET.as_ref(), Split::Test, 32, 1, Some(64))
                 .unwrap();
 
+        // The inversion alone runs here with the torch threads the model thread gets.
+        let threads = TorchThreads::resolve(&settings.model, threads::available_cores(), false)
+            .apply()
+            .intra_op;
         let e = &settings.enhancement;
         println!(
             "# Enhancement (CPU, torch threads {threads}, model {}; {} candidates, {} starts x {} steps, refinement steps restore {} / inpaint {} / upscale {})",
