@@ -18,7 +18,7 @@ mod common;
 use std::io::Cursor;
 use std::time::Instant;
 
-use common::{fresh_database, load, ms};
+use common::{load, ms, signing_service};
 
 use hallmark::config::Settings;
 use hallmark::enhance::invert::{invert, Known};
@@ -26,9 +26,7 @@ use hallmark::enhance::model_pixels;
 use hallmark::gan::data::Split;
 use hallmark::gan::load_model;
 use hallmark::inference::threads::{self, TorchThreads};
-use hallmark::provenance::SigningIdentity;
 use hallmark::store::api_keys::{self, Role};
-use hallmark::store::signing_keys::register as register_signing_key;
 use hallmark::Application;
 use image::DynamicImage;
 use reqwest::multipart::{Form, Part};
@@ -121,11 +119,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut settings = common::settings(data_dir.path());
-        let pool = fresh_database(&mut settings, "hallmark_bench_enhance").await;
-        let identity = SigningIdentity::load(&settings).unwrap();
-        register_signing_key(&pool, &identity).await.unwrap();
+        let (_data_dir, settings, pool) = signing_service("hallmark_bench_enhance").await;
         let key = api_keys::create(&pool, "bench", Role::Generator).await.unwrap();
         let key = key.secret.expose_secret().to_owned();
         let pictures =

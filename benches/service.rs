@@ -21,6 +21,7 @@
 //! - `BENCH_SYNCHRONOUS_COMMIT=off`: PostgreSQL commits without waiting for the WAL flush (on the
 //!   bench's own database only), to measure what the fsync costs; never a setting to serve with.
 
+#[allow(dead_code)] // what this bench does not use of the shared helpers
 mod common;
 
 use std::time::Instant;

@@ -581,11 +581,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut settings = common::settings(data_dir.path());
-        let pool = fresh_database(&mut settings, "hallmark_bench_verify").await;
-        let identity = SigningIdentity::load(&settings).unwrap();
-        register_signing_key(&pool, &identity).await.unwrap();
+        let (_data_dir, settings, pool) = common::signing_service("hallmark_bench_verify").await;
         // `cargo bench --bench verify -- service` (or `-- index`) runs one part.
         let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
         let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);

@@ -51,6 +51,20 @@ pub async fn fresh_database(settings: &mut Settings, name: &str) -> PgPool {
     pool
 }
 
+/// A bench's signing service state: a fresh data folder (PKI and log key, kept while the
+/// `TempDir` lives), settings pointing at the fresh, migrated database `name`, and the signing
+/// key registered there.
+pub async fn signing_service(name: &str) -> (tempfile::TempDir, Settings, PgPool) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(data_dir.path());
+    let pool = fresh_database(&mut settings, name).await;
+    let identity = hallmark::provenance::SigningIdentity::load(&settings).unwrap();
+    hallmark::store::signing_keys::register(&pool, &identity)
+        .await
+        .unwrap();
+    (data_dir, settings, pool)
+}
+
 pub struct LoadResult {
     pub per_s: f64,
     pub p50: Duration,
