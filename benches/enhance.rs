@@ -21,7 +21,7 @@ use std::time::Instant;
 use common::{load, ms, signing_service};
 
 use hallmark::config::Settings;
-use hallmark::enhance::invert::{invert, Known};
+use hallmark::enhance::invert::{invert_with, Known};
 use hallmark::enhance::model_pixels;
 use hallmark::gan::data::Split;
 use hallmark::gan::load_model;
@@ -103,11 +103,12 @@ fn inversion_alone(settings: &Settings, pictures: &[DynamicImage], op: Op, batch
         .enumerate()
         .map(|(i, p)| (op.known(p), i as u64))
         .collect();
-    invert(&model.generator, &jobs, &settings.enhancement).unwrap(); // warm-up
+    let d = Some(&model.discriminator);
+    invert_with(&model.generator, d, &jobs, &settings.enhancement).unwrap(); // warm-up
     let mut best = f64::MAX;
     for _ in 0..3 {
         let started = Instant::now();
-        invert(&model.generator, &jobs, &settings.enhancement).unwrap();
+        invert_with(&model.generator, d, &jobs, &settings.enhancement).unwrap();
         best = best.min(started.elapsed().as_secs_f64());
     }
     best / jobs.len() as f64

@@ -32,7 +32,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::quality::{harmonic_fill, Planes};
-use crate::gan::model::{latents_for, Generator};
+use crate::gan::model::{latents_for, Discriminator, Generator};
 use crate::gan::GanError;
 
 /// What is known of one picture, in the model's pixel space (`[C, S, S]` values in [-1, 1],
@@ -72,6 +72,9 @@ pub struct InversionSettings {
     pub learning_rate: f64,
     /// Weight of the prior `(|z|²/d − 1)²` per latent.
     pub prior_weight: f64,
+    /// Weight of the discriminator's realism term `softplus(−D(G(z)))` (the non-saturating
+    /// generator loss) in the latent search; 0: pixels and prior only.
+    pub realism_weight: f64,
     /// Restore: share of the noisy picture kept in the answer (0: the generation alone).
     pub restore_keep: f64,
     /// The refinement of the winner's first-block features, per operation.
@@ -177,6 +180,20 @@ pub fn invert(
     known: &[(Known, u64)],
     settings: &InversionSettings,
 ) -> Result<Vec<Inverted>, GanError> {
+    invert_with(generator, None, known, settings)
+}
+
+/// [`invert`] with the model's discriminator, which the realism term needs
+/// (`settings.realism_weight` > 0; without a discriminator the term is left out).
+///
+/// # Errors
+/// As [`invert`].
+pub fn invert_with(
+    generator: &Generator,
+    discriminator: Option<&Discriminator>,
+    known: &[(Known, u64)],
+    settings: &InversionSettings,
+) -> Result<Vec<Inverted>, GanError> {
     let arch = generator.architecture();
     let (size, channels) = (arch.image_size, arch.channels);
     if settings.starts == 0 || settings.steps == 0 || settings.candidates < settings.starts {
@@ -197,7 +214,8 @@ pub fn invert(
         .map(|(k, _)| target(k, size, channels, device))
         .collect::<Result<Vec<_>, _>>()?;
     let (z, indices) = warm_starts(generator, known, &targets, settings)?;
-    let z = search_latents(generator, z, &targets, settings)?;
+    let critic = discriminator.filter(|_| settings.realism_weight > 0.0);
+    let z = search_latents(generator, critic, z, &targets, settings)?;
     let (winners, losses) = tch::no_grad(|| pick_winners(generator, &z, &targets, settings))?;
     let mut images: Vec<Tensor> = winners
         .iter()
@@ -289,6 +307,7 @@ fn warm_starts(
 /// Adam on the latents `z` (`[P·starts, d]`) against the data loss and the prior.
 fn search_latents(
     generator: &Generator,
+    critic: Option<&Discriminator>,
     mut z: Tensor,
     targets: &[Target],
     settings: &InversionSettings,
@@ -301,7 +320,12 @@ fn search_latents(
         let images = generator.forward_t(&leaf, false);
         let per_start = data_losses(&images, &all, settings.starts)?;
         let prior = prior(&leaf, dim);
-        let total = (&per_start + prior * settings.prior_weight).f_sum(Kind::Float)?;
+        let mut total = &per_start + prior * settings.prior_weight;
+        if let Some(d) = critic {
+            let unreal = d.forward_t(&images, false).f_neg()?.f_softplus()?;
+            total += unreal * settings.realism_weight;
+        }
+        let total = total.f_sum(Kind::Float)?;
         let grad = Tensor::f_run_backward(&[&total], &[&leaf], false, false)?
             .pop()
             .ok_or_else(|| GanError::Internal("no gradient at the latents".into()))?;
@@ -592,6 +616,7 @@ mod tests {
             steps,
             learning_rate: 0.05,
             prior_weight: 0.01,
+            realism_weight: 0.0,
             restore_keep: 0.0,
             refine: Refinements {
                 restore: none,
@@ -765,6 +790,33 @@ mod tests {
             }
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_realism_term_needs_the_discriminator_and_moves_the_search() {
+        let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+        let model =
+            crate::gan::catalog::load_model(models.as_ref(), "fashion-dcgan32-ema", Device::Cpu)
+                .unwrap();
+        let known = Known::All {
+            pixels: reachable(&model.generator),
+        };
+        let job = [(known, 8)];
+        let with = InversionSettings {
+            realism_weight: 0.05,
+            ..settings(5)
+        };
+        let plain = invert(&model.generator, &job, &with).unwrap();
+        let off = invert_with(
+            &model.generator,
+            Some(&model.discriminator),
+            &job,
+            &settings(5),
+        );
+        let on = invert_with(&model.generator, Some(&model.discriminator), &job, &with).unwrap();
+        // Weight 0 or no discriminator: the pixels-and-prior search, exactly.
+        assert_eq!(off.unwrap()[0].pixels, plain[0].pixels);
+        assert_ne!(on[0].pixels, plain[0].pixels);
     }
 
     #[test]

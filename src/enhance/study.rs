@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use super::invert::{invert, InversionSettings, Known};
+use super::invert::{invert_with, InversionSettings, Known};
 use super::quality::{
     area_downscale, gaussian_blur, harmonic_fill, mean_fill, median3, psnr, resample, ssim, Planes,
 };
@@ -373,7 +373,12 @@ fn hallmark_scores(
                 (known, config.seed.wrapping_add((first + j) as u64))
             })
             .collect();
-        let out = invert(&model.generator, &jobs, &config.settings)?;
+        let out = invert_with(
+            &model.generator,
+            Some(&model.discriminator),
+            &jobs,
+            &config.settings,
+        )?;
         for (j, inverted) in out.iter().enumerate() {
             let picture = Planes::from_image(
                 &to_image(&inverted.pixels, arch.image_size, arch.channels),
@@ -476,6 +481,7 @@ mod tests {
                 steps: 3,
                 learning_rate: 0.05,
                 prior_weight: 0.01,
+                realism_weight: 0.01,
                 restore_keep: 0.0,
                 refine: super::super::invert::Refinements {
                     restore: refine,

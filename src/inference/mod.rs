@@ -425,7 +425,12 @@ impl Worker {
             let total = pictures.len();
             metrics::histogram!("hallmark_enhance_batch_size").record(total as f64);
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                crate::enhance::invert::invert(&served.model.generator, &pictures, &settings)
+                crate::enhance::invert::invert_with(
+                    &served.model.generator,
+                    Some(&served.model.discriminator),
+                    &pictures,
+                    &settings,
+                )
             }));
             let fail = |replies: Vec<InvertReply>, message: &str| {
                 tracing::error!(error = message, "enhancement batch failed");
