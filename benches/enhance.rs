@@ -21,10 +21,10 @@ use std::time::Instant;
 use common::{load, ms, signing_service};
 
 use hallmark::config::Settings;
-use hallmark::enhance::invert::{invert_with, Known};
+use hallmark::enhance::invert::{invert, Known};
 use hallmark::enhance::model_pixels;
 use hallmark::gan::data::Split;
-use hallmark::gan::load_model;
+use hallmark::gan::{load_model, LoadedModel};
 use hallmark::inference::threads::{self, TorchThreads};
 use hallmark::store::api_keys::{self, Role};
 use hallmark::Application;
@@ -95,8 +95,13 @@ impl Op {
 }
 
 /// CPU seconds per picture of the inversion alone, `batch` pictures at a time.
-fn inversion_alone(settings: &Settings, pictures: &[DynamicImage], op: Op, batch: usize) -> f64 {
-    let model = load_model(&settings.model.dir, &settings.model.name, tch::Device::Cpu).unwrap();
+fn inversion_alone(
+    model: &LoadedModel,
+    settings: &Settings,
+    pictures: &[DynamicImage],
+    op: Op,
+    batch: usize,
+) -> f64 {
     let jobs: Vec<(Known, u64)> = pictures
         .iter()
         .take(batch)
@@ -104,11 +109,11 @@ fn inversion_alone(settings: &Settings, pictures: &[DynamicImage], op: Op, batch
         .map(|(i, p)| (op.known(p), i as u64))
         .collect();
     let d = Some(&model.discriminator);
-    invert_with(&model.generator, d, &jobs, &settings.enhancement).unwrap(); // warm-up
+    invert(&model.generator, d, &jobs, &settings.enhancement).unwrap(); // warm-up
     let mut best = f64::MAX;
     for _ in 0..3 {
         let started = Instant::now();
-        invert_with(&model.generator, d, &jobs, &settings.enhancement).unwrap();
+        invert(&model.generator, d, &jobs, &settings.enhancement).unwrap();
         best = best.min(started.elapsed().as_secs_f64());
     }
     best / jobs.len() as f64
@@ -143,10 +148,12 @@ fn main() {
             e.refine.upscale.steps
         );
         println!();
+        let model =
+            load_model(&settings.model.dir, &settings.model.name, tch::Device::Cpu).unwrap();
         let mut alone = Vec::new();
         for op in Op::ALL {
-            let one = inversion_alone(&settings, &pictures, op, 1);
-            let eight = inversion_alone(&settings, &pictures, op, 8);
+            let one = inversion_alone(&model, &settings, &pictures, op, 1);
+            let eight = inversion_alone(&model, &settings, &pictures, op, 8);
             alone.push((one, eight));
         }
 

@@ -170,25 +170,13 @@ pub fn check(known: &Known, size: u32, channels: u32) -> Result<(), GanError> {
 }
 
 /// Inverts every picture of `known` (each with its own seed) through `generator`, all starts
-/// in one batch; returns the enhanced pictures in order.
+/// in one batch; returns the enhanced pictures in order. `discriminator` serves the realism
+/// term (`settings.realism_weight` > 0); without one the term is left out.
 ///
 /// # Errors
 /// A picture that does not fit the model ([`check`]), zero starts or steps, fewer candidates
 /// than starts, torch failures.
 pub fn invert(
-    generator: &Generator,
-    known: &[(Known, u64)],
-    settings: &InversionSettings,
-) -> Result<Vec<Inverted>, GanError> {
-    invert_with(generator, None, known, settings)
-}
-
-/// [`invert`] with the model's discriminator, which the realism term needs
-/// (`settings.realism_weight` > 0; without a discriminator the term is left out).
-///
-/// # Errors
-/// As [`invert`].
-pub fn invert_with(
     generator: &Generator,
     discriminator: Option<&Discriminator>,
     known: &[(Known, u64)],
@@ -216,10 +204,11 @@ pub fn invert_with(
     let (z, indices) = warm_starts(generator, known, &targets, settings)?;
     let critic = discriminator.filter(|_| settings.realism_weight > 0.0);
     let z = search_latents(generator, critic, z, &targets, settings)?;
-    let (winners, losses) = tch::no_grad(|| pick_winners(generator, &z, &targets, settings))?;
+    let (winners, losses, generated) =
+        tch::no_grad(|| pick_winners(generator, &z, &targets, settings))?;
     let mut images: Vec<Tensor> = winners
         .iter()
-        .map(|&w| generator_image(generator, &z, w))
+        .map(|&w| generated.f_narrow(0, w as i64, 1))
         .collect::<Result<_, _>>()?;
     let mut data_loss: Vec<f64> = losses;
     for kind in 0..3 {
@@ -251,11 +240,6 @@ pub fn invert_with(
         }
         Ok(out)
     })
-}
-
-/// The generation of row `row` of `z`, `[1, C, S, S]`, without gradients.
-fn generator_image(generator: &Generator, z: &Tensor, row: usize) -> Result<Tensor, GanError> {
-    tch::no_grad(|| Ok(generator.forward_t(&z.f_narrow(0, row as i64, 1)?, false)))
 }
 
 /// Each picture's `starts` best of its `candidates` random latents (by data loss, ties to the
@@ -334,13 +318,14 @@ fn search_latents(
     Ok(z)
 }
 
-/// Each picture's winning row of `z` (lowest data loss, ties to the lower start) and that loss.
+/// Each picture's winning row of `z` (lowest data loss, ties to the lower start), that loss, and
+/// the generations of every row.
 fn pick_winners(
     generator: &Generator,
     z: &Tensor,
     targets: &[Target],
     settings: &InversionSettings,
-) -> Result<(Vec<usize>, Vec<f64>), GanError> {
+) -> Result<(Vec<usize>, Vec<f64>, Tensor), GanError> {
     let all: Vec<&Target> = targets.iter().collect();
     let images = generator.forward_t(z, false);
     let per_start = data_losses(&images, &all, settings.starts)?;
@@ -356,7 +341,7 @@ fn pick_winners(
         rows.push(i * settings.starts + best);
         best_losses.push(f64::from(own[best]));
     }
-    Ok((rows, best_losses))
+    Ok((rows, best_losses, images))
 }
 
 /// Adam on the first-block features of the rows `rows` of `z`, one per target: the refined
@@ -655,8 +640,8 @@ mod tests {
         let known = Known::All {
             pixels: reachable(&g),
         };
-        let short = invert(&g, &[(known.clone(), 1)], &settings(1)).unwrap();
-        let long = invert(&g, &[(known, 1)], &settings(60)).unwrap();
+        let short = invert(&g, None, &[(known.clone(), 1)], &settings(1)).unwrap();
+        let long = invert(&g, None, &[(known, 1)], &settings(60)).unwrap();
         assert!(
             long[0].data_loss < short[0].data_loss * 0.5,
             "{} then {}",
@@ -680,7 +665,7 @@ mod tests {
             pixels: pixels.clone(),
             mask: mask.clone(),
         };
-        let out = invert(&g, &[(known, 3)], &refined(40, 5)).unwrap();
+        let out = invert(&g, None, &[(known, 3)], &refined(40, 5)).unwrap();
         assert_eq!(out[0].pixels.len(), 32 * 32);
         for (i, (got, was)) in out[0].pixels.iter().zip(&pixels).enumerate() {
             if mask[i] {
@@ -707,7 +692,7 @@ mod tests {
             pixels: Vec::<f32>::try_from(small.flatten(0, -1)).unwrap(),
             factor: 4,
         };
-        let out = invert(&g, &[(known, 5)], &refined(10, 5)).unwrap();
+        let out = invert(&g, None, &[(known, 5)], &refined(10, 5)).unwrap();
         let back = downscale(&Tensor::from_slice(&out[0].pixels).view([1, 1, 32, 32]), 4).unwrap();
         let error = f64::try_from((back - &small).abs().max()).unwrap();
         assert!(error < 1e-5, "{error}");
@@ -729,13 +714,13 @@ mod tests {
             candidates: 16,
             ..refined(5, 3)
         };
-        let alone = invert(&g, &[(a.clone(), 11)], &all_stages).unwrap();
-        let again = invert(&g, &[(a.clone(), 11)], &all_stages).unwrap();
+        let alone = invert(&g, None, &[(a.clone(), 11)], &all_stages).unwrap();
+        let again = invert(&g, None, &[(a.clone(), 11)], &all_stages).unwrap();
         assert_eq!(alone[0].pixels, again[0].pixels);
-        let other = invert(&g, &[(a.clone(), 12)], &all_stages).unwrap();
+        let other = invert(&g, None, &[(a.clone(), 12)], &all_stages).unwrap();
         assert_ne!(alone[0].pixels, other[0].pixels);
-        let together = invert(&g, &[(b.clone(), 4), (a, 11)], &all_stages).unwrap();
-        let b_alone = invert(&g, &[(b, 4)], &all_stages).unwrap();
+        let together = invert(&g, None, &[(b.clone(), 4), (a, 11)], &all_stages).unwrap();
+        let b_alone = invert(&g, None, &[(b, 4)], &all_stages).unwrap();
         for (x, y) in [(&together[1], &alone[0]), (&together[0], &b_alone[0])] {
             assert_eq!(x.start, y.start);
             let most = x
@@ -755,9 +740,10 @@ mod tests {
             pixels: reachable(&g),
         };
         let job = [(known, 21)];
-        let plain = invert(&g, &job, &settings(5)).unwrap();
+        let plain = invert(&g, None, &job, &settings(5)).unwrap();
         let warm = invert(
             &g,
+            None,
             &job,
             &InversionSettings {
                 candidates: 64,
@@ -767,6 +753,7 @@ mod tests {
         .unwrap();
         let refined = invert(
             &g,
+            None,
             &job,
             &InversionSettings {
                 candidates: 64,
@@ -783,6 +770,7 @@ mod tests {
         assert!(warm[0].start < 64);
         assert!(invert(
             &g,
+            None,
             &job,
             &InversionSettings {
                 candidates: 3,
@@ -806,14 +794,14 @@ mod tests {
             realism_weight: 0.05,
             ..settings(5)
         };
-        let plain = invert(&model.generator, &job, &with).unwrap();
-        let off = invert_with(
+        let plain = invert(&model.generator, None, &job, &with).unwrap();
+        let off = invert(
             &model.generator,
             Some(&model.discriminator),
             &job,
             &settings(5),
         );
-        let on = invert_with(&model.generator, Some(&model.discriminator), &job, &with).unwrap();
+        let on = invert(&model.generator, Some(&model.discriminator), &job, &with).unwrap();
         // Weight 0 or no discriminator: the pixels-and-prior search, exactly.
         assert_eq!(off.unwrap()[0].pixels, plain[0].pixels);
         assert_ne!(on[0].pixels, plain[0].pixels);

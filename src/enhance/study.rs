@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use super::invert::{invert_with, InversionSettings, Known};
+use super::invert::{invert, InversionSettings, Known};
 use super::quality::{
     area_downscale, gaussian_blur, harmonic_fill, mean_fill, median3, psnr, resample, ssim, Planes,
 };
@@ -373,7 +373,7 @@ fn hallmark_scores(
                 (known, config.seed.wrapping_add((first + j) as u64))
             })
             .collect();
-        let out = invert_with(
+        let out = invert(
             &model.generator,
             Some(&model.discriminator),
             &jobs,

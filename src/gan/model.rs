@@ -44,10 +44,13 @@ pub struct Generator {
     net: GeneratorNet,
 }
 
+/// One upsampling block of a DCGAN generator.
+type DcganBlock = (nn::ConvTranspose2D, nn::BatchNorm);
+
 #[derive(Debug)]
 enum GeneratorNet {
     Dcgan {
-        blocks: Vec<(nn::ConvTranspose2D, nn::BatchNorm)>,
+        blocks: Vec<DcganBlock>,
         out: nn::ConvTranspose2D,
     },
     Progressive(ProGenerator),
@@ -172,8 +175,8 @@ impl Generator {
     pub fn forward_t(&self, latents: &Tensor, train: bool) -> Tensor {
         match &self.net {
             GeneratorNet::Dcgan { blocks, out } => {
-                let x = Self::dcgan_head(blocks, latents, &self.arch, train);
-                self.dcgan_tail(&blocks[1..], out, x, train)
+                let features = self.dcgan_head(blocks, latents, train);
+                self.dcgan_tail(blocks, out, features, train)
             }
             GeneratorNet::Progressive(p) => p.forward(latents, false),
         }
@@ -184,37 +187,32 @@ impl Generator {
     /// generator. `self.tail_t(&self.head_t(z)?)` is `self.forward_t(z, false)`.
     #[must_use]
     pub fn head_t(&self, latents: &Tensor) -> Option<Tensor> {
-        match &self.net {
-            GeneratorNet::Dcgan { blocks, .. } => {
-                Some(Self::dcgan_head(blocks, latents, &self.arch, false))
-            }
-            GeneratorNet::Progressive(_) => None,
-        }
+        let (blocks, _) = self.dcgan_parts()?;
+        Some(self.dcgan_head(blocks, latents, false))
     }
 
     /// The rest of a DCGAN after [`Self::head_t`], in inference mode: features → images.
     /// `None` for a progressive generator.
     #[must_use]
     pub fn tail_t(&self, features: &Tensor) -> Option<Tensor> {
+        let (blocks, out) = self.dcgan_parts()?;
+        Some(self.dcgan_tail(blocks, out, features.shallow_clone(), false))
+    }
+
+    /// A DCGAN's blocks and image layer; `None` for a progressive generator.
+    fn dcgan_parts(&self) -> Option<(&[DcganBlock], &nn::ConvTranspose2D)> {
         match &self.net {
-            GeneratorNet::Dcgan { blocks, out } => {
-                Some(self.dcgan_tail(&blocks[1..], out, features.shallow_clone(), false))
-            }
+            GeneratorNet::Dcgan { blocks, out } => Some((blocks, out)),
             GeneratorNet::Progressive(_) => None,
         }
     }
 
     // Inference on a CPU: the two layers oneDNN handles badly (the first and the image layer)
     // take the direct kernel.
-    fn dcgan_head(
-        blocks: &[(nn::ConvTranspose2D, nn::BatchNorm)],
-        latents: &Tensor,
-        arch: &Architecture,
-        train: bool,
-    ) -> Tensor {
+    fn dcgan_head(&self, blocks: &[DcganBlock], latents: &Tensor, train: bool) -> Tensor {
         let direct = !train && latents.device() == Device::Cpu;
         let (conv, bn) = &blocks[0];
-        let x = latents.view([-1, i64::from(arch.latent_dim), 1, 1]);
+        let x = latents.view([-1, i64::from(self.arch.latent_dim), 1, 1]);
         transpose(conv, &x, block_geometry(true), direct)
             .apply_t(bn, train)
             .relu()
@@ -222,12 +220,12 @@ impl Generator {
 
     fn dcgan_tail(
         &self,
-        blocks: &[(nn::ConvTranspose2D, nn::BatchNorm)],
+        blocks: &[DcganBlock],
         out: &nn::ConvTranspose2D,
         mut x: Tensor,
         train: bool,
     ) -> Tensor {
-        for (conv, bn) in blocks {
+        for (conv, bn) in &blocks[1..] {
             x = transpose(conv, &x, block_geometry(false), false)
                 .apply_t(bn, train)
                 .relu();

@@ -425,7 +425,7 @@ impl Worker {
             let total = pictures.len();
             metrics::histogram!("hallmark_enhance_batch_size").record(total as f64);
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                crate::enhance::invert::invert_with(
+                crate::enhance::invert::invert(
                     &served.model.generator,
                     Some(&served.model.discriminator),
                     &pictures,
